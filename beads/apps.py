@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BeadsConfig(AppConfig):
+    name = "beads"
+    verbose_name = "Beads"

@@ -1,0 +1,329 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class BeadType(models.TextChoices):
+    ISSUE = "issue", "Issue"
+    MERGE_REQUEST = "merge_request", "Merge request"
+    ESCALATION = "escalation", "Escalation"
+
+
+class BeadStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    IN_REVIEW = "in_review", "In review"
+    CLOSED = "closed", "Closed"
+    FAILED = "failed", "Failed"
+
+
+TERMINAL_STATUSES = frozenset({BeadStatus.CLOSED, BeadStatus.FAILED})
+ACTIVE_STATUSES = [BeadStatus.OPEN, BeadStatus.IN_PROGRESS, BeadStatus.IN_REVIEW]
+
+
+class Priority(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class Bead(models.Model):
+    town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="beads")
+    rig = models.ForeignKey(
+        "gastown.Rig", on_delete=models.CASCADE, null=True, blank=True, related_name="beads"
+    )
+    convoy = models.ForeignKey(
+        "gastown.Convoy",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="beads",
+    )
+    type = models.CharField(max_length=20, choices=BeadType.choices, default=BeadType.ISSUE)
+    status = models.CharField(max_length=20, choices=BeadStatus.choices, default=BeadStatus.OPEN)
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True, default="")
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    labels = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    assignee = models.ForeignKey(
+        "gastown.Agent",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_beads",
+    )
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    last_dispatch_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(
+        max_length=200, blank=True, default="", help_text="The actor: user:NAME, agent:NAME, ..."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    failure_code = models.CharField(max_length=100, blank=True, default="")
+    failure_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(type__in=BeadType.values), name="bead_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=BeadStatus.values), name="bead_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(priority__in=Priority.values), name="bead_priority_valid"
+            ),
+        ]
+        indexes = [
+            # The reconciler's snapshot reads exactly the non-terminal beads of a town.
+            models.Index(
+                fields=["town", "type", "status"],
+                condition=models.Q(status__in=["open", "in_progress", "in_review"]),
+                name="bead_active",
+            ),
+            models.Index(fields=["town", "status", "-updated_at"], name="bead_town_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class DependencyKind(models.TextChoices):
+    BLOCKS = "blocks", "Blocks"
+    PARENT_CHILD = "parent-child", "Parent-child"
+
+
+class BeadDependency(models.Model):
+    """`bead` depends on `depends_on`: for `blocks`, bead cannot start until it is terminal."""
+
+    bead = models.ForeignKey(Bead, on_delete=models.CASCADE, related_name="dependencies")
+    depends_on = models.ForeignKey(Bead, on_delete=models.CASCADE, related_name="dependents")
+    kind = models.CharField(max_length=20, choices=DependencyKind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "bead dependencies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=DependencyKind.values), name="beaddep_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(bead=models.F("depends_on")), name="beaddep_not_self"
+            ),
+            models.UniqueConstraint(
+                fields=["bead", "depends_on", "kind"], name="beaddep_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bead_id} {self.kind} {self.depends_on_id}"
+
+
+class BeadEventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    STATUS = "status", "Status changed"
+    ASSIGNED = "assigned", "Assignee changed"
+    HOOKED = "hooked", "Hooked"
+    UNHOOKED = "unhooked", "Unhooked"
+    DISPATCHED = "dispatched", "Dispatched"
+    FLAG = "flag", "Flag changed"
+    OVERRIDE = "override", "Override"
+    NOTE = "note", "Note"
+
+
+class BeadEvent(models.Model):
+    """Append-only audit of a bead; keeps id and title so it outlives the bead."""
+
+    bead = models.ForeignKey(
+        Bead,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_constraint=True,
+    )
+    bead_ref = models.BigIntegerField(help_text="The bead's id, kept after deletion.")
+    bead_title = models.CharField(max_length=300)
+    town = models.ForeignKey(
+        "gastown.Town", on_delete=models.CASCADE, related_name="bead_events"
+    )
+    kind = models.CharField(max_length=20, choices=BeadEventKind.choices)
+    from_status = models.CharField(max_length=20, blank=True, default="")
+    to_status = models.CharField(max_length=20, blank=True, default="")
+    actor = models.CharField(max_length=200, help_text="reconciler, user:NAME, agent:NAME, webhook")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    note = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=BeadEventKind.values), name="beadevent_kind_valid"
+            )
+        ]
+        indexes = [models.Index(fields=["bead_ref", "-created_at"], name="beadevent_bead_time")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on #{self.bead_ref} by {self.actor}"
+
+
+class Blocker(models.TextChoices):
+    """What a PR waits on (SPEC §4); empty before the first successful check."""
+
+    NONE = "", "Not checked yet"
+    MERGED = "merged", "Merged"
+    CLOSED = "closed", "Closed"
+    DRAFT = "draft", "Draft"
+    CONFLICT = "conflict", "Conflict"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    CHECKS_FAILING = "checks_failing", "Checks failing"
+    CHECKS_PENDING = "checks_pending", "Checks pending"
+    THREADS = "threads", "Unresolved threads"
+    HUMAN_REVIEW = "human_review", "Waiting on a human"
+    BEHIND = "behind", "Behind base"
+    UNKNOWN = "unknown", "Unknown"
+    READY = "ready", "Ready"
+
+
+#: Blockers under which the PR is "waiting" and no rule may fail or replace its MR (SPEC §3).
+WAITING_BLOCKERS = frozenset({Blocker.HUMAN_REVIEW, Blocker.CHECKS_PENDING, Blocker.UNKNOWN})
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PASSED = "passed", "Passed"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+
+
+class MergeRequest(models.Model):
+    bead = models.OneToOneField(Bead, on_delete=models.CASCADE, related_name="merge_request")
+    source = models.ForeignKey(
+        Bead,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="merge_requests",
+        help_text="The issue bead this MR lands.",
+    )
+    landing_convoy = models.ForeignKey(
+        "gastown.Convoy",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="landing_merge_requests",
+    )
+    # Mirrors "the MR bead is not terminal" so the database can enforce one active landing MR
+    # per convoy with a partial unique index; kept in step by the bead status service.
+    is_active = models.BooleanField(default=True)
+    adopted = models.BooleanField(
+        default=False, help_text="A landing MR that adopted a suppressed PR (no attempt counted)."
+    )
+
+    branch = models.CharField(max_length=200)
+    target_branch = models.CharField(max_length=200)
+    pr_url = models.URLField(max_length=500, blank=True, default="")
+    pr_repo = models.CharField(max_length=200, blank=True, default="")
+    pr_number = models.PositiveIntegerField(null=True, blank=True)
+
+    # The last observed PR snapshot.
+    pr_state = models.CharField(max_length=20, blank=True, default="")
+    review_decision = models.CharField(max_length=30, blank=True, default="")
+    merge_state_status = models.CharField(max_length=30, blank=True, default="")
+    mergeable = models.CharField(max_length=20, blank=True, default="")
+    is_draft = models.BooleanField(default=False)
+    checks_state = models.CharField(max_length=20, blank=True, default="")
+    failing_checks = models.JSONField(default=list, blank=True)
+    unresolved_threads = models.PositiveIntegerField(default=0)
+    blocking_threads = models.PositiveIntegerField(default=0)
+    requested_reviewers = models.JSONField(default=list, blank=True)
+    head_sha = models.CharField(max_length=64, blank=True, default="")
+    snapshot_at = models.DateTimeField(null=True, blank=True)
+
+    # Derived from the snapshot (SPEC §4).
+    blocker = models.CharField(max_length=30, choices=Blocker.choices, blank=True, default="")
+    awaiting_approval = models.BooleanField(default=False)
+    changes_requested = models.BooleanField(default=False)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    wait_escalated_at = models.DateTimeField(null=True, blank=True)
+
+    review_status = models.CharField(
+        max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    # Poll bookkeeping.
+    check_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set by a webhook or a re-check: due at once."
+    )
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_successful_check_at = models.DateTimeField(null=True, blank=True)
+    consecutive_transient_failures = models.PositiveIntegerField(default=0)
+    consecutive_malformed_failures = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    # The cause of the last rework bead (SPEC §3: once per cause, never once per check).
+    last_rework_cause = models.CharField(max_length=200, blank=True, default="")
+
+    auto_merge_ready_since = models.DateTimeField(null=True, blank=True)
+    merge_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="A team lead pressed merge now (skips the delay)."
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
+    merge_commit_sha = models.CharField(max_length=64, blank=True, default="")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(blocker__in=Blocker.values), name="mr_blocker_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(review_status__in=ReviewStatus.values),
+                name="mr_review_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(awaiting_approval=False) | models.Q(blocker="human_review"),
+                name="mr_awaiting_approval_is_human_review",
+            ),
+            models.UniqueConstraint(
+                fields=["landing_convoy"],
+                condition=models.Q(is_active=True, landing_convoy__isnull=False),
+                name="mr_one_active_landing_per_convoy",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["awaiting_approval", "waiting_since"],
+                condition=models.Q(awaiting_approval=True),
+                name="mr_awaiting_approval",
+            ),
+            models.Index(fields=["pr_repo", "pr_number"], name="mr_pr"),
+        ]
+
+    def __str__(self) -> str:
+        return f"MR {self.branch} -> {self.target_branch}"
+
+    @property
+    def is_landing(self) -> bool:
+        return self.landing_convoy_id is not None

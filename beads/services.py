@@ -1,0 +1,180 @@
+"""Writes to beads. Every status change goes through bead_set_status, which audits it and
+refuses to move a terminal bead (SPEC §2: a retry creates a new bead)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from beads.audit import Actor
+from beads.models import (
+    TERMINAL_STATUSES,
+    Bead,
+    BeadDependency,
+    BeadEvent,
+    BeadEventKind,
+    BeadStatus,
+    BeadType,
+    DependencyKind,
+    MergeRequest,
+    Priority,
+)
+
+if TYPE_CHECKING:
+    from gastown.models import Convoy, Rig, Town
+
+
+class TerminalBeadError(Exception):
+    """A closed or failed bead was asked to change status."""
+
+    def __init__(self, bead: Bead, to_status: str) -> None:
+        self.bead = bead
+        super().__init__(
+            f"Bead #{bead.pk} is {bead.status}, a terminal status; it cannot become "
+            f"{to_status}. Create a new bead to retry the work."
+        )
+
+
+def bead_event_record(
+    *,
+    bead: Bead,
+    kind: str,
+    actor: Actor,
+    note: str = "",
+    from_status: str = "",
+    to_status: str = "",
+    data: dict[str, Any] | None = None,
+) -> BeadEvent:
+    return BeadEvent.objects.create(
+        bead=bead,
+        bead_ref=bead.pk,
+        bead_title=bead.title[:300],
+        town_id=bead.town_id,
+        kind=kind,
+        actor=actor.label,
+        user=actor.user,
+        note=note,
+        from_status=from_status,
+        to_status=to_status,
+        data=data or {},
+    )
+
+
+def bead_create(
+    *,
+    town: Town,
+    title: str,
+    actor: Actor,
+    type: str = BeadType.ISSUE,
+    rig: Rig | None = None,
+    convoy: Convoy | None = None,
+    body: str = "",
+    priority: str = Priority.MEDIUM,
+    labels: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    parent: Bead | None = None,
+    status: str = BeadStatus.OPEN,
+    note: str = "",
+) -> Bead:
+    with transaction.atomic():
+        bead = Bead.objects.create(
+            town=town,
+            rig=rig,
+            convoy=convoy,
+            type=type,
+            status=status,
+            title=title,
+            body=body,
+            priority=priority,
+            labels=labels or [],
+            metadata=metadata or {},
+            parent=parent,
+            created_by=actor.label,
+        )
+        if parent is not None:
+            BeadDependency.objects.create(
+                bead=bead, depends_on=parent, kind=DependencyKind.PARENT_CHILD
+            )
+        bead_event_record(
+            bead=bead, kind=BeadEventKind.CREATED, actor=actor, to_status=status, note=note
+        )
+    return bead
+
+
+def bead_set_status(
+    *,
+    bead: Bead,
+    status: str,
+    actor: Actor,
+    note: str = "",
+    failure_code: str = "",
+    failure_message: str = "",
+    now: datetime | None = None,
+    data: dict[str, Any] | None = None,
+) -> Bead:
+    """Move a bead to `status`, audited. Refuses to move a terminal bead.
+
+    The update is conditional on the status read, so two workers racing on the same bead
+    cannot both move it (the loser gets TerminalBeadError or a stale-status error).
+    """
+    if status not in BeadStatus.values:
+        raise ValueError(f"Unknown bead status {status!r}.")
+    if bead.status in TERMINAL_STATUSES:
+        raise TerminalBeadError(bead, status)
+    if bead.status == status:
+        return bead
+    now = now or timezone.now()
+    fields: dict[str, Any] = {"status": status, "updated_at": now}
+    if status in TERMINAL_STATUSES:
+        fields["closed_at"] = now
+    if status == BeadStatus.FAILED:
+        fields["failure_code"] = failure_code
+        fields["failure_message"] = failure_message
+    with transaction.atomic():
+        changed = (
+            Bead.objects.filter(pk=bead.pk, status=bead.status)
+            .exclude(status__in=TERMINAL_STATUSES)
+            .update(**fields)
+        )
+        if changed != 1:
+            bead.refresh_from_db(fields=["status"])
+            if bead.status in TERMINAL_STATUSES:
+                raise TerminalBeadError(bead, status)
+            raise StaleBeadError(bead, status)
+        from_status = bead.status
+        for name, value in fields.items():
+            setattr(bead, name, value)
+        if status in TERMINAL_STATUSES and bead.type == BeadType.MERGE_REQUEST:
+            MergeRequest.objects.filter(bead=bead).update(is_active=False, updated_at=now)
+        bead_event_record(
+            bead=bead,
+            kind=BeadEventKind.STATUS,
+            actor=actor,
+            note=note or failure_message,
+            from_status=from_status,
+            to_status=status,
+            data={"failure_code": failure_code, **(data or {})} if failure_code else data,
+        )
+    return bead
+
+
+class StaleBeadError(Exception):
+    """The bead changed under us (another worker moved it first)."""
+
+    def __init__(self, bead: Bead, to_status: str) -> None:
+        self.bead = bead
+        super().__init__(
+            f"Bead #{bead.pk} changed concurrently (now {bead.status}); not moved to {to_status}."
+        )
+
+
+def bead_add_dependency(*, bead: Bead, blocker: Bead, kind: str = DependencyKind.BLOCKS) -> None:
+    """`bead` cannot start until `blocker` is terminal."""
+    if bead.pk == blocker.pk:
+        raise ValueError("A bead cannot depend on itself.")
+    if bead.town_id != blocker.town_id:
+        raise ValueError("Dependencies must stay within one town.")
+    BeadDependency.objects.get_or_create(bead=bead, depends_on=blocker, kind=kind)

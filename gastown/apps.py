@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GastownConfig(AppConfig):
+    name = "gastown"
+    verbose_name = "Gas Town"

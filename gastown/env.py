@@ -1,0 +1,143 @@
+"""Strict readers for environment variables.
+
+Every reader names the variable in its error, so a typo in a deployment stops start-up with a
+message that says what to fix instead of surfacing later as an odd behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ImproperlyConfiguredEnv(Exception):
+    """A malformed environment variable; the message names it."""
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfiguredEnv(
+        f"{name}={raw!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off."
+    )
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"{name}={raw!r} is not an integer.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfiguredEnv(f"{name}={value} must be at least {minimum}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_url(name: str, default: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """An absolute URL without a trailing slash."""
+    raw = os.environ.get(name, default).strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ImproperlyConfiguredEnv(
+            f"{name}={raw!r} is not an absolute {'/'.join(schemes)} URL "
+            f"(for example {default!r})."
+        )
+    return raw.rstrip("/")
+
+
+@dataclass(frozen=True)
+class _Engine:
+    backend: str
+    default_port: int | None
+
+
+_ENGINES = {
+    "sqlite": _Engine("django.db.backends.sqlite3", None),
+    "postgres": _Engine("django.db.backends.postgresql", 5432),
+    "postgresql": _Engine("django.db.backends.postgresql", 5432),
+}
+
+
+def sqlite_options() -> dict[str, Any]:
+    # A web server and a django-q2 worker share the file: WAL lets readers run beside the
+    # writer, the busy timeout waits for a lock instead of raising "database is locked", and
+    # IMMEDIATE transactions take the write lock up front so a read-then-write transaction
+    # never fails half-way on lock upgrade.
+    return {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+
+def env_database(name: str, default_sqlite_path: Path) -> dict[str, Any]:
+    """Parse DATABASE_URL (sqlite:///path or postgres://user:pass@host:port/db)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {
+            "ENGINE": _ENGINES["sqlite"].backend,
+            "NAME": str(default_sqlite_path),
+            "OPTIONS": sqlite_options(),
+        }
+    parts = urlsplit(raw)
+    engine = _ENGINES.get(parts.scheme)
+    if engine is None:
+        raise ImproperlyConfiguredEnv(
+            f"{name} has an unsupported scheme {parts.scheme!r}; "
+            "use sqlite:///path/to/db.sqlite3 or postgres://user@host:5432/dbname."
+        )
+    if engine.backend.endswith("sqlite3"):
+        path = unquote(parts.path)
+        if parts.netloc or not path or path == "/":
+            raise ImproperlyConfiguredEnv(
+                f"{name}={raw!r} is not a SQLite URL; use sqlite:////absolute/path.sqlite3 "
+                "or sqlite:///relative/path.sqlite3."
+            )
+        # sqlite:///rel gives "/rel" (relative), sqlite:////abs gives "//abs" (absolute).
+        return {"ENGINE": engine.backend, "NAME": path[1:], "OPTIONS": sqlite_options()}
+    db_name = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not db_name:
+        raise ImproperlyConfiguredEnv(
+            f"{name} must name a host and a database, like postgres://user@127.0.0.1:5432/db."
+        )
+    try:
+        port = parts.port or engine.default_port
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"{name} has an invalid port.") from None
+    options = dict(parse_qsl(parts.query))
+    return {
+        "ENGINE": engine.backend,
+        "NAME": db_name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname,
+        "PORT": str(port) if port else "",
+        "OPTIONS": options,
+        "CONN_MAX_AGE": 0,
+        "TEST": {"NAME": f"test_{db_name}"},
+    }

@@ -1,0 +1,34 @@
+from gastown.models.agents import Agent, AgentRole, AgentStatus
+from gastown.models.convoys import Convoy, ConvoyStatus
+from gastown.models.events import (
+    ReconcilerTick,
+    TelemetryEvent,
+    TownEvent,
+    TownEventKind,
+)
+from gastown.models.towns import (
+    EffectiveSettings,
+    MergeMethod,
+    MergeMode,
+    Rig,
+    Town,
+    TownPermission,
+)
+
+__all__ = [
+    "Agent",
+    "AgentRole",
+    "AgentStatus",
+    "Convoy",
+    "ConvoyStatus",
+    "EffectiveSettings",
+    "MergeMethod",
+    "MergeMode",
+    "ReconcilerTick",
+    "Rig",
+    "TelemetryEvent",
+    "Town",
+    "TownEvent",
+    "TownEventKind",
+    "TownPermission",
+]

@@ -1,0 +1,13 @@
+"""Settings for the test suite: the production settings with a throwaway key.
+
+Production refuses to start without SECRET_KEY unless DEBUG is on; the suite runs with DEBUG
+off (as production does), so it supplies its own key before the settings are read.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+
+from gastown.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,160 @@
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from beads.audit import Actor
+from beads.models import BeadEvent, BeadStatus, MergeRequest
+from beads.services import TerminalBeadError, bead_create, bead_set_status
+from gastown.models import Convoy, MergeMode
+from tests.factories import (
+    AgentFactory,
+    BeadFactory,
+    ConvoyFactory,
+    MergeRequestFactory,
+    RigFactory,
+    TownFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _raw_update(table: str, column: str, value: str, pk: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, pk])
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "factory"),
+    [
+        ("beads_bead", "status", BeadFactory),
+        ("beads_bead", "type", BeadFactory),
+        ("beads_bead", "priority", BeadFactory),
+        ("gastown_agent", "status", AgentFactory),
+        ("gastown_agent", "role", AgentFactory),
+        ("gastown_convoy", "status", ConvoyFactory),
+    ],
+)
+def test_database_rejects_unknown_choice_values(table, column, factory):
+    obj = factory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _raw_update(table, column, "bogus", obj.pk)
+
+
+def test_review_then_land_convoy_needs_a_rig():
+    town = TownFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Convoy.objects.create(town=town, title="x", merge_mode=MergeMode.REVIEW_THEN_LAND)
+
+
+def test_one_refinery_per_rig():
+    rig = RigFactory()
+    AgentFactory(town=rig.town, rig=rig, role="refinery", name="r1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AgentFactory(town=rig.town, rig=rig, role="refinery", name="r2")
+
+
+def test_a_bead_is_hooked_to_at_most_one_agent():
+    bead = BeadFactory()
+    AgentFactory(town=bead.town, rig=bead.rig, hooked_bead=bead)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AgentFactory(town=bead.town, rig=bead.rig, hooked_bead=bead)
+
+
+def test_one_active_landing_mr_per_convoy():
+    convoy = ConvoyFactory()
+    MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
+
+
+def test_a_failed_landing_mr_frees_the_slot_for_a_new_one():
+    convoy = ConvoyFactory()
+    first = MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
+    bead_set_status(bead=first.bead, status=BeadStatus.FAILED, actor=Actor.reconciler())
+    assert MergeRequest.objects.get(pk=first.pk).is_active is False
+    MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
+
+
+def test_awaiting_approval_only_with_human_review_blocker():
+    mr = MergeRequestFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MergeRequest.objects.filter(pk=mr.pk).update(awaiting_approval=True, blocker="ready")
+
+
+@pytest.mark.parametrize("terminal", [BeadStatus.CLOSED, BeadStatus.FAILED])
+@pytest.mark.parametrize("target", [BeadStatus.OPEN, BeadStatus.IN_PROGRESS, BeadStatus.CLOSED])
+def test_terminal_bead_never_changes_status(terminal, target):
+    bead = BeadFactory()
+    bead_set_status(bead=bead, status=terminal, actor=Actor.reconciler())
+    if target == terminal:
+        target = BeadStatus.OPEN
+    with pytest.raises(TerminalBeadError, match="terminal"):
+        bead_set_status(bead=bead, status=target, actor=Actor.reconciler())
+    bead.refresh_from_db()
+    assert bead.status == terminal
+
+
+def test_stale_copy_of_a_terminal_bead_cannot_reopen_it():
+    bead = BeadFactory()
+    stale = type(bead).objects.get(pk=bead.pk)
+    bead_set_status(bead=bead, status=BeadStatus.FAILED, actor=Actor.reconciler())
+    with pytest.raises(TerminalBeadError):
+        bead_set_status(bead=stale, status=BeadStatus.IN_PROGRESS, actor=Actor.reconciler())
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.FAILED
+
+
+def test_every_status_change_is_audited_with_actor_and_note():
+    town = TownFactory()
+    bead = bead_create(town=town, title="Fix login", actor=Actor("user:alice"))
+    bead_set_status(bead=bead, status=BeadStatus.IN_PROGRESS, actor=Actor.reconciler())
+    bead_set_status(
+        bead=bead,
+        status=BeadStatus.FAILED,
+        actor=Actor("agent:polecat-1"),
+        failure_code="agent_failed",
+        failure_message="tests do not compile",
+    )
+    events = list(BeadEvent.objects.filter(bead_ref=bead.pk).order_by("id"))
+    assert [(e.kind, e.from_status, e.to_status, e.actor) for e in events] == [
+        ("created", "", "open", "user:alice"),
+        ("status", "open", "in_progress", "reconciler"),
+        ("status", "in_progress", "failed", "agent:polecat-1"),
+    ]
+    assert events[-1].note == "tests do not compile"
+    bead.refresh_from_db()
+    assert bead.closed_at is not None
+    assert bead.failure_code == "agent_failed"
+
+
+def test_audit_survives_the_bead_deletion():
+    bead = bead_create(town=TownFactory(), title="Doomed", actor=Actor.reconciler())
+    pk = bead.pk
+    bead.delete()
+    event = BeadEvent.objects.get(bead_ref=pk)
+    assert event.bead is None
+    assert event.bead_title == "Doomed"
+
+
+def test_rig_overrides_win_over_town_settings():
+    town = TownFactory(auto_merge_delay_minutes=10, code_review=True, max_dispatch_attempts=5)
+    rig = RigFactory(town=town, auto_merge_delay_minutes=0, code_review=False)
+    effective = rig.settings
+    assert effective.auto_merge_delay.total_seconds() == 0
+    assert effective.code_review is False
+    assert effective.max_dispatch_attempts == 5
+    assert town.effective().auto_merge_delay.total_seconds() == 600
+
+
+def test_town_token_is_stored_encrypted():
+    town = TownFactory()
+    town.set_github_token("ghp_supersecret")
+    town.save()
+    town.refresh_from_db()
+    assert "ghp_supersecret" not in town.github_token_encrypted
+    assert town.github_token() == "ghp_supersecret"
+
+
+def test_town_token_may_come_from_a_named_environment_variable(monkeypatch):
+    monkeypatch.setenv("ACME_GH_TOKEN", "ghp_fromenv")
+    town = TownFactory(github_token_env="ACME_GH_TOKEN")
+    assert town.github_token() == "ghp_fromenv"
