@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ScmConfig(AppConfig):
+    name = "scm"
+    verbose_name = "GitHub"

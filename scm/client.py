@@ -1,0 +1,366 @@
+"""GitHubClient: everything the product asks of GitHub, as plain values and our own errors.
+
+Why PyGithub is built the way it is below:
+
+- `retry=None`: PyGithub's default `GithubRetry` repeats a request after a 5xx, the merge PUT
+  included, and sleeps through rate-limit resets inside the call. A merge that timed out may
+  have merged (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api),
+  so nothing is retried here: the caller looks at the PR again and decides.
+- `seconds_between_requests=0`, `seconds_between_writes=0`: PyGithub waits between calls by
+  default (GitHub's advice for bursts of content creation,
+  https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api).
+  Our callers make few writes and decide about waits themselves; a worker must not block.
+- Rate limits (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api)
+  are read from the X-RateLimit-* headers and GraphQL's `rateLimit`; when the budget is spent
+  we raise CredentialError(rate_limited, reset_at) instead of sleeping.
+- GraphQL goes through the requester at a lower level than `graphql_query`, which raises on
+  any `errors` entry: GitHub answers per alias (one deleted PR in a batch of 50 is a NOT_FOUND
+  entry whose path names its alias, https://docs.github.com/en/graphql/guides/forming-calls-with-graphql),
+  so data and errors are read together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from github import Auth, Github, GithubException
+
+from scm import graphql as documents
+from scm.credentials import GitHubCredential
+from scm.errors import CredentialError, ScmError
+from scm.github_errors import RateLimit, classify_merge_refusal, translate
+from scm.snapshots import parse_snapshot, parse_threads
+from scm.types import (
+    MergeOutcome,
+    PullRequestRef,
+    PullRequestSnapshot,
+    ReviewThread,
+    SnapshotResult,
+)
+
+logger = logging.getLogger(__name__)
+
+ThreadClassifier = Callable[[ReviewThread], bool]  # True: the thread blocks the merge
+
+
+class GitHubClient:
+    def __init__(
+        self, credential: GitHubCredential, *, api_url: str | None = None, timeout: float = 10
+    ) -> None:
+        self.credential = credential
+        self.api_url = (api_url or settings.GITHUB_API_URL).rstrip("/")
+        options: dict[str, Any] = {
+            "auth": Auth.Token(credential.token),
+            "base_url": self.api_url,
+            "timeout": timeout,  # PyGithub annotates int; requests takes a float
+            "retry": None,
+            "seconds_between_requests": 0,
+            "seconds_between_writes": 0,
+            "lazy": True,
+            "per_page": 100,
+        }
+        self._github = Github(**options)
+        self._requester = self._github.requester
+        self.rate_limit = RateLimit()
+        self.requests_made = 0
+
+    def __repr__(self) -> str:
+        return f"GitHubClient(api_url={self.api_url!r}, credential={self.credential!r})"
+
+    def close(self) -> None:
+        self._github.close()
+
+    # --- transport ----------------------------------------------------------------------
+
+    def _request(
+        self, verb: str, url: str, *, input: Any = None, parameters: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], Any]:
+        """One HTTP request; GitHub's errors come out as GithubException or ScmError."""
+        self.rate_limit.raise_if_spent(self.credential.source)
+        self.requests_made += 1
+        try:
+            headers, data = self._requester.requestJsonAndCheck(
+                verb, url, parameters=parameters, input=input
+            )
+        except GithubException as error:
+            self.rate_limit.update_from_headers(error.headers or {})
+            raise
+        except Exception as error:
+            raise translate(error, source=self.credential.source) from None
+        self.rate_limit.update_from_headers(headers)
+        return headers, data
+
+    def _call(self, verb: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+        """Like _request, with every GitHub error translated to ours."""
+        try:
+            return self._request(verb, url, **kwargs)
+        except GithubException as error:
+            raise translate(error, source=self.credential.source) from None
+
+    def _graphql(self, document: documents.Document) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        _, answer = self._call(
+            "POST",
+            self._requester.graphql_url,
+            input={"query": document.query, "variables": document.variables},
+        )
+        if not isinstance(answer, dict):
+            raise ScmError("invalid_response", "GitHub's GraphQL answer is not a JSON object.")
+        data = answer.get("data")
+        errors = [e for e in answer.get("errors") or [] if isinstance(e, dict)]
+        if isinstance(data, dict):
+            self.rate_limit.update_from_graphql(data.get("rateLimit"))
+        for error in errors:
+            if error.get("type") == "RATE_LIMITED":
+                self.rate_limit.remaining = 0
+                self.rate_limit.raise_if_spent(self.credential.source)
+        if not isinstance(data, dict):
+            first = errors[0].get("message") if errors else "no data"
+            raise ScmError("invalid_response", f"GitHub's GraphQL answer has no data: {first}")
+        return data, errors
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def fetch_snapshots(
+        self,
+        refs: Sequence[PullRequestRef],
+        *,
+        thread_classifier: ThreadClassifier | None = None,
+    ) -> dict[PullRequestRef, SnapshotResult]:
+        """One lean GraphQL document per batch of BATCH_SIZE pull requests. Errors that
+        concern one PR are in its SnapshotResult; CredentialError concerns the town."""
+        unique = list(dict.fromkeys(refs))
+        results: dict[PullRequestRef, SnapshotResult] = {}
+        for batch in documents.batched(unique):
+            document = documents.snapshot_document(batch)
+            try:
+                data, errors = self._graphql(document)
+            except CredentialError:
+                raise
+            except ScmError as error:
+                for ref in batch:
+                    results[ref] = SnapshotResult(ref, error=error)
+                continue
+            fetched_at = datetime.now(UTC)
+            for alias, ref in document.aliases.items():
+                results[ref] = self._read_alias(ref, alias, data, errors, fetched_at)
+        if thread_classifier is not None:
+            self._classify_threads(results, thread_classifier)
+        return results
+
+    def _read_alias(
+        self,
+        ref: PullRequestRef,
+        alias: str,
+        data: dict[str, Any],
+        errors: list[dict[str, Any]],
+        fetched_at: datetime,
+    ) -> SnapshotResult:
+        mine = [e for e in errors if (e.get("path") or [None])[0] == alias]
+        repository = data.get(alias)
+        node = repository.get("pullRequest") if isinstance(repository, dict) else None
+        if isinstance(node, dict):
+            try:
+                return SnapshotResult(
+                    ref, snapshot=parse_snapshot(ref, node, fetched_at=fetched_at, url=ref.url)
+                )
+            except Exception as error:  # a shape we did not foresee: this PR only
+                logger.warning("unreadable GitHub answer for %s: %r", ref, error)
+                return SnapshotResult(
+                    ref,
+                    error=ScmError("invalid_response", f"GitHub's answer for {ref} is unreadable."),
+                )
+        if not mine:
+            return SnapshotResult(
+                ref,
+                error=ScmError("invalid_response", f"GitHub's answer has nothing for {ref}."),
+            )
+        kind = mine[0].get("type")
+        message = str(mine[0].get("message") or "")
+        if kind == "NOT_FOUND":
+            return SnapshotResult(
+                ref,
+                error=ScmError(
+                    "not_found",
+                    f"{ref.url} does not exist or this token cannot see it "
+                    f"(GitHub: {message}). Check the URL, or the token's access to {ref.repo}.",
+                ),
+            )
+        if kind == "FORBIDDEN":
+            return SnapshotResult(
+                ref,
+                error=ScmError(
+                    "not_found",
+                    f"{ref.url} is not accessible with this token (GitHub: {message}).",
+                ),
+            )
+        return SnapshotResult(
+            ref, error=ScmError("transient", f"GitHub could not answer for {ref}: {message}")
+        )
+
+    def _classify_threads(
+        self, results: dict[PullRequestRef, SnapshotResult], classifier: ThreadClassifier
+    ) -> None:
+        """Second, lean-enough document: thread text only for PRs with unresolved threads.
+        Anything that goes wrong leaves every unresolved thread blocking (SPEC §4)."""
+        wanted = [
+            ref
+            for ref, result in results.items()
+            if result.snapshot is not None and result.snapshot.unresolved_threads > 0
+        ]
+        for batch in documents.batched(wanted):
+            document = documents.threads_document(batch)
+            try:
+                data, _ = self._graphql(document)
+            except CredentialError:
+                raise
+            except ScmError as error:
+                logger.warning("could not read review threads: %s", error)
+                continue
+            for alias, ref in document.aliases.items():
+                repository = data.get(alias)
+                node = repository.get("pullRequest") if isinstance(repository, dict) else None
+                snapshot = results[ref].snapshot
+                if not isinstance(node, dict) or snapshot is None:
+                    continue
+                results[ref] = SnapshotResult(
+                    ref, snapshot=_with_blocking(snapshot, node, classifier)
+                )
+
+    # --- writes -------------------------------------------------------------------------
+
+    def merge(self, ref: PullRequestRef, *, head_sha: str, methods: Sequence[str]) -> MergeOutcome:
+        """Try each method in order, moving on only when GitHub says that method is not
+        allowed. Sends the head SHA checked, so GitHub refuses (409) if the head moved."""
+        outcome = MergeOutcome("permanent", None, "No merge method configured.")
+        url = f"/repos/{ref.repo}/pulls/{ref.number}/merge"
+        for method in methods:
+            try:
+                _, data = self._request("PUT", url, input={"sha": head_sha, "merge_method": method})
+            except GithubException as error:
+                translated = translate(error, source=self.credential.source)
+                if isinstance(translated, CredentialError):
+                    raise translated from None
+                message = _message(error)
+                if translated.kind == "transient":
+                    return MergeOutcome("transient", method, translated.message)
+                kind = classify_merge_refusal(error.status, message)
+                outcome = MergeOutcome(kind, method, message)
+                logger.info("merge of %s with %s refused: %s (%s)", ref, method, kind, message)
+                if kind == "method_not_allowed":
+                    continue
+                return outcome
+            except ScmError as error:
+                if isinstance(error, CredentialError):
+                    raise
+                # A timeout or dropped connection: it may have merged. Never retried here.
+                return MergeOutcome("transient", method, error.message)
+            data = data if isinstance(data, dict) else {}
+            return MergeOutcome(
+                "merged", method, str(data.get("message") or "merged"), data.get("sha")
+            )
+        return outcome
+
+    def open_pull_request(
+        self, repo: str, *, head: str, base: str, title: str, body: str = ""
+    ) -> PullRequestRef:
+        """Idempotent: an open PR for the same head and base is returned, not duplicated."""
+        existing = self._find_open_pull(repo, head=head, base=base)
+        if existing is not None:
+            return existing
+        try:
+            _, data = self._request(
+                "POST",
+                f"/repos/{repo}/pulls",
+                input={"title": title, "head": head, "base": base, "body": body},
+            )
+        except GithubException as error:
+            if error.status == 422 and "already exists" in str(error.data):
+                found = self._find_open_pull(repo, head=head, base=base)
+                if found is not None:
+                    return found
+            translated = translate(error, source=self.credential.source)
+            raise translated from None
+        return PullRequestRef(repo, int(data["number"]))
+
+    def _find_open_pull(self, repo: str, *, head: str, base: str) -> PullRequestRef | None:
+        owner = repo.split("/", 1)[0]
+        _, pulls = self._call(
+            "GET",
+            f"/repos/{repo}/pulls",
+            parameters={"state": "open", "head": f"{owner}:{head}", "base": base},
+        )
+        for pull in pulls if isinstance(pulls, list) else []:
+            if pull.get("head", {}).get("ref") == head and pull.get("base", {}).get("ref") == base:
+                return PullRequestRef(repo, int(pull["number"]))
+        return None
+
+    def create_branch(self, repo: str, *, branch: str, from_branch: str) -> bool:
+        """Idempotent: True if created, False if it already existed."""
+        if self._branch_sha(repo, branch) is not None:
+            return False
+        sha = self._branch_sha(repo, from_branch)
+        if sha is None:
+            raise ScmError("not_found", f"Branch {from_branch!r} does not exist in {repo}.")
+        try:
+            self._request(
+                "POST", f"/repos/{repo}/git/refs", input={"ref": f"refs/heads/{branch}", "sha": sha}
+            )
+        except GithubException as error:
+            if error.status == 422 and "already exists" in _message(error):
+                return False
+            raise translate(error, source=self.credential.source) from None
+        return True
+
+    def _branch_sha(self, repo: str, branch: str) -> str | None:
+        try:
+            _, data = self._request("GET", f"/repos/{repo}/git/ref/heads/{branch}")
+        except GithubException as error:
+            if error.status == 404:
+                return None
+            raise translate(error, source=self.credential.source) from None
+        return str(data["object"]["sha"])
+
+    def update_branch(self, ref: PullRequestRef, *, head_sha: str) -> bool:
+        """Merge the base into the PR's branch (GitHub's update-branch); False when GitHub
+        declines (head moved, nothing to update)."""
+        try:
+            self._request(
+                "PUT",
+                f"/repos/{ref.repo}/pulls/{ref.number}/update-branch",
+                input={"expected_head_sha": head_sha},
+            )
+        except GithubException as error:
+            if error.status == 422:
+                logger.info("update-branch of %s declined: %s", ref, _message(error))
+                return False
+            raise translate(error, source=self.credential.source) from None
+        return True
+
+
+def _message(error: GithubException) -> str:
+    data = error.data
+    if isinstance(data, dict):
+        return str(data.get("message") or "")
+    return str(data or "")
+
+
+def _with_blocking(
+    snapshot: PullRequestSnapshot, node: dict[str, Any], classifier: ThreadClassifier
+) -> PullRequestSnapshot:
+    from dataclasses import replace
+
+    threads = parse_threads(node)
+    blocking = 0
+    for thread in threads:
+        try:
+            blocking += 1 if classifier(thread) else 0
+        except Exception:
+            logger.warning("thread classifier failed on %s; counting it blocking", snapshot.ref)
+            blocking += 1
+    # Threads past the page asked for stay blocking.
+    blocking += max(0, snapshot.unresolved_threads - len(threads))
+    return replace(snapshot, blocking_threads=blocking)

@@ -1,0 +1,333 @@
+"""Driving the fake: a Python API for tests (mixed into FakeGitHub) and the same verbs over
+HTTP under /_fake/ for other processes (the demo's worker, `manage.py fake_review`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+
+from scm.fake.faults import Fault
+from scm.fake.rest import Reply
+from scm.fake.state import FakeCheck, FakePull, FakeRepo, FakeState, FakeThread, new_sha, now
+from scm.fake.state import merge_state_status as _merge_state_status
+from scm.fake.state import mergeable as _mergeable
+from scm.fake.state import review_decision as _review_decision
+
+if TYPE_CHECKING:
+    from scm.fake.server import RequestRecord
+
+
+class FakeControl:
+    """What a test (or the human-reviewer command) can do to the fake's GitHub."""
+
+    state: FakeState
+    faults: list[Fault]
+    requests: list[RequestRecord]
+    web_url: str
+    _lock: threading.Lock
+
+    # --- repositories and branches ------------------------------------------------------
+
+    def create_repo(self, full_name: str, **options: Any) -> FakeRepo:
+        """options: default_branch, allowed_merge_methods, required_approvals,
+        required_checks, require_code_owner_review, code_owners,
+        require_conversation_resolution."""
+        owner, name = full_name.split("/", 1)
+        return self.state.add_repo(owner, name, **options)
+
+    def _repo(self, full_name: str) -> FakeRepo:
+        repo = self.state.repo(full_name)
+        if repo is None:
+            raise KeyError(f"no repository {full_name} in the fake")
+        return repo
+
+    def create_branch(self, repo: str, branch: str, sha: str | None = None) -> str:
+        with self.state.lock:
+            fake_repo = self._repo(repo)
+            fake_repo.branches[branch] = sha or new_sha(f"{repo}:{branch}")
+            return fake_repo.branches[branch]
+
+    def branch_sha(self, repo: str, branch: str) -> str | None:
+        return self._repo(repo).branches.get(branch)
+
+    # --- pull requests ------------------------------------------------------------------
+
+    def create_pr(
+        self,
+        repo: str,
+        *,
+        head: str | None = None,
+        base: str | None = None,
+        title: str = "",
+        body: str = "",
+        draft: bool = False,
+    ) -> FakePull:
+        with self.state.lock:
+            fake_repo = self._repo(repo)
+            head = head or f"feature-{fake_repo.next_number}"
+            return self.state.add_pull(
+                fake_repo, head=head, base=base, title=title, body=body, draft=draft
+            )
+
+    def pull(self, repo: str, number: int) -> FakePull:
+        pull = self._repo(repo).pulls.get(number)
+        if pull is None:
+            raise KeyError(f"no pull request {repo}#{number} in the fake")
+        return pull
+
+    def pr_url(self, repo: str, number: int) -> str:
+        return f"{self.web_url}/{repo}/pull/{number}"
+
+    def _touch(self, repo: str, number: int) -> FakePull:
+        pull = self.pull(repo, number)
+        pull.updated_at = now()
+        return pull
+
+    def approve(self, repo: str, number: int, *, by: str = "alice") -> None:
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            pull.reviews.append((by, "APPROVED"))
+            if by in pull.requested_reviewers:
+                pull.requested_reviewers.remove(by)
+
+    def request_changes(
+        self, repo: str, number: int, *, by: str = "alice", body: str = "Please fix."
+    ) -> None:
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            pull.reviews.append((by, "CHANGES_REQUESTED"))
+            if body:
+                pull.threads.append(FakeThread(path="README.md", body=body, author=by))
+
+    def request_review(
+        self, repo: str, number: int, *, login: str | None = None, team: str | None = None
+    ) -> None:
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            if login:
+                pull.requested_reviewers.append(login)
+            if team:
+                pull.requested_teams.append(team)
+
+    def set_check(
+        self,
+        repo: str,
+        number: int,
+        name: str,
+        conclusion: str | None = "success",
+        *,
+        status: str = "completed",
+        required: bool | None = None,
+        kind: str = "check_run",
+    ) -> None:
+        """A check run (or with kind="status", a commit status whose state is
+        `conclusion`). required=True/False adds/removes it from branch protection."""
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            pull.checks[name] = FakeCheck(
+                name=name, kind=kind, status=status, conclusion=conclusion
+            )
+            if required is not None:
+                required_checks = self._repo(repo).required_checks
+                if required:
+                    required_checks.add(name)
+                else:
+                    required_checks.discard(name)
+
+    def add_thread(
+        self,
+        repo: str,
+        number: int,
+        *,
+        body: str,
+        path: str = "README.md",
+        by: str = "alice",
+        resolved: bool = False,
+    ) -> None:
+        with self.state.lock:
+            self._touch(repo, number).threads.append(
+                FakeThread(path=path, body=body, author=by, resolved=resolved)
+            )
+
+    def resolve_threads(self, repo: str, number: int) -> None:
+        with self.state.lock:
+            for thread in self._touch(repo, number).threads:
+                thread.resolved = True
+
+    def set_pr(self, repo: str, number: int, **fields: Any) -> None:
+        """Set raw fields: draft, conflict, behind, mergeable_known, has_hooks, title..."""
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            for key, value in fields.items():
+                if key not in {f.name for f in dataclasses.fields(FakePull)}:
+                    raise TypeError(f"unknown pull request field {key!r}")
+                setattr(pull, key, value)
+
+    def push(
+        self, repo: str, number: int, *, sha: str | None = None, keep_checks: bool = False
+    ) -> str:
+        """A new commit on the head branch: new head SHA, checks start over."""
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            pull.head_sha = sha or new_sha(f"push-{repo}-{number}")
+            self._repo(repo).branches[pull.head] = pull.head_sha
+            if not keep_checks:
+                pull.checks.clear()
+            return pull.head_sha
+
+    def close(self, repo: str, number: int) -> None:
+        with self.state.lock:
+            self._touch(repo, number).state = "closed"
+
+    def merge_externally(self, repo: str, number: int) -> None:
+        """Someone merged it on GitHub."""
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            pull.state = "closed"
+            pull.merged = True
+            pull.merge_commit_sha = new_sha(f"external-{repo}-{number}")
+
+    def describe(self, repo: str, number: int) -> dict[str, Any]:
+        """What GitHub would say now (for the control API and debugging)."""
+        with self.state.lock:
+            fake_repo = self._repo(repo)
+            pull = self.pull(repo, number)
+            return {
+                "repo": fake_repo.full_name,
+                "number": pull.number,
+                "url": self.pr_url(fake_repo.full_name, pull.number),
+                "state": pull.state,
+                "merged": pull.merged,
+                "draft": pull.draft,
+                "head": pull.head,
+                "base": pull.base,
+                "head_sha": pull.head_sha,
+                "review_decision": _review_decision(fake_repo, pull),
+                "merge_state_status": _merge_state_status(fake_repo, pull),
+                "mergeable": _mergeable(pull),
+                "reviews": [list(r) for r in pull.reviews],
+                "checks": {n: [c.status, c.conclusion] for n, c in pull.checks.items()},
+                "threads": [[t.body, t.resolved] for t in pull.threads],
+            }
+
+    # --- faults and the request log -----------------------------------------------------
+
+    def add_fault(self, kind: str, **options: Any) -> Fault:
+        """See scm/fake/faults.py; e.g. add_fault("status", status=502, method="PUT",
+        path=r"/merge$", times=1)."""
+        fault = Fault(kind=kind, **options)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def merge_calls(self, repo: str, number: int) -> list[RequestRecord]:
+        path = f"/repos/{repo}/pulls/{number}/merge".lower()
+        return [r for r in list(self.requests) if r.method == "PUT" and r.path.lower() == path]
+
+    def graphql_requests(self) -> list[RequestRecord]:
+        return [r for r in list(self.requests) if r.path == "/graphql"]
+
+
+_PULL_ACTION = re.compile(
+    r"/_fake/pulls/(?P<owner>[^/]+)/(?P<name>[^/]+)/(?P<number>\d+)(?:/(?P<action>[a-z-]+))?"
+)
+
+
+class ControlApi:
+    """HTTP verbs under /_fake/ mapped to FakeControl methods (JSON in, JSON out)."""
+
+    def __init__(self, fake: FakeControl) -> None:
+        self.fake = fake
+
+    def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
+        data: dict[str, Any] = body if isinstance(body, dict) else {}
+        try:
+            return self._dispatch(method, path, data)
+        except (KeyError, TypeError, ValueError) as error:
+            return Reply(400, {"error": str(error)})
+
+    def _dispatch(self, method: str, path: str, data: dict[str, Any]) -> Reply:
+        fake = self.fake
+        if path == "/_fake/health":
+            return Reply(200, {"ok": True})
+        if path == "/_fake/reset" and method == "POST":
+            fake.reset()  # type: ignore[attr-defined]
+            return Reply(200, {"ok": True})
+        if path == "/_fake/repos" and method == "POST":
+            full_name = data.pop("repo")
+            for key in ("allowed_merge_methods", "required_checks", "code_owners"):
+                if key in data:
+                    data[key] = set(data[key])
+            repo = fake.create_repo(full_name, **data)
+            return Reply(201, {"repo": repo.full_name, "default_branch": repo.default_branch})
+        if path == "/_fake/faults":
+            if method == "DELETE":
+                fake.clear_faults()
+                return Reply(200, {"ok": True})
+            if method == "POST":
+                fault = fake.add_fault(data.pop("kind"), **data)
+                return Reply(201, dataclasses.asdict(fault))
+        if path == "/_fake/requests" and method == "GET":
+            return Reply(200, [dataclasses.asdict(r) for r in list(fake.requests)])
+        match = _PULL_ACTION.fullmatch(path)
+        if match:
+            return self._pull_action(method, match, data)
+        if path.startswith("/_fake/repos/") and path.endswith("/pulls") and method == "POST":
+            repo_name = path.removeprefix("/_fake/repos/").removesuffix("/pulls")
+            pull = fake.create_pr(repo_name, **data)
+            return Reply(201, fake.describe(repo_name, pull.number))
+        return Reply(404, {"error": f"no control endpoint {method} {path}"})
+
+    def _pull_action(self, method: str, match: re.Match[str], data: dict[str, Any]) -> Reply:
+        fake = self.fake
+        repo = f"{match['owner']}/{match['name']}"
+        number = int(match["number"])
+        action = match["action"]
+        if action is None and method == "GET":
+            return Reply(200, fake.describe(repo, number))
+        if method != "POST":
+            return Reply(405, {"error": "use POST"})
+        actions = {
+            "approve": lambda: fake.approve(repo, number, by=data.get("by", "alice")),
+            "request-changes": lambda: fake.request_changes(
+                repo, number, by=data.get("by", "alice"), body=data.get("body", "Please fix.")
+            ),
+            "request-review": lambda: fake.request_review(
+                repo, number, login=data.get("login"), team=data.get("team")
+            ),
+            "checks": lambda: fake.set_check(
+                repo,
+                number,
+                data["name"],
+                data.get("conclusion", "success"),
+                status=data.get("status", "completed"),
+                required=data.get("required"),
+                kind=data.get("kind", "check_run"),
+            ),
+            "threads": lambda: fake.add_thread(
+                repo,
+                number,
+                body=data["body"],
+                path=data.get("path", "README.md"),
+                by=data.get("by", "alice"),
+            ),
+            "resolve-threads": lambda: fake.resolve_threads(repo, number),
+            "push": lambda: fake.push(repo, number, sha=data.get("sha")),
+            "set": lambda: fake.set_pr(repo, number, **data),
+            "close": lambda: fake.close(repo, number),
+            "merge-externally": lambda: fake.merge_externally(repo, number),
+        }
+        if action not in actions:
+            return Reply(404, {"error": f"unknown action {action!r}; one of {sorted(actions)}"})
+        actions[action]()
+        return Reply(200, fake.describe(repo, number))

@@ -1,0 +1,61 @@
+"""Faults the fake injects on request: what GitHub does on a bad day."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+FAULT_KINDS = frozenset(
+    {
+        "status",  # answer `status` (500, 502, 401, 403, 429...) with GitHub's body
+        "forbidden",  # 403 naming the permission in X-Accepted-GitHub-Permissions
+        "rate_limit",  # 403 (or `status` 429) with X-RateLimit-Remaining 0 and a reset
+        "slow",  # wait `delay` seconds, then answer normally
+        "malformed",  # 200 with a body that is not JSON
+        "graphql_errors",  # GraphQL: null the given aliases (or all) and add `errors`
+        "rewrite_enum",  # GraphQL: replace every `field` value in the answer with `value`
+    }
+)
+
+
+@dataclass
+class Fault:
+    kind: str
+    method: str | None = None  # None: any method
+    path: str | None = None  # a regex searched in the path; None: any path
+    times: int | None = 1  # how many matching requests; None: until cleared
+    status: int = 500
+    delay: float = 0.0
+    permission: str = "pull_requests=write"
+    reset_in: int = 60  # seconds until the rate-limit reset
+    aliases: list[str] | None = None  # graphql_errors: which aliases (None: all)
+    error_type: str = "NOT_FOUND"
+    field: str = "mergeStateStatus"
+    value: Any = "QUEUED_FOR_FUTURE"
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        return not (self.path and not re.search(self.path, path))
+
+    @property
+    def spent(self) -> bool:
+        return self.times is not None and self.hits >= self.times
+
+
+def rewrite(value: Any, field_name: str, new_value: Any) -> Any:
+    """Replace every `field_name` in a JSON tree (GitHub adding an enum value)."""
+    if isinstance(value, dict):
+        return {
+            k: (new_value if k == field_name else rewrite(v, field_name, new_value))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [rewrite(v, field_name, new_value) for v in value]
+    return value

@@ -1,0 +1,249 @@
+"""POST /graphql for the fake: validate against GitHub's published schema, then execute with
+resolvers over the fake state. Only the fields the product asks for have real resolvers; any
+other field of the schema validates but resolves to null."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    build_schema,
+    execute,
+    parse,
+    validate,
+)
+
+from scm.fake.state import (
+    FakePull,
+    FakeRepo,
+    FakeState,
+    merge_state_status,
+    mergeable,
+    review_decision,
+)
+from scm.graphql import graphql_cost
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "schema.graphql"
+
+
+@functools.cache
+def github_schema() -> GraphQLSchema:
+    """Built once per process (the SDL is 1.2 MB, about two seconds to build). The SDL
+    defines a few fields twice, hence assume_valid_sdl; graphql-core 3.3 also needs
+    assume_valid to execute against it."""
+    sdl = SCHEMA_PATH.read_text(encoding="utf-8")
+    return build_schema(sdl, assume_valid_sdl=True, assume_valid=True)
+
+
+_validation_cache: dict[str, list[GraphQLError]] = {}
+_validation_lock = threading.Lock()
+
+
+def validation_errors(query: str) -> list[GraphQLError]:
+    """Validate a document against the schema (cached by text: batches of the same size
+    send the same text with different variables)."""
+    with _validation_lock:
+        cached = _validation_cache.get(query)
+    if cached is not None:
+        return cached
+    try:
+        errors = list(validate(github_schema(), parse(query)))
+    except GraphQLError as error:
+        errors = [error]
+    with _validation_lock:
+        _validation_cache[query] = errors
+    return errors
+
+
+class FakeGraphQLError(Exception):
+    """An error GitHub reports with a `type` (NOT_FOUND, FORBIDDEN, ...)."""
+
+    def __init__(self, type_: str, message: str) -> None:
+        super().__init__(message)
+        self.type = type_
+
+
+def _upper(value: str | None) -> str | None:
+    return value.upper() if value else None
+
+
+def _check_node(repo: FakeRepo, name: str, pull: FakePull) -> dict[str, Any]:
+    check = pull.checks[name]
+    required = name in repo.required_checks
+
+    def is_required(info: Any, **_: Any) -> bool:
+        return required
+
+    if check.kind == "status":
+        return {
+            "__typename": "StatusContext",
+            "context": name,
+            "state": _upper(check.conclusion) or "PENDING",
+            "isRequired": is_required,
+        }
+    return {
+        "__typename": "CheckRun",
+        "name": name,
+        "status": _upper(check.status),
+        "conclusion": _upper(check.conclusion) if check.status == "completed" else None,
+        "isRequired": is_required,
+    }
+
+
+def _connection(nodes: list[Any], first: int | None, last: int | None) -> dict[str, Any]:
+    total = len(nodes)
+    if first is not None:
+        nodes = nodes[:first]
+    if last is not None:
+        nodes = nodes[-last:] if last else []
+    return {
+        "totalCount": total,
+        "nodes": nodes,
+        "pageInfo": {"hasNextPage": len(nodes) < total, "hasPreviousPage": False},
+    }
+
+
+def _pull_node(repo: FakeRepo, pull: FakePull, web_url: str) -> dict[str, Any]:
+    state = "MERGED" if pull.merged else "OPEN" if pull.state == "open" else "CLOSED"
+
+    def review_requests(info: Any, first: int | None = None, last: int | None = None, **_: Any):
+        nodes: list[dict[str, Any]] = [
+            {"requestedReviewer": {"__typename": "User", "login": login}}
+            for login in pull.requested_reviewers
+        ] + [
+            {"requestedReviewer": {"__typename": "Team", "slug": slug}}
+            for slug in pull.requested_teams
+        ]
+        return _connection(nodes, first, last)
+
+    def review_threads(info: Any, first: int | None = None, last: int | None = None, **_: Any):
+        nodes = [
+            {
+                "isResolved": t.resolved,
+                "isOutdated": t.outdated,
+                "path": t.path,
+                "comments": lambda info, first=None, last=None, t=t, **_: _connection(
+                    [{"author": {"login": t.author}, "body": t.body}], first, last
+                ),
+            }
+            for t in pull.threads
+        ]
+        return _connection(nodes, first, last)
+
+    rollup = None
+    if pull.checks:
+        contexts = [_check_node(repo, name, pull) for name in pull.checks]
+        if any(c.pending for c in pull.checks.values()):
+            rollup_state = "PENDING"
+        elif all(c.passing for c in pull.checks.values()):
+            rollup_state = "SUCCESS"
+        else:
+            rollup_state = "FAILURE"
+        rollup = {
+            "state": rollup_state,
+            "contexts": lambda info, first=None, last=None, **_: _connection(contexts, first, last),
+        }
+
+    return {
+        "__typename": "PullRequest",
+        "id": f"PR_{repo.id}_{pull.number}",
+        "number": pull.number,
+        "title": pull.title,
+        "url": f"{web_url}/{repo.full_name}/pull/{pull.number}",
+        "state": state,
+        "merged": pull.merged,
+        "closed": pull.state != "open",
+        "isDraft": pull.draft,
+        "reviewDecision": review_decision(repo, pull),
+        "mergeStateStatus": merge_state_status(repo, pull),
+        "mergeable": mergeable(pull),
+        "headRefOid": pull.head_sha,
+        "headRefName": pull.head,
+        "baseRefName": pull.base,
+        "reviewRequests": review_requests,
+        "reviewThreads": review_threads,
+        "statusCheckRollup": rollup,
+    }
+
+
+class _Root:
+    def __init__(self, state: FakeState, web_url: str, rate: dict[str, Any]) -> None:
+        self.state = state
+        self.web_url = web_url
+        self.rate = rate
+
+    def repository(self, info: Any, owner: str, name: str, **_: Any) -> dict[str, Any]:
+        repo = self.state.repo(f"{owner}/{name}")
+        if repo is None:
+            raise FakeGraphQLError(
+                "NOT_FOUND", f"Could not resolve to a Repository with the name '{owner}/{name}'."
+            )
+
+        def pull_request(info: Any, number: int) -> dict[str, Any]:
+            pull = repo.pulls.get(number)
+            if pull is None:
+                raise FakeGraphQLError(
+                    "NOT_FOUND",
+                    f"Could not resolve to a PullRequest with the number of {number}.",
+                )
+            return _pull_node(repo, pull, self.web_url)
+
+        return {
+            "__typename": "Repository",
+            "name": repo.name,
+            "nameWithOwner": repo.full_name,
+            "pullRequest": pull_request,
+        }
+
+    def rateLimit(self, info: Any, **_: Any) -> dict[str, Any]:
+        return self.rate
+
+
+def execute_graphql(
+    state: FakeState,
+    query: str,
+    variables: dict[str, Any] | None,
+    *,
+    web_url: str,
+    remaining: int,
+    reset_at: datetime,
+) -> tuple[dict[str, Any], int]:
+    """Run one document; returns GitHub's JSON answer and the points it cost."""
+    errors = validation_errors(query)
+    if errors:
+        return {"errors": [_format(e) for e in errors]}, 0
+    cost = max(1, round(graphql_cost(query, variables)))
+    rate = {
+        "cost": cost,
+        "limit": 5000,
+        "remaining": max(0, remaining - cost),
+        "used": 5000 - max(0, remaining - cost),
+        "resetAt": reset_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "nodeCount": 0,
+    }
+    with state.lock:
+        result: ExecutionResult = execute(  # type: ignore[assignment]
+            github_schema(),
+            parse(query),
+            root_value=_Root(state, web_url, rate),
+            variable_values=variables or {},
+        )
+    answer: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        answer["errors"] = [_format(e) for e in result.errors]
+    return answer, cost
+
+
+def _format(error: GraphQLError) -> dict[str, Any]:
+    formatted: dict[str, Any] = dict(error.formatted)
+    original = error.original_error
+    if isinstance(original, FakeGraphQLError):
+        formatted["type"] = original.type
+    return formatted

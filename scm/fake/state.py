@@ -1,0 +1,223 @@
+"""In-memory GitHub: repositories, branches, pull requests, reviews, checks, threads.
+
+Derived values (reviewDecision, mergeStateStatus) follow GitHub's documented meaning:
+https://docs.github.com/en/graphql/reference/enums#mergestatestatus
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+MERGE_METHODS = ("merge", "squash", "rebase")
+PASSING_CONCLUSIONS = {"success", "neutral", "skipped"}
+
+_sha_counter = itertools.count(1)
+
+
+def new_sha(seed: str = "") -> str:
+    return hashlib.sha1(f"{seed}-{next(_sha_counter)}".encode()).hexdigest()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class FakeCheck:
+    """A check run (kind "check_run") or a commit status (kind "status") on a PR's head."""
+
+    name: str
+    kind: str = "check_run"
+    status: str = "completed"  # check runs: queued, in_progress, completed
+    conclusion: str | None = "success"  # check runs; for statuses: the state
+
+    @property
+    def passing(self) -> bool:
+        if self.kind == "status":
+            return self.conclusion == "success"
+        return self.status == "completed" and (self.conclusion or "") in PASSING_CONCLUSIONS
+
+    @property
+    def pending(self) -> bool:
+        if self.kind == "status":
+            return self.conclusion in {"pending", "expected"}
+        return self.status != "completed"
+
+
+@dataclass
+class FakeThread:
+    path: str
+    body: str
+    author: str = "reviewer"
+    resolved: bool = False
+    outdated: bool = False
+
+
+@dataclass
+class FakePull:
+    number: int
+    title: str
+    body: str
+    head: str
+    base: str
+    head_sha: str
+    author: str = "agent"
+    state: str = "open"  # open, closed
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    merge_method: str | None = None
+    draft: bool = False
+    conflict: bool = False
+    behind: bool = False
+    mergeable_known: bool = True
+    has_hooks: bool = False
+    reviews: list[tuple[str, str]] = field(default_factory=list)  # (login, APPROVED/...)
+    requested_reviewers: list[str] = field(default_factory=list)
+    requested_teams: list[str] = field(default_factory=list)
+    checks: dict[str, FakeCheck] = field(default_factory=dict)
+    threads: list[FakeThread] = field(default_factory=list)
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class FakeRepo:
+    owner: str
+    name: str
+    id: int
+    default_branch: str = "main"
+    allowed_merge_methods: set[str] = field(default_factory=lambda: set(MERGE_METHODS))
+    required_approvals: int = 0
+    required_checks: set[str] = field(default_factory=set)
+    require_code_owner_review: bool = False
+    code_owners: set[str] = field(default_factory=set)
+    require_conversation_resolution: bool = False
+    branches: dict[str, str] = field(default_factory=dict)
+    pulls: dict[int, FakePull] = field(default_factory=dict)
+    next_number: int = 1
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+def latest_reviews(pull: FakePull) -> dict[str, str]:
+    latest: dict[str, str] = {}
+    for login, state in pull.reviews:
+        if state in {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}:
+            latest[login] = state
+    return latest
+
+
+def review_decision(repo: FakeRepo, pull: FakePull) -> str | None:
+    """GitHub gives a decision only when branch protection asks for reviews."""
+    if not (repo.required_approvals or repo.require_code_owner_review):
+        return None
+    latest = latest_reviews(pull)
+    if "CHANGES_REQUESTED" in latest.values():
+        return "CHANGES_REQUESTED"
+    approvers = {login for login, state in latest.items() if state == "APPROVED"}
+    if len(approvers) < repo.required_approvals:
+        return "REVIEW_REQUIRED"
+    if repo.require_code_owner_review and not approvers & repo.code_owners:
+        return "REVIEW_REQUIRED"
+    return "APPROVED"
+
+
+def required_checks_pass(repo: FakeRepo, pull: FakePull) -> bool:
+    return all(name in pull.checks and pull.checks[name].passing for name in repo.required_checks)
+
+
+def merge_state_status(repo: FakeRepo, pull: FakePull) -> str:
+    if pull.state != "open":
+        return "UNKNOWN"
+    if pull.draft:
+        return "DRAFT"
+    if not pull.mergeable_known:
+        return "UNKNOWN"
+    if pull.conflict:
+        return "DIRTY"
+    decision = review_decision(repo, pull)
+    unresolved = any(not t.resolved for t in pull.threads)
+    if (
+        not required_checks_pass(repo, pull)
+        or decision in {"REVIEW_REQUIRED", "CHANGES_REQUESTED"}
+        or (repo.require_conversation_resolution and unresolved)
+    ):
+        return "BLOCKED"
+    if pull.behind:
+        return "BEHIND"
+    if any(not c.passing for c in pull.checks.values()):
+        return "UNSTABLE"
+    if pull.has_hooks:
+        return "HAS_HOOKS"
+    return "CLEAN"
+
+
+def mergeable(pull: FakePull) -> str:
+    if not pull.mergeable_known:
+        return "UNKNOWN"
+    return "CONFLICTING" if pull.conflict else "MERGEABLE"
+
+
+class FakeState:
+    """All of the fake's data, behind one lock (the server answers on many threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.repos: dict[str, FakeRepo] = {}
+        self._repo_ids = itertools.count(1000)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.repos.clear()
+
+    def repo(self, full_name: str) -> FakeRepo | None:
+        return self.repos.get(full_name.lower())
+
+    def add_repo(self, owner: str, name: str, **options: object) -> FakeRepo:
+        with self.lock:
+            repo = FakeRepo(owner=owner, name=name, id=next(self._repo_ids))
+            for key, value in options.items():
+                if not hasattr(repo, key):
+                    raise TypeError(f"unknown repo option {key!r}")
+                setattr(repo, key, value)
+            repo.allowed_merge_methods = set(repo.allowed_merge_methods)
+            repo.required_checks = set(repo.required_checks)
+            repo.code_owners = set(repo.code_owners)
+            repo.branches.setdefault(repo.default_branch, new_sha(repo.full_name))
+            self.repos[repo.full_name.lower()] = repo
+            return repo
+
+    def add_pull(
+        self,
+        repo: FakeRepo,
+        *,
+        head: str,
+        base: str | None = None,
+        title: str = "",
+        body: str = "",
+        draft: bool = False,
+    ) -> FakePull:
+        with self.lock:
+            base = base or repo.default_branch
+            if head not in repo.branches:
+                repo.branches[head] = new_sha(f"{repo.full_name}:{head}")
+            repo.branches.setdefault(base, new_sha(f"{repo.full_name}:{base}"))
+            number = repo.next_number
+            repo.next_number += 1
+            pull = FakePull(
+                number=number,
+                title=title or f"Change {number}",
+                body=body,
+                head=head,
+                base=base,
+                head_sha=repo.branches[head],
+                draft=draft,
+            )
+            repo.pulls[number] = pull
+            return pull

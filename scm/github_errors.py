@@ -1,0 +1,170 @@
+"""Turning what GitHub (through PyGithub and requests) says into our errors.
+
+- 401: the token is wrong or expired (town-level).
+- 403 with X-RateLimit-Remaining 0, or 429: the budget is spent; X-RateLimit-Reset (epoch
+  seconds) or Retry-After says when it comes back
+  (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+- 403 otherwise: a permission is missing; fine-grained tokens get the needed permission in
+  X-Accepted-GitHub-Permissions
+  (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api).
+- 404: the thing does not exist or the token cannot see it.
+- 5xx, timeouts, dropped connections: transient. An unreadable body: invalid_response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from github import GithubException
+
+from scm.errors import CredentialError, ScmError
+
+
+def _header(headers: dict[str, Any], name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _reset_at(headers: dict[str, Any]) -> datetime:
+    reset = _header(headers, "x-ratelimit-reset")
+    if reset and reset.isdigit():
+        return datetime.fromtimestamp(int(reset), UTC)
+    retry_after = _header(headers, "retry-after")
+    seconds = int(retry_after) if retry_after and retry_after.isdigit() else 60
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def _message(data: Any) -> str:
+    if isinstance(data, dict):
+        return str(data.get("message") or "")
+    return "" if data is None else str(data)[:200]
+
+
+def translate(error: Exception, *, source: str | None = None) -> ScmError:
+    """Our error for anything PyGithub or requests raised."""
+    if isinstance(error, ScmError):
+        return error
+    if isinstance(error, GithubException):
+        status = error.status
+        headers = error.headers or {}
+        message = _message(error.data)
+        token = f"the {source}" if source else "the token"
+        if status == 401:
+            return CredentialError(
+                "unauthorized",
+                f"GitHub rejected {token} (401 {message or 'Bad credentials'}): it is wrong, "
+                "expired or revoked.",
+                source=source,
+            )
+        if status == 429 or (
+            status == 403
+            and (
+                _header(headers, "x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
+            )
+        ):
+            reset_at = _reset_at(headers)
+            return CredentialError(
+                "rate_limited",
+                f"GitHub's rate limit for {token} is spent until {reset_at:%Y-%m-%d %H:%M:%S} UTC "
+                f"({message or status}).",
+                source=source,
+                reset_at=reset_at,
+            )
+        if status == 403:
+            permission = _header(headers, "x-accepted-github-permissions")
+            needed = f"; it needs the permission {permission}" if permission else ""
+            return CredentialError(
+                "forbidden",
+                f"GitHub refused {token} (403 {message or 'Forbidden'}){needed}.",
+                source=source,
+                permission=permission or (message or None),
+            )
+        if status == 404:
+            return ScmError("not_found", f"GitHub says not found: {message or 'Not Found'}.")
+        if status >= 500:
+            return ScmError("transient", f"GitHub answered {status}: {message or 'server error'}.")
+        return ScmError("invalid_response", f"GitHub answered {status}: {message}.")
+    if isinstance(error, requests.Timeout):
+        return ScmError("transient", "GitHub did not answer in time.")
+    if isinstance(error, requests.ConnectionError):
+        return ScmError("transient", "Could not connect to GitHub.")
+    if isinstance(error, (json.JSONDecodeError, ValueError, UnicodeDecodeError)):
+        return ScmError("invalid_response", "GitHub's answer is not valid JSON.")
+    if isinstance(error, requests.RequestException):
+        return ScmError("transient", f"Request to GitHub failed: {type(error).__name__}.")
+    return ScmError(
+        "invalid_response", f"Unexpected error talking to GitHub: {type(error).__name__}."
+    )
+
+
+@dataclass
+class RateLimit:
+    """The last budget GitHub told us about (REST headers and GraphQL's rateLimit)."""
+
+    remaining: int | None = None
+    reset_at: datetime | None = None
+    last_cost: int | None = None
+
+    def update_from_headers(self, headers: dict[str, Any]) -> None:
+        remaining = _header(headers, "x-ratelimit-remaining")
+        reset = _header(headers, "x-ratelimit-reset")
+        if remaining and remaining.isdigit():
+            self.remaining = int(remaining)
+        if reset and reset.isdigit():
+            self.reset_at = datetime.fromtimestamp(int(reset), UTC)
+
+    def update_from_graphql(self, rate: Any) -> None:
+        if not isinstance(rate, dict):
+            return
+        if isinstance(rate.get("remaining"), int):
+            self.remaining = rate["remaining"]
+        if isinstance(rate.get("cost"), int):
+            self.last_cost = rate["cost"]
+        reset = rate.get("resetAt")
+        if isinstance(reset, str):
+            with contextlib.suppress(ValueError):
+                self.reset_at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+
+    def raise_if_spent(self, source: str | None) -> None:
+        """Before a request: no call is made on a spent budget until its reset."""
+        if self.remaining != 0 or self.reset_at is None:
+            return
+        if self.reset_at <= datetime.now(UTC):
+            self.remaining = None
+            return
+        raise CredentialError(
+            "rate_limited",
+            f"GitHub's rate limit for the {source or 'token'} is spent until "
+            f"{self.reset_at:%Y-%m-%d %H:%M:%S} UTC.",
+            source=source,
+            reset_at=self.reset_at,
+        )
+
+
+def classify_merge_refusal(status: int, message: str) -> str:
+    """A refused merge (405/409/422) classified from GitHub's message.
+    https://docs.github.com/en/rest/pulls/pulls#merge-a-pull-request"""
+    text = message.lower()
+    if status == 409 or "head branch was modified" in text or "base branch was modified" in text:
+        return "head_moved"
+    if "are not allowed on this repository" in text or "merge method" in text:
+        return "method_not_allowed"
+    if "status check" in text:
+        return "checks_required"
+    if (
+        "review" in text
+        or "changes must be made" in text
+        or "conversation must be resolved" in text
+        or "approv" in text
+    ):
+        return "review_required"
+    if "draft" in text or "not mergeable" in text or "conflict" in text:
+        return "not_mergeable"
+    return "permanent"

@@ -1,0 +1,204 @@
+"""The GraphQL documents scm/ sends, their cost, and reading their answers.
+
+Cost (https://docs.github.com/en/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api):
+each connection costs one request per parent node GitHub must visit, i.e. the product of the
+`first`/`last` limits of the connections above it; the sum over connections divided by 100 is
+the charge (at least 1 point per document). The snapshot document asks each pull request for
+three connections with no connection above them (review requests, review threads, the
+status-check rollup's contexts), so a batch of 50 PRs costs 150 requests = 1.5 points, about
+0.03 points per PR check. Limits *inside* a connection would multiply: that is why thread
+comments are asked for in a second document, only for PRs that have unresolved threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    parse,
+)
+
+from scm.types import PullRequestRef
+
+BATCH_SIZE = 50
+CONTEXTS_LIMIT = 50
+REVIEW_REQUESTS_LIMIT = 10
+THREADS_LIMIT = 100
+THREAD_DETAIL_LIMIT = 30
+THREAD_COMMENTS_LIMIT = 3
+
+SNAPSHOT_FRAGMENT = f"""
+fragment SnapshotFields on PullRequest {{
+  number
+  url
+  state
+  merged
+  isDraft
+  reviewDecision
+  mergeStateStatus
+  mergeable
+  headRefOid
+  headRefName
+  baseRefName
+  reviewRequests(first: {REVIEW_REQUESTS_LIMIT}) {{
+    nodes {{
+      requestedReviewer {{
+        __typename
+        ... on User {{ login }}
+        ... on Bot {{ login }}
+        ... on Mannequin {{ login }}
+        ... on Team {{ slug }}
+      }}
+    }}
+  }}
+  reviewThreads(first: {THREADS_LIMIT}) {{
+    totalCount
+    nodes {{ isResolved }}
+  }}
+}}
+"""
+
+# isRequired needs the PR number, so the rollup is spelled out per alias, not in the fragment.
+_SNAPSHOT_ALIAS = f"""
+  {{alias}}: repository(owner: $o{{i}}, name: $r{{i}}) {{{{
+    pullRequest(number: $n{{i}}) {{{{
+      ...SnapshotFields
+      statusCheckRollup {{{{
+        state
+        contexts(first: {CONTEXTS_LIMIT}) {{{{
+          nodes {{{{
+            __typename
+            ... on CheckRun {{{{ name status conclusion isRequired(pullRequestNumber: $n{{i}}) }}}}
+            ... on StatusContext {{{{ context state isRequired(pullRequestNumber: $n{{i}}) }}}}
+          }}}}
+        }}}}
+      }}}}
+    }}}}
+  }}}}"""
+
+_THREADS_ALIAS = f"""
+  {{alias}}: repository(owner: $o{{i}}, name: $r{{i}}) {{{{
+    pullRequest(number: $n{{i}}) {{{{
+      reviewThreads(first: {THREAD_DETAIL_LIMIT}) {{{{
+        nodes {{{{
+          isResolved
+          isOutdated
+          path
+          comments(first: {THREAD_COMMENTS_LIMIT}) {{{{
+            nodes {{{{ author {{{{ login }}}} body }}}}
+          }}}}
+        }}}}
+      }}}}
+    }}}}
+  }}}}"""
+
+RATE_LIMIT_SELECTION = "  rateLimit { cost remaining resetAt }"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One GraphQL request: its text, variables and which alias is which pull request."""
+
+    query: str
+    variables: dict[str, Any]
+    aliases: dict[str, PullRequestRef]
+    operation: str
+
+
+def _variables(refs: Sequence[PullRequestRef]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    declarations = []
+    variables: dict[str, Any] = {}
+    aliases: dict[str, Any] = {}
+    for i, ref in enumerate(refs):
+        declarations.append(f"$o{i}: String!, $r{i}: String!, $n{i}: Int!")
+        variables[f"o{i}"] = ref.owner
+        variables[f"r{i}"] = ref.name
+        variables[f"n{i}"] = ref.number
+        aliases[f"pr{i}"] = ref
+    return ", ".join(declarations), variables, aliases
+
+
+def snapshot_document(refs: Sequence[PullRequestRef]) -> Document:
+    """The lean document for up to BATCH_SIZE pull requests (aliases pr0, pr1, ...)."""
+    declarations, variables, aliases = _variables(refs)
+    body = "".join(_SNAPSHOT_ALIAS.format(alias=f"pr{i}", i=i) for i in range(len(refs)))
+    query = (
+        f"query PullRequestSnapshots({declarations}) {{\n{RATE_LIMIT_SELECTION}{body}\n}}\n"
+        f"{SNAPSHOT_FRAGMENT}"
+    )
+    return Document(query, variables, aliases, "PullRequestSnapshots")
+
+
+def threads_document(refs: Sequence[PullRequestRef]) -> Document:
+    """Unresolved threads' text, for the classifier; only for PRs that have such threads."""
+    declarations, variables, aliases = _variables(refs)
+    body = "".join(_THREADS_ALIAS.format(alias=f"pr{i}", i=i) for i in range(len(refs)))
+    query = f"query PullRequestThreads({declarations}) {{\n{RATE_LIMIT_SELECTION}{body}\n}}\n"
+    return Document(query, variables, aliases, "PullRequestThreads")
+
+
+def all_documents() -> list[Document]:
+    """Every kind of document scm/ sends (for the schema-validation test)."""
+    refs = [PullRequestRef("octo/one", 1), PullRequestRef("octo/two", 2)]
+    return [snapshot_document(refs), threads_document(refs)]
+
+
+def batched(
+    refs: Sequence[PullRequestRef], size: int = BATCH_SIZE
+) -> Iterable[list[PullRequestRef]]:
+    for start in range(0, len(refs), size):
+        yield list(refs[start : start + size])
+
+
+def graphql_cost(query: str, variables: Mapping[str, Any] | None = None) -> float:
+    """GitHub's published estimate in points, before its rounding and 1-point minimum."""
+    document = parse(query)
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    variables = variables or {}
+
+    def limit(node: FieldNode) -> int | None:
+        for argument in node.arguments or ():
+            if argument.name.value not in {"first", "last"}:
+                continue
+            value = argument.value
+            if isinstance(value, IntValueNode):
+                return int(value.value)
+            if isinstance(value, VariableNode):
+                return int(variables.get(value.name.value, 0) or 0)
+        return None
+
+    def walk(selection_set: SelectionSetNode | None, parents: int) -> int:
+        if selection_set is None:
+            return 0
+        requests = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                n = limit(selection)
+                if n is None:
+                    requests += walk(selection.selection_set, parents)
+                else:
+                    requests += parents + walk(selection.selection_set, parents * n)
+            elif isinstance(selection, InlineFragmentNode):
+                requests += walk(selection.selection_set, parents)
+            elif isinstance(selection, FragmentSpreadNode):
+                requests += walk(fragments[selection.name.value].selection_set, parents)
+        return requests
+
+    total = sum(
+        walk(d.selection_set, 1)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+    return total / 100
