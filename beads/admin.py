@@ -1,0 +1,499 @@
+"""Admin for beads, their dependencies, merge requests and audit trail.
+
+A bead's status never changes through a form: the close and fail actions call
+`bead_set_status`, which audits the change and refuses terminal beads. Other edits save only
+the fields the form changed, so a reconciler write that lands between loading and saving the
+page is not overwritten, and each edit is recorded as a bead event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from beads.audit import Actor
+from beads.models import (
+    Bead,
+    BeadDependency,
+    BeadEvent,
+    BeadEventKind,
+    BeadStatus,
+    MergeRequest,
+)
+from beads.services import (
+    StaleBeadError,
+    TerminalBeadError,
+    bead_create,
+    bead_event_record,
+    bead_set_status,
+)
+
+# PR URLs are https; also silences Django 5.x's warning about the default scheme changing.
+URL_FIELD_HTTPS = {models.URLField: {"assume_scheme": "https"}}
+
+#: How many audit events a bead or MR change page lists; the rest are one link away.
+RECENT_EVENTS = 20
+
+MR_SNAPSHOT_FIELDS = (
+    "pr_repo",
+    "pr_number",
+    "pr_state",
+    "review_decision",
+    "merge_state_status",
+    "mergeable",
+    "is_draft",
+    "checks_state",
+    "failing_checks",
+    "unresolved_threads",
+    "blocking_threads",
+    "requested_reviewers",
+    "head_sha",
+    "snapshot_at",
+)
+MR_DERIVED_FIELDS = (
+    "blocker",
+    "awaiting_approval",
+    "changes_requested",
+    "waiting_since",
+    "wait_escalated_at",
+    "review_status",
+    "reviewed_at",
+)
+MR_BOOKKEEPING_FIELDS = (
+    "is_active",
+    "adopted",
+    "check_requested_at",
+    "last_checked_at",
+    "last_successful_check_at",
+    "consecutive_transient_failures",
+    "consecutive_malformed_failures",
+    "last_error",
+    "last_rework_cause",
+    "auto_merge_ready_since",
+    "merge_requested_at",
+    "merged_at",
+    "merge_commit_sha",
+    "created_at",
+    "updated_at",
+)
+MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIELDS
+
+
+def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
+    """Write only what the form changed (plus updated_at), never a stale copy of the rest."""
+    fields = list(changed)
+    if fields:
+        obj.save(update_fields=[*fields, "updated_at"])
+
+
+def _events_link(bead_ref: int, label: str) -> SafeString:
+    url = reverse("admin:beads_beadevent_changelist") + "?" + urlencode({"bead_ref": bead_ref})
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+def _recent_events_table(bead_id: int | None) -> SafeString:
+    if bead_id is None:
+        return format_html("{}", "-")
+    events = BeadEvent.objects.filter(bead_ref=bead_id).order_by("-created_at", "-id")[
+        :RECENT_EVENTS
+    ]
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                e.get_kind_display(),
+                f"{e.from_status} → {e.to_status}" if e.to_status else "",
+                e.actor,
+                e.note,
+            )
+            for e in events
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>When</th><th>Kind</th><th>Status</th><th>Actor</th>"
+        "<th>Note</th></tr></thead><tbody>{}</tbody></table><p>{}</p>",
+        rows or format_html('<tr><td colspan="5">{}</td></tr>', "No events."),
+        _events_link(bead_id, f"All events of bead #{bead_id}"),
+    )
+
+
+def _pr_link(url: str) -> SafeString | str:
+    # Only http(s) becomes a link: the URL comes from outside and "javascript:" must not.
+    if url.startswith(("https://", "http://")):
+        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', url, url)
+    return url
+
+
+def _move_beads(
+    request: HttpRequest,
+    beads: Iterable[Bead],
+    *,
+    status: str,
+    verb: str,
+    failure_code: str = "",
+) -> None:
+    actor = Actor.for_user(request.user)
+    moved: list[str] = []
+    skipped: list[str] = []
+    refused: list[str] = []
+    for bead in beads:
+        if bead.is_terminal:
+            skipped.append(f"#{bead.pk}")
+            continue
+        try:
+            bead_set_status(
+                bead=bead,
+                status=status,
+                actor=actor,
+                note=f"{verb.capitalize()} in the admin.",
+                failure_code=failure_code,
+                failure_message=f"{verb.capitalize()} in the admin by {actor.label}."
+                if failure_code
+                else "",
+            )
+        except (TerminalBeadError, StaleBeadError) as exc:
+            refused.append(str(exc))
+        else:
+            moved.append(f"#{bead.pk}")
+    if moved:
+        messages.success(request, f"{verb.capitalize()} {len(moved)} bead(s): {', '.join(moved)}.")
+    if skipped:
+        messages.warning(
+            request,
+            f"Skipped {len(skipped)} terminal bead(s): {', '.join(skipped)}. A terminal bead "
+            "never changes status; create a new bead to retry the work.",
+        )
+    for message in refused:
+        messages.error(request, message)
+
+
+class ChangedFieldsInlineFormSet(BaseInlineFormSet):
+    def save_existing(self, form: forms.ModelForm, obj: Any, commit: bool = True) -> Any:
+        instance = form.save(commit=False)
+        if commit:
+            _save_changed_fields(instance, form.changed_data)
+        return instance
+
+
+class MergeRequestInline(admin.StackedInline):
+    model = MergeRequest
+    fk_name = "bead"
+    formfield_overrides = URL_FIELD_HTTPS
+    formset = ChangedFieldsInlineFormSet
+    extra = 0
+    max_num = 1
+    can_delete = False
+    show_change_link = True
+    autocomplete_fields = ("source", "landing_convoy")
+    fields = (
+        "source",
+        "landing_convoy",
+        "branch",
+        "target_branch",
+        "pr_link",
+        "pr_url",
+        *MR_READONLY_FIELDS,
+    )
+    readonly_fields = ("pr_link", *MR_READONLY_FIELDS)
+
+    @admin.display(description="pull request")
+    def pr_link(self, obj: MergeRequest) -> SafeString | str:
+        return _pr_link(obj.pr_url)
+
+
+@admin.register(Bead)
+class BeadAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "title",
+        "type",
+        "status",
+        "priority",
+        "town",
+        "rig",
+        "convoy",
+        "assignee",
+        "pr",
+        "created_at",
+    )
+    list_display_links = ("id", "title")
+    list_filter = ("type", "status", "priority", "town", "rig")
+    search_fields = (
+        "title",
+        "merge_request__pr_url",
+        "merge_request__branch",
+        "rig__repo",
+        "assignee__name",
+    )
+    date_hierarchy = "created_at"
+    list_select_related = ("town", "rig", "convoy", "assignee", "merge_request")
+    autocomplete_fields = ("town", "rig", "convoy", "parent", "assignee")
+    inlines = (MergeRequestInline,)
+    actions = ("close_beads", "fail_beads")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "town",
+                    "rig",
+                    "convoy",
+                    "type",
+                    "status",
+                    "title",
+                    "body",
+                    "priority",
+                    "labels",
+                    "metadata",
+                    "parent",
+                    "assignee",
+                )
+            },
+        ),
+        (
+            "Dispatch and outcome",
+            {
+                "fields": (
+                    "dispatch_attempts",
+                    "last_dispatch_attempt_at",
+                    "failure_code",
+                    "failure_message",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                    "closed_at",
+                )
+            },
+        ),
+        ("Recent events", {"fields": ("recent_events",)}),
+    )
+    readonly_fields = (
+        "status",
+        "dispatch_attempts",
+        "last_dispatch_attempt_at",
+        "failure_code",
+        "failure_message",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "recent_events",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        # A new bead is created by the service, which takes no assignee; assign it afterwards.
+        return (*readonly, "assignee") if obj is None else readonly
+
+    def get_inline_instances(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.type != "merge_request":
+            return []
+        return super().get_inline_instances(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Bead, form: Any, change: bool) -> None:
+        actor = Actor.for_user(request.user)
+        if not change:
+            created = bead_create(
+                town=obj.town,
+                title=obj.title,
+                actor=actor,
+                type=obj.type,
+                rig=obj.rig,
+                convoy=obj.convoy,
+                body=obj.body,
+                priority=obj.priority,
+                labels=obj.labels,
+                metadata=obj.metadata,
+                parent=obj.parent,
+                note="Created in the admin.",
+            )
+            obj.pk = created.pk
+            obj._state.adding = False
+            obj.refresh_from_db()
+            return
+        changed = list(form.changed_data)
+        _save_changed_fields(obj, changed)
+        if "assignee" in changed:
+            bead_event_record(
+                bead=obj,
+                kind=BeadEventKind.ASSIGNED,
+                actor=actor,
+                note=f"Assigned to {obj.assignee or 'nobody'} in the admin.",
+                data={"assignee_id": obj.assignee_id},
+            )
+        others = [name for name in changed if name != "assignee"]
+        if others:
+            bead_event_record(
+                bead=obj,
+                kind=BeadEventKind.NOTE,
+                actor=actor,
+                note=f"Edited in the admin: {', '.join(others)}.",
+                data={"fields": others},
+            )
+
+    @admin.display(description="PR")
+    def pr(self, obj: Bead) -> SafeString | str:
+        try:
+            mr = obj.merge_request
+        except MergeRequest.DoesNotExist:
+            return ""
+        return _pr_link(mr.pr_url)
+
+    @admin.display(description="recent events")
+    def recent_events(self, obj: Bead) -> SafeString:
+        return _recent_events_table(obj.pk)
+
+    @admin.action(description="Close the selected beads (audited)", permissions=["change"])
+    def close_beads(self, request: HttpRequest, queryset: QuerySet[Bead]) -> None:
+        _move_beads(request, queryset, status=BeadStatus.CLOSED, verb="closed")
+
+    @admin.action(description="Fail the selected beads (audited)", permissions=["change"])
+    def fail_beads(self, request: HttpRequest, queryset: QuerySet[Bead]) -> None:
+        _move_beads(
+            request, queryset, status=BeadStatus.FAILED, verb="failed", failure_code="admin"
+        )
+
+
+@admin.register(MergeRequest)
+class MergeRequestAdmin(admin.ModelAdmin):
+    list_display = (
+        "branch",
+        "target_branch",
+        "bead",
+        "pr",
+        "blocker",
+        "awaiting_approval",
+        "review_status",
+        "waiting_since",
+        "last_checked_at",
+        "is_active",
+    )
+    list_filter = (
+        "blocker",
+        "awaiting_approval",
+        "changes_requested",
+        "review_status",
+        "is_active",
+        "bead__town",
+    )
+    search_fields = ("branch", "target_branch", "pr_url", "pr_repo", "head_sha", "bead__title")
+    date_hierarchy = "created_at"
+    list_select_related = ("bead",)
+    formfield_overrides = URL_FIELD_HTTPS
+    autocomplete_fields = ("bead", "source", "landing_convoy")
+    actions = ("fail_merge_requests",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "bead",
+                    "source",
+                    "landing_convoy",
+                    "branch",
+                    "target_branch",
+                    "pr_link",
+                    "pr_url",
+                    "bead_events",
+                )
+            },
+        ),
+        ("Last PR snapshot", {"fields": MR_SNAPSHOT_FIELDS}),
+        ("Blocker and review", {"fields": MR_DERIVED_FIELDS}),
+        ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS}),
+    )
+    readonly_fields = ("pr_link", "bead_events", *MR_READONLY_FIELDS)
+
+    def save_model(self, request: HttpRequest, obj: MergeRequest, form: Any, change: bool) -> None:
+        if change:
+            _save_changed_fields(obj, form.changed_data)
+        else:
+            super().save_model(request, obj, form, change)
+
+    @admin.display(description="PR")
+    def pr(self, obj: MergeRequest) -> SafeString | str:
+        return _pr_link(obj.pr_url)
+
+    @admin.display(description="pull request")
+    def pr_link(self, obj: MergeRequest) -> SafeString | str:
+        return _pr_link(obj.pr_url)
+
+    @admin.display(description="events of the MR bead")
+    def bead_events(self, obj: MergeRequest) -> SafeString:
+        return _recent_events_table(obj.bead_id)
+
+    @admin.action(description="Fail the selected merge requests (audited)", permissions=["change"])
+    def fail_merge_requests(self, request: HttpRequest, queryset: QuerySet[MergeRequest]) -> None:
+        beads = Bead.objects.filter(merge_request__in=queryset)
+        _move_beads(request, beads, status=BeadStatus.FAILED, verb="failed", failure_code="admin")
+
+
+class BeadDependencyForm(forms.ModelForm):
+    class Meta:
+        model = BeadDependency
+        fields = ("bead", "depends_on", "kind")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        bead, depends_on = cleaned.get("bead"), cleaned.get("depends_on")
+        if bead and depends_on and bead.town_id != depends_on.town_id:
+            raise forms.ValidationError("Dependencies must stay within one town.")
+        return cleaned
+
+
+@admin.register(BeadDependency)
+class BeadDependencyAdmin(admin.ModelAdmin):
+    form = BeadDependencyForm
+    list_display = ("bead", "kind", "depends_on", "created_at")
+    list_filter = ("kind", "bead__town")
+    search_fields = ("bead__title", "depends_on__title")
+    list_select_related = ("bead", "depends_on")
+    autocomplete_fields = ("bead", "depends_on")
+
+
+@admin.register(BeadEvent)
+class BeadEventAdmin(admin.ModelAdmin):
+    """The audit trail: append-only, so the admin may only look."""
+
+    list_display = ("created_at", "kind", "bead_link", "status_change", "actor", "town", "note")
+    list_filter = ("kind", "town")
+    search_fields = ("bead_title", "actor", "note")
+    date_hierarchy = "created_at"
+    list_select_related = ("town",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def lookup_allowed(self, lookup: str, value: str, request: Any = None) -> bool:
+        # The bead and MR pages link here filtered by bead_ref (it survives the bead).
+        return lookup == "bead_ref" or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="bead", ordering="bead_ref")
+    def bead_link(self, obj: BeadEvent) -> SafeString:
+        if obj.bead_id is None:
+            return format_html("#{} {} (deleted)", obj.bead_ref, obj.bead_title)
+        url = reverse("admin:beads_bead_change", args=[obj.bead_id])
+        return format_html('<a href="{}">#{} {}</a>', url, obj.bead_ref, obj.bead_title)
+
+    @admin.display(description="status")
+    def status_change(self, obj: BeadEvent) -> str:
+        return f"{obj.from_status} → {obj.to_status}" if obj.to_status else ""

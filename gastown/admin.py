@@ -1,0 +1,368 @@
+"""Admin for towns, rigs, agents, convoys and the reconciler's queues and records.
+
+Every changelist selects its related rows up front and every foreign key on a change form is
+an autocomplete (or read-only), so a page costs the same number of queries at any size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from gastown.models import (
+    Agent,
+    Convoy,
+    ReconcilerTick,
+    Rig,
+    TelemetryEvent,
+    Town,
+    TownEvent,
+)
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Append-only records: the admin may look, never write."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TownAdminForm(forms.ModelForm):
+    """The token is write-only: entered here, stored encrypted, never rendered back."""
+
+    github_token = forms.CharField(
+        label="GitHub token",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Enter a token to replace the stored one; leave empty to keep it.",
+    )
+    clear_github_token = forms.BooleanField(
+        label="Clear the stored token",
+        required=False,
+        help_text="The town then uses its environment variable, else GITHUB_TOKEN.",
+    )
+
+    class Meta:
+        model = Town
+        # Never github_token_encrypted: the ciphertext is not editable nor shown.
+        fields = (
+            "name",
+            "slug",
+            "paused",
+            "member_users",
+            "member_groups",
+            "auto_merge",
+            "auto_merge_delay_minutes",
+            "merge_methods",
+            "default_merge_mode",
+            "code_review",
+            "human_wait_escalation_hours",
+            "poll_interval_seconds",
+            "max_dispatch_attempts",
+            "max_landing_attempts",
+            "github_token_env",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("github_token") and cleaned.get("clear_github_token"):
+            raise forms.ValidationError("Enter a new token or clear the stored one, not both.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> Town:
+        town: Town = super().save(commit=False)
+        if self.cleaned_data.get("clear_github_token"):
+            town.set_github_token("")
+        elif self.cleaned_data.get("github_token"):
+            town.set_github_token(self.cleaned_data["github_token"])
+        if commit:
+            town.save()
+            self.save_m2m()
+        return town
+
+
+class RigInline(admin.TabularInline):
+    model = Rig
+    extra = 0
+    fields = ("name", "repo", "default_branch", "allow_update_branch", "required_checks_only")
+    show_change_link = True
+
+
+@admin.register(Town)
+class TownAdmin(admin.ModelAdmin):
+    form = TownAdminForm
+    list_display = (
+        "name",
+        "slug",
+        "paused",
+        "auto_merge",
+        "auto_merge_delay_minutes",
+        "default_merge_mode",
+        "code_review",
+        "token_configured",
+    )
+    list_filter = ("paused", "auto_merge", "default_merge_mode", "code_review")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("member_users", "member_groups")
+    readonly_fields = ("token_configured", "created_at", "updated_at")
+    inlines = (RigInline,)
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "paused", "member_users", "member_groups")}),
+        (
+            "Merging",
+            {
+                "fields": (
+                    "auto_merge",
+                    "auto_merge_delay_minutes",
+                    "merge_methods",
+                    "default_merge_mode",
+                    "code_review",
+                    "human_wait_escalation_hours",
+                )
+            },
+        ),
+        (
+            "Polling and retries",
+            {"fields": ("poll_interval_seconds", "max_dispatch_attempts", "max_landing_attempts")},
+        ),
+        (
+            "GitHub credential",
+            {
+                "fields": (
+                    "token_configured",
+                    "github_token",
+                    "clear_github_token",
+                    "github_token_env",
+                )
+            },
+        ),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="token configured")
+    def token_configured(self, obj: Town) -> str:
+        if obj.github_token_encrypted:
+            return "yes (stored encrypted)"
+        if obj.github_token_env:
+            return f"yes (from ${obj.github_token_env})"
+        return "no (uses GITHUB_TOKEN)"
+
+
+@admin.register(Rig)
+class RigAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "repo",
+        "town",
+        "default_branch",
+        "allow_update_branch",
+        "required_checks_only",
+    )
+    list_filter = ("town", "allow_update_branch", "required_checks_only")
+    search_fields = ("name", "repo", "town__name")
+    list_select_related = ("town",)
+    autocomplete_fields = ("town",)
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "town",
+                    "name",
+                    "repo",
+                    "default_branch",
+                    "allow_update_branch",
+                    "required_checks_only",
+                )
+            },
+        ),
+        (
+            "Overrides of the town's settings (empty: use the town's)",
+            {
+                "fields": (
+                    "auto_merge",
+                    "auto_merge_delay_minutes",
+                    "merge_methods",
+                    "poll_interval_seconds",
+                    "max_dispatch_attempts",
+                    "max_landing_attempts",
+                    "code_review",
+                    "human_wait_escalation_hours",
+                )
+            },
+        ),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "role",
+        "status",
+        "town",
+        "rig",
+        "hooked_bead",
+        "dispatch_attempts",
+        "last_heartbeat_at",
+    )
+    list_filter = ("role", "status", "town")
+    search_fields = ("name", "rig__repo", "town__name")
+    list_select_related = ("town", "rig", "hooked_bead")
+    autocomplete_fields = ("town", "rig")
+    # The hook changes only through the dispatch service, which audits it on the bead.
+    readonly_fields = (
+        "hooked_bead",
+        "dispatch_attempts",
+        "last_dispatch_at",
+        "last_heartbeat_at",
+        "last_activity_at",
+        "created_at",
+        "updated_at",
+    )
+
+
+@admin.register(Convoy)
+class ConvoyAdmin(admin.ModelAdmin):
+    list_display = (
+        "title",
+        "town",
+        "rig",
+        "merge_mode",
+        "status",
+        "landing_attempts",
+        "suppressed",
+        "created_at",
+    )
+    list_filter = ("status", "merge_mode", "town")
+    search_fields = ("title", "feature_branch", "rig__repo", "suppressed_pr_url")
+    date_hierarchy = "created_at"
+    list_select_related = ("town", "rig")
+    autocomplete_fields = ("town", "rig", "held_escalation", "suppressed_landing_mr")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = (
+        "feature_branch_created_at",
+        "landing_attempts",
+        "last_landing_attempt_at",
+        "landed_at",
+        "closed_at",
+        "created_at",
+        "updated_at",
+    )
+
+    @admin.display(boolean=True, description="respawn suppressed")
+    def suppressed(self, obj: Convoy) -> bool:
+        return obj.is_suppressed
+
+
+class TownEventStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("pending", "Pending"), ("processed", "Processed"), ("parked", "Parked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "pending":
+            return queryset.filter(processed_at__isnull=True, parked_at__isnull=True)
+        if self.value() == "processed":
+            return queryset.filter(processed_at__isnull=False)
+        if self.value() == "parked":
+            return queryset.filter(parked_at__isnull=False)
+        return queryset
+
+
+@admin.register(TownEvent)
+class TownEventAdmin(admin.ModelAdmin):
+    """The reconciler's queue: viewable with its errors; stuck rows may be deleted."""
+
+    list_display = (
+        "id",
+        "kind",
+        "town",
+        "bead",
+        "agent",
+        "state",
+        "attempts",
+        "short_error",
+        "created_at",
+        "processed_at",
+        "parked_at",
+    )
+    list_filter = (TownEventStateFilter, "kind", "town")
+    search_fields = ("last_error", "warning", "bead__title", "agent__name")
+    date_hierarchy = "created_at"
+    list_select_related = ("town", "bead", "agent")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj: TownEvent) -> str:
+        return obj.state
+
+    @admin.display(description="last error")
+    def short_error(self, obj: TownEvent) -> str:
+        first_line = obj.last_error.splitlines()[0] if obj.last_error else ""
+        return first_line[:120]
+
+
+@admin.register(TelemetryEvent)
+class TelemetryEventAdmin(ViewOnlyAdmin):
+    list_display = (
+        "name",
+        "label",
+        "town",
+        "rig",
+        "bead",
+        "convoy",
+        "value",
+        "duration_ms",
+        "created_at",
+    )
+    list_filter = ("name", "town")
+    search_fields = ("name", "label", "reason")
+    date_hierarchy = "created_at"
+    list_select_related = ("town", "rig", "bead", "convoy")
+
+
+@admin.register(ReconcilerTick)
+class ReconcilerTickAdmin(ViewOnlyAdmin):
+    list_display = (
+        "started_at",
+        "town",
+        "duration_ms",
+        "events_drained",
+        "action_total",
+        "short_error",
+    )
+    list_filter = ("town",)
+    search_fields = ("error",)
+    date_hierarchy = "started_at"
+    list_select_related = ("town",)
+
+    @admin.display(description="actions")
+    def action_total(self, obj: ReconcilerTick) -> int:
+        return obj.action_total
+
+    @admin.display(description="error")
+    def short_error(self, obj: ReconcilerTick) -> str:
+        return obj.error.splitlines()[0][:120] if obj.error else ""

@@ -1,0 +1,400 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import Model
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from beads.models import Bead, BeadEvent, BeadEventKind, BeadStatus, MergeRequest
+from gastown.models import Town, TownEvent
+from tests.factories import (
+    AgentFactory,
+    BeadDependencyFactory,
+    BeadEventFactory,
+    BeadFactory,
+    ConvoyFactory,
+    MergeRequestFactory,
+    ReconcilerTickFactory,
+    RigFactory,
+    TelemetryEventFactory,
+    TownEventFactory,
+    TownFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _bead_with_everything() -> Bead:
+    convoy = ConvoyFactory()
+    assignee = AgentFactory(town=convoy.town, rig=convoy.rig)
+    bead = BeadFactory(town=convoy.town, rig=convoy.rig, convoy=convoy, assignee=assignee)
+    BeadEventFactory(bead=bead)
+    return bead
+
+
+def _merge_request() -> MergeRequest:
+    source = _bead_with_everything()
+    return MergeRequestFactory(
+        bead__town=source.town,
+        bead__rig=source.rig,
+        source=source,
+        landing_convoy=source.convoy,
+        pr_url=f"https://github.com/{source.rig.repo}/pull/{source.pk}",
+    )
+
+
+def _town_event() -> TownEvent:
+    bead = BeadFactory()
+    agent = AgentFactory(town=bead.town, rig=bead.rig)
+    return TownEventFactory(town=bead.town, bead=bead, agent=agent, last_error="boom")
+
+
+def _telemetry() -> Model:
+    bead = BeadFactory(convoy=ConvoyFactory())
+    return TelemetryEventFactory(town=bead.town, rig=bead.rig, bead=bead, convoy=bead.convoy)
+
+
+def _town() -> Town:
+    town = TownFactory()
+    RigFactory(town=town)
+    return town
+
+
+#: One maker per admin: each creates a row with every foreign key filled, so a missing
+#: select_related shows up as extra queries.
+MAKERS: dict[str, Callable[[], Model]] = {
+    "gastown.town": _town,
+    "gastown.rig": RigFactory,
+    "gastown.agent": lambda: AgentFactory(hooked_bead=BeadFactory()),
+    "gastown.convoy": ConvoyFactory,
+    "gastown.townevent": _town_event,
+    "gastown.telemetryevent": _telemetry,
+    "gastown.reconcilertick": ReconcilerTickFactory,
+    "beads.bead": _bead_with_everything,
+    "beads.beaddependency": BeadDependencyFactory,
+    "beads.beadevent": BeadEventFactory,
+    "beads.mergerequest": _merge_request,
+}
+VIEW_ONLY = {"gastown.telemetryevent", "gastown.reconcilertick", "beads.beadevent"}
+NO_ADD = VIEW_ONLY | {"gastown.townevent"}
+
+
+def _url(label: str, view: str, *args: Any) -> str:
+    app, model = label.split(".")
+    return reverse(f"admin:{app}_{model}_{view}", args=args)
+
+
+def _queries(client: Any, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("label", sorted(MAKERS))
+def test_changelist_and_change_page_load(admin_client, label):
+    obj = MAKERS[label]()
+    changelist = admin_client.get(_url(label, "changelist"))
+    change = admin_client.get(_url(label, "change", obj.pk))
+    assert changelist.status_code == 200
+    assert change.status_code == 200
+
+
+@pytest.mark.parametrize("label", sorted(set(MAKERS) - NO_ADD))
+def test_add_page_loads(admin_client, label):
+    assert admin_client.get(_url(label, "add")).status_code == 200
+
+
+@pytest.mark.parametrize("label", sorted(NO_ADD))
+def test_records_cannot_be_added_in_the_admin(admin_client, label):
+    assert admin_client.get(_url(label, "add")).status_code == 403
+
+
+@pytest.mark.parametrize("label", sorted(MAKERS))
+def test_changelist_query_count_does_not_grow_with_rows(admin_client, label):
+    for _ in range(3):
+        MAKERS[label]()
+    few = _queries(admin_client, _url(label, "changelist"))
+    for _ in range(27):
+        MAKERS[label]()
+    many = _queries(admin_client, _url(label, "changelist"))
+    assert many == few
+
+
+def test_bead_change_page_query_count_does_not_grow_with_events(admin_client):
+    mr = _merge_request()
+    BeadEventFactory.create_batch(3, bead=mr.bead)
+    few = _queries(admin_client, _url("beads.bead", "change", mr.bead.pk))
+    BeadEventFactory.create_batch(30, bead=mr.bead)
+    many = _queries(admin_client, _url("beads.bead", "change", mr.bead.pk))
+    assert many == few
+
+
+def test_merge_request_change_page_query_count_does_not_grow_with_events(admin_client):
+    mr = _merge_request()
+    BeadEventFactory.create_batch(3, bead=mr.bead)
+    few = _queries(admin_client, _url("beads.mergerequest", "change", mr.pk))
+    BeadEventFactory.create_batch(30, bead=mr.bead)
+    many = _queries(admin_client, _url("beads.mergerequest", "change", mr.pk))
+    assert many == few
+
+
+def test_bead_change_page_shows_its_merge_request_and_recent_events(admin_client):
+    mr = _merge_request()
+    BeadEventFactory(bead=mr.bead, note="first look at the PR")
+    BeadEventFactory(bead=MergeRequestFactory().bead, note="another bead's event")
+    html = admin_client.get(_url("beads.bead", "change", mr.bead.pk)).content.decode()
+    assert mr.pr_url in html
+    assert mr.branch in html
+    assert "first look at the PR" in html
+    assert "another bead&#x27;s event" not in html
+    assert f"?bead_ref={mr.bead.pk}" in html
+
+
+def test_bead_events_link_filters_the_audit_by_bead(admin_client):
+    bead, other = BeadFactory(), BeadFactory()
+    BeadEventFactory(bead=bead, note="mine")
+    BeadEventFactory(bead=other, note="theirs")
+    response = admin_client.get(_url("beads.beadevent", "changelist") + f"?bead_ref={bead.pk}")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "mine" in html
+    assert "theirs" not in html
+
+
+# Secrets ---------------------------------------------------------------------------------
+
+
+def _town_form(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "name": "Acme",
+        "slug": "acme",
+        "auto_merge": "on",
+        "auto_merge_delay_minutes": "0",
+        "merge_methods": "squash,merge,rebase",
+        "default_merge_mode": "review-and-merge",
+        "code_review": "on",
+        "human_wait_escalation_hours": "24",
+        "poll_interval_seconds": "60",
+        "max_dispatch_attempts": "5",
+        "max_landing_attempts": "5",
+        "github_token_env": "",
+        "github_token": "",
+        "rigs-TOTAL_FORMS": "0",
+        "rigs-INITIAL_FORMS": "0",
+        "rigs-MIN_NUM_FORMS": "0",
+        "rigs-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }
+    data.update(overrides)
+    return data
+
+
+TOKEN = "ghp_SuperSecretTokenValue1234567890"
+
+
+def test_token_saved_in_the_town_admin_is_stored_encrypted_and_never_rendered(admin_client):
+    response = admin_client.post(_url("gastown.town", "add"), _town_form(github_token=TOKEN))
+    assert response.status_code == 302
+    town = Town.objects.get(slug="acme")
+    assert town.github_token() == TOKEN
+    assert TOKEN not in town.github_token_encrypted
+
+    pages = [
+        admin_client.get(_url("gastown.town", "change", town.pk)),
+        admin_client.get(_url("gastown.town", "changelist")),
+        admin_client.get(_url("gastown.town", "history", town.pk)),
+    ]
+    for page in pages:
+        html = page.content.decode()
+        assert TOKEN not in html
+        assert town.github_token_encrypted not in html
+    assert "yes (stored encrypted)" in pages[0].content.decode()
+
+
+def test_town_form_error_does_not_echo_the_token(admin_client):
+    response = admin_client.post(
+        _url("gastown.town", "add"), _town_form(github_token=TOKEN, poll_interval_seconds="1")
+    )
+    assert response.status_code == 200
+    assert TOKEN not in response.content.decode()
+
+
+def test_saving_the_town_without_a_token_keeps_the_stored_one(admin_client):
+    town = TownFactory(slug="acme")
+    town.set_github_token(TOKEN)
+    town.save()
+    admin_client.post(_url("gastown.town", "change", town.pk), _town_form(name="Renamed"))
+    town.refresh_from_db()
+    assert town.name == "Renamed"
+    assert town.github_token() == TOKEN
+
+
+def test_clear_token_checkbox_removes_the_stored_token(admin_client):
+    town = TownFactory(slug="acme")
+    town.set_github_token(TOKEN)
+    town.save()
+    admin_client.post(
+        _url("gastown.town", "change", town.pk), _town_form(clear_github_token="on")
+    )
+    town.refresh_from_db()
+    assert town.github_token_encrypted == ""
+    assert not town.has_github_token
+
+
+# Bead status goes through the service -------------------------------------------------------
+
+
+def _run_action(client: Any, label: str, action: str, pks: list[int]) -> str:
+    response = client.post(
+        _url(label, "changelist"),
+        {"action": action, "_selected_action": [str(pk) for pk in pks]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_close_action_closes_open_beads_through_the_audited_service(admin_client):
+    bead = BeadFactory(status=BeadStatus.IN_PROGRESS)
+    html = _run_action(admin_client, "beads.bead", "close_beads", [bead.pk])
+    bead.refresh_from_db()
+    event = BeadEvent.objects.get(bead=bead, kind=BeadEventKind.STATUS)
+    assert bead.status == BeadStatus.CLOSED
+    assert bead.closed_at is not None
+    assert (event.from_status, event.to_status, event.actor) == ("in_progress", "closed", "user:admin")
+    assert event.user is not None
+    assert "Closed 1 bead(s)" in html
+
+
+def test_fail_action_records_a_failure_code(admin_client):
+    bead = BeadFactory()
+    _run_action(admin_client, "beads.bead", "fail_beads", [bead.pk])
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.FAILED
+    assert bead.failure_code == "admin"
+    assert BeadEvent.objects.filter(bead=bead, to_status="failed", actor="user:admin").exists()
+
+
+@pytest.mark.parametrize("action", ["close_beads", "fail_beads"])
+def test_bead_actions_refuse_terminal_beads(admin_client, action):
+    closed = BeadFactory(status=BeadStatus.CLOSED)
+    failed = BeadFactory(status=BeadStatus.FAILED)
+    html = _run_action(admin_client, "beads.bead", action, [closed.pk, failed.pk])
+    closed.refresh_from_db()
+    failed.refresh_from_db()
+    assert (closed.status, failed.status) == (BeadStatus.CLOSED, BeadStatus.FAILED)
+    assert not BeadEvent.objects.filter(kind=BeadEventKind.STATUS).exists()
+    assert "Skipped 2 terminal bead(s)" in html
+
+
+def test_fail_merge_request_action_fails_the_mr_bead_and_frees_the_slot(admin_client):
+    mr = _merge_request()
+    _run_action(admin_client, "beads.mergerequest", "fail_merge_requests", [mr.pk])
+    mr.refresh_from_db()
+    assert mr.bead.status == BeadStatus.FAILED
+    assert mr.is_active is False
+
+
+def _bead_form(bead: Bead, **overrides: Any) -> dict[str, Any]:
+    data = {
+        "town": bead.town_id,
+        "rig": bead.rig_id or "",
+        "convoy": bead.convoy_id or "",
+        "type": bead.type,
+        "title": bead.title,
+        "body": bead.body,
+        "priority": bead.priority,
+        "labels": "[]",
+        "metadata": "{}",
+        "parent": "",
+        "assignee": bead.assignee_id or "",
+        "_save": "Save",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_bead_form_ignores_a_posted_status_and_audits_the_edit(admin_client):
+    bead = BeadFactory(status=BeadStatus.OPEN)
+    response = admin_client.post(
+        _url("beads.bead", "change", bead.pk), _bead_form(bead, title="Renamed", status="closed")
+    )
+    assert response.status_code == 302
+    bead.refresh_from_db()
+    assert bead.title == "Renamed"
+    assert bead.status == BeadStatus.OPEN
+    event = BeadEvent.objects.get(bead=bead)
+    assert event.actor == "user:admin"
+    assert "title" in event.note
+
+
+def test_bead_edit_does_not_overwrite_a_status_changed_meanwhile(admin_client):
+    bead = BeadFactory(status=BeadStatus.OPEN)
+    form = _bead_form(bead, title="Renamed")
+    Bead.objects.filter(pk=bead.pk).update(status=BeadStatus.CLOSED)
+    admin_client.post(_url("beads.bead", "change", bead.pk), form)
+    bead.refresh_from_db()
+    assert (bead.title, bead.status) == ("Renamed", BeadStatus.CLOSED)
+
+
+def test_bead_added_in_the_admin_is_created_by_the_service(admin_client):
+    town = TownFactory()
+    data = _bead_form(Bead(town=town, type="issue", priority="high", title="From the admin"))
+    data.update(
+        {
+            "merge_request-TOTAL_FORMS": "0",
+            "merge_request-INITIAL_FORMS": "0",
+            "merge_request-MIN_NUM_FORMS": "0",
+            "merge_request-MAX_NUM_FORMS": "1",
+        }
+    )
+    response = admin_client.post(_url("beads.bead", "add"), data)
+    assert response.status_code == 302
+    bead = Bead.objects.get(title="From the admin")
+    assert bead.created_by == "user:admin"
+    assert bead.status == BeadStatus.OPEN
+    assert BeadEvent.objects.filter(bead=bead, kind=BeadEventKind.CREATED).exists()
+
+
+# Read-only audit and telemetry ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", sorted(VIEW_ONLY))
+def test_audit_and_telemetry_are_view_only(admin_client, label):
+    obj = MAKERS[label]()
+    changelist = admin_client.get(_url(label, "changelist")).content.decode()
+    change = admin_client.get(_url(label, "change", obj.pk)).content.decode()
+    assert _url(label, "add") not in changelist
+    assert 'name="_save"' not in change
+    assert 'class="deletelink"' not in change
+    assert admin_client.post(_url(label, "change", obj.pk), {}).status_code == 403
+    assert admin_client.post(_url(label, "delete", obj.pk), {"post": "yes"}).status_code == 403
+    assert type(obj).objects.filter(pk=obj.pk).exists()
+
+
+def test_town_event_shows_its_error_and_parked_state_and_may_be_deleted(admin_client):
+    event = _town_event()
+    TownEvent.objects.filter(pk=event.pk).update(
+        attempts=5, last_error="GitHub said 502", parked_at="2025-01-01T00:00:00Z"
+    )
+    listing = admin_client.get(_url("gastown.townevent", "changelist") + "?state=parked")
+    change = admin_client.get(_url("gastown.townevent", "change", event.pk)).content.decode()
+    assert "GitHub said 502" in listing.content.decode()
+    assert "GitHub said 502" in change
+    assert 'name="_save"' not in change
+    assert admin_client.post(_url("gastown.townevent", "change", event.pk), {}).status_code == 403
+    deleted = admin_client.post(_url("gastown.townevent", "delete", event.pk), {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not TownEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_script_in_a_bead_title_is_escaped_on_the_changelist(admin_client):
+    BeadFactory(title="<script>alert('pwned')</script>")
+    html = admin_client.get(_url("beads.bead", "changelist")).content.decode()
+    assert "<script>alert(" not in html
+    assert "&lt;script&gt;alert(" in html
