@@ -89,6 +89,8 @@ def _url(label: str, view: str, *args: Any) -> str:
 
 
 def _queries(client: Any, url: str) -> int:
+    # Warm up first: process-wide caches (content types) are filled by the first request only.
+    client.get(url)
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url)
     assert response.status_code == 200, url
