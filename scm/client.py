@@ -22,6 +22,7 @@ Why PyGithub is built the way it is below:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -56,7 +57,7 @@ class GitHubClient:
         options: dict[str, Any] = {
             "auth": Auth.Token(credential.token),
             "base_url": self.api_url,
-            "timeout": timeout,  # PyGithub annotates int; requests takes a float
+            "timeout": max(1, math.ceil(timeout)),
             "retry": None,
             "seconds_between_requests": 0,
             "seconds_between_writes": 0,
@@ -65,6 +66,10 @@ class GitHubClient:
         }
         self._github = Github(**options)
         self._requester = self._github.requester
+        # PyGithub asserts an int timeout, but requests takes a float and sub-second
+        # timeouts are useful (tests, a worker's tight budget): set it on the requester.
+        if hasattr(self._requester, "_Requester__timeout"):
+            self._requester._Requester__timeout = timeout
         self.rate_limit = RateLimit()
         self.requests_made = 0
 
