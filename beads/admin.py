@@ -40,7 +40,9 @@ from beads.services import (
 )
 
 # PR URLs are https; also silences Django 5.x's warning about the default scheme changing.
-URL_FIELD_HTTPS = {models.URLField: {"assume_scheme": "https"}}
+URL_FIELD_HTTPS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
+    models.URLField: {"assume_scheme": "https"}
+}
 
 #: How many audit events a bead or MR change page lists; the rest are one link away.
 RECENT_EVENTS = 20

@@ -240,9 +240,7 @@ def test_clear_token_checkbox_removes_the_stored_token(admin_client):
     town = TownFactory(slug="acme")
     town.set_github_token(TOKEN)
     town.save()
-    admin_client.post(
-        _url("gastown.town", "change", town.pk), _town_form(clear_github_token="on")
-    )
+    admin_client.post(_url("gastown.town", "change", town.pk), _town_form(clear_github_token="on"))
     town.refresh_from_db()
     assert town.github_token_encrypted == ""
     assert not town.has_github_token
@@ -268,7 +266,11 @@ def test_close_action_closes_open_beads_through_the_audited_service(admin_client
     event = BeadEvent.objects.get(bead=bead, kind=BeadEventKind.STATUS)
     assert bead.status == BeadStatus.CLOSED
     assert bead.closed_at is not None
-    assert (event.from_status, event.to_status, event.actor) == ("in_progress", "closed", "user:admin")
+    assert (event.from_status, event.to_status, event.actor) == (
+        "in_progress",
+        "closed",
+        "user:admin",
+    )
     assert event.user is not None
     assert "Closed 1 bead(s)" in html
 
