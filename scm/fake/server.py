@@ -147,11 +147,13 @@ class FakeGitHub(FakeControl):
         if path.startswith("/_fake/"):
             reply = self.control.dispatch(method, path, query, _json_or_none(raw))
             return reply.status, {}, json.dumps(reply.body).encode()
+        # Logged on arrival (status 0 until answered), so a call the client gave up on
+        # still shows.
         record = RequestRecord(method, path, 0)
-        status, out_headers, body = self._handle_api(method, path, query, headers, raw, record)
-        record.status = status
         with self._lock:
             self.requests.append(record)
+        status, out_headers, body = self._handle_api(method, path, query, headers, raw, record)
+        record.status = status
         return status, out_headers, body
 
     def _handle_api(

@@ -1,0 +1,68 @@
+"""Opening PRs, creating branches and updating branches: idempotent, through the fake."""
+
+from scm.types import PullRequestRef
+
+REPO = "octo/app"
+
+
+def test_open_pull_request_is_idempotent(fake_github, github_client):
+    fake_github.create_repo(REPO)
+    fake_github.create_branch(REPO, "convoy-1")
+
+    first = github_client.open_pull_request(
+        REPO, head="convoy-1", base="main", title="Land convoy 1"
+    )
+    again = github_client.open_pull_request(
+        REPO, head="convoy-1", base="main", title="Land convoy 1"
+    )
+
+    assert first == again
+    assert first.url == f"https://github.com/{REPO}/pull/{first.number}"
+    assert len(fake_github.state.repo(REPO).pulls) == 1
+    assert fake_github.pull(REPO, first.number).title == "Land convoy 1"
+
+
+def test_open_pull_request_adopts_a_pr_opened_by_someone_else(fake_github, github_client):
+    fake_github.create_repo(REPO)
+    existing = fake_github.create_pr(REPO, head="convoy-2", base="main")
+    ref = github_client.open_pull_request(REPO, head="convoy-2", base="main", title="x")
+    assert ref == PullRequestRef(REPO, existing.number)
+
+
+def test_closed_pr_for_same_head_does_not_prevent_a_new_one(fake_github, github_client):
+    fake_github.create_repo(REPO)
+    old = fake_github.create_pr(REPO, head="convoy-3")
+    fake_github.close(REPO, old.number)
+    ref = github_client.open_pull_request(REPO, head="convoy-3", base="main", title="again")
+    assert ref.number != old.number
+
+
+def test_create_branch_is_idempotent(fake_github, github_client):
+    fake_github.create_repo(REPO)
+    assert github_client.create_branch(REPO, branch="convoy-4", from_branch="main") is True
+    assert github_client.create_branch(REPO, branch="convoy-4", from_branch="main") is False
+    assert fake_github.branch_sha(REPO, "convoy-4") == fake_github.branch_sha(REPO, "main")
+
+
+def test_create_branch_from_missing_branch_is_not_found(fake_github, github_client):
+    import pytest
+
+    from scm.errors import ScmError
+
+    fake_github.create_repo(REPO)
+    with pytest.raises(ScmError) as caught:
+        github_client.create_branch(REPO, branch="x", from_branch="nope")
+    assert caught.value.kind == "not_found"
+
+
+def test_update_branch_brings_a_behind_pr_up_to_date(fake_github, github_client):
+    fake_github.create_repo(REPO)
+    pull = fake_github.create_pr(REPO)
+    fake_github.set_pr(REPO, pull.number, behind=True)
+    ref = PullRequestRef(REPO, pull.number)
+    old_head = pull.head_sha
+
+    assert github_client.update_branch(ref, head_sha=old_head) is True
+    assert fake_github.pull(REPO, pull.number).behind is False
+    assert fake_github.pull(REPO, pull.number).head_sha != old_head
+    assert github_client.update_branch(ref, head_sha=old_head) is False  # head moved since
