@@ -221,7 +221,7 @@ class AgentAdmin(admin.ModelAdmin):
         "dispatch_attempts",
         "last_heartbeat_at",
     )
-    list_filter = ("role", "status", "town")
+    list_filter = ("role", "status", "town", "rig")
     search_fields = ("name", "rig__repo", "town__name")
     list_select_related = ("town", "rig", "hooked_bead")
     autocomplete_fields = ("town", "rig")

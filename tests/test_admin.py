@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.admin import site
 from django.db import connection
 from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
@@ -337,13 +338,50 @@ def test_bead_form_ignores_a_posted_status_and_audits_the_edit(admin_client):
     assert "title" in event.note
 
 
-def test_bead_edit_does_not_overwrite_a_status_changed_meanwhile(admin_client):
+def _between_load_and_save(monkeypatch: Any, model: type[Model], write: Callable[[], Any]) -> None:
+    """Run `write` after the admin has loaded the object and before it saves it."""
+    model_admin = site._registry[model]
+    save_form = model_admin.save_form
+
+    def save_form_after_a_concurrent_write(request: Any, form: Any, change: bool) -> Any:
+        write()
+        return save_form(request, form, change)
+
+    monkeypatch.setattr(model_admin, "save_form", save_form_after_a_concurrent_write)
+
+
+def test_bead_edit_does_not_overwrite_a_status_changed_meanwhile(admin_client, monkeypatch):
     bead = BeadFactory(status=BeadStatus.OPEN)
-    form = _bead_form(bead, title="Renamed")
-    Bead.objects.filter(pk=bead.pk).update(status=BeadStatus.CLOSED)
-    admin_client.post(_url("beads.bead", "change", bead.pk), form)
+    _between_load_and_save(
+        monkeypatch, Bead, lambda: Bead.objects.filter(pk=bead.pk).update(status="closed")
+    )
+    admin_client.post(_url("beads.bead", "change", bead.pk), _bead_form(bead, title="Renamed"))
     bead.refresh_from_db()
     assert (bead.title, bead.status) == ("Renamed", BeadStatus.CLOSED)
+
+
+def test_merge_request_edit_does_not_overwrite_a_snapshot_taken_meanwhile(
+    admin_client, monkeypatch
+):
+    mr = _merge_request()
+    form = {
+        "bead": mr.bead_id,
+        "source": mr.source_id,
+        "landing_convoy": mr.landing_convoy_id,
+        "branch": "polecat/renamed",
+        "target_branch": mr.target_branch,
+        "pr_url": mr.pr_url,
+        "_save": "Save",
+    }
+    _between_load_and_save(
+        monkeypatch,
+        MergeRequest,
+        lambda: MergeRequest.objects.filter(pk=mr.pk).update(head_sha="f00d", blocker="ready"),
+    )
+    response = admin_client.post(_url("beads.mergerequest", "change", mr.pk), form)
+    assert response.status_code == 302
+    mr.refresh_from_db()
+    assert (mr.branch, mr.head_sha, mr.blocker) == ("polecat/renamed", "f00d", "ready")
 
 
 def test_bead_added_in_the_admin_is_created_by_the_service(admin_client):
