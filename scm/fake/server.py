@@ -288,6 +288,9 @@ class FakeGitHub(FakeControl):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle and delayed ACKs every keep-alive
+    # request would wait ~40 ms.
+    disable_nagle_algorithm = True
     fake: FakeGitHub
 
     def _serve(self) -> None:

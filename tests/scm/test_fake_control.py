@@ -1,0 +1,78 @@
+"""The fake's control API (for other processes) and the management commands around it."""
+
+import json
+import urllib.request
+from io import StringIO
+
+from django.core.management import call_command
+
+from scm.blocker import Blocker, derive_blocker
+from scm.types import PullRequestRef
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_another_process_can_set_up_and_drive_a_pr_over_http(fake_github, github_client):
+    base = f"{fake_github.url}/_fake"
+    _post(
+        f"{base}/repos", {"repo": "octo/demo", "required_approvals": 1, "required_checks": ["ci"]}
+    )
+    created = _post(f"{base}/repos/octo/demo/pulls", {"head": "agent-1", "title": "Agent work"})
+    number = created["number"]
+    _post(f"{base}/pulls/octo/demo/{number}/checks", {"name": "ci", "conclusion": "success"})
+    state = _post(f"{base}/pulls/octo/demo/{number}/approve", {"by": "alice"})
+
+    assert state["review_decision"] == "APPROVED"
+    ref = PullRequestRef("octo/demo", number)
+    snapshot = github_client.fetch_snapshots([ref])[ref].snapshot
+    assert derive_blocker(snapshot) == Blocker.READY
+
+
+def test_faults_and_request_log_over_http(fake_github, github_client):
+    fake_github.create_repo("octo/demo")
+    pull = fake_github.create_pr("octo/demo")
+    _post(f"{fake_github.url}/_fake/faults", {"kind": "status", "status": 500, "path": "/graphql"})
+    ref = PullRequestRef("octo/demo", pull.number)
+    assert github_client.fetch_snapshots([ref])[ref].error.kind == "transient"
+
+    with urllib.request.urlopen(f"{fake_github.url}/_fake/requests", timeout=5) as response:
+        log = json.loads(response.read())
+    assert [(r["method"], r["path"], r["status"]) for r in log] == [("POST", "/graphql", 500)]
+
+
+def test_fake_review_command_approves_and_requests_changes(fake_github, github_client):
+    fake_github.create_repo("octo/demo", required_approvals=1)
+    pull = fake_github.create_pr("octo/demo")
+    ref = PullRequestRef("octo/demo", pull.number)
+    out = StringIO()
+
+    call_command("fake_review", pr=ref.url, approve=True, fake_url=fake_github.url, stdout=out)
+    assert "APPROVED" in out.getvalue()
+    call_command(
+        "fake_review",
+        pr=ref.url,
+        request_changes=True,
+        by="bob",
+        fake_url=fake_github.url,
+        stdout=out,
+    )
+    snapshot = github_client.fetch_snapshots([ref])[ref].snapshot
+    assert derive_blocker(snapshot) == Blocker.CHANGES_REQUESTED
+
+
+def test_bench_reports_requests_points_and_the_rest_ratio():
+    out = StringIO()
+    call_command("bench_scm", prs=60, stdout=out)
+    text = out.getvalue()
+    assert "GraphQL (ours):            2 requests" in text
+    assert "REST baseline (per PR):    240 requests" in text
+    assert "Ratio:" in text
