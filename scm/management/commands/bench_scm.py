@@ -62,9 +62,9 @@ class Command(BaseCommand):
             fake.clear_requests()
             started = time.monotonic()
             for ref in refs:
-                pull = repo.get_pull(ref.number)
-                list(pull.get_reviews())
-                commit = repo.get_commit(pull.head.sha)
+                rest_pull = repo.get_pull(ref.number)
+                list(rest_pull.get_reviews())
+                commit = repo.get_commit(rest_pull.head.sha)
                 list(commit.get_check_runs())
                 commit.get_combined_status()
             rest_seconds = time.monotonic() - started
