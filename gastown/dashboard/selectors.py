@@ -1,0 +1,385 @@
+"""Reads for the dashboard. Every function runs a fixed number of queries, whatever the
+number of beads, PRs or events in the town (tests/dashboard/test_queries.py holds them to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    Min,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import TruncDate
+from django.http import Http404
+from django.utils import timezone
+
+from beads.models import (
+    ACTIVE_STATUSES,
+    Bead,
+    BeadEvent,
+    BeadStatus,
+    BeadType,
+    MergeRequest,
+)
+from gastown.models import Convoy, ReconcilerTick, Rig, TelemetryEvent, Town
+
+#: The newest tick younger than this means the workers are running.
+WORKERS_ALIVE_WINDOW = timedelta(minutes=2)
+
+
+# --- towns ------------------------------------------------------------------------------
+
+
+def town_list_for_user(*, user: Any) -> QuerySet[Town]:
+    """Towns the user is a member of (directly or through a group); superusers see all."""
+    towns = Town.objects.all()
+    if not user.is_superuser:
+        towns = towns.filter(
+            Q(member_users=user) | Q(member_groups__in=user.groups.all())
+        ).distinct()
+    return towns.order_by("name")
+
+
+def town_get_for_user(*, user: Any, slug: str) -> Town:
+    """The town, or 404 when it does not exist or the user is not a member (no hint which)."""
+    town = town_list_for_user(user=user).filter(slug=slug).first()
+    if town is None:
+        raise Http404("No such town.")
+    return town
+
+
+# --- overview ---------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    bead_counts: list[dict[str, Any]]  # one row per type: {"type", "label", "counts", "total"}
+    statuses: list[tuple[str, str]]
+    awaiting_count: int
+    oldest_wait_since: datetime | None
+    suppressed_now: list[Convoy]
+    suppressed_today: int
+    failures_24h: int
+    recent_failures: list[Bead]
+    open_escalations: int
+    escalations: list[Bead]
+    last_tick: ReconcilerTick | None
+    workers_alive: bool
+    now: datetime = field(default_factory=timezone.now)
+
+
+def start_of_day(now: datetime) -> datetime:
+    local = timezone.localtime(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
+    now = now or timezone.now()
+    rows = Bead.objects.filter(town=town).values("type", "status").annotate(n=Count("id"))
+    grid: dict[str, dict[str, int]] = {t: {} for t in BeadType.values}
+    for row in rows:
+        grid.setdefault(row["type"], {})[row["status"]] = row["n"]
+    bead_counts = [
+        {
+            "type": bead_type,
+            "label": label,
+            "counts": [grid[bead_type].get(status, 0) for status in BeadStatus.values],
+            "total": sum(grid[bead_type].values()),
+        }
+        for bead_type, label in BeadType.choices
+    ]
+    awaiting = _awaiting_base(town).aggregate(n=Count("id"), oldest=Min("waiting_since"))
+    failed = Bead.objects.filter(
+        town=town, status=BeadStatus.FAILED, closed_at__gte=now - timedelta(hours=24)
+    )
+    escalations = Bead.objects.filter(
+        town=town, type=BeadType.ESCALATION, status__in=ACTIVE_STATUSES
+    )
+    last_tick = ReconcilerTick.objects.filter(town=town).order_by("-started_at").first()
+    return Overview(
+        bead_counts=bead_counts,
+        statuses=list(BeadStatus.choices),
+        awaiting_count=awaiting["n"],
+        oldest_wait_since=awaiting["oldest"],
+        suppressed_now=list(
+            Convoy.objects.filter(town=town, respawn_suppressed_since__isnull=False).order_by(
+                "respawn_suppressed_since"
+            )[:20]
+        ),
+        suppressed_today=TelemetryEvent.objects.filter(
+            town=town, name="reconciler.respawn_suppressed", created_at__gte=start_of_day(now)
+        ).count(),
+        failures_24h=failed.count(),
+        recent_failures=list(failed.order_by("-closed_at")[:5]),
+        open_escalations=escalations.count(),
+        escalations=list(escalations.order_by("-created_at")[:5]),
+        last_tick=last_tick,
+        workers_alive=bool(last_tick and now - last_tick.started_at < WORKERS_ALIVE_WINDOW),
+        now=now,
+    )
+
+
+# --- awaiting approval ------------------------------------------------------------------
+
+
+def _awaiting_base(town: Town) -> QuerySet[MergeRequest]:
+    # A failed landing MR keeps its snapshot (the landing rules read it); its wait shows as
+    # the convoy's suppression, so only live MRs are listed here.
+    return MergeRequest.objects.filter(
+        bead__town=town, awaiting_approval=True, bead__status__in=ACTIVE_STATUSES
+    )
+
+
+def awaiting_approval_list(
+    *, town: Town, rig: int | None = None, convoy: int | None = None
+) -> QuerySet[MergeRequest]:
+    mrs = _awaiting_base(town)
+    if rig:
+        mrs = mrs.filter(bead__rig_id=rig)
+    if convoy:
+        mrs = mrs.filter(Q(bead__convoy_id=convoy) | Q(landing_convoy_id=convoy))
+    return mrs.select_related(
+        "bead", "bead__rig", "bead__convoy", "bead__town", "landing_convoy"
+    ).order_by("waiting_since", "pk")
+
+
+def town_rigs(*, town: Town) -> list[Rig]:
+    return list(Rig.objects.filter(town=town).order_by("name"))
+
+
+def town_convoy_choices(*, town: Town) -> list[Convoy]:
+    """Convoys worth filtering by: the active ones."""
+    return list(
+        Convoy.objects.filter(town=town)
+        .exclude(status__in=["landed", "closed", "failed"])
+        .only("id", "title")
+        .order_by("title")[:200]
+    )
+
+
+# --- convoys ----------------------------------------------------------------------------
+
+
+def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
+    convoys = Convoy.objects.filter(town=town)
+    if status == "active":
+        convoys = convoys.filter(status__in=["open", "ready_to_land", "landing"])
+    elif status:
+        convoys = convoys.filter(status=status)
+    issue = Q(beads__type=BeadType.ISSUE)
+    return (
+        convoys.select_related("rig", "suppressed_landing_mr", "suppressed_landing_mr__bead")
+        .annotate(
+            issues_total=Count("beads", filter=issue),
+            issues_closed=Count("beads", filter=issue & Q(beads__status=BeadStatus.CLOSED)),
+        )
+        .prefetch_related(
+            Prefetch(
+                "landing_merge_requests",
+                queryset=MergeRequest.objects.filter(is_active=True).select_related("bead"),
+                to_attr="active_landing",
+            )
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+# --- bead detail ------------------------------------------------------------------------
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    source: str  # "bead" or "telemetry"
+    title: str
+    actor: str
+    note: str
+    data: dict[str, Any]
+    is_override: bool = False
+
+
+TIMELINE_LIMIT = 200
+
+
+def bead_get(*, town: Town, pk: int) -> Bead:
+    bead = (
+        Bead.objects.filter(town=town, pk=pk)
+        .select_related("rig", "convoy", "assignee", "parent", "town")
+        .first()
+    )
+    if bead is None:
+        raise Http404("No such bead in this town.")
+    return bead
+
+
+def bead_merge_request(*, bead: Bead) -> MergeRequest | None:
+    return (
+        MergeRequest.objects.filter(bead=bead)
+        .select_related("source", "landing_convoy", "bead", "bead__town")
+        .first()
+    )
+
+
+def bead_timeline(*, bead: Bead, limit: int = TIMELINE_LIMIT) -> list[TimelineEntry]:
+    """Its bead events and its telemetry, newest first (the newest `limit` of each)."""
+    entries = [
+        TimelineEntry(
+            at=event.created_at,
+            source="bead",
+            title=event.get_kind_display()
+            + (f": {event.from_status or '—'} → {event.to_status}" if event.to_status else ""),
+            actor=event.actor,
+            note=event.note,
+            data=event.data or {},
+            is_override=event.kind == "override",
+        )
+        for event in BeadEvent.objects.filter(bead_ref=bead.pk, town_id=bead.town_id)
+        .order_by("-created_at", "-id")
+        .only("created_at", "kind", "from_status", "to_status", "actor", "note", "data")[:limit]
+    ]
+    entries += [
+        TimelineEntry(
+            at=event.created_at,
+            source="telemetry",
+            title=event.name,
+            actor=event.label,
+            note=event.reason,
+            data={
+                **({"duration_ms": event.duration_ms} if event.duration_ms is not None else {}),
+                **(event.data or {}),
+            },
+        )
+        # override.* telemetry repeats the bead event above; the timeline shows it once.
+        for event in TelemetryEvent.objects.filter(bead=bead)
+        .exclude(name__startswith="override.")
+        .order_by("-created_at", "-id")
+        .only("created_at", "name", "label", "reason", "duration_ms", "data")[:limit]
+    ]
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]
+
+
+def bead_children(*, bead: Bead) -> list[Bead]:
+    return list(Bead.objects.filter(parent=bead).order_by("-created_at")[:50])
+
+
+# --- telemetry --------------------------------------------------------------------------
+
+
+def _day_counts(events: QuerySet[TelemetryEvent], names: list[str]) -> dict[str, dict[date, int]]:
+    rows = (
+        events.filter(name__in=names)
+        .annotate(day=TruncDate("created_at"))
+        .values("name", "day")
+        .annotate(n=Count("id"))
+    )
+    out: dict[str, dict[date, int]] = {name: {} for name in names}
+    for row in rows:
+        out[row["name"]][row["day"]] = row["n"]
+    return out
+
+
+#: Wait-duration buckets (upper bound in ms, label).
+WAIT_BUCKETS: list[tuple[int | None, str]] = [
+    (15 * 60_000, "< 15 min"),
+    (60 * 60_000, "15-60 min"),
+    (4 * 3_600_000, "1-4 h"),
+    (24 * 3_600_000, "4-24 h"),
+    (3 * 86_400_000, "1-3 days"),
+    (None, "> 3 days"),
+]
+
+
+@dataclass
+class TelemetryCharts:
+    days: list[date]
+    per_day: dict[str, list[int]]
+    wait_buckets: list[tuple[str, int]]
+
+
+CHART_NAMES = [
+    "pr.awaiting_approval_detected",
+    "pr.awaiting_approval_resolved",
+    "reconciler.respawn_suppressed",
+    "pr.merged",
+    "pr.merge_refused",
+]
+
+
+def telemetry_charts(*, town: Town, days: int = 14, now: datetime | None = None) -> TelemetryCharts:
+    now = now or timezone.now()
+    first = start_of_day(now) - timedelta(days=days - 1)
+    events = TelemetryEvent.objects.filter(town=town, created_at__gte=first)
+    counts = _day_counts(events, CHART_NAMES)
+    day_list = [(first + timedelta(days=i)).date() for i in range(days)]
+    per_day = {name: [counts[name].get(d, 0) for d in day_list] for name in CHART_NAMES}
+    whens = []
+    lower = 0
+    for index, (upper, _label) in enumerate(WAIT_BUCKETS):
+        if upper is None:
+            whens.append(When(duration_ms__gte=lower, then=Value(index)))
+        else:
+            whens.append(When(duration_ms__gte=lower, duration_ms__lt=upper, then=Value(index)))
+            lower = upper
+    bucket_rows = (
+        events.filter(name="pr.awaiting_approval_resolved", duration_ms__isnull=False)
+        .annotate(bucket=Case(*whens, output_field=IntegerField()))
+        .values("bucket")
+        .annotate(n=Count("id"))
+    )
+    by_bucket = {row["bucket"]: row["n"] for row in bucket_rows}
+    return TelemetryCharts(
+        days=day_list,
+        per_day=per_day,
+        wait_buckets=[(label, by_bucket.get(i, 0)) for i, (_u, label) in enumerate(WAIT_BUCKETS)],
+    )
+
+
+def telemetry_list(
+    *,
+    town: Town,
+    name: str = "",
+    rig: int | None = None,
+    since: date | None = None,
+    until: date | None = None,
+) -> QuerySet[TelemetryEvent]:
+    events = TelemetryEvent.objects.filter(town=town)
+    if name:
+        events = (
+            events.filter(name=name)
+            if not name.endswith(".")
+            else events.filter(name__startswith=name)
+        )
+    if rig:
+        events = events.filter(rig_id=rig)
+    if since:
+        events = events.filter(created_at__date__gte=since)
+    if until:
+        events = events.filter(created_at__date__lte=until)
+    return events.select_related("rig", "bead", "convoy").order_by("-created_at", "-id")
+
+
+def telemetry_names(*, town: Town) -> list[str]:
+    return list(
+        TelemetryEvent.objects.filter(town=town)
+        .order_by("name")
+        .values_list("name", flat=True)
+        .distinct()[:100]
+    )
+
+
+# --- reconciler -------------------------------------------------------------------------
+
+
+def tick_list(*, town: Town) -> QuerySet[ReconcilerTick]:
+    return ReconcilerTick.objects.filter(town=town).order_by("-started_at", "-id")

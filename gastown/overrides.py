@@ -1,0 +1,707 @@
+"""Manual overrides a team lead presses on the dashboard or in the admin (SPEC §8).
+
+Each service is keyword-only, checks the object's state with a conditional update (so a
+concurrent reconciler tick cannot be overwritten with a stale copy), audits the change with
+the user and the reason, and returns a short sentence saying what it did. A state that
+forbids the override raises OverrideRefused; terminal beads are never reopened.
+
+Audit trail: a BeadEvent of kind "override" on the bead the override concerns (for a convoy,
+its landing MR's bead when there is one) and, for every override, a TelemetryEvent named
+"override.<service name>" so the town has one list of everything people did by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from beads.audit import Actor
+from beads.models import (
+    TERMINAL_STATUSES,
+    Bead,
+    BeadEventKind,
+    BeadStatus,
+    BeadType,
+    Blocker,
+    MergeRequest,
+)
+from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
+from gastown.models import (
+    Agent,
+    AgentStatus,
+    Convoy,
+    ConvoyStatus,
+    TelemetryEvent,
+    Town,
+    TownPermission,
+)
+from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
+
+
+class OverrideRefused(Exception):
+    """The object's state forbids the override; the message says why, for the team lead."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+def _ms(start: datetime | None, end: datetime) -> int | None:
+    return None if start is None else max(0, int((end - start).total_seconds() * 1000))
+
+
+def _audit(
+    *,
+    name: str,
+    town: Town,
+    user: Any,
+    reason: str,
+    message: str,
+    bead: Bead | None = None,
+    convoy: Convoy | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    actor = Actor.for_user(user)
+    payload = {"override": name, **(data or {})}
+    if bead is not None:
+        bead_event_record(
+            bead=bead,
+            kind=BeadEventKind.OVERRIDE,
+            actor=actor,
+            note=f"{message} Reason: {reason}" if reason else message,
+            data=payload,
+        )
+    TelemetryEvent.objects.create(
+        name=f"override.{name}",
+        town=town,
+        rig_id=bead.rig_id if bead is not None else (convoy.rig_id if convoy else None),
+        bead=bead,
+        convoy=convoy,
+        label=user.get_username(),
+        reason=reason,
+        data=payload,
+    )
+
+
+def _mr_convoy_id(mr: MergeRequest) -> int | None:
+    return mr.landing_convoy_id or mr.bead.convoy_id
+
+
+def _pr_name(mr: MergeRequest) -> str:
+    if mr.pr_repo and mr.pr_number:
+        return f"{mr.pr_repo}#{mr.pr_number}"
+    return mr.pr_url or f"MR #{mr.bead_id}"
+
+
+# --- merge requests ---------------------------------------------------------------------
+
+
+def merge_request_recheck(
+    *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """Make the MR due for a feedback check at once (SPEC §8: re-check a PR now)."""
+    mr = merge_request
+    now = now or timezone.now()
+    if not mr.pr_url:
+        raise OverrideRefused("This merge request has no pull request yet: nothing to check.")
+    if mr.bead.is_terminal and not Convoy.objects.filter(suppressed_landing_mr=mr).exists():
+        raise OverrideRefused(
+            f"The MR is {mr.bead.status}; its PR is no longer watched, so there is nothing "
+            "to re-check."
+        )
+    message = f"{_pr_name(mr)} will be checked at the next feedback run."
+    with transaction.atomic():
+        MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=now, updated_at=now)
+        mr.check_requested_at = now
+        _audit(
+            name="merge_request_recheck",
+            town=mr.bead.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=mr.bead,
+            data={"pr_url": mr.pr_url},
+        )
+    return message
+
+
+def merge_request_merge_now(
+    *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """Skip the auto-merge delay; the fresh pre-merge check still runs (SPEC §5)."""
+    mr = merge_request
+    now = now or timezone.now()
+    if mr.bead.is_terminal:
+        raise OverrideRefused(f"The MR is {mr.bead.status}: it cannot be merged.")
+    if not mr.pr_url:
+        raise OverrideRefused("This merge request has no pull request yet: nothing to merge.")
+    if mr.blocker == Blocker.HUMAN_REVIEW or mr.awaiting_approval:
+        raise OverrideRefused("The PR is waiting on a human: cannot merge.")
+    message = (
+        f"{_pr_name(mr)} will be merged at the next check if GitHub says it is ready "
+        "(the delay is skipped, the fresh check is not)."
+    )
+    with transaction.atomic():
+        changed = (
+            MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=False)
+            .exclude(blocker=Blocker.HUMAN_REVIEW)
+            .update(merge_requested_at=now, updated_at=now)
+        )
+        if changed != 1:
+            raise OverrideRefused("The PR started waiting on a human meanwhile: cannot merge.")
+        mr.merge_requested_at = now
+        _audit(
+            name="merge_request_merge_now",
+            town=mr.bead.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=mr.bead,
+            data={"pr_url": mr.pr_url},
+        )
+    return message
+
+
+def merge_request_clear_awaiting(
+    *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """Treat the PR as not waiting on a human until the next check says otherwise."""
+    mr = merge_request
+    now = now or timezone.now()
+    if not mr.awaiting_approval:
+        raise OverrideRefused("The PR is not awaiting approval: nothing to clear.")
+    waiting_since = mr.waiting_since
+    message = f"{_pr_name(mr)} is no longer marked as awaiting approval (until the next check)."
+    with transaction.atomic():
+        # The database requires awaiting_approval => blocker "human_review": clear both.
+        changed = MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=True).update(
+            awaiting_approval=False, blocker=Blocker.NONE, waiting_since=None, updated_at=now
+        )
+        if changed != 1:
+            raise OverrideRefused("The PR stopped awaiting approval meanwhile: nothing to clear.")
+        mr.awaiting_approval, mr.blocker, mr.waiting_since = False, Blocker.NONE, None
+        TelemetryEvent.objects.create(
+            name="pr.awaiting_approval_resolved",
+            town_id=mr.bead.town_id,
+            rig_id=mr.bead.rig_id,
+            bead=mr.bead,
+            convoy_id=_mr_convoy_id(mr),
+            label=mr.review_decision,
+            reason="cleared_by_user",
+            duration_ms=_ms(waiting_since, now),
+            data={"pr_url": mr.pr_url},
+        )
+        _audit(
+            name="merge_request_clear_awaiting",
+            town=mr.bead.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=mr.bead,
+            data={"pr_url": mr.pr_url},
+        )
+    return message
+
+
+def merge_request_fail(
+    *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """Fail a non-terminal MR bead (failure code failed_by_user).
+
+    The PR snapshot (awaiting_approval included) is left as observed: the landing rules read
+    it to decide whether a failed landing MR's respawn is suppressed (SPEC §5 step 4)."""
+    mr = merge_request
+    now = now or timezone.now()
+    bead = mr.bead
+    if bead.is_terminal:
+        raise OverrideRefused(f"The MR is already {bead.status}; terminal beads never change.")
+    actor = Actor.for_user(user)
+    message = f"MR #{bead.pk} ({_pr_name(mr)}) failed by {user.get_username()}."
+    with transaction.atomic():
+        try:
+            bead_set_status(
+                bead=bead,
+                status=BeadStatus.FAILED,
+                actor=actor,
+                failure_code="failed_by_user",
+                failure_message=reason or f"Failed by {user.get_username()} on the dashboard.",
+                now=now,
+            )
+        except (TerminalBeadError, StaleBeadError) as error:
+            raise OverrideRefused(str(error)) from None
+        if mr.awaiting_approval:
+            TelemetryEvent.objects.create(
+                name="pr.awaiting_approval_resolved",
+                town_id=bead.town_id,
+                rig_id=bead.rig_id,
+                bead=bead,
+                convoy_id=_mr_convoy_id(mr),
+                label=mr.review_decision,
+                reason="mr_failed",
+                duration_ms=_ms(mr.waiting_since, now),
+                data={"pr_url": mr.pr_url},
+            )
+        _audit(
+            name="merge_request_fail",
+            town=bead.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=bead,
+            data={"pr_url": mr.pr_url},
+        )
+    return message
+
+
+def _fake_github_url() -> str | None:
+    """The fake GitHub's root when GITHUB_API_URL points at this machine (the demo)."""
+    url = getattr(settings, "GITHUB_API_URL", "") or ""
+    host = urlsplit(url).hostname or ""
+    if host in {"127.0.0.1", "localhost", "::1"}:
+        return url.rstrip("/")
+    return None
+
+
+def fake_github_enabled() -> bool:
+    return _fake_github_url() is not None
+
+
+def fake_pr_approve(
+    *,
+    merge_request: MergeRequest,
+    user: Any,
+    reason: str = "",
+    now: datetime | None = None,
+    timeout: float = 5.0,
+) -> str:
+    """Demo only: approve the PR on the fake GitHub (its /_fake/ control API) as a reviewer,
+    then make the MR due so the approval is noticed at once."""
+    mr = merge_request
+    now = now or timezone.now()
+    root = _fake_github_url()
+    if root is None:
+        raise OverrideRefused("Approving on GitHub is only for the demo's fake GitHub.")
+    if mr.bead.is_terminal:
+        raise OverrideRefused(f"The MR is {mr.bead.status}: nothing to approve.")
+    if not (mr.pr_repo and mr.pr_number):
+        raise OverrideRefused("This merge request has no pull request yet: nothing to approve.")
+    reviewer = (mr.requested_reviewers or ["alice"])[0]
+    if not isinstance(reviewer, str) or not reviewer:
+        reviewer = "alice"
+    request = urllib.request.Request(
+        f"{root}/_fake/pulls/{mr.pr_repo}/{mr.pr_number}/approve",
+        data=json.dumps({"by": reviewer}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            state = json.loads(response.read() or b"{}")
+    except (OSError, ValueError) as error:
+        raise OverrideRefused(f"The fake GitHub at {root} did not approve: {error}") from None
+    message = (
+        f"{_pr_name(mr)} approved on the fake GitHub as {reviewer}; review decision now "
+        f"{state.get('review_decision') or 'unknown'}. It will be re-checked at once."
+    )
+    with transaction.atomic():
+        MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=now, updated_at=now)
+        _audit(
+            name="fake_pr_approve",
+            town=mr.bead.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=mr.bead,
+            data={"pr_url": mr.pr_url, "reviewer": reviewer},
+        )
+    return message
+
+
+# --- beads ------------------------------------------------------------------------------
+
+
+def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | None = None) -> str:
+    """Reset a non-terminal bead's dispatch back-off and attempts; an in-progress issue goes
+    back to open with its agent unhooked, so B1 dispatches it afresh."""
+    now = now or timezone.now()
+    if bead.is_terminal:
+        raise OverrideRefused(
+            f"Bead #{bead.pk} is {bead.status}; terminal beads are never reopened. "
+            "Create a new bead to retry the work."
+        )
+    if bead.type == BeadType.ESCALATION:
+        raise OverrideRefused("An escalation is for a person: there is nothing to dispatch.")
+    actor = Actor.for_user(user)
+    parts = ["attempts and back-off reset"]
+    with transaction.atomic():
+        changed = (
+            Bead.objects.filter(pk=bead.pk)
+            .exclude(status__in=TERMINAL_STATUSES)
+            .update(dispatch_attempts=0, last_dispatch_attempt_at=None, updated_at=now)
+        )
+        if changed != 1:
+            raise OverrideRefused(f"Bead #{bead.pk} became terminal meanwhile; not touched.")
+        bead.dispatch_attempts, bead.last_dispatch_attempt_at = 0, None
+        if bead.type == BeadType.ISSUE and bead.status == BeadStatus.IN_PROGRESS:
+            agents = list(Agent.objects.filter(hooked_bead=bead))
+            Agent.objects.filter(hooked_bead=bead).update(
+                hooked_bead=None, status=AgentStatus.IDLE, updated_at=now
+            )
+            for agent in agents:
+                bead_event_record(
+                    bead=bead,
+                    kind=BeadEventKind.UNHOOKED,
+                    actor=actor,
+                    note=f"{agent.name} unhooked by a re-dispatch.",
+                    data={"agent": agent.name},
+                )
+            Bead.objects.filter(pk=bead.pk).update(assignee=None)
+            bead.assignee = None
+            try:
+                bead_set_status(
+                    bead=bead,
+                    status=BeadStatus.OPEN,
+                    actor=actor,
+                    note="Re-dispatched by a team lead.",
+                    now=now,
+                )
+            except (TerminalBeadError, StaleBeadError) as error:
+                raise OverrideRefused(str(error)) from None
+            parts.append("agent unhooked, back to open")
+        message = f"Bead #{bead.pk} will be dispatched again ({', '.join(parts)})."
+        _audit(
+            name="bead_redispatch",
+            town=bead.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=bead,
+        )
+    return message
+
+
+# --- convoys ----------------------------------------------------------------------------
+
+
+def _landing_bead(convoy: Convoy) -> Bead | None:
+    """The bead a convoy-level override is recorded on: the suppressed landing MR, else the
+    newest landing MR."""
+    if convoy.suppressed_landing_mr_id:
+        mr = (
+            MergeRequest.objects.select_related("bead")
+            .filter(pk=convoy.suppressed_landing_mr_id)
+            .first()
+        )
+        if mr is not None:
+            return mr.bead
+    mr = (
+        MergeRequest.objects.select_related("bead")
+        .filter(landing_convoy=convoy)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    return mr.bead if mr is not None else None
+
+
+def convoy_end_suppression(
+    *, convoy: Convoy, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """End a respawn suppression by hand: the normal landing rules resume (SPEC §5 step 4)."""
+    now = now or timezone.now()
+    if convoy.respawn_suppressed_since is None:
+        raise OverrideRefused("This convoy's landing respawn is not suppressed.")
+    since = convoy.respawn_suppressed_since
+    landing_mr_id = convoy.suppressed_landing_mr_id
+    pr_url = convoy.suppressed_pr_url
+    bead = _landing_bead(convoy)
+    message = f"The suppression of {convoy.title!r} ended: the normal landing rules resume."
+    with transaction.atomic():
+        changed = Convoy.objects.filter(
+            pk=convoy.pk, respawn_suppressed_since__isnull=False
+        ).update(
+            respawn_suppressed_since=None,
+            suppressed_landing_mr=None,
+            suppressed_pr_url="",
+            suppressed_attempt=None,
+            updated_at=now,
+        )
+        if changed != 1:
+            raise OverrideRefused("The suppression ended meanwhile.")
+        convoy.respawn_suppressed_since = None
+        convoy.suppressed_landing_mr = None
+        convoy.suppressed_pr_url = ""
+        convoy.suppressed_attempt = None
+        TelemetryEvent.objects.create(
+            name="reconciler.respawn_suppression_ended",
+            town_id=convoy.town_id,
+            rig_id=convoy.rig_id,
+            convoy=convoy,
+            bead=bead,
+            label="by_user",
+            duration_ms=_ms(since, now),
+            data={"landing_mr": landing_mr_id, "pr_url": pr_url},
+        )
+        _audit(
+            name="convoy_end_suppression",
+            town=convoy.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=bead,
+            convoy=convoy,
+            data={"landing_mr": landing_mr_id, "pr_url": pr_url},
+        )
+    return message
+
+
+def convoy_retry_landing(
+    *, convoy: Convoy, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """A failed convoy goes back to ready_to_land with its landing attempts reset."""
+    now = now or timezone.now()
+    if convoy.status != ConvoyStatus.FAILED:
+        raise OverrideRefused(
+            f"Only a failed convoy's landing can be retried; this one is {convoy.status}."
+        )
+    previous_reason = convoy.failure_reason
+    message = f"{convoy.title!r} is ready to land again (landing attempts reset)."
+    with transaction.atomic():
+        changed = Convoy.objects.filter(pk=convoy.pk, status=ConvoyStatus.FAILED).update(
+            status=ConvoyStatus.READY_TO_LAND,
+            landing_attempts=0,
+            last_landing_attempt_at=None,
+            failure_reason="",
+            failure_message="",
+            updated_at=now,
+        )
+        if changed != 1:
+            raise OverrideRefused("The convoy changed meanwhile; it is no longer failed.")
+        convoy.status = ConvoyStatus.READY_TO_LAND
+        convoy.landing_attempts, convoy.last_landing_attempt_at = 0, None
+        convoy.failure_reason, convoy.failure_message = "", ""
+        _audit(
+            name="convoy_retry_landing",
+            town=convoy.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=_landing_bead(convoy),
+            convoy=convoy,
+            data={"previous_failure_reason": previous_reason},
+        )
+    return message
+
+
+def convoy_close(
+    *, convoy: Convoy, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """Close a convoy without landing it (terminal)."""
+    now = now or timezone.now()
+    if convoy.is_terminal:
+        raise OverrideRefused(f"The convoy is already {convoy.status}.")
+    previous = convoy.status
+    message = f"{convoy.title!r} closed without landing."
+    with transaction.atomic():
+        changed = (
+            Convoy.objects.filter(pk=convoy.pk)
+            .exclude(status__in=TERMINAL_CONVOY_STATUSES)
+            .update(status=ConvoyStatus.CLOSED, closed_at=now, updated_at=now)
+        )
+        if changed != 1:
+            raise OverrideRefused("The convoy ended meanwhile.")
+        convoy.status, convoy.closed_at = ConvoyStatus.CLOSED, now
+        _audit(
+            name="convoy_close",
+            town=convoy.town,
+            user=user,
+            reason=reason,
+            message=message,
+            bead=_landing_bead(convoy),
+            convoy=convoy,
+            data={"from_status": previous},
+        )
+    return message
+
+
+# --- towns ------------------------------------------------------------------------------
+
+
+def town_pause(*, town: Town, user: Any, reason: str = "", now: datetime | None = None) -> str:
+    """Stop all dispatch in the town."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if Town.objects.filter(pk=town.pk, paused=False).update(paused=True, updated_at=now) != 1:
+            raise OverrideRefused(f"{town.name} is already paused.")
+        town.paused = True
+        message = f"{town.name} is paused: nothing will be dispatched until it is resumed."
+        _audit(name="town_pause", town=town, user=user, reason=reason, message=message)
+    return message
+
+
+def town_resume(*, town: Town, user: Any, reason: str = "", now: datetime | None = None) -> str:
+    """Dispatch again."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if Town.objects.filter(pk=town.pk, paused=True).update(paused=False, updated_at=now) != 1:
+            raise OverrideRefused(f"{town.name} is not paused.")
+        town.paused = False
+        message = f"{town.name} resumed: dispatch starts again."
+        _audit(name="town_resume", town=town, user=user, reason=reason, message=message)
+    return message
+
+
+# --- the catalogue the dashboard and the admin offer ------------------------------------
+
+
+@dataclass(frozen=True)
+class Override:
+    """One button: which object it acts on, the permission it needs, and what it does."""
+
+    name: str
+    label: str
+    target: str  # "merge_request", "bead", "convoy" or "town"
+    permission: TownPermission
+    effect: str
+    service: Callable[..., str]
+    available: Callable[[Any], bool]
+    danger: bool = False
+
+    @property
+    def perm(self) -> str:
+        return f"gastown.{self.permission.value}"
+
+
+def _mr_open_with_pr(mr: MergeRequest) -> bool:
+    return bool(mr.pr_url) and not mr.bead.is_terminal
+
+
+OVERRIDES: dict[str, Override] = {
+    o.name: o
+    for o in [
+        Override(
+            "merge_request_recheck",
+            "Re-check now",
+            "merge_request",
+            TownPermission.RECHECK_PR,
+            "Makes the MR due for a feedback check at once; nothing else changes.",
+            merge_request_recheck,
+            _mr_open_with_pr,
+        ),
+        Override(
+            "merge_request_merge_now",
+            "Merge now",
+            "merge_request",
+            TownPermission.MERGE_NOW,
+            "Skips the auto-merge delay. The PR is still checked right before the merge and "
+            "is not merged unless GitHub says it is ready.",
+            merge_request_merge_now,
+            lambda mr: _mr_open_with_pr(mr) and mr.blocker != Blocker.HUMAN_REVIEW,
+        ),
+        Override(
+            "merge_request_clear_awaiting",
+            "Clear awaiting",
+            "merge_request",
+            TownPermission.CLEAR_AWAITING,
+            "Treats the PR as not waiting on a human until the next check says otherwise; "
+            "the wait is recorded as resolved (cleared_by_user).",
+            merge_request_clear_awaiting,
+            lambda mr: mr.awaiting_approval,
+        ),
+        Override(
+            "fake_pr_approve",
+            "Approve (fake GitHub)",
+            "merge_request",
+            TownPermission.APPROVE_FAKE_PR,
+            "Demo only: approves the PR on the fake GitHub as the requested reviewer, then "
+            "re-checks it.",
+            fake_pr_approve,
+            lambda mr: fake_github_enabled() and _mr_open_with_pr(mr) and bool(mr.pr_number),
+        ),
+        Override(
+            "merge_request_fail",
+            "Fail MR",
+            "merge_request",
+            TownPermission.FAIL_MR,
+            "Fails the MR bead (failure code failed_by_user). It is terminal afterwards: "
+            "it can never be reopened.",
+            merge_request_fail,
+            lambda mr: not mr.bead.is_terminal,
+            danger=True,
+        ),
+        Override(
+            "bead_redispatch",
+            "Re-dispatch",
+            "bead",
+            TownPermission.REDISPATCH,
+            "Resets the bead's dispatch attempts and back-off; an in-progress issue goes back "
+            "to open and its agent is unhooked.",
+            bead_redispatch,
+            lambda bead: not bead.is_terminal and bead.type != BeadType.ESCALATION,
+        ),
+        Override(
+            "convoy_end_suppression",
+            "End suppression",
+            "convoy",
+            TownPermission.END_SUPPRESSION,
+            "Ends the respawn suppression: the normal landing rules resume (a new landing MR "
+            "after the cool-down, counting an attempt).",
+            convoy_end_suppression,
+            lambda convoy: convoy.respawn_suppressed_since is not None,
+        ),
+        Override(
+            "convoy_retry_landing",
+            "Retry landing",
+            "convoy",
+            TownPermission.RETRY_LANDING,
+            "Moves the failed convoy back to ready to land with its landing attempts reset.",
+            convoy_retry_landing,
+            lambda convoy: convoy.status == ConvoyStatus.FAILED,
+        ),
+        Override(
+            "convoy_close",
+            "Close convoy",
+            "convoy",
+            TownPermission.CLOSE_CONVOY,
+            "Closes the convoy without landing it. Closed is terminal.",
+            convoy_close,
+            lambda convoy: not convoy.is_terminal,
+            danger=True,
+        ),
+        Override(
+            "town_pause",
+            "Pause town",
+            "town",
+            TownPermission.PAUSE_TOWN,
+            "Stops all dispatch in the town until it is resumed. PRs keep being watched.",
+            town_pause,
+            lambda town: not town.paused,
+            danger=True,
+        ),
+        Override(
+            "town_resume",
+            "Resume town",
+            "town",
+            TownPermission.PAUSE_TOWN,
+            "Dispatch starts again.",
+            town_resume,
+            lambda town: town.paused,
+        ),
+    ]
+}
+
+
+def override_run(
+    *, override: Override, target: Any, user: Any, reason: str = "", now: datetime | None = None
+) -> str:
+    """Run an override on its target (the dashboard and the admin both come through here)."""
+    return override.service(**{override.target: target}, user=user, reason=reason.strip(), now=now)
