@@ -339,7 +339,7 @@ def override(request: HttpRequest, slug: str, name: str, pk: int | None = None) 
         raise PermissionDenied(f"You may not {chosen.label.lower()}.")
     target = _override_target(chosen, town, pk)
     next_url = _safe_next(request, _default_next(town, chosen, target))
-    form = OverrideForm(request.POST or None)
+    form = OverrideForm(request.POST) if request.method == "POST" else OverrideForm()
     if request.method == "POST" and form.is_valid():
         try:
             message = override_run(

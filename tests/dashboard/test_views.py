@@ -1,0 +1,362 @@
+"""The pages and the override views, through Django's test client."""
+
+from __future__ import annotations
+
+import sys
+import types
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+from beads.models import BeadEvent, BeadStatus, BeadType, Blocker
+from gastown.models import ConvoyStatus, TelemetryEvent
+from tests.factories import (
+    BeadEventFactory,
+    BeadFactory,
+    ConvoyFactory,
+    MergeRequestFactory,
+    ReconcilerTickFactory,
+    RigFactory,
+    TelemetryEventFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def waiting(town, rig, *, minutes=60, number=7, **kwargs):
+    return MergeRequestFactory(
+        bead__town=town,
+        bead__rig=rig,
+        bead__status=BeadStatus.IN_PROGRESS,
+        pr_url=f"https://github.com/{rig.repo}/pull/{number}",
+        pr_repo=rig.repo,
+        pr_number=number,
+        awaiting_approval=True,
+        blocker=Blocker.HUMAN_REVIEW,
+        review_decision="REVIEW_REQUIRED",
+        merge_state_status="BLOCKED",
+        checks_state="SUCCESS",
+        requested_reviewers=["alice"],
+        waiting_since=timezone.now() - timedelta(minutes=minutes),
+        **kwargs,
+    )
+
+
+# --- pages ------------------------------------------------------------------------------
+
+
+def test_awaiting_approval_lists_oldest_wait_first_with_pr_link(lead_client, town, rig):
+    newer = waiting(town, rig, minutes=5, number=2)
+    older = waiting(town, rig, minutes=300, number=1)
+    content = lead_client.get("/towns/acme/awaiting/").content.decode()
+    assert content.index(older.pr_url) < content.index(newer.pr_url)
+    assert f'href="{older.pr_url}" rel="noopener noreferrer"' in content
+    assert "alice" in content and "5\xa0hours" in content
+
+
+def test_awaiting_approval_filters_by_rig_and_convoy(lead_client, town, rig):
+    other_rig = RigFactory(town=town, name="api", repo="acme/api")
+    convoy = ConvoyFactory(town=town, rig=rig, title="Checkout")
+    in_convoy = waiting(town, rig, number=1, bead__convoy=convoy)
+    other = waiting(town, other_rig, number=2)
+    by_rig = lead_client.get(f"/towns/acme/awaiting/?rig={other_rig.pk}").content.decode()
+    assert other.pr_url in by_rig and in_convoy.pr_url not in by_rig
+    by_convoy = lead_client.get(f"/towns/acme/awaiting/?convoy={convoy.pk}").content.decode()
+    assert in_convoy.pr_url in by_convoy and other.pr_url not in by_convoy
+
+
+def test_awaiting_approval_has_an_empty_state(lead_client):
+    assert (
+        b"No pull request is waiting for approval"
+        in lead_client.get("/towns/acme/awaiting/").content
+    )
+
+
+def test_awaiting_approval_hides_other_towns_prs(lead_client, town, rig):
+    foreign_rig = RigFactory(name="secret", repo="other/secret")
+    foreign = waiting(foreign_rig.town, foreign_rig, number=9)
+    assert foreign.pr_url.encode() not in lead_client.get("/towns/acme/awaiting/").content
+
+
+def test_htmx_refresh_returns_only_the_fragment(lead_client, town, rig):
+    mr = waiting(town, rig)
+    full = lead_client.get("/towns/acme/awaiting/")
+    assert b"<html" in full.content and b'hx-trigger="every 15s"' in full.content
+    fragment = lead_client.get("/towns/acme/awaiting/", HTTP_HX_REQUEST="true")
+    assert b"<html" not in fragment.content
+    assert fragment.content.lstrip().startswith(b'<div id="awaiting-rows"')
+    assert mr.pr_url.encode() in fragment.content
+    assert "HX-Request" in fragment["Vary"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/towns/acme/", "/towns/acme/convoys/", "/towns/acme/telemetry/", "/towns/acme/reconciler/"],
+)
+def test_every_list_page_refreshes_a_fragment(lead_client, path):
+    full = lead_client.get(path)
+    fragment = lead_client.get(path, HTTP_HX_REQUEST="true")
+    assert full.status_code == fragment.status_code == 200
+    assert b"hx-trigger" in full.content
+    assert b"<html" not in fragment.content and b"hx-get" in fragment.content
+
+
+def test_overview_counts_the_things_a_team_lead_watches(lead_client, town, rig):
+    now = timezone.now()
+    waiting(town, rig, minutes=120)
+    BeadFactory(town=town, status=BeadStatus.FAILED, closed_at=now - timedelta(hours=2))
+    BeadFactory(town=town, status=BeadStatus.FAILED, closed_at=now - timedelta(days=3))
+    BeadFactory(town=town, type=BeadType.ESCALATION, title="Token lacks repo scope")
+    ConvoyFactory(town=town, title="Held convoy", respawn_suppressed_since=now)
+    TelemetryEventFactory(town=town, name="reconciler.respawn_suppressed")
+    ReconcilerTickFactory(town=town, started_at=now - timedelta(seconds=30), actions={"b1": 2})
+    o = lead_client.get("/towns/acme/").context["o"]
+    assert o.awaiting_count == 1
+    assert o.failures_24h == 1
+    assert o.open_escalations == 1
+    assert [c.title for c in o.suppressed_now] == ["Held convoy"]
+    assert o.suppressed_today == 1
+    assert o.workers_alive is True
+    content = lead_client.get("/towns/acme/").content.decode()
+    assert "Token lacks repo scope" in content and "b1: 2" in content
+
+
+def test_overview_says_workers_are_stale_when_the_last_tick_is_old(lead_client, town):
+    ReconcilerTickFactory(town=town, started_at=timezone.now() - timedelta(minutes=10))
+    response = lead_client.get("/towns/acme/")
+    assert response.context["o"].workers_alive is False
+    assert b"stale since" in response.content
+
+
+def test_overview_of_an_empty_town_explains_itself(lead_client):
+    content = lead_client.get("/towns/acme/").content
+    assert b"No reconciler tick recorded yet" in content
+    assert b"No landing respawn is suppressed" in content
+
+
+def test_convoys_show_progress_landing_and_suppression(lead_client, town, rig):
+    convoy = ConvoyFactory(town=town, rig=rig, status=ConvoyStatus.LANDING, landing_attempts=2)
+    BeadFactory.create_batch(2, town=town, rig=rig, convoy=convoy, status=BeadStatus.CLOSED)
+    BeadFactory(town=town, rig=rig, convoy=convoy, status=BeadStatus.IN_REVIEW)
+    landing = waiting(town, rig, landing_convoy=convoy)
+    convoy.respawn_suppressed_since = timezone.now()
+    convoy.suppressed_pr_url = landing.pr_url
+    convoy.suppressed_attempt = 3
+    convoy.save()
+    content = lead_client.get("/towns/acme/convoys/").content.decode()
+    assert "2 / 3" in content
+    assert f"MR #{landing.bead_id}" in content
+    assert "Waiting on a human" in content
+    assert "attempt 3 not made" in content
+    assert "End suppression" in content
+
+
+def test_bead_page_shows_its_pr_and_one_timeline_newest_first(lead_client, town, rig):
+    mr = waiting(town, rig)
+    old = BeadEventFactory(bead=mr.bead, note="first note")
+    BeadEvent.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    TelemetryEventFactory(town=town, bead=mr.bead, name="pr.awaiting_approval_detected")
+    content = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
+    assert mr.pr_url in content and "REVIEW_REQUIRED" in content
+    assert content.index("pr.awaiting_approval_detected") < content.index("first note")
+
+
+def test_bead_of_another_town_is_not_found(lead_client):
+    foreign = BeadFactory()
+    assert lead_client.get(f"/towns/acme/beads/{foreign.pk}/").status_code == 404
+
+
+def test_telemetry_charts_and_filters(lead_client, town, rig):
+    TelemetryEventFactory(town=town, rig=rig, name="pr.merged", label="squash")
+    TelemetryEventFactory(
+        town=town, name="pr.awaiting_approval_resolved", duration_ms=2 * 3600 * 1000
+    )
+    response = lead_client.get("/towns/acme/telemetry/")
+    charts = {c["title"]: c for c in response.context["charts"]}
+    assert charts["Merges, per day"]["total"] == 1
+    waits = charts["How long PRs waited (resolved waits, last 14 days)"]
+    assert ("1-4 h", [1]) in waits["rows"]
+    assert b"<svg" in response.content
+    filtered = lead_client.get(f"/towns/acme/telemetry/?name=pr.merged&rig={rig.pk}")
+    assert [e.name for e in filtered.context["page"].object_list] == ["pr.merged"]
+    today = timezone.now().date()
+    future = lead_client.get(f"/towns/acme/telemetry/?since={today + timedelta(days=1)}")
+    assert b"No telemetry event matches" in future.content
+
+
+def test_telemetry_rejects_a_backwards_date_range(lead_client):
+    response = lead_client.get("/towns/acme/telemetry/?since=2026-02-02&until=2026-01-01")
+    assert b"The start date is after the end date" in response.content
+
+
+def test_reconciler_page_says_when_the_dry_run_is_unavailable(lead_client, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gastown.reconciler", types.ModuleType("gastown.reconciler"))
+    response = lead_client.get("/towns/acme/reconciler/")
+    assert response.status_code == 200
+    assert b"Dry run unavailable" in response.content
+
+
+def test_reconciler_page_lists_the_dry_run_actions(lead_client, town, monkeypatch):
+    class Action:
+        kind = "dispatch"
+
+        def describe(self):
+            return "dispatch bead #4 to <polecat-1>"
+
+    module = types.ModuleType("gastown.reconciler")
+    module.dry_run = lambda town, now=None: [Action()]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gastown.reconciler", module)
+    ReconcilerTickFactory(town=town, actions={"dispatch": 1})
+    content = lead_client.get("/towns/acme/reconciler/").content
+    assert b"dispatch bead #4 to &lt;polecat-1&gt;" in content
+    assert b"dispatch: 1" in content
+
+
+# --- safety -----------------------------------------------------------------------------
+
+
+def test_titles_and_bodies_are_escaped(lead_client, town, rig):
+    evil = "<script>alert(1)</script>"
+    mr = waiting(town, rig, bead__title=evil, bead__body=evil)
+    ConvoyFactory(town=town, title=evil)
+    BeadEventFactory(bead=mr.bead, note=evil)
+    for path in [
+        "/towns/acme/awaiting/",
+        "/towns/acme/convoys/",
+        f"/towns/acme/beads/{mr.bead_id}/",
+    ]:
+        content = lead_client.get(path).content
+        assert b"<script>alert" not in content, path
+        assert b"&lt;script&gt;" in content, path
+
+
+def test_town_secrets_are_never_rendered(lead_client, town):
+    town.set_github_token("ghp_supersecret123")
+    town.github_token_env = "ACME_TOKEN"
+    town.save()
+    for path in ["/", "/towns/acme/", "/towns/acme/telemetry/", "/towns/acme/reconciler/"]:
+        content = lead_client.get(path).content
+        assert b"ghp_supersecret123" not in content
+        assert town.github_token_encrypted.encode() not in content
+
+
+def test_unknown_page_renders_the_helpful_404(lead_client):
+    response = lead_client.get("/towns/acme/nothing-here/")
+    assert response.status_code == 404
+    assert b"Back to your towns" in response.content
+    assert b"Traceback" not in response.content
+
+
+def test_server_error_renders_the_500_template(lead, settings):
+    settings.ROOT_URLCONF = "tests.dashboard.urls_boom"
+    client = Client(raise_request_exception=False)
+    client.force_login(lead)
+    response = client.get("/boom/")
+    assert response.status_code == 500
+    assert b"Something went wrong on our side" in response.content
+    assert b"Traceback" not in response.content and b"RuntimeError" not in response.content
+
+
+# --- overrides through the views --------------------------------------------------------
+
+
+def test_override_asks_for_confirmation_and_changes_nothing_on_get(lead_client, town, rig):
+    mr = waiting(town, rig)
+    response = lead_client.get(f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/")
+    assert response.status_code == 200
+    assert b"Clear awaiting?" in response.content and b'name="reason"' in response.content
+    mr.refresh_from_db()
+    assert mr.awaiting_approval
+
+
+def test_confirmed_override_runs_audits_and_reports(lead_client, town, rig):
+    mr = waiting(town, rig)
+    response = lead_client.post(
+        f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/",
+        {"reason": "approved in person", "next": "/towns/acme/awaiting/"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == "/towns/acme/awaiting/"
+    assert b"no longer marked as awaiting approval" in response.content
+    mr.refresh_from_db()
+    assert not mr.awaiting_approval
+    event = BeadEvent.objects.get(bead=mr.bead, kind="override")
+    assert event.user.username == "lead" and "approved in person" in event.note
+
+
+def test_refused_override_says_why(lead_client, town, rig):
+    mr = waiting(town, rig)
+    response = lead_client.post(
+        f"/towns/acme/overrides/merge_request_merge_now/{mr.pk}/", {"reason": ""}, follow=True
+    )
+    assert b"waiting on a human: cannot merge" in response.content
+    mr.refresh_from_db()
+    assert mr.merge_requested_at is None
+
+
+def test_override_without_its_permission_is_forbidden(client, town, rig):
+    viewer = UserFactory(username="viewer")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_dashboard"))
+    town.member_users.add(viewer)
+    client.force_login(viewer)
+    mr = waiting(town, rig)
+    url = f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/"
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"reason": "x"}).status_code == 403
+    mr.refresh_from_db()
+    assert mr.awaiting_approval
+    assert b"Clear awaiting" not in client.get("/towns/acme/awaiting/").content
+
+
+def test_override_needs_the_csrf_token(lead, town, rig):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(lead)
+    mr = waiting(town, rig)
+    response = client.post(f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/")
+    assert response.status_code == 403
+    mr.refresh_from_db()
+    assert mr.awaiting_approval
+
+
+def test_override_on_another_towns_object_is_not_found(lead_client):
+    foreign_rig = RigFactory(repo="other/x")
+    mr = waiting(foreign_rig.town, foreign_rig)
+    url = f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/"
+    assert lead_client.post(url).status_code == 404
+
+
+def test_override_never_redirects_off_site(lead_client, town, rig):
+    mr = waiting(town, rig)
+    response = lead_client.post(
+        f"/towns/acme/overrides/merge_request_recheck/{mr.pk}/",
+        {"next": "https://evil.example/"},
+    )
+    assert response["Location"] == f"/towns/acme/beads/{mr.bead_id}/"
+
+
+def test_unknown_override_is_not_found(lead_client):
+    assert lead_client.get("/towns/acme/overrides/delete_everything/").status_code == 404
+
+
+def test_town_pause_button_on_the_overview(lead_client, town):
+    content = lead_client.get("/towns/acme/").content.decode()
+    assert "/towns/acme/overrides/town_pause/" in content
+    lead_client.post("/towns/acme/overrides/town_pause/", {"reason": "incident"})
+    town.refresh_from_db()
+    assert town.paused
+    assert TelemetryEvent.objects.get(name="override.town_pause").reason == "incident"
+    assert "/towns/acme/overrides/town_resume/" in lead_client.get("/towns/acme/").content.decode()
+
+
+def test_terminal_bead_offers_no_redispatch(lead_client, town):
+    bead = BeadFactory(town=town, status=BeadStatus.CLOSED)
+    content = lead_client.get(f"/towns/acme/beads/{bead.pk}/").content
+    assert b"bead_redispatch" not in content
+    response = lead_client.post(f"/towns/acme/overrides/bead_redispatch/{bead.pk}/", follow=True)
+    assert b"never reopened" in response.content
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.CLOSED
