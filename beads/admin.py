@@ -38,6 +38,7 @@ from beads.services import (
     bead_event_record,
     bead_set_status,
 )
+from gastown.dashboard.admin_actions import override_admin_actions
 
 # PR URLs are https; also silences Django 5.x's warning about the default scheme changing.
 URL_FIELD_HTTPS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
@@ -244,7 +245,7 @@ class BeadAdmin(admin.ModelAdmin):
     list_select_related = ("town", "rig", "convoy", "assignee", "merge_request")
     autocomplete_fields = ("town", "rig", "convoy", "parent", "assignee")
     inlines = (MergeRequestInline,)
-    actions = ("close_beads", "fail_beads")
+    actions = ("close_beads", "fail_beads", *override_admin_actions("bead"))
     fieldsets = (
         (
             None,
@@ -396,7 +397,7 @@ class MergeRequestAdmin(admin.ModelAdmin):
     list_select_related = ("bead",)
     formfield_overrides = URL_FIELD_HTTPS
     autocomplete_fields = ("bead", "source", "landing_convoy")
-    actions = ("fail_merge_requests",)
+    actions = ("fail_merge_requests", *override_admin_actions("merge_request"))
     fieldsets = (
         (
             None,

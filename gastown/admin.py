@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from gastown.dashboard.admin_actions import override_admin_actions
 from gastown.models import (
     Agent,
     Convoy,
@@ -119,6 +120,7 @@ class TownAdmin(admin.ModelAdmin):
     filter_horizontal = ("member_users", "member_groups")
     readonly_fields = ("token_configured", "created_at", "updated_at")
     inlines = (RigInline,)
+    actions = override_admin_actions("town")
     fieldsets = (
         (None, {"fields": ("name", "slug", "paused", "member_users", "member_groups")}),
         (
@@ -255,6 +257,7 @@ class ConvoyAdmin(admin.ModelAdmin):
     list_select_related = ("town", "rig")
     autocomplete_fields = ("town", "rig", "held_escalation", "suppressed_landing_mr")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = override_admin_actions("convoy")
     readonly_fields = (
         "feature_branch_created_at",
         "landing_attempts",

@@ -1,0 +1,101 @@
+"""The overrides as admin actions: confirm page first, then the same audited services."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin import helpers
+
+from beads.models import BeadEvent, BeadStatus, Blocker
+from gastown.models import ConvoyStatus, TelemetryEvent
+from tests.factories import ConvoyFactory, MergeRequestFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+def waiting_mr(town):
+    return MergeRequestFactory(
+        bead__town=town,
+        bead__status=BeadStatus.IN_PROGRESS,
+        pr_url="https://github.com/acme/web/pull/5",
+        awaiting_approval=True,
+        blocker=Blocker.HUMAN_REVIEW,
+    )
+
+
+def test_admin_action_asks_for_confirmation_before_acting(admin_client, town):
+    mr = waiting_mr(town)
+    response = admin_client.post(
+        "/admin/beads/mergerequest/",
+        {"action": "override_merge_request_clear_awaiting", helpers.ACTION_CHECKBOX_NAME: [mr.pk]},
+    )
+    assert response.status_code == 200
+    assert b"Clear awaiting?" in response.content and b'name="reason"' in response.content
+    mr.refresh_from_db()
+    assert mr.awaiting_approval
+
+
+def test_confirmed_admin_action_runs_the_audited_service(admin_client, town):
+    mr = waiting_mr(town)
+    response = admin_client.post(
+        "/admin/beads/mergerequest/",
+        {
+            "action": "override_merge_request_clear_awaiting",
+            helpers.ACTION_CHECKBOX_NAME: [mr.pk],
+            "override_confirmed": "yes",
+            "reason": "approved by phone",
+        },
+        follow=True,
+    )
+    assert b"1 done" in response.content
+    mr.refresh_from_db()
+    assert not mr.awaiting_approval
+    event = BeadEvent.objects.get(bead=mr.bead, kind="override")
+    assert event.actor == "user:root" and "approved by phone" in event.note
+
+
+def test_admin_action_reports_refusals_and_goes_on(admin_client, town):
+    failed = ConvoyFactory(town=town, status=ConvoyStatus.FAILED, landing_attempts=5)
+    open_convoy = ConvoyFactory(town=town, status=ConvoyStatus.OPEN)
+    response = admin_client.post(
+        "/admin/gastown/convoy/",
+        {
+            "action": "override_convoy_retry_landing",
+            helpers.ACTION_CHECKBOX_NAME: [failed.pk, open_convoy.pk],
+            "override_confirmed": "yes",
+        },
+        follow=True,
+    )
+    assert b"1 done" in response.content and b"1 refused" in response.content
+    failed.refresh_from_db()
+    open_convoy.refresh_from_db()
+    assert failed.status == ConvoyStatus.READY_TO_LAND
+    assert open_convoy.status == ConvoyStatus.OPEN
+
+
+def test_admin_action_needs_the_override_permission(client, town):
+    from django.contrib.auth.models import Permission
+
+    staff = UserFactory(username="staff", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_town", "change_town"])
+    )
+    client.force_login(staff)
+    response = client.post(
+        "/admin/gastown/town/",
+        {
+            "action": "override_town_pause",
+            helpers.ACTION_CHECKBOX_NAME: [town.pk],
+            "override_confirmed": "yes",
+        },
+        follow=True,
+    )
+    assert b"you need the permission" in response.content
+    town.refresh_from_db()
+    assert not town.paused
+    assert not TelemetryEvent.objects.exists()
