@@ -122,9 +122,7 @@ class BeadDependency(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(bead=models.F("depends_on")), name="beaddep_not_self"
             ),
-            models.UniqueConstraint(
-                fields=["bead", "depends_on", "kind"], name="beaddep_unique"
-            ),
+            models.UniqueConstraint(fields=["bead", "depends_on", "kind"], name="beaddep_unique"),
         ]
 
     def __str__(self) -> str:
@@ -156,9 +154,7 @@ class BeadEvent(models.Model):
     )
     bead_ref = models.BigIntegerField(help_text="The bead's id, kept after deletion.")
     bead_title = models.CharField(max_length=300)
-    town = models.ForeignKey(
-        "gastown.Town", on_delete=models.CASCADE, related_name="bead_events"
-    )
+    town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="bead_events")
     kind = models.CharField(max_length=20, choices=BeadEventKind.choices)
     from_status = models.CharField(max_length=20, blank=True, default="")
     to_status = models.CharField(max_length=20, blank=True, default="")

@@ -178,3 +178,146 @@ def bead_add_dependency(*, bead: Bead, blocker: Bead, kind: str = DependencyKind
     if bead.town_id != blocker.town_id:
         raise ValueError("Dependencies must stay within one town.")
     BeadDependency.objects.get_or_create(bead=bead, depends_on=blocker, kind=kind)
+
+
+def escalation_raise(
+    *,
+    town: Town,
+    key: str,
+    title: str,
+    body: str = "",
+    rig: Rig | None = None,
+    convoy: Convoy | None = None,
+    priority: str = Priority.HIGH,
+    actor: Actor | None = None,
+    data: dict[str, Any] | None = None,
+) -> tuple[Bead, bool]:
+    """Raise one escalation per `key`: while one with that key is open, return it instead.
+
+    Rules run every few seconds; the key (for example "wait:mr:42") is what keeps a stable
+    condition from raising an escalation per tick.
+    """
+    existing = (
+        Bead.objects.filter(town=town, type=BeadType.ESCALATION, metadata__escalation_key=key)
+        .exclude(status__in=TERMINAL_STATUSES)
+        .first()
+    )
+    if existing is not None:
+        return existing, False
+    bead = bead_create(
+        town=town,
+        rig=rig,
+        convoy=None,
+        type=BeadType.ESCALATION,
+        title=title[:300],
+        body=body,
+        priority=priority,
+        labels=["escalation"],
+        metadata={
+            "escalation_key": key,
+            **({"convoy_id": convoy.pk} if convoy else {}),
+            **(data or {}),
+        },
+        actor=actor or Actor.reconciler(),
+    )
+    return bead, True
+
+
+def merge_request_create(
+    *,
+    town: Town,
+    title: str,
+    branch: str,
+    target_branch: str,
+    actor: Actor,
+    rig: Rig | None = None,
+    source: Bead | None = None,
+    landing_convoy: Convoy | None = None,
+    pr_url: str = "",
+    body: str = "",
+    adopted: bool = False,
+) -> MergeRequest:
+    """Create an MR bead (`open`) and its merge request. A PR URL is parsed first, so a
+    malformed one is refused (scm.errors.ScmError, kind unrecognized_url) with nothing
+    written."""
+    from scm.urls import parse_pr_url
+
+    ref = parse_pr_url(pr_url) if pr_url else None
+    with transaction.atomic():
+        bead = bead_create(
+            town=town,
+            rig=rig,
+            type=BeadType.MERGE_REQUEST,
+            title=title,
+            body=body,
+            actor=actor,
+            parent=None,
+        )
+        return MergeRequest.objects.create(
+            bead=bead,
+            source=source,
+            landing_convoy=landing_convoy,
+            branch=branch,
+            target_branch=target_branch,
+            pr_url=ref.url if ref else "",
+            pr_repo=ref.repo if ref else "",
+            pr_number=ref.number if ref else None,
+            adopted=adopted,
+        )
+
+
+def rework_request(
+    *, mr: MergeRequest, cause: str, summary: str, actor: Actor | None = None
+) -> Bead | None:
+    """Ask for rework once per cause (SPEC §3): a new review, head SHA or conflict is a new
+    cause; the same cause seen by a later check creates nothing.
+
+    An issue MR gets an issue bead labelled `rework`, child of the MR's source and blocking
+    the MR, which B1 dispatches. A landing MR has no owning agent: the team lead gets an
+    escalation instead. Returns the bead created, or None when this cause was handled.
+    """
+    actor = actor or Actor.reconciler()
+    with transaction.atomic():
+        claimed = (
+            MergeRequest.objects.filter(pk=mr.pk)
+            .exclude(last_rework_cause=cause)
+            .update(last_rework_cause=cause)
+        )
+        if claimed != 1:
+            return None
+        mr.last_rework_cause = cause
+        mr_bead = mr.bead
+        if mr.landing_convoy_id is not None or mr.source_id is None:
+            bead, _ = escalation_raise(
+                town=mr_bead.town,
+                rig=mr_bead.rig,
+                key=f"rework:mr:{mr.pk}:{cause}",
+                title=f"Landing PR needs work: {summary}"[:300],
+                body=f"{mr.pr_url or mr.branch}: {summary}. A landing MR has no agent; "
+                "fix the feature branch or close the convoy.",
+                actor=actor,
+                data={"merge_request_id": mr.pk, "pr_url": mr.pr_url},
+            )
+            return bead
+        source = mr.source
+        assert source is not None
+        rework = bead_create(
+            town=mr_bead.town,
+            rig=mr_bead.rig,
+            title=f"Rework: {summary}"[:300],
+            body=f"{mr.pr_url or mr.branch}\n\n{summary}\n\nPush fixes to branch {mr.branch}.",
+            labels=["rework"],
+            metadata={"merge_request_id": mr.pk, "branch": mr.branch, "cause": cause},
+            parent=source,
+            priority=source.priority,
+            actor=actor,
+        )
+        BeadDependency.objects.create(bead=mr_bead, depends_on=rework, kind=DependencyKind.BLOCKS)
+        bead_event_record(
+            bead=mr_bead,
+            kind=BeadEventKind.NOTE,
+            actor=actor,
+            note=f"Rework requested (#{rework.pk}): {summary}",
+            data={"cause": cause},
+        )
+    return rework

@@ -64,8 +64,7 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...] = ("http", "htt
     parts = urlsplit(raw)
     if parts.scheme not in schemes or not parts.netloc:
         raise ImproperlyConfiguredEnv(
-            f"{name}={raw!r} is not an absolute {'/'.join(schemes)} URL "
-            f"(for example {default!r})."
+            f"{name}={raw!r} is not an absolute {'/'.join(schemes)} URL (for example {default!r})."
         )
     return raw.rstrip("/")
 

@@ -44,7 +44,7 @@ if not SECRET_KEY:
             "SECRET_KEY is not set. Set it to a long random string, or set DEBUG=1 for a "
             "development key."
         )
-    SECRET_KEY = "django-insecure-development-key-only-for-debug"  # noqa: S105
+    SECRET_KEY = "django-insecure-development-key-only-for-debug"
 
 if AGENT_RUNTIME_URL and not AGENT_RUNTIME_SECRET:
     raise ImproperlyConfigured(

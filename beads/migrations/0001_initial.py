@@ -4,109 +4,254 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Bead',
+            name="Bead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('issue', 'Issue'), ('merge_request', 'Merge request'), ('escalation', 'Escalation')], default='issue', max_length=20)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('in_progress', 'In progress'), ('in_review', 'In review'), ('closed', 'Closed'), ('failed', 'Failed')], default='open', max_length=20)),
-                ('title', models.CharField(max_length=300)),
-                ('body', models.TextField(blank=True, default='')),
-                ('priority', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], default='medium', max_length=10)),
-                ('labels', models.JSONField(blank=True, default=list)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('dispatch_attempts', models.PositiveIntegerField(default=0)),
-                ('last_dispatch_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.CharField(blank=True, default='', help_text='The actor: user:NAME, agent:NAME, ...', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('failure_code', models.CharField(blank=True, default='', max_length=100)),
-                ('failure_message', models.TextField(blank=True, default='')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("issue", "Issue"),
+                            ("merge_request", "Merge request"),
+                            ("escalation", "Escalation"),
+                        ],
+                        default="issue",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("in_progress", "In progress"),
+                            ("in_review", "In review"),
+                            ("closed", "Closed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="open",
+                        max_length=20,
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                ("body", models.TextField(blank=True, default="")),
+                (
+                    "priority",
+                    models.CharField(
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("critical", "Critical"),
+                        ],
+                        default="medium",
+                        max_length=10,
+                    ),
+                ),
+                ("labels", models.JSONField(blank=True, default=list)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("dispatch_attempts", models.PositiveIntegerField(default=0)),
+                ("last_dispatch_attempt_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="The actor: user:NAME, agent:NAME, ...",
+                        max_length=200,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("failure_code", models.CharField(blank=True, default="", max_length=100)),
+                ("failure_message", models.TextField(blank=True, default="")),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='BeadDependency',
+            name="BeadDependency",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('blocks', 'Blocks'), ('parent-child', 'Parent-child')], max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("blocks", "Blocks"), ("parent-child", "Parent-child")],
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name_plural': 'bead dependencies',
+                "verbose_name_plural": "bead dependencies",
             },
         ),
         migrations.CreateModel(
-            name='BeadEvent',
+            name="BeadEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('bead_ref', models.BigIntegerField(help_text="The bead's id, kept after deletion.")),
-                ('bead_title', models.CharField(max_length=300)),
-                ('kind', models.CharField(choices=[('created', 'Created'), ('status', 'Status changed'), ('assigned', 'Assignee changed'), ('hooked', 'Hooked'), ('unhooked', 'Unhooked'), ('dispatched', 'Dispatched'), ('flag', 'Flag changed'), ('override', 'Override'), ('note', 'Note')], max_length=20)),
-                ('from_status', models.CharField(blank=True, default='', max_length=20)),
-                ('to_status', models.CharField(blank=True, default='', max_length=20)),
-                ('actor', models.CharField(help_text='reconciler, user:NAME, agent:NAME, webhook', max_length=200)),
-                ('note', models.TextField(blank=True, default='')),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "bead_ref",
+                    models.BigIntegerField(help_text="The bead's id, kept after deletion."),
+                ),
+                ("bead_title", models.CharField(max_length=300)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("created", "Created"),
+                            ("status", "Status changed"),
+                            ("assigned", "Assignee changed"),
+                            ("hooked", "Hooked"),
+                            ("unhooked", "Unhooked"),
+                            ("dispatched", "Dispatched"),
+                            ("flag", "Flag changed"),
+                            ("override", "Override"),
+                            ("note", "Note"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("from_status", models.CharField(blank=True, default="", max_length=20)),
+                ("to_status", models.CharField(blank=True, default="", max_length=20)),
+                (
+                    "actor",
+                    models.CharField(
+                        help_text="reconciler, user:NAME, agent:NAME, webhook", max_length=200
+                    ),
+                ),
+                ("note", models.TextField(blank=True, default="")),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='MergeRequest',
+            name="MergeRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('is_active', models.BooleanField(default=True)),
-                ('adopted', models.BooleanField(default=False, help_text='A landing MR that adopted a suppressed PR (no attempt counted).')),
-                ('branch', models.CharField(max_length=200)),
-                ('target_branch', models.CharField(max_length=200)),
-                ('pr_url', models.URLField(blank=True, default='', max_length=500)),
-                ('pr_repo', models.CharField(blank=True, default='', max_length=200)),
-                ('pr_number', models.PositiveIntegerField(blank=True, null=True)),
-                ('pr_state', models.CharField(blank=True, default='', max_length=20)),
-                ('review_decision', models.CharField(blank=True, default='', max_length=30)),
-                ('merge_state_status', models.CharField(blank=True, default='', max_length=30)),
-                ('mergeable', models.CharField(blank=True, default='', max_length=20)),
-                ('is_draft', models.BooleanField(default=False)),
-                ('checks_state', models.CharField(blank=True, default='', max_length=20)),
-                ('failing_checks', models.JSONField(blank=True, default=list)),
-                ('unresolved_threads', models.PositiveIntegerField(default=0)),
-                ('blocking_threads', models.PositiveIntegerField(default=0)),
-                ('requested_reviewers', models.JSONField(blank=True, default=list)),
-                ('head_sha', models.CharField(blank=True, default='', max_length=64)),
-                ('snapshot_at', models.DateTimeField(blank=True, null=True)),
-                ('blocker', models.CharField(blank=True, choices=[('', 'Not checked yet'), ('merged', 'Merged'), ('closed', 'Closed'), ('draft', 'Draft'), ('conflict', 'Conflict'), ('changes_requested', 'Changes requested'), ('checks_failing', 'Checks failing'), ('checks_pending', 'Checks pending'), ('threads', 'Unresolved threads'), ('human_review', 'Waiting on a human'), ('behind', 'Behind base'), ('unknown', 'Unknown'), ('ready', 'Ready')], default='', max_length=30)),
-                ('awaiting_approval', models.BooleanField(default=False)),
-                ('changes_requested', models.BooleanField(default=False)),
-                ('waiting_since', models.DateTimeField(blank=True, null=True)),
-                ('wait_escalated_at', models.DateTimeField(blank=True, null=True)),
-                ('review_status', models.CharField(choices=[('pending', 'Pending'), ('passed', 'Passed'), ('changes_requested', 'Changes requested')], default='pending', max_length=20)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('check_requested_at', models.DateTimeField(blank=True, help_text='Set by a webhook or a re-check: due at once.', null=True)),
-                ('last_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_successful_check_at', models.DateTimeField(blank=True, null=True)),
-                ('consecutive_transient_failures', models.PositiveIntegerField(default=0)),
-                ('consecutive_malformed_failures', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('last_rework_cause', models.CharField(blank=True, default='', max_length=200)),
-                ('auto_merge_ready_since', models.DateTimeField(blank=True, null=True)),
-                ('merge_requested_at', models.DateTimeField(blank=True, help_text='A team lead pressed merge now (skips the delay).', null=True)),
-                ('merged_at', models.DateTimeField(blank=True, null=True)),
-                ('merge_commit_sha', models.CharField(blank=True, default='', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "adopted",
+                    models.BooleanField(
+                        default=False,
+                        help_text="A landing MR that adopted a suppressed PR (no attempt counted).",
+                    ),
+                ),
+                ("branch", models.CharField(max_length=200)),
+                ("target_branch", models.CharField(max_length=200)),
+                ("pr_url", models.URLField(blank=True, default="", max_length=500)),
+                ("pr_repo", models.CharField(blank=True, default="", max_length=200)),
+                ("pr_number", models.PositiveIntegerField(blank=True, null=True)),
+                ("pr_state", models.CharField(blank=True, default="", max_length=20)),
+                ("review_decision", models.CharField(blank=True, default="", max_length=30)),
+                ("merge_state_status", models.CharField(blank=True, default="", max_length=30)),
+                ("mergeable", models.CharField(blank=True, default="", max_length=20)),
+                ("is_draft", models.BooleanField(default=False)),
+                ("checks_state", models.CharField(blank=True, default="", max_length=20)),
+                ("failing_checks", models.JSONField(blank=True, default=list)),
+                ("unresolved_threads", models.PositiveIntegerField(default=0)),
+                ("blocking_threads", models.PositiveIntegerField(default=0)),
+                ("requested_reviewers", models.JSONField(blank=True, default=list)),
+                ("head_sha", models.CharField(blank=True, default="", max_length=64)),
+                ("snapshot_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "blocker",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Not checked yet"),
+                            ("merged", "Merged"),
+                            ("closed", "Closed"),
+                            ("draft", "Draft"),
+                            ("conflict", "Conflict"),
+                            ("changes_requested", "Changes requested"),
+                            ("checks_failing", "Checks failing"),
+                            ("checks_pending", "Checks pending"),
+                            ("threads", "Unresolved threads"),
+                            ("human_review", "Waiting on a human"),
+                            ("behind", "Behind base"),
+                            ("unknown", "Unknown"),
+                            ("ready", "Ready"),
+                        ],
+                        default="",
+                        max_length=30,
+                    ),
+                ),
+                ("awaiting_approval", models.BooleanField(default=False)),
+                ("changes_requested", models.BooleanField(default=False)),
+                ("waiting_since", models.DateTimeField(blank=True, null=True)),
+                ("wait_escalated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "review_status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("passed", "Passed"),
+                            ("changes_requested", "Changes requested"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "check_requested_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Set by a webhook or a re-check: due at once.",
+                        null=True,
+                    ),
+                ),
+                ("last_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_successful_check_at", models.DateTimeField(blank=True, null=True)),
+                ("consecutive_transient_failures", models.PositiveIntegerField(default=0)),
+                ("consecutive_malformed_failures", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("last_rework_cause", models.CharField(blank=True, default="", max_length=200)),
+                ("auto_merge_ready_since", models.DateTimeField(blank=True, null=True)),
+                (
+                    "merge_requested_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="A team lead pressed merge now (skips the delay).",
+                        null=True,
+                    ),
+                ),
+                ("merged_at", models.DateTimeField(blank=True, null=True)),
+                ("merge_commit_sha", models.CharField(blank=True, default="", max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
     ]

@@ -6,143 +6,290 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('beads', '0001_initial'),
-        ('gastown', '0001_initial'),
+        ("beads", "0001_initial"),
+        ("gastown", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='bead',
-            name='assignee',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assigned_beads', to='gastown.agent'),
+            model_name="bead",
+            name="assignee",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="assigned_beads",
+                to="gastown.agent",
+            ),
         ),
         migrations.AddField(
-            model_name='bead',
-            name='convoy',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='beads', to='gastown.convoy'),
+            model_name="bead",
+            name="convoy",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="beads",
+                to="gastown.convoy",
+            ),
         ),
         migrations.AddField(
-            model_name='bead',
-            name='parent',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='children', to='beads.bead'),
+            model_name="bead",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="children",
+                to="beads.bead",
+            ),
         ),
         migrations.AddField(
-            model_name='bead',
-            name='rig',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='beads', to='gastown.rig'),
+            model_name="bead",
+            name="rig",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="beads",
+                to="gastown.rig",
+            ),
         ),
         migrations.AddField(
-            model_name='bead',
-            name='town',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='beads', to='gastown.town'),
+            model_name="bead",
+            name="town",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="beads", to="gastown.town"
+            ),
         ),
         migrations.AddField(
-            model_name='beaddependency',
-            name='bead',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dependencies', to='beads.bead'),
+            model_name="beaddependency",
+            name="bead",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="dependencies",
+                to="beads.bead",
+            ),
         ),
         migrations.AddField(
-            model_name='beaddependency',
-            name='depends_on',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dependents', to='beads.bead'),
+            model_name="beaddependency",
+            name="depends_on",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="dependents",
+                to="beads.bead",
+            ),
         ),
         migrations.AddField(
-            model_name='beadevent',
-            name='bead',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='beads.bead'),
+            model_name="beadevent",
+            name="bead",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="events",
+                to="beads.bead",
+            ),
         ),
         migrations.AddField(
-            model_name='beadevent',
-            name='town',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='bead_events', to='gastown.town'),
+            model_name="beadevent",
+            name="town",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="bead_events",
+                to="gastown.town",
+            ),
         ),
         migrations.AddField(
-            model_name='beadevent',
-            name='user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="beadevent",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='mergerequest',
-            name='bead',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='merge_request', to='beads.bead'),
+            model_name="mergerequest",
+            name="bead",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="merge_request",
+                to="beads.bead",
+            ),
         ),
         migrations.AddField(
-            model_name='mergerequest',
-            name='landing_convoy',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='landing_merge_requests', to='gastown.convoy'),
+            model_name="mergerequest",
+            name="landing_convoy",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="landing_merge_requests",
+                to="gastown.convoy",
+            ),
         ),
         migrations.AddField(
-            model_name='mergerequest',
-            name='source',
-            field=models.ForeignKey(blank=True, help_text='The issue bead this MR lands.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='merge_requests', to='beads.bead'),
+            model_name="mergerequest",
+            name="source",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The issue bead this MR lands.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="merge_requests",
+                to="beads.bead",
+            ),
         ),
         migrations.AddIndex(
-            model_name='bead',
-            index=models.Index(condition=models.Q(('status__in', ['open', 'in_progress', 'in_review'])), fields=['town', 'type', 'status'], name='bead_active'),
+            model_name="bead",
+            index=models.Index(
+                condition=models.Q(("status__in", ["open", "in_progress", "in_review"])),
+                fields=["town", "type", "status"],
+                name="bead_active",
+            ),
         ),
         migrations.AddIndex(
-            model_name='bead',
-            index=models.Index(fields=['town', 'status', '-updated_at'], name='bead_town_status'),
+            model_name="bead",
+            index=models.Index(fields=["town", "status", "-updated_at"], name="bead_town_status"),
         ),
         migrations.AddConstraint(
-            model_name='bead',
-            constraint=models.CheckConstraint(condition=models.Q(('type__in', ['issue', 'merge_request', 'escalation'])), name='bead_type_valid'),
+            model_name="bead",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("type__in", ["issue", "merge_request", "escalation"])),
+                name="bead_type_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bead',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['open', 'in_progress', 'in_review', 'closed', 'failed'])), name='bead_status_valid'),
+            model_name="bead",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["open", "in_progress", "in_review", "closed", "failed"])
+                ),
+                name="bead_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bead',
-            constraint=models.CheckConstraint(condition=models.Q(('priority__in', ['low', 'medium', 'high', 'critical'])), name='bead_priority_valid'),
+            model_name="bead",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("priority__in", ["low", "medium", "high", "critical"])),
+                name="bead_priority_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='beaddependency',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['blocks', 'parent-child'])), name='beaddep_kind_valid'),
+            model_name="beaddependency",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["blocks", "parent-child"])),
+                name="beaddep_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='beaddependency',
-            constraint=models.CheckConstraint(condition=models.Q(('bead', models.F('depends_on')), _negated=True), name='beaddep_not_self'),
+            model_name="beaddependency",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("bead", models.F("depends_on")), _negated=True),
+                name="beaddep_not_self",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='beaddependency',
-            constraint=models.UniqueConstraint(fields=('bead', 'depends_on', 'kind'), name='beaddep_unique'),
+            model_name="beaddependency",
+            constraint=models.UniqueConstraint(
+                fields=("bead", "depends_on", "kind"), name="beaddep_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='beadevent',
-            index=models.Index(fields=['bead_ref', '-created_at'], name='beadevent_bead_time'),
+            model_name="beadevent",
+            index=models.Index(fields=["bead_ref", "-created_at"], name="beadevent_bead_time"),
         ),
         migrations.AddConstraint(
-            model_name='beadevent',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['created', 'status', 'assigned', 'hooked', 'unhooked', 'dispatched', 'flag', 'override', 'note'])), name='beadevent_kind_valid'),
+            model_name="beadevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "kind__in",
+                        [
+                            "created",
+                            "status",
+                            "assigned",
+                            "hooked",
+                            "unhooked",
+                            "dispatched",
+                            "flag",
+                            "override",
+                            "note",
+                        ],
+                    )
+                ),
+                name="beadevent_kind_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='mergerequest',
-            index=models.Index(condition=models.Q(('awaiting_approval', True)), fields=['awaiting_approval', 'waiting_since'], name='mr_awaiting_approval'),
+            model_name="mergerequest",
+            index=models.Index(
+                condition=models.Q(("awaiting_approval", True)),
+                fields=["awaiting_approval", "waiting_since"],
+                name="mr_awaiting_approval",
+            ),
         ),
         migrations.AddIndex(
-            model_name='mergerequest',
-            index=models.Index(fields=['pr_repo', 'pr_number'], name='mr_pr'),
+            model_name="mergerequest",
+            index=models.Index(fields=["pr_repo", "pr_number"], name="mr_pr"),
         ),
         migrations.AddConstraint(
-            model_name='mergerequest',
-            constraint=models.CheckConstraint(condition=models.Q(('blocker__in', ['', 'merged', 'closed', 'draft', 'conflict', 'changes_requested', 'checks_failing', 'checks_pending', 'threads', 'human_review', 'behind', 'unknown', 'ready'])), name='mr_blocker_valid'),
+            model_name="mergerequest",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "blocker__in",
+                        [
+                            "",
+                            "merged",
+                            "closed",
+                            "draft",
+                            "conflict",
+                            "changes_requested",
+                            "checks_failing",
+                            "checks_pending",
+                            "threads",
+                            "human_review",
+                            "behind",
+                            "unknown",
+                            "ready",
+                        ],
+                    )
+                ),
+                name="mr_blocker_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='mergerequest',
-            constraint=models.CheckConstraint(condition=models.Q(('review_status__in', ['pending', 'passed', 'changes_requested'])), name='mr_review_status_valid'),
+            model_name="mergerequest",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("review_status__in", ["pending", "passed", "changes_requested"])
+                ),
+                name="mr_review_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='mergerequest',
-            constraint=models.CheckConstraint(condition=models.Q(('awaiting_approval', False), ('blocker', 'human_review'), _connector='OR'), name='mr_awaiting_approval_is_human_review'),
+            model_name="mergerequest",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("awaiting_approval", False), ("blocker", "human_review"), _connector="OR"
+                ),
+                name="mr_awaiting_approval_is_human_review",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='mergerequest',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_active', True), ('landing_convoy__isnull', False)), fields=('landing_convoy',), name='mr_one_active_landing_per_convoy'),
+            model_name="mergerequest",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_active", True), ("landing_convoy__isnull", False)),
+                fields=("landing_convoy",),
+                name="mr_one_active_landing_per_convoy",
+            ),
         ),
     ]

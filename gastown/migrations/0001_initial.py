@@ -2,263 +2,690 @@
 
 import django.core.validators
 import django.db.models.deletion
-import gastown.models.towns
 from django.conf import settings
 from django.db import migrations, models
 
+import gastown.models.towns
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('beads', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("beads", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Rig',
+            name="Rig",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100)),
-                ('repo', models.CharField(max_length=200, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$', 'A repository as owner/name.')])),
-                ('default_branch', models.CharField(default='main', max_length=200)),
-                ('allow_update_branch', models.BooleanField(default=False, help_text="Use GitHub's update-branch for PRs that are behind.")),
-                ('required_checks_only', models.BooleanField(default=False, help_text='Only checks required by branch protection block a merge.')),
-                ('auto_merge', models.BooleanField(blank=True, null=True)),
-                ('auto_merge_delay_minutes', models.PositiveIntegerField(blank=True, null=True)),
-                ('merge_methods', models.CharField(blank=True, default='', max_length=40, validators=[gastown.models.towns.validate_merge_methods])),
-                ('poll_interval_seconds', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(10)])),
-                ('max_dispatch_attempts', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1)])),
-                ('max_landing_attempts', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1)])),
-                ('code_review', models.BooleanField(blank=True, null=True)),
-                ('human_wait_escalation_hours', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100)),
+                (
+                    "repo",
+                    models.CharField(
+                        max_length=200,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$",
+                                "A repository as owner/name.",
+                            )
+                        ],
+                    ),
+                ),
+                ("default_branch", models.CharField(default="main", max_length=200)),
+                (
+                    "allow_update_branch",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Use GitHub's update-branch for PRs that are behind.",
+                    ),
+                ),
+                (
+                    "required_checks_only",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Only checks required by branch protection block a merge.",
+                    ),
+                ),
+                ("auto_merge", models.BooleanField(blank=True, null=True)),
+                ("auto_merge_delay_minutes", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "merge_methods",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        max_length=40,
+                        validators=[gastown.models.towns.validate_merge_methods],
+                    ),
+                ),
+                (
+                    "poll_interval_seconds",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(10)],
+                    ),
+                ),
+                (
+                    "max_dispatch_attempts",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "max_landing_attempts",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                ("code_review", models.BooleanField(blank=True, null=True)),
+                ("human_wait_escalation_hours", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['town', 'name'],
+                "ordering": ["town", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Convoy',
+            name="Convoy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=300)),
-                ('merge_mode', models.CharField(choices=[('review-then-land', 'Review then land'), ('review-and-merge', 'Review and merge')], default='review-and-merge', max_length=20)),
-                ('feature_branch', models.CharField(blank=True, default='', max_length=200)),
-                ('feature_branch_created_at', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('ready_to_land', 'Ready to land'), ('landing', 'Landing'), ('landed', 'Landed'), ('failed', 'Failed'), ('closed', 'Closed')], default='open', max_length=20)),
-                ('created_by', models.CharField(blank=True, default='', max_length=200)),
-                ('landing_attempts', models.PositiveIntegerField(default=0)),
-                ('last_landing_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('landed_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('failure_reason', models.CharField(blank=True, default='', max_length=100)),
-                ('failure_message', models.TextField(blank=True, default='')),
-                ('respawn_suppressed_since', models.DateTimeField(blank=True, null=True)),
-                ('suppressed_pr_url', models.URLField(blank=True, default='', max_length=500)),
-                ('suppressed_attempt', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('held_escalation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='beads.bead')),
-                ('suppressed_landing_mr', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='beads.mergerequest')),
-                ('rig', models.ForeignKey(blank=True, help_text='The repository of the feature branch (required for review-then-land).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='convoys', to='gastown.rig')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                (
+                    "merge_mode",
+                    models.CharField(
+                        choices=[
+                            ("review-then-land", "Review then land"),
+                            ("review-and-merge", "Review and merge"),
+                        ],
+                        default="review-and-merge",
+                        max_length=20,
+                    ),
+                ),
+                ("feature_branch", models.CharField(blank=True, default="", max_length=200)),
+                ("feature_branch_created_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("ready_to_land", "Ready to land"),
+                            ("landing", "Landing"),
+                            ("landed", "Landed"),
+                            ("failed", "Failed"),
+                            ("closed", "Closed"),
+                        ],
+                        default="open",
+                        max_length=20,
+                    ),
+                ),
+                ("created_by", models.CharField(blank=True, default="", max_length=200)),
+                ("landing_attempts", models.PositiveIntegerField(default=0)),
+                ("last_landing_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("landed_at", models.DateTimeField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("failure_reason", models.CharField(blank=True, default="", max_length=100)),
+                ("failure_message", models.TextField(blank=True, default="")),
+                ("respawn_suppressed_since", models.DateTimeField(blank=True, null=True)),
+                ("suppressed_pr_url", models.URLField(blank=True, default="", max_length=500)),
+                ("suppressed_attempt", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "held_escalation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="beads.bead",
+                    ),
+                ),
+                (
+                    "suppressed_landing_mr",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="beads.mergerequest",
+                    ),
+                ),
+                (
+                    "rig",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The repository of the feature branch (required for review-then-land).",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="convoys",
+                        to="gastown.rig",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Town',
+            name="Town",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('auto_merge', models.BooleanField(default=True)),
-                ('auto_merge_delay_minutes', models.PositiveIntegerField(default=0, help_text='Minutes a PR must stay ready before it is merged (0: next check).')),
-                ('merge_methods', models.CharField(default='squash,merge,rebase', help_text='Comma-separated order in which merge methods are tried.', max_length=40, validators=[gastown.models.towns.validate_merge_methods])),
-                ('poll_interval_seconds', models.PositiveIntegerField(default=60, validators=[django.core.validators.MinValueValidator(10)])),
-                ('max_dispatch_attempts', models.PositiveIntegerField(default=5, validators=[django.core.validators.MinValueValidator(1)])),
-                ('max_landing_attempts', models.PositiveIntegerField(default=5, validators=[django.core.validators.MinValueValidator(1)])),
-                ('default_merge_mode', models.CharField(choices=[('review-then-land', 'Review then land'), ('review-and-merge', 'Review and merge')], default='review-and-merge', max_length=20)),
-                ('code_review', models.BooleanField(default=True, help_text="The rig's refinery reviews each MR before it may merge.")),
-                ('human_wait_escalation_hours', models.PositiveIntegerField(default=24, help_text='Hours a PR may wait on a human before one escalation is raised.')),
-                ('paused', models.BooleanField(default=False, help_text='Stops all dispatch.')),
-                ('github_token_encrypted', models.TextField(blank=True, default='', editable=False)),
-                ('github_token_env', models.CharField(blank=True, default='', help_text="Name of an environment variable holding this town's GitHub token.", max_length=100, validators=[django.core.validators.RegexValidator('^[A-Z_][A-Z0-9_]*$', 'An environment variable name.')])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('member_groups', models.ManyToManyField(blank=True, related_name='towns', to='auth.group')),
-                ('member_users', models.ManyToManyField(blank=True, related_name='towns', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("auto_merge", models.BooleanField(default=True)),
+                (
+                    "auto_merge_delay_minutes",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Minutes a PR must stay ready before it is merged (0: next check).",
+                    ),
+                ),
+                (
+                    "merge_methods",
+                    models.CharField(
+                        default="squash,merge,rebase",
+                        help_text="Comma-separated order in which merge methods are tried.",
+                        max_length=40,
+                        validators=[gastown.models.towns.validate_merge_methods],
+                    ),
+                ),
+                (
+                    "poll_interval_seconds",
+                    models.PositiveIntegerField(
+                        default=60, validators=[django.core.validators.MinValueValidator(10)]
+                    ),
+                ),
+                (
+                    "max_dispatch_attempts",
+                    models.PositiveIntegerField(
+                        default=5, validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                (
+                    "max_landing_attempts",
+                    models.PositiveIntegerField(
+                        default=5, validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                (
+                    "default_merge_mode",
+                    models.CharField(
+                        choices=[
+                            ("review-then-land", "Review then land"),
+                            ("review-and-merge", "Review and merge"),
+                        ],
+                        default="review-and-merge",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "code_review",
+                    models.BooleanField(
+                        default=True,
+                        help_text="The rig's refinery reviews each MR before it may merge.",
+                    ),
+                ),
+                (
+                    "human_wait_escalation_hours",
+                    models.PositiveIntegerField(
+                        default=24,
+                        help_text="Hours a PR may wait on a human before one escalation is raised.",
+                    ),
+                ),
+                ("paused", models.BooleanField(default=False, help_text="Stops all dispatch.")),
+                (
+                    "github_token_encrypted",
+                    models.TextField(blank=True, default="", editable=False),
+                ),
+                (
+                    "github_token_env",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="Name of an environment variable holding this town's GitHub token.",
+                        max_length=100,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z_][A-Z0-9_]*$", "An environment variable name."
+                            )
+                        ],
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "member_groups",
+                    models.ManyToManyField(blank=True, related_name="towns", to="auth.group"),
+                ),
+                (
+                    "member_users",
+                    models.ManyToManyField(
+                        blank=True, related_name="towns", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('view_dashboard', 'Can view the town dashboard'), ('recheck_pr', 'Can re-check a PR now'), ('merge_now', 'Can merge a PR now'), ('clear_awaiting_approval', 'Can clear the awaiting-approval flag'), ('end_suppression', 'Can end a respawn suppression'), ('retry_landing', "Can retry a convoy's landing"), ('redispatch', 'Can re-dispatch a bead'), ('fail_merge_request', 'Can fail a merge request'), ('close_convoy', 'Can close a convoy'), ('pause_town', 'Can pause or resume a town'), ('approve_fake_pr', "Can approve a PR on the demo's fake GitHub")],
+                "ordering": ["name"],
+                "permissions": [
+                    ("view_dashboard", "Can view the town dashboard"),
+                    ("recheck_pr", "Can re-check a PR now"),
+                    ("merge_now", "Can merge a PR now"),
+                    ("clear_awaiting_approval", "Can clear the awaiting-approval flag"),
+                    ("end_suppression", "Can end a respawn suppression"),
+                    ("retry_landing", "Can retry a convoy's landing"),
+                    ("redispatch", "Can re-dispatch a bead"),
+                    ("fail_merge_request", "Can fail a merge request"),
+                    ("close_convoy", "Can close a convoy"),
+                    ("pause_town", "Can pause or resume a town"),
+                    ("approve_fake_pr", "Can approve a PR on the demo's fake GitHub"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TelemetryEvent',
+            name="TelemetryEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80)),
-                ('label', models.CharField(blank=True, default='', max_length=100)),
-                ('reason', models.TextField(blank=True, default='')),
-                ('duration_ms', models.BigIntegerField(blank=True, null=True)),
-                ('value', models.FloatField(blank=True, null=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('bead', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='telemetry', to='beads.bead')),
-                ('convoy', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='telemetry', to='gastown.convoy')),
-                ('rig', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='gastown.rig')),
-                ('town', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='telemetry', to='gastown.town')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80)),
+                ("label", models.CharField(blank=True, default="", max_length=100)),
+                ("reason", models.TextField(blank=True, default="")),
+                ("duration_ms", models.BigIntegerField(blank=True, null=True)),
+                ("value", models.FloatField(blank=True, null=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "bead",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="telemetry",
+                        to="beads.bead",
+                    ),
+                ),
+                (
+                    "convoy",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="telemetry",
+                        to="gastown.convoy",
+                    ),
+                ),
+                (
+                    "rig",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="gastown.rig",
+                    ),
+                ),
+                (
+                    "town",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="telemetry",
+                        to="gastown.town",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='rig',
-            name='town',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rigs', to='gastown.town'),
+            model_name="rig",
+            name="town",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="rigs", to="gastown.town"
+            ),
         ),
         migrations.CreateModel(
-            name='ReconcilerTick',
+            name="ReconcilerTick",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField()),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('events_drained', models.PositiveIntegerField(default=0)),
-                ('actions', models.JSONField(blank=True, default=dict, help_text='Action count by kind.')),
-                ('error', models.TextField(blank=True, default='')),
-                ('town', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ticks', to='gastown.town')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                ("events_drained", models.PositiveIntegerField(default=0)),
+                (
+                    "actions",
+                    models.JSONField(blank=True, default=dict, help_text="Action count by kind."),
+                ),
+                ("error", models.TextField(blank=True, default="")),
+                (
+                    "town",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="ticks",
+                        to="gastown.town",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.AddField(
-            model_name='convoy',
-            name='town',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='convoys', to='gastown.town'),
+            model_name="convoy",
+            name="town",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="convoys",
+                to="gastown.town",
+            ),
         ),
         migrations.CreateModel(
-            name='Agent',
+            name="Agent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('polecat', 'Polecat'), ('refinery', 'Refinery'), ('mayor', 'Mayor')], max_length=10)),
-                ('name', models.CharField(max_length=100)),
-                ('status', models.CharField(choices=[('idle', 'Idle'), ('working', 'Working'), ('stalled', 'Stalled'), ('dead', 'Dead')], default='idle', max_length=10)),
-                ('dispatch_attempts', models.PositiveIntegerField(default=0)),
-                ('last_dispatch_at', models.DateTimeField(blank=True, null=True)),
-                ('last_heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('last_activity_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('hooked_bead', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='hooked_agent', to='beads.bead')),
-                ('rig', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='agents', to='gastown.rig')),
-                ('town', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='agents', to='gastown.town')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("polecat", "Polecat"),
+                            ("refinery", "Refinery"),
+                            ("mayor", "Mayor"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("idle", "Idle"),
+                            ("working", "Working"),
+                            ("stalled", "Stalled"),
+                            ("dead", "Dead"),
+                        ],
+                        default="idle",
+                        max_length=10,
+                    ),
+                ),
+                ("dispatch_attempts", models.PositiveIntegerField(default=0)),
+                ("last_dispatch_at", models.DateTimeField(blank=True, null=True)),
+                ("last_heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("last_activity_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "hooked_bead",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="hooked_agent",
+                        to="beads.bead",
+                    ),
+                ),
+                (
+                    "rig",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="agents",
+                        to="gastown.rig",
+                    ),
+                ),
+                (
+                    "town",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="agents",
+                        to="gastown.town",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['town', 'name'],
+                "ordering": ["town", "name"],
             },
         ),
         migrations.CreateModel(
-            name='TownEvent',
+            name="TownEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('agent_report', 'Agent report'), ('pr_state_changed', 'PR state changed'), ('webhook_received', 'Webhook received'), ('bead_cancelled', 'Bead cancelled'), ('recheck_requested', 'Re-check requested')], max_length=30)),
-                ('payload', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('parked_at', models.DateTimeField(blank=True, null=True)),
-                ('warning', models.TextField(blank=True, default='')),
-                ('agent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='town_events', to='gastown.agent')),
-                ('bead', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='town_events', to='beads.bead')),
-                ('town', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='gastown.town')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("agent_report", "Agent report"),
+                            ("pr_state_changed", "PR state changed"),
+                            ("webhook_received", "Webhook received"),
+                            ("bead_cancelled", "Bead cancelled"),
+                            ("recheck_requested", "Re-check requested"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("payload", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("parked_at", models.DateTimeField(blank=True, null=True)),
+                ("warning", models.TextField(blank=True, default="")),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="town_events",
+                        to="gastown.agent",
+                    ),
+                ),
+                (
+                    "bead",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="town_events",
+                        to="beads.bead",
+                    ),
+                ),
+                (
+                    "town",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="gastown.town",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='town',
-            constraint=models.CheckConstraint(condition=models.Q(('poll_interval_seconds__gte', 10)), name='town_poll_interval_min'),
+            model_name="town",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("poll_interval_seconds__gte", 10)),
+                name="town_poll_interval_min",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='town',
-            constraint=models.CheckConstraint(condition=models.Q(('max_dispatch_attempts__gte', 1)), name='town_max_dispatch_attempts_min'),
+            model_name="town",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("max_dispatch_attempts__gte", 1)),
+                name="town_max_dispatch_attempts_min",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='town',
-            constraint=models.CheckConstraint(condition=models.Q(('max_landing_attempts__gte', 1)), name='town_max_landing_attempts_min'),
+            model_name="town",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("max_landing_attempts__gte", 1)),
+                name="town_max_landing_attempts_min",
+            ),
         ),
         migrations.AddIndex(
-            model_name='telemetryevent',
-            index=models.Index(fields=['town', 'name', 'created_at'], name='telemetry_town_name_time'),
+            model_name="telemetryevent",
+            index=models.Index(
+                fields=["town", "name", "created_at"], name="telemetry_town_name_time"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rig',
-            constraint=models.UniqueConstraint(fields=('town', 'name'), name='rig_unique_name_per_town'),
+            model_name="rig",
+            constraint=models.UniqueConstraint(
+                fields=("town", "name"), name="rig_unique_name_per_town"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rig',
-            constraint=models.UniqueConstraint(fields=('town', 'repo'), name='rig_unique_repo_per_town'),
+            model_name="rig",
+            constraint=models.UniqueConstraint(
+                fields=("town", "repo"), name="rig_unique_repo_per_town"
+            ),
         ),
         migrations.AddIndex(
-            model_name='reconcilertick',
-            index=models.Index(fields=['town', '-started_at'], name='tick_town_started'),
+            model_name="reconcilertick",
+            index=models.Index(fields=["town", "-started_at"], name="tick_town_started"),
         ),
         migrations.AddIndex(
-            model_name='convoy',
-            index=models.Index(condition=models.Q(('status__in', ['open', 'ready_to_land', 'landing'])), fields=['town', 'status'], name='convoy_active'),
+            model_name="convoy",
+            index=models.Index(
+                condition=models.Q(("status__in", ["open", "ready_to_land", "landing"])),
+                fields=["town", "status"],
+                name="convoy_active",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='convoy',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['open', 'ready_to_land', 'landing', 'landed', 'failed', 'closed'])), name='convoy_status_valid'),
+            model_name="convoy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        ["open", "ready_to_land", "landing", "landed", "failed", "closed"],
+                    )
+                ),
+                name="convoy_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='convoy',
-            constraint=models.CheckConstraint(condition=models.Q(('merge_mode__in', ['review-then-land', 'review-and-merge'])), name='convoy_merge_mode_valid'),
+            model_name="convoy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("merge_mode__in", ["review-then-land", "review-and-merge"])),
+                name="convoy_merge_mode_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='convoy',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('merge_mode', 'review-then-land'), _negated=True), ('rig__isnull', False), _connector='OR'), name='convoy_review_then_land_needs_rig'),
+            model_name="convoy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("merge_mode", "review-then-land"), _negated=True),
+                    ("rig__isnull", False),
+                    _connector="OR",
+                ),
+                name="convoy_review_then_land_needs_rig",
+            ),
         ),
         migrations.AddIndex(
-            model_name='agent',
-            index=models.Index(fields=['town', 'role', 'status'], name='agent_town_role_status'),
+            model_name="agent",
+            index=models.Index(fields=["town", "role", "status"], name="agent_town_role_status"),
         ),
         migrations.AddConstraint(
-            model_name='agent',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['polecat', 'refinery', 'mayor'])), name='agent_role_valid'),
+            model_name="agent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("role__in", ["polecat", "refinery", "mayor"])),
+                name="agent_role_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='agent',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['idle', 'working', 'stalled', 'dead'])), name='agent_status_valid'),
+            model_name="agent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["idle", "working", "stalled", "dead"])),
+                name="agent_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='agent',
-            constraint=models.UniqueConstraint(fields=('town', 'name'), name='agent_unique_name_per_town'),
+            model_name="agent",
+            constraint=models.UniqueConstraint(
+                fields=("town", "name"), name="agent_unique_name_per_town"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='agent',
-            constraint=models.UniqueConstraint(condition=models.Q(('role', 'refinery')), fields=('rig',), name='agent_one_refinery_per_rig'),
+            model_name="agent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("role", "refinery")),
+                fields=("rig",),
+                name="agent_one_refinery_per_rig",
+            ),
         ),
         migrations.AddIndex(
-            model_name='townevent',
-            index=models.Index(condition=models.Q(('parked_at__isnull', True), ('processed_at__isnull', True)), fields=['town', 'created_at'], name='townevent_pending'),
+            model_name="townevent",
+            index=models.Index(
+                condition=models.Q(("parked_at__isnull", True), ("processed_at__isnull", True)),
+                fields=["town", "created_at"],
+                name="townevent_pending",
+            ),
         ),
         migrations.AddIndex(
-            model_name='townevent',
-            index=models.Index(fields=['processed_at'], name='townevent_processed'),
+            model_name="townevent",
+            index=models.Index(fields=["processed_at"], name="townevent_processed"),
         ),
         migrations.AddConstraint(
-            model_name='townevent',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['agent_report', 'pr_state_changed', 'webhook_received', 'bead_cancelled', 'recheck_requested'])), name='townevent_kind_valid'),
+            model_name="townevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "kind__in",
+                        [
+                            "agent_report",
+                            "pr_state_changed",
+                            "webhook_received",
+                            "bead_cancelled",
+                            "recheck_requested",
+                        ],
+                    )
+                ),
+                name="townevent_kind_valid",
+            ),
         ),
     ]

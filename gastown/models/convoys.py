@@ -14,7 +14,9 @@ class ConvoyStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
-TERMINAL_CONVOY_STATUSES = frozenset({ConvoyStatus.LANDED, ConvoyStatus.FAILED, ConvoyStatus.CLOSED})
+TERMINAL_CONVOY_STATUSES = frozenset(
+    {ConvoyStatus.LANDED, ConvoyStatus.FAILED, ConvoyStatus.CLOSED}
+)
 
 
 class Convoy(models.Model):
@@ -33,7 +35,9 @@ class Convoy(models.Model):
     )
     feature_branch = models.CharField(max_length=200, blank=True, default="")
     feature_branch_created_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=ConvoyStatus.choices, default=ConvoyStatus.OPEN)
+    status = models.CharField(
+        max_length=20, choices=ConvoyStatus.choices, default=ConvoyStatus.OPEN
+    )
     created_by = models.CharField(max_length=200, blank=True, default="")
 
     landing_attempts = models.PositiveIntegerField(default=0)

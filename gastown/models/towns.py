@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -31,8 +32,7 @@ def validate_merge_methods(value: str) -> None:
     unknown = [m for m in methods if m not in MergeMethod.values]
     if unknown:
         raise ValidationError(
-            f"Unknown merge method(s): {', '.join(unknown)}; "
-            f"use {', '.join(MergeMethod.values)}."
+            f"Unknown merge method(s): {', '.join(unknown)}; use {', '.join(MergeMethod.values)}."
         )
     if len(set(methods)) != len(methods):
         raise ValidationError("A merge method is listed twice.")
@@ -94,9 +94,7 @@ class Town(models.Model):
     max_dispatch_attempts = models.PositiveIntegerField(
         default=5, validators=[MinValueValidator(1)]
     )
-    max_landing_attempts = models.PositiveIntegerField(
-        default=5, validators=[MinValueValidator(1)]
-    )
+    max_landing_attempts = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
     default_merge_mode = models.CharField(
         max_length=20, choices=MergeMode.choices, default=MergeMode.REVIEW_AND_MERGE
     )
@@ -159,7 +157,7 @@ class Town(models.Model):
         return None
 
     def effective(self, rig: Rig | None = None) -> EffectiveSettings:
-        def pick(rig_value, town_value):  # type: ignore[no-untyped-def]
+        def pick(rig_value: Any, town_value: Any) -> Any:
             return town_value if rig_value is None or rig_value == "" else rig_value
 
         r = rig
