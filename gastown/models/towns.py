@@ -117,6 +117,11 @@ class Town(models.Model):
         help_text="Name of an environment variable holding this town's GitHub token.",
     )
 
+    # Town-level GitHub trouble (no token, 401, 403, rate limit): checks stop until this time
+    # instead of failing MRs, and resume by themselves (SPEC §4).
+    github_blocked_until = models.DateTimeField(null=True, blank=True)
+    github_error = models.TextField(blank=True, default="")
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
