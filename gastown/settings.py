@@ -35,6 +35,8 @@ try:
     # Seconds between a tick of an active town and the next one it enqueues.
     GASTOWN_ACTIVE_TICK_SECONDS = env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+    # Off only in tests, which run ticks and checks explicitly.
+    GASTOWN_ENQUEUE_TASKS = True
 except ImproperlyConfiguredEnv as exc:
     raise ImproperlyConfigured(str(exc)) from None
 

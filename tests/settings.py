@@ -11,3 +11,5 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 from gastown.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Ticks and checks run explicitly in tests; a test that checks enqueueing turns this on.
+GASTOWN_ENQUEUE_TASKS = False
