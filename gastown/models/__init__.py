@@ -1,4 +1,5 @@
 from gastown.models.agents import Agent, AgentRole, AgentStatus
+from gastown.models.api import ApiToken, WebhookDelivery, WebhookDeliveryStatus
 from gastown.models.convoys import Convoy, ConvoyStatus
 from gastown.models.events import (
     ReconcilerTick,
@@ -19,6 +20,7 @@ __all__ = [
     "Agent",
     "AgentRole",
     "AgentStatus",
+    "ApiToken",
     "Convoy",
     "ConvoyStatus",
     "EffectiveSettings",
@@ -31,4 +33,6 @@ __all__ = [
     "TownEvent",
     "TownEventKind",
     "TownPermission",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
 ]
