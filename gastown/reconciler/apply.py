@@ -1,0 +1,492 @@
+"""Apply planned actions in the tick's transaction; return the side effects to run after
+commit. Every write is conditional on the state the rule saw, so an action that lost a race
+(another worker, an agent report) is skipped instead of applied twice."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from beads.audit import Actor
+from beads.models import Bead, BeadEventKind, BeadStatus, MergeRequest
+from beads.services import (
+    StaleBeadError,
+    TerminalBeadError,
+    bead_event_record,
+    bead_set_status,
+    escalation_raise,
+    merge_request_create,
+)
+from gastown.models import Agent, AgentRole, AgentStatus, Convoy, Town
+from gastown.models.convoys import ConvoyStatus
+from gastown.reconciler import actions as a
+from gastown.telemetry import duration_ms, telemetry_record
+
+log = logging.getLogger(__name__)
+RECONCILER = Actor.reconciler()
+
+
+@dataclass(frozen=True)
+class SideEffect:
+    kind: str  # notify_dispatch, open_pr, create_branch
+    target_id: int
+    bead_id: int | None = None
+
+
+class Skipped(Exception):
+    """The action's precondition no longer holds."""
+
+
+def apply_actions(
+    town: Town, planned: list[a.Action], now: datetime
+) -> tuple[list[a.Action], list[SideEffect]]:
+    applied: list[a.Action] = []
+    effects: list[SideEffect] = []
+    for action in planned:
+        handler = _HANDLERS[type(action)]
+        try:
+            with transaction.atomic():
+                effects.extend(handler(town, action, now))
+        except (Skipped, StaleBeadError, TerminalBeadError, IntegrityError) as exc:
+            log.info("reconciler skipped %s: %s", action.describe(), exc)
+            continue
+        applied.append(action)
+    return applied, effects
+
+
+def _bead(bead_id: int) -> Bead:
+    try:
+        return Bead.objects.select_related("town").get(pk=bead_id)
+    except Bead.DoesNotExist:
+        raise Skipped(f"bead {bead_id} is gone") from None
+
+
+def _hook(agent: Agent, bead: Bead, now: datetime, note: str) -> None:
+    changed = Agent.objects.filter(pk=agent.pk, hooked_bead__isnull=True).update(
+        hooked_bead=bead,
+        last_dispatch_at=now,
+        dispatch_attempts=F("dispatch_attempts") + 1,
+        updated_at=now,
+    )
+    if changed != 1:
+        raise Skipped(f"agent {agent.name} is already hooked")
+    bead_event_record(
+        bead=bead,
+        kind=BeadEventKind.HOOKED,
+        actor=RECONCILER,
+        note=note,
+        data={"agent": agent.name, "role": agent.role},
+    )
+
+
+def _count_dispatch(bead: Bead, now: datetime, expected_attempts: int) -> None:
+    changed = Bead.objects.filter(pk=bead.pk, dispatch_attempts=expected_attempts).update(
+        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_attempt_at=now
+    )
+    if changed != 1:
+        raise Skipped(f"bead {bead.pk} was dispatched concurrently")
+    bead.dispatch_attempts = expected_attempts + 1
+    bead.last_dispatch_attempt_at = now
+
+
+def _new_agent(town: Town, rig_id: int, role: str) -> Agent:
+    suffix = uuid.uuid4().hex[:6]
+    if role == AgentRole.REFINERY:
+        return Agent.objects.create(
+            town=town, rig_id=rig_id, role=role, name=f"refinery-{rig_id}-{suffix}"
+        )
+    return Agent.objects.create(town=town, rig_id=rig_id, role=role, name=f"polecat-{suffix}")
+
+
+def _dispatch_polecat(town: Town, action: a.DispatchPolecat, now: datetime) -> list[SideEffect]:
+    bead = _bead(action.bead_id)
+    if bead.status != BeadStatus.OPEN:
+        raise Skipped("bead is no longer open")
+    agent = (
+        Agent.objects.get(pk=action.agent_id)
+        if action.agent_id
+        else _new_agent(town, action.rig_id, AgentRole.POLECAT)
+    )
+    _count_dispatch(bead, now, bead.dispatch_attempts)
+    Bead.objects.filter(pk=bead.pk).update(assignee=agent)
+    bead_set_status(
+        bead=bead,
+        status=BeadStatus.IN_PROGRESS,
+        actor=RECONCILER,
+        now=now,
+        note=f"dispatched to {agent.name} (attempt {bead.dispatch_attempts})",
+    )
+    _hook(agent, bead, now, f"hooked to {agent.name}")
+    return [SideEffect("notify_dispatch", agent.pk, bead.pk)]
+
+
+def _dispatch_refinery(town: Town, action: a.DispatchRefinery, now: datetime) -> list[SideEffect]:
+    bead = _bead(action.bead_id)
+    if bead.is_terminal:
+        raise Skipped("MR is terminal")
+    if action.agent_id:
+        agent = Agent.objects.get(pk=action.agent_id)
+    else:
+        agent = _new_agent(town, action.rig_id, AgentRole.REFINERY)
+    _count_dispatch(bead, now, bead.dispatch_attempts)
+    if bead.status == BeadStatus.OPEN:
+        bead_set_status(
+            bead=bead,
+            status=BeadStatus.IN_PROGRESS,
+            actor=RECONCILER,
+            now=now,
+            note=f"the refinery {agent.name} reviews it",
+        )
+    if agent.hooked_bead_id != bead.pk:
+        _hook(agent, bead, now, f"refinery {agent.name} reviews it")
+    else:
+        Agent.objects.filter(pk=agent.pk).update(
+            last_dispatch_at=now, dispatch_attempts=F("dispatch_attempts") + 1
+        )
+    effects = [SideEffect("notify_dispatch", agent.pk, bead.pk)]
+    if action.open_pr:
+        effects.insert(0, SideEffect("open_pr", action.mr_id, bead.pk))
+    return effects
+
+
+def _watch(town: Town, action: a.WatchMergeRequest, now: datetime) -> list[SideEffect]:
+    bead = _bead(action.bead_id)
+    if bead.status != BeadStatus.OPEN:
+        raise Skipped("MR is no longer open")
+    if action.open_pr:
+        _count_dispatch(bead, now, bead.dispatch_attempts)
+    bead_set_status(
+        bead=bead,
+        status=BeadStatus.IN_PROGRESS,
+        actor=RECONCILER,
+        now=now,
+        note="watched (code review off)",
+    )
+    return [SideEffect("open_pr", action.mr_id, bead.pk)] if action.open_pr else []
+
+
+def _unhook_agents_of(bead: Bead, now: datetime, note: str) -> None:
+    for agent in Agent.objects.filter(hooked_bead=bead):
+        Agent.objects.filter(pk=agent.pk).update(
+            hooked_bead=None, status=AgentStatus.IDLE, updated_at=now
+        )
+        bead_event_record(
+            bead=bead,
+            kind=BeadEventKind.UNHOOKED,
+            actor=RECONCILER,
+            note=note,
+            data={"agent": agent.name},
+        )
+
+
+def _fail(town: Town, action: a.FailBead, now: datetime) -> list[SideEffect]:
+    bead = _bead(action.bead_id)
+    bead_set_status(
+        bead=bead,
+        status=BeadStatus.FAILED,
+        actor=RECONCILER,
+        now=now,
+        failure_code=action.code,
+        failure_message=action.message,
+        data={"rule": action.rule},
+    )
+    _unhook_agents_of(bead, now, f"bead failed ({action.code})")
+    return []
+
+
+def _reopen(town: Town, action: a.ReopenBead, now: datetime) -> list[SideEffect]:
+    bead = _bead(action.bead_id)
+    _unhook_agents_of(bead, now, action.note)
+    Bead.objects.filter(pk=bead.pk).update(assignee=None)
+    bead_set_status(bead=bead, status=BeadStatus.OPEN, actor=RECONCILER, now=now, note=action.note)
+    return []
+
+
+def _close(town: Town, action: a.CloseBead, now: datetime) -> list[SideEffect]:
+    bead = _bead(action.bead_id)
+    bead_set_status(
+        bead=bead, status=BeadStatus.CLOSED, actor=RECONCILER, now=now, note=action.note
+    )
+    _unhook_agents_of(bead, now, action.note)
+    return []
+
+
+def _unhook(town: Town, action: a.UnhookAgent, now: datetime) -> list[SideEffect]:
+    changed = Agent.objects.filter(pk=action.agent_id, hooked_bead_id=action.bead_id).update(
+        hooked_bead=None, status=AgentStatus.IDLE, updated_at=now
+    )
+    if changed != 1:
+        raise Skipped("agent is no longer hooked to that bead")
+    bead = Bead.objects.filter(pk=action.bead_id).first()
+    if bead is not None:
+        bead_event_record(
+            bead=bead,
+            kind=BeadEventKind.UNHOOKED,
+            actor=RECONCILER,
+            note=action.note,
+            data={"agent_id": action.agent_id, "rule": action.rule},
+        )
+    return []
+
+
+def _escalate(town: Town, action: a.RaiseEscalation, now: datetime) -> list[SideEffect]:
+    convoy = Convoy.objects.filter(pk=action.convoy_id).first() if action.convoy_id else None
+    rig = town.rigs.filter(pk=action.rig_id).first() if action.rig_id else None
+    escalation_raise(
+        town=town,
+        key=action.key,
+        title=action.title,
+        body=action.body,
+        rig=rig,
+        convoy=convoy,
+        actor=RECONCILER,
+    )
+    if action.wait_mr_id:
+        MergeRequest.objects.filter(pk=action.wait_mr_id, wait_escalated_at__isnull=True).update(
+            wait_escalated_at=now
+        )
+    return []
+
+
+def _remove_agent(town: Town, action: a.RemoveAgent, now: datetime) -> list[SideEffect]:
+    deleted, _ = Agent.objects.filter(
+        pk=action.agent_id, status=AgentStatus.IDLE, hooked_bead__isnull=True
+    ).delete()
+    if not deleted:
+        raise Skipped("agent is busy again")
+    return []
+
+
+def _request_check(town: Town, action: a.RequestFeedbackCheck, now: datetime) -> list[SideEffect]:
+    return [SideEffect("feedback_check", town.pk)]
+
+
+# Convoys ------------------------------------------------------------------------------------
+
+
+def _convoy(convoy_id: int, *statuses: str) -> Convoy:
+    convoy = Convoy.objects.select_related("rig").filter(pk=convoy_id).first()
+    if convoy is None or (statuses and convoy.status not in statuses):
+        raise Skipped(f"convoy {convoy_id} is gone or moved on")
+    return convoy
+
+
+def _convoy_audit(convoy: Convoy, note: str, data: dict[str, Any] | None = None) -> None:
+    """Convoy transitions are audited on its landing MR's bead when it has one, and always
+    as a telemetry row, so the team lead sees one history."""
+    mr = convoy.landing_merge_requests.select_related("bead").order_by("-pk").first()
+    if mr is not None:
+        bead_event_record(
+            bead=mr.bead, kind=BeadEventKind.NOTE, actor=RECONCILER, note=note, data=data
+        )
+    telemetry_record(
+        name="convoy.transition",
+        town_id=convoy.town_id,
+        rig_id=convoy.rig_id,
+        convoy_id=convoy.pk,
+        label=convoy.status,
+        reason=note,
+        data=data,
+    )
+
+
+def _set_convoy(convoy: Convoy, expected: str, now: datetime, note: str, **fields: object) -> None:
+    changed = Convoy.objects.filter(pk=convoy.pk, status=expected).update(updated_at=now, **fields)
+    if changed != 1:
+        raise Skipped("convoy changed concurrently")
+    for name, value in fields.items():
+        setattr(convoy, name, value)
+    _convoy_audit(convoy, note)
+
+
+def _convoy_start(town: Town, action: a.ConvoyStart, now: datetime) -> list[SideEffect]:
+    convoy = _convoy(action.convoy_id, ConvoyStatus.OPEN)
+    if not convoy.feature_branch:
+        Convoy.objects.filter(pk=convoy.pk, feature_branch="").update(
+            feature_branch=f"convoy/{convoy.pk}"
+        )
+    return [SideEffect("create_branch", convoy.pk)]
+
+
+def _convoy_ready(town: Town, action: a.ConvoyReadyToLand, now: datetime) -> list[SideEffect]:
+    convoy = _convoy(action.convoy_id, ConvoyStatus.OPEN)
+    _set_convoy(
+        convoy,
+        ConvoyStatus.OPEN,
+        now,
+        "ready to land: every bead is closed",
+        status=ConvoyStatus.READY_TO_LAND,
+    )
+    return []
+
+
+def _landing_mr(town: Town, action: a.CreateLandingMergeRequest, now: datetime) -> list[SideEffect]:
+    convoy = _convoy(action.convoy_id, ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING)
+    assert convoy.rig is not None
+    fields: dict[str, object] = {"status": ConvoyStatus.LANDING}
+    attempt = convoy.landing_attempts
+    if action.count_attempt:
+        attempt += 1
+        fields.update(landing_attempts=attempt, last_landing_attempt_at=now)
+    _set_convoy(
+        convoy,
+        convoy.status,
+        now,
+        f"landing MR created (attempt {attempt})"
+        if action.count_attempt
+        else f"landing MR adopts {action.adopt_pr_url} (no attempt counted)",
+        **fields,
+    )
+    # The partial unique index allows one active landing MR per convoy: a racing worker's
+    # insert fails with IntegrityError and its whole action rolls back.
+    mr = merge_request_create(
+        town=town,
+        rig=convoy.rig,
+        title=f"Land convoy: {convoy.title}"[:300],
+        branch=convoy.feature_branch,
+        target_branch=convoy.rig.default_branch,
+        actor=RECONCILER,
+        landing_convoy=convoy,
+        pr_url=action.adopt_pr_url,
+        adopted=bool(action.adopt_pr_url),
+    )
+    Bead.objects.filter(pk=mr.bead_id).update(convoy=None)
+    return []
+
+
+def _convoy_land(town: Town, action: a.ConvoyLand, now: datetime) -> list[SideEffect]:
+    convoy = _convoy(
+        action.convoy_id, ConvoyStatus.OPEN, ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING
+    )
+    _set_convoy(
+        convoy,
+        convoy.status,
+        now,
+        f"landed: {action.note}",
+        status=ConvoyStatus.LANDED,
+        landed_at=now,
+    )
+    telemetry_record(
+        name="convoy.landed",
+        town_id=town.pk,
+        rig_id=convoy.rig_id,
+        convoy_id=convoy.pk,
+        label=convoy.merge_mode,
+        reason=action.note,
+        duration_ms=duration_ms(convoy.created_at, now),
+    )
+    return []
+
+
+def _convoy_fail(town: Town, action: a.ConvoyFail, now: datetime) -> list[SideEffect]:
+    convoy = _convoy(action.convoy_id, ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING)
+    _set_convoy(
+        convoy,
+        convoy.status,
+        now,
+        f"failed: {action.message}",
+        status=ConvoyStatus.FAILED,
+        failure_reason=action.reason,
+        failure_message=action.message,
+    )
+    telemetry_record(
+        name="convoy.failed",
+        town_id=town.pk,
+        rig_id=convoy.rig_id,
+        convoy_id=convoy.pk,
+        label=convoy.merge_mode,
+        reason=action.reason,
+        duration_ms=duration_ms(convoy.created_at, now),
+    )
+    return []
+
+
+def _suppress(town: Town, action: a.SuppressRespawn, now: datetime) -> list[SideEffect]:
+    changed = Convoy.objects.filter(
+        pk=action.convoy_id,
+        respawn_suppressed_since__isnull=True,
+        status__in=[ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING],
+    ).update(
+        respawn_suppressed_since=now,
+        suppressed_landing_mr_id=action.mr_id,
+        suppressed_pr_url=action.pr_url,
+        suppressed_attempt=action.attempt,
+        updated_at=now,
+    )
+    if changed != 1:
+        raise Skipped("suppression already recorded")
+    convoy = _convoy(action.convoy_id)
+    mr = MergeRequest.objects.select_related("bead").get(pk=action.mr_id)
+    bead_event_record(
+        bead=mr.bead,
+        kind=BeadEventKind.NOTE,
+        actor=RECONCILER,
+        note=f"landing respawn suppressed: {action.pr_url} waits on a human "
+        f"(attempt {action.attempt} not made)",
+    )
+    telemetry_record(
+        name="reconciler.respawn_suppressed",
+        town_id=town.pk,
+        rig_id=convoy.rig_id,
+        convoy_id=convoy.pk,
+        bead_id=mr.bead_id,
+        reason="human_review",
+        value=float(action.attempt),
+        data={"landing_mr": mr.pk, "pr_url": action.pr_url, "attempt": action.attempt},
+    )
+    return []
+
+
+def _end_suppression(town: Town, action: a.EndSuppression, now: datetime) -> list[SideEffect]:
+    convoy = _convoy(action.convoy_id)
+    since = convoy.respawn_suppressed_since
+    if since is None:
+        raise Skipped("no suppression")
+    changed = Convoy.objects.filter(pk=convoy.pk, respawn_suppressed_since=since).update(
+        respawn_suppressed_since=None,
+        suppressed_landing_mr=None,
+        suppressed_pr_url="",
+        suppressed_attempt=None,
+        updated_at=now,
+    )
+    if changed != 1:
+        raise Skipped("suppression ended concurrently")
+    telemetry_record(
+        name="reconciler.respawn_suppression_ended",
+        town_id=town.pk,
+        rig_id=convoy.rig_id,
+        convoy_id=convoy.pk,
+        bead_id=None,
+        label=action.how,
+        duration_ms=duration_ms(since, now),
+        data={"landing_mr": convoy.suppressed_landing_mr_id, "pr_url": convoy.suppressed_pr_url},
+    )
+    return []
+
+
+_HANDLERS: dict[type[a.Action], Callable[[Town, Any, datetime], list[SideEffect]]] = {
+    a.DispatchPolecat: _dispatch_polecat,
+    a.DispatchRefinery: _dispatch_refinery,
+    a.WatchMergeRequest: _watch,
+    a.FailBead: _fail,
+    a.ReopenBead: _reopen,
+    a.CloseBead: _close,
+    a.UnhookAgent: _unhook,
+    a.RaiseEscalation: _escalate,
+    a.RemoveAgent: _remove_agent,
+    a.RequestFeedbackCheck: _request_check,
+    a.ConvoyStart: _convoy_start,
+    a.ConvoyReadyToLand: _convoy_ready,
+    a.CreateLandingMergeRequest: _landing_mr,
+    a.ConvoyLand: _convoy_land,
+    a.ConvoyFail: _convoy_fail,
+    a.SuppressRespawn: _suppress,
+    a.EndSuppression: _end_suppression,
+}

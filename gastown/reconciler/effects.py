@@ -1,0 +1,113 @@
+"""Side effects of a tick, run after its transaction committed: GitHub calls and agent
+notifications. A failure here is recorded on the object and retried by a later tick's rules;
+it never undoes what the tick applied."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from beads.audit import Actor
+from beads.models import BeadEventKind, BeadStatus, MergeRequest
+from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
+from gastown.dispatch import dispatch_notify
+from gastown.models import Convoy, Town
+from gastown.reconciler.apply import SideEffect
+from scm.client import GitHubClient
+from scm.credentials import resolve_token
+from scm.errors import ScmError
+
+log = logging.getLogger(__name__)
+
+
+def github_client_for(town: Town) -> GitHubClient:
+    """Raises scm.errors.CredentialError when neither the town nor GITHUB_TOKEN has a token."""
+    return GitHubClient(resolve_token(town.github_token()), api_url=settings.GITHUB_API_URL)
+
+
+def run_side_effects(town: Town, effects: list[SideEffect], now: datetime) -> None:
+    for effect in effects:
+        try:
+            if effect.kind == "notify_dispatch":
+                assert effect.bead_id is not None
+                dispatch_notify(agent_id=effect.target_id, bead_id=effect.bead_id, now=now)
+            elif effect.kind == "open_pr":
+                open_pull_request(town=town, mr_id=effect.target_id, now=now)
+            elif effect.kind == "create_branch":
+                create_feature_branch(town=town, convoy_id=effect.target_id, now=now)
+            elif effect.kind == "feedback_check":
+                from gastown.tasks import enqueue_feedback_check
+
+                enqueue_feedback_check(town.pk)
+        except Exception:  # one broken side effect must not stop the others
+            log.exception("side effect %s for %s failed", effect.kind, effect.target_id)
+
+
+def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
+    mr = MergeRequest.objects.select_related("bead", "bead__rig").filter(pk=mr_id).first()
+    if mr is None or mr.pr_url or mr.bead.rig is None:
+        return
+    rig = mr.bead.rig
+    try:
+        ref = github_client_for(town).open_pull_request(
+            rig.repo,
+            head=mr.branch,
+            base=mr.target_branch,
+            title=mr.bead.title,
+            body=mr.bead.body or f"Opened by gastown for bead #{mr.bead_id}.",
+        )
+    except ScmError as exc:
+        with transaction.atomic():
+            MergeRequest.objects.filter(pk=mr.pk).update(last_error=f"{exc.kind}: {exc.message}")
+            bead_event_record(
+                bead=mr.bead,
+                kind=BeadEventKind.NOTE,
+                actor=Actor.reconciler(),
+                note=f"opening the PR failed: {exc.message}",
+            )
+            if mr.bead.status == BeadStatus.IN_PROGRESS:
+                with contextlib.suppress(StaleBeadError, TerminalBeadError):
+                    bead_set_status(
+                        bead=mr.bead,
+                        status=BeadStatus.OPEN,
+                        actor=Actor.reconciler(),
+                        now=now,
+                        note="retry opening the PR after the back-off",
+                    )
+        return
+    MergeRequest.objects.filter(pk=mr.pk, pr_url="").update(
+        pr_url=ref.url,
+        pr_repo=ref.repo,
+        pr_number=ref.number,
+        last_error="",
+        check_requested_at=now,
+    )
+    bead_event_record(
+        bead=mr.bead,
+        kind=BeadEventKind.NOTE,
+        actor=Actor.reconciler(),
+        note=f"opened {ref.url}",
+        data={"pr_url": ref.url},
+    )
+
+
+def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
+    convoy = Convoy.objects.select_related("rig").filter(pk=convoy_id).first()
+    if convoy is None or convoy.rig is None or convoy.feature_branch_created_at:
+        return
+    try:
+        github_client_for(town).create_branch(
+            convoy.rig.repo, branch=convoy.feature_branch, from_branch=convoy.rig.default_branch
+        )
+    except ScmError as exc:
+        Convoy.objects.filter(pk=convoy.pk).update(
+            failure_message=f"creating the feature branch failed: {exc.message}"
+        )
+        return
+    Convoy.objects.filter(pk=convoy.pk, feature_branch_created_at__isnull=True).update(
+        feature_branch_created_at=now, failure_message=""
+    )

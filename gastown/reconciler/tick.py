@@ -1,0 +1,146 @@
+"""One reconciler tick for a town (SPEC §3), and the command/task entry points."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from gastown.models import ReconcilerTick, TelemetryEvent, Town, TownEvent
+from gastown.reconciler import actions as a
+from gastown.reconciler.apply import SideEffect, apply_actions
+from gastown.reconciler.effects import run_side_effects
+from gastown.reconciler.queue import drain_events
+from gastown.reconciler.rules import plan
+from gastown.reconciler.snapshot import load_snapshot
+
+log = logging.getLogger(__name__)
+
+TICK_HISTORY = timedelta(days=1)
+EVENT_HISTORY = timedelta(days=7)
+TELEMETRY_HISTORY = timedelta(days=90)
+# Not every tick needs to prune; one in this many does (the deletes use indexed scans).
+PRUNE_EVERY = 20
+
+
+@dataclass
+class TickResult:
+    town: Town
+    planned: list[a.Action] = field(default_factory=list)
+    applied: list[a.Action] = field(default_factory=list)
+    events_drained: int = 0
+    duration_ms: int = 0
+    skipped: bool = False  # another worker holds the town
+    dry_run: bool = False
+
+    @property
+    def actions_by_kind(self) -> dict[str, int]:
+        return dict(Counter(action.kind for action in self.applied))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.applied) or self.events_drained > 0
+
+
+@dataclass
+class TownsResult:
+    ticks: list[TickResult]
+
+    def summary(self) -> str:
+        applied = Counter[str]()
+        for tick in self.ticks:
+            applied.update(
+                tick.actions_by_kind if not tick.dry_run else Counter(x.kind for x in tick.planned)
+            )
+        verb = "planned" if any(t.dry_run for t in self.ticks) else "applied"
+        busy = sum(1 for t in self.ticks if t.skipped)
+        kinds = ", ".join(f"{k}={v}" for k, v in sorted(applied.items())) or "nothing"
+        drained = sum(t.events_drained for t in self.ticks)
+        return f"{len(self.ticks)} town(s), {drained} event(s) drained, {verb}: {kinds}" + (
+            f", {busy} busy" if busy else ""
+        )
+
+
+def _lock_town(town_id: int) -> Town | None:
+    """Take the town's row lock for the tick (PostgreSQL); a second worker skips instead of
+    waiting. On SQLite the IMMEDIATE transaction already serialises writers."""
+    qs = Town.objects.filter(pk=town_id)
+    if connection.vendor == "postgresql":
+        qs = qs.select_for_update(skip_locked=True)
+    return qs.first()
+
+
+def reconcile_town(town: Town, *, now: datetime | None = None, dry_run: bool = False) -> TickResult:
+    now = now or timezone.now()
+    started = time.monotonic()
+    if dry_run:
+        snapshot = load_snapshot(town, now)
+        return TickResult(town=town, planned=plan(snapshot), dry_run=True)
+    result = TickResult(town=town)
+    effects: list[SideEffect] = []
+    with transaction.atomic():
+        locked = _lock_town(town.pk)
+        if locked is None:
+            result.skipped = True
+            return result
+        result.town = town = locked
+        result.events_drained = drain_events(town, now)
+        snapshot = load_snapshot(town, now)
+        result.planned = plan(snapshot)
+        result.applied, effects = apply_actions(town, result.planned, now)
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        ReconcilerTick.objects.create(
+            town=town,
+            started_at=now,
+            duration_ms=result.duration_ms,
+            events_drained=result.events_drained,
+            actions=result.actions_by_kind,
+        )
+    run_side_effects(town, effects, now)
+    return result
+
+
+def dry_run(town: Town, now: datetime | None = None) -> list[a.Action]:
+    """What the reconciler would do now, without doing it (the dashboard's dry run)."""
+    return reconcile_town(town, now=now, dry_run=True).planned
+
+
+def prune(now: datetime) -> None:
+    """GC (SPEC §3): processed events after 7 days, ticks after a day, telemetry after 90."""
+    TownEvent.objects.filter(processed_at__lt=now - EVENT_HISTORY).delete()
+    ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
+    TelemetryEvent.objects.filter(created_at__lt=now - TELEMETRY_HISTORY).delete()
+    # The bead audit (BeadEvent) is never pruned: it is the record of what happened.
+
+
+def reconcile_towns(
+    *,
+    town_ids: list[int] | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    reschedule: bool = False,
+) -> TownsResult:
+    towns = Town.objects.order_by("pk")
+    if town_ids is not None:
+        towns = towns.filter(pk__in=town_ids)
+    ticks = []
+    for town in towns:
+        try:
+            tick = reconcile_town(town, now=now, dry_run=dry_run)
+        except Exception:
+            log.exception("reconciler tick of town %s failed", town.slug)
+            continue
+        ticks.append(tick)
+        if reschedule and tick.active and not dry_run:
+            from gastown.tasks import enqueue_tick
+
+            enqueue_tick(town.pk, delay_seconds=settings.GASTOWN_ACTIVE_TICK_SECONDS)
+    if not dry_run and (now or timezone.now()).minute % PRUNE_EVERY == 0:
+        prune(now or timezone.now())
+    return TownsResult(ticks=ticks)

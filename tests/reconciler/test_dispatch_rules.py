@@ -1,0 +1,172 @@
+"""B1 dispatch, B3 lost agent, B4 review safety net, the breaker and back-off."""
+
+from datetime import timedelta
+
+import pytest
+
+from beads.audit import Actor
+from beads.models import Bead, BeadStatus
+from beads.services import bead_add_dependency, bead_set_status
+from gastown.models import Agent, AgentStatus, TelemetryEvent
+from gastown.reconciler.rules import dispatch_backoff
+from tests.factories import (
+    AgentFactory,
+    BeadFactory,
+    MergeRequestFactory,
+    RigFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def kinds(result):
+    return sorted(action.kind for action in result.applied)
+
+
+def test_open_unblocked_issue_gets_a_new_polecat(tick):
+    bead = BeadFactory()
+    result = tick(bead.town)
+    assert kinds(result) == ["DispatchPolecat"]
+    bead.refresh_from_db()
+    agent = Agent.objects.get(hooked_bead=bead)
+    assert bead.status == BeadStatus.IN_PROGRESS
+    assert bead.assignee == agent
+    assert bead.dispatch_attempts == 1
+    assert agent.role == "polecat" and agent.rig == bead.rig
+
+
+def test_an_idle_polecat_of_the_rig_is_reused(tick):
+    idle = AgentFactory()
+    bead = BeadFactory(town=idle.town, rig=idle.rig)
+    tick(bead.town)
+    idle.refresh_from_db()
+    assert idle.hooked_bead == bead
+    assert Agent.objects.count() == 1
+
+
+def test_two_beads_in_one_tick_get_two_agents(tick):
+    rig = RigFactory()
+    first, second = BeadFactory(town=rig.town, rig=rig), BeadFactory(town=rig.town, rig=rig)
+    tick(rig.town)
+    assert {a.hooked_bead_id for a in Agent.objects.all()} == {first.pk, second.pk}
+
+
+def test_paused_town_dispatches_nothing(tick):
+    bead = BeadFactory(town__paused=True)
+    assert kinds(tick(bead.town)) == []
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.OPEN
+
+
+def test_blocked_bead_waits_for_its_blocker_to_be_terminal(tick):
+    rig = RigFactory()
+    blocker = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_REVIEW)
+    bead = BeadFactory(town=rig.town, rig=rig)
+    bead_add_dependency(bead=bead, blocker=blocker)
+    tick(rig.town)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.OPEN
+    bead_set_status(bead=blocker, status=BeadStatus.CLOSED, actor=Actor.reconciler())
+    tick(rig.town)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.IN_PROGRESS
+
+
+def test_backoff_delays_the_next_dispatch(tick, clock):
+    bead = BeadFactory(dispatch_attempts=2, last_dispatch_attempt_at=clock.now)
+    assert dispatch_backoff(2) == timedelta(seconds=60)
+    clock.advance(seconds=59)
+    assert kinds(tick(bead.town)) == []
+    clock.advance(seconds=1)
+    assert kinds(tick(bead.town)) == ["DispatchPolecat"]
+
+
+def test_backoff_grows_to_ten_minutes():
+    assert [dispatch_backoff(n).total_seconds() for n in range(1, 8)] == [
+        30,
+        60,
+        120,
+        300,
+        600,
+        600,
+        600,
+    ]
+
+
+def test_bead_fails_past_max_dispatch_attempts(tick, clock):
+    bead = BeadFactory(dispatch_attempts=5, last_dispatch_attempt_at=clock.now - timedelta(hours=1))
+    tick(bead.town)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.FAILED
+    assert bead.failure_code == "dispatch_exhausted"
+
+
+def test_breaker_stops_dispatch_and_escalates_once(tick, clock):
+    bead = BeadFactory()
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=bead.town, name="agent.dispatch_failed") for _ in range(20)
+    )
+    for _ in range(5):
+        tick(bead.town)
+        clock.advance(seconds=10)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.OPEN
+    escalations = Bead.objects.filter(type="escalation", town=bead.town)
+    assert escalations.count() == 1
+    assert "too many failed dispatches" in escalations.get().title
+
+
+def test_lost_agent_releases_its_bead_after_five_minutes(tick, clock):
+    agent = AgentFactory(status=AgentStatus.WORKING, last_heartbeat_at=clock.now)
+    bead = BeadFactory(
+        town=agent.town, rig=agent.rig, status=BeadStatus.IN_PROGRESS, dispatch_attempts=1
+    )
+    Agent.objects.filter(pk=agent.pk).update(hooked_bead=bead)
+    clock.advance(minutes=4)
+    assert kinds(tick(agent.town)) == []
+    clock.advance(minutes=2)
+    result = tick(agent.town)
+    assert "ReopenBead" in kinds(result)
+    agent.refresh_from_db()
+    bead.refresh_from_db()
+    assert agent.hooked_bead is None
+    # The plan was made before the reopen, so the bead waits for the next tick's dispatch.
+    assert bead.status == BeadStatus.OPEN
+
+
+def test_live_agent_keeps_its_bead(tick, clock):
+    agent = AgentFactory(status=AgentStatus.WORKING)
+    bead = BeadFactory(town=agent.town, rig=agent.rig, status=BeadStatus.IN_PROGRESS)
+    Agent.objects.filter(pk=agent.pk).update(hooked_bead=bead)
+    for _ in range(10):
+        clock.advance(minutes=1)
+        Agent.objects.filter(pk=agent.pk).update(last_heartbeat_at=clock.now)
+        tick(agent.town)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.IN_PROGRESS
+
+
+def test_in_review_issue_closes_when_its_mr_merged(tick):
+    issue = BeadFactory(status=BeadStatus.IN_REVIEW)
+    mr = MergeRequestFactory(source=issue, bead__town=issue.town, bead__rig=issue.rig)
+    bead_set_status(bead=mr.bead, status=BeadStatus.CLOSED, actor=Actor.reconciler())
+    tick(issue.town)
+    issue.refresh_from_db()
+    assert issue.status == BeadStatus.CLOSED
+
+
+def test_in_review_issue_reopens_when_all_its_mrs_failed(tick):
+    issue = BeadFactory(status=BeadStatus.IN_REVIEW)
+    mr = MergeRequestFactory(source=issue, bead__town=issue.town, bead__rig=issue.rig)
+    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor.reconciler())
+    tick(issue.town)
+    issue.refresh_from_db()
+    assert issue.status == BeadStatus.OPEN
+
+
+def test_in_review_issue_with_an_active_mr_is_left_alone(tick):
+    issue = BeadFactory(status=BeadStatus.IN_REVIEW)
+    MergeRequestFactory(source=issue, bead__town=issue.town, bead__rig=issue.rig)
+    tick(issue.town)
+    issue.refresh_from_db()
+    assert issue.status == BeadStatus.IN_REVIEW
