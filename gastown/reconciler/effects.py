@@ -15,7 +15,7 @@ from beads.audit import Actor
 from beads.models import BeadEventKind, BeadStatus, MergeRequest
 from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
 from gastown.dispatch import dispatch_notify
-from gastown.models import Convoy, Town
+from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
 from scm.client import GitHubClient
 from scm.credentials import resolve_token
@@ -68,6 +68,10 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
                 kind=BeadEventKind.NOTE,
                 actor=Actor.reconciler(),
                 note=f"opening the PR failed: {exc.message}",
+            )
+            # Without a PR there is nothing to review: free the refinery for the queue.
+            Agent.objects.filter(hooked_bead_id=mr.bead_id).update(
+                hooked_bead=None, status=AgentStatus.IDLE
             )
             if mr.bead.status == BeadStatus.IN_PROGRESS:
                 with contextlib.suppress(StaleBeadError, TerminalBeadError):

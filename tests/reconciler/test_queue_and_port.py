@@ -1,0 +1,232 @@
+"""The town-event queue (SPEC §7), the dispatch port, the tick record and the commands."""
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_q.models import Schedule
+
+from beads.models import Bead, BeadStatus
+from gastown.models import Agent, ReconcilerTick, TelemetryEvent, TownEvent, TownEventKind
+from gastown.reconciler import dry_run
+from gastown.reconciler import queue as queue_module
+from tests.factories import (
+    AgentFactory,
+    BeadFactory,
+    MergeRequestFactory,
+    RigFactory,
+    TownEventFactory,
+    TownFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_event_is_applied_and_marked_processed(tick):
+    mr = MergeRequestFactory(bead__status=BeadStatus.IN_PROGRESS)
+    event = TownEventFactory(town=mr.bead.town, kind=TownEventKind.WEBHOOK_RECEIVED, bead=mr.bead)
+    result = tick(mr.bead.town)
+    event.refresh_from_db()
+    mr.refresh_from_db()
+    assert result.events_drained == 1
+    assert event.processed_at is not None
+    assert mr.check_requested_at is not None
+
+
+def test_deleting_a_bead_deletes_its_queued_events():
+    bead = BeadFactory()
+    TownEventFactory(town=bead.town, bead=bead)
+    bead.delete()
+    assert not TownEvent.objects.exists()
+
+
+def test_event_naming_a_gone_object_is_processed_with_a_warning(tick):
+    town = TownFactory()
+    event = TownEventFactory(
+        town=town, kind=TownEventKind.RECHECK_REQUESTED, payload={"merge_request_id": 999999}
+    )
+    tick(town)
+    tick(town)
+    event.refresh_from_db()
+    assert event.processed_at is not None
+    assert "no longer exists" in event.warning
+    assert event.attempts == 0
+
+
+def test_failing_event_is_retried_then_parked_with_its_error(tick, monkeypatch):
+    town = TownFactory()
+    event = TownEventFactory(town=town, kind=TownEventKind.AGENT_REPORT)
+
+    def explode(event, now):
+        raise RuntimeError("payload version 3 is not understood")
+
+    monkeypatch.setattr(queue_module, "apply_event", explode)
+    for _ in range(TownEvent.MAX_ATTEMPTS + 3):
+        tick(town)
+    event.refresh_from_db()
+    assert event.attempts == TownEvent.MAX_ATTEMPTS
+    assert event.parked_at is not None and event.processed_at is None
+    assert "payload version 3" in event.last_error
+
+
+def test_cancelled_bead_event_fails_the_bead(tick):
+    bead = BeadFactory(status=BeadStatus.IN_PROGRESS)
+    TownEventFactory(
+        town=bead.town, kind=TownEventKind.BEAD_CANCELLED, bead=bead, payload={"reason": "dup"}
+    )
+    tick(bead.town)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.FAILED and bead.failure_code == "cancelled"
+
+
+def test_each_tick_is_recorded_with_actions_by_kind(tick):
+    bead = BeadFactory()
+    tick(bead.town)
+    record = ReconcilerTick.objects.get()
+    assert record.actions == {"DispatchPolecat": 1}
+    assert record.town == bead.town
+
+
+def test_dry_run_plans_without_applying(clock):
+    bead = BeadFactory()
+    planned = dry_run(bead.town, now=clock.now)
+    assert [p.kind for p in planned] == ["DispatchPolecat"]
+    assert "dispatch bead" in planned[0].describe()
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.OPEN
+    assert not ReconcilerTick.objects.exists()
+
+
+def _steady_town(size):
+    """A town where nothing is due: every issue is in progress with a live agent."""
+    rig = RigFactory()
+    for _ in range(size):
+        agent = AgentFactory(town=rig.town, rig=rig, status="working")
+        bead = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_PROGRESS)
+        Agent.objects.filter(pk=agent.pk).update(hooked_bead=bead)
+    return rig.town
+
+
+def _count_tick_queries(town, clock, tick):
+    Agent.objects.filter(town=town).update(last_heartbeat_at=clock.now)
+    with CaptureQueriesContext(connection) as ctx:
+        tick(town)
+    return len(ctx.captured_queries)
+
+
+def test_tick_query_count_does_not_grow_with_beads(tick, clock):
+    small = _count_tick_queries(_steady_town(3), clock, tick)
+    large = _count_tick_queries(_steady_town(60), clock, tick)
+    assert small == large
+
+
+class _Runtime(BaseHTTPRequestHandler):
+    status = 202
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers), body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def runtime(settings):
+    _Runtime.received = []
+    _Runtime.status = 202
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Runtime)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.AGENT_RUNTIME_URL = f"http://127.0.0.1:{server.server_port}/dispatch"
+    settings.AGENT_RUNTIME_SECRET = "runtime-secret"
+    yield _Runtime
+    server.shutdown()
+
+
+def test_dispatch_sends_a_signed_notification_after_commit(tick, runtime):
+    bead = BeadFactory(title="Fix login")
+    tick(bead.town)
+    [(headers, body)] = runtime.received
+    expected = hmac.new(b"runtime-secret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Gastown-Signature"] == f"sha256={expected}"
+    payload = json.loads(body)
+    assert payload["bead"]["id"] == bead.pk and payload["bead"]["title"] == "Fix login"
+    assert TelemetryEvent.objects.filter(name="agent.dispatched").count() == 1
+
+
+def test_refused_notification_is_a_failed_dispatch(tick, runtime):
+    runtime.status = 503
+    bead = BeadFactory()
+    tick(bead.town)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.OPEN
+    assert bead.dispatch_attempts == 1
+    assert not Agent.objects.filter(hooked_bead=bead).exists()
+    failure = TelemetryEvent.objects.get(name="agent.dispatch_failed")
+    assert "503" in failure.reason
+
+
+def test_unreachable_runtime_is_a_failed_dispatch(tick, settings):
+    settings.AGENT_RUNTIME_URL = "http://127.0.0.1:9/dispatch"
+    settings.AGENT_RUNTIME_SECRET = "s"
+    bead = BeadFactory()
+    tick(bead.town)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.OPEN
+    assert TelemetryEvent.objects.filter(name="agent.dispatch_failed").count() == 1
+
+
+def test_reconcile_command_prints_a_one_line_summary():
+    bead = BeadFactory()
+    out = StringIO()
+    call_command("reconcile", "--town", bead.town.slug, stdout=out)
+    assert out.getvalue().strip() == "1 town(s), 0 event(s) drained, applied: DispatchPolecat=1"
+    assert Bead.objects.get(pk=bead.pk).status == BeadStatus.IN_PROGRESS
+
+
+def test_reconcile_dry_run_changes_nothing():
+    bead = BeadFactory()
+    out = StringIO()
+    call_command("reconcile", "--dry-run", stdout=out)
+    assert "planned: DispatchPolecat=1" in out.getvalue()
+    assert Bead.objects.get(pk=bead.pk).status == BeadStatus.OPEN
+
+
+def test_reconcile_unknown_town_is_a_clear_error():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No town with slug 'nope'"):
+        call_command("reconcile", "--town", "nope")
+
+
+def test_sync_schedules_is_idempotent():
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    call_command("sync_schedules", stdout=out)
+    Schedule.objects.create(name="gastown.reconcile", func="x", schedule_type=Schedule.ONCE)
+    call_command("sync_schedules", stdout=out)
+    names = sorted(Schedule.objects.values_list("name", flat=True))
+    assert names == ["gastown.check_prs", "gastown.reconcile"]
+    assert set(Schedule.objects.values_list("minutes", flat=True)) == {1}
+
+
+def test_active_tick_enqueues_the_next_one(settings):
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    from gastown.tasks import reconcile_town_task
+
+    bead = BeadFactory()
+    reconcile_town_task(bead.town.pk)
+    follow_up = Schedule.objects.get(func="gastown.tasks.reconcile_town_task")
+    assert follow_up.schedule_type == Schedule.ONCE
+    assert follow_up.args == repr(bead.town.pk)
