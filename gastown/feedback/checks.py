@@ -1,0 +1,453 @@
+"""The PR feedback check (SPEC §4): the code the task and `manage.py check_prs` run.
+
+Per town and pass: the due MRs (R1) are claimed with one conditional update, GitHub is asked
+about them in lean GraphQL batches, every snapshot is stored with one bulk write, and only
+the edges (a wait begins or ends, a new rework cause, a merged or closed PR, an error past
+its limit) cost a write of their own. So a pass over a thousand unchanged PRs runs the same
+few queries as a pass over five, and repeated checks of an unchanged PR record nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from beads.models import Blocker, MergeRequest
+from beads.services import escalation_raise, rework_request
+from gastown.feedback import merge as auto_merge
+from gastown.feedback.observe import OBSERVED_FIELDS, Observation, observe, pr_name
+from gastown.feedback.selectors import due_for_check
+from gastown.feedback.transitions import (
+    edge_events,
+    mr_close_merged,
+    mr_fail,
+    telemetry_event,
+)
+from gastown.models import EffectiveSettings, TelemetryEvent, Town
+from scm.client import GitHubClient
+from scm.credentials import GitHubCredential, resolve_token
+from scm.errors import CredentialError, ScmError
+from scm.types import PullRequestRef, SnapshotResult
+from scm.urls import parse_pr_url
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[GitHubCredential], GitHubClient]
+
+#: Error policy (SPEC §4): this many in a row fail the MR.
+MAX_TRANSIENT_FAILURES = 10
+MAX_MALFORMED_FAILURES = 3
+#: How long a town pauses after a credential error other than a rate limit, at least.
+CREDENTIAL_PAUSE = timedelta(minutes=5)
+
+_FAILED_AT_ONCE = {"unrecognized_url": "unrecognized_url", "not_found": "pr_not_found"}
+
+
+@dataclass
+class CheckSummary:
+    towns: int = 0
+    towns_paused: int = 0  # skipped: GitHub blocked for the town until a reset or a fix
+    due: int = 0
+    checked: int = 0  # snapshots stored
+    changed: int = 0  # snapshots that changed something
+    errors: int = 0  # per-PR errors (counted, not necessarily failing the MR)
+    failed: int = 0  # MRs failed (error policy, PR closed unmerged)
+    closed: int = 0  # MRs closed because their PR merged (on GitHub or by us)
+    reworks: int = 0
+    branch_updates: int = 0
+    merge_attempts: int = 0
+    merged: int = 0
+    merge_refused: int = 0
+    github_requests: int = 0
+    town_errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        line = (
+            f"check_prs: {self.towns} towns ({self.towns_paused} paused), {self.due} due, "
+            f"{self.checked} checked ({self.changed} changed), {self.errors} errors, "
+            f"{self.failed} failed, {self.closed} closed, {self.reworks} rework, "
+            f"{self.branch_updates} branch updates, {self.merged}/{self.merge_attempts} merged, "
+            f"{self.merge_refused} refused, {self.github_requests} GitHub requests"
+        )
+        if self.town_errors:
+            line += f"; paused: {'; '.join(self.town_errors)}"
+        return line
+
+
+def default_client_factory(credential: GitHubCredential) -> GitHubClient:
+    return GitHubClient(credential)
+
+
+def check_prs(
+    *,
+    town_ids: list[int] | None = None,
+    now: datetime | None = None,
+    client_factory: ClientFactory | None = None,
+) -> CheckSummary:
+    """Check every due PR of the given towns (all towns when None), then auto-merge."""
+    now = now or timezone.now()
+    factory = client_factory or default_client_factory
+    summary = CheckSummary()
+    towns = Town.objects.order_by("pk")
+    if town_ids is not None:
+        towns = towns.filter(pk__in=town_ids)
+    for town in towns:
+        summary.towns += 1
+        try:
+            _check_town(town, now=now, factory=factory, summary=summary)
+        except Exception:
+            # One town's surprise must not stop the others; the schedule comes back.
+            log.exception("feedback check of town %s failed", town.slug)
+            summary.town_errors.append(f"{town.slug}: unexpected error (logged)")
+    return summary
+
+
+def _check_town(
+    town: Town, *, now: datetime, factory: ClientFactory, summary: CheckSummary
+) -> None:
+    if town.github_blocked_until is not None and town.github_blocked_until > now:
+        summary.towns_paused += 1
+        return
+    due, shortest, settings_by_rig = due_for_check(town=town, now=now)
+    if not due:
+        return
+    mrs = _claim(due, now=now, shortest=shortest)
+    summary.due += len(mrs)
+    if not mrs:
+        return
+    try:
+        credential = resolve_token(town.github_token())
+    except CredentialError as error:
+        town_pause(town, error, now=now, claimed=mrs, summary=summary)
+        return
+    client = factory(credential)
+    try:
+        check = _TownCheck(town, client, now=now, summary=summary, settings=settings_by_rig)
+        try:
+            check.run(mrs)
+        except CredentialError as error:
+            town_pause(town, error, now=now, claimed=mrs, summary=summary)
+    finally:
+        summary.github_requests += client.requests_made
+        client.close()
+
+
+def _claim(due: list[MergeRequest], *, now: datetime, shortest: timedelta) -> list[MergeRequest]:
+    """Claim the due MRs with one conditional update (last_checked_at = now): a second
+    worker that read the same rows finds them no longer due and claims none of them."""
+    ids = [mr.pk for mr in due]
+    with transaction.atomic():
+        MergeRequest.objects.filter(pk__in=ids).filter(
+            Q(last_checked_at__isnull=True)
+            | Q(last_checked_at__lte=now - shortest)
+            | Q(check_requested_at__isnull=False)
+        ).update(last_checked_at=now, check_requested_at=None)
+        claimed = set(
+            MergeRequest.objects.filter(pk__in=ids, last_checked_at=now).values_list(
+                "pk", flat=True
+            )
+        )
+    mrs = [mr for mr in due if mr.pk in claimed]
+    for mr in mrs:
+        mr.last_checked_at, mr.check_requested_at = now, None
+    return mrs
+
+
+def town_pause(
+    town: Town,
+    error: CredentialError,
+    *,
+    now: datetime,
+    claimed: list[MergeRequest],
+    summary: CheckSummary,
+) -> None:
+    """A credential or budget error concerns the town (SPEC §4): no MR fails; checks pause
+    until the rate-limit reset (or a few minutes, for a fix), one escalation per kind says
+    which token was tried and what is missing, and the claimed MRs are checked first when
+    checks resume."""
+    settings = town.effective(None)
+    if error.kind == "rate_limited" and error.reset_at is not None:
+        until = error.reset_at
+    else:
+        until = now + max(settings.poll_interval, CREDENTIAL_PAUSE)
+    source = error.source or "the town's token, then GITHUB_TOKEN"
+    what = {
+        "no_token": "No GitHub token is configured.",
+        "unauthorized": "GitHub rejects the token (wrong, expired or revoked).",
+        "forbidden": "The token lacks a permission.",
+        "rate_limited": "The token's GitHub rate limit is spent.",
+    }.get(error.kind, "GitHub refused the token.")
+    needed = (
+        f" Missing permission: {error.permission}."
+        if error.permission
+        else " It needs read access to pull requests, checks and contents (write to merge)."
+    )
+    body = (
+        f"{what} Token tried: {source}.{needed}\n\nGitHub said: {error.message}\n\n"
+        f"No merge request is failed for this. PR checks of {town.name} are paused until "
+        f"{until:%Y-%m-%d %H:%M} UTC and resume by themselves after the reset or the fix."
+    )
+    with transaction.atomic():
+        Town.objects.filter(pk=town.pk).update(
+            github_blocked_until=until, github_error=error.message[:2000], updated_at=now
+        )
+        town.github_blocked_until, town.github_error = until, error.message[:2000]
+        if claimed:
+            # They were not checked: first in line when checks resume.
+            MergeRequest.objects.filter(pk__in=[mr.pk for mr in claimed]).update(
+                check_requested_at=now
+            )
+        escalation_raise(
+            town=town,
+            key=f"github:{error.kind}",
+            title=f"GitHub checks paused for {town.name}: {what}",
+            body=body,
+            data={"github_error_kind": error.kind, "token_source": source},
+        )
+    log.warning(
+        "town %s: GitHub checks paused until %s (%s, token from %s)",
+        town.slug,
+        until.isoformat(),
+        error.kind,
+        source,
+    )
+    summary.town_errors.append(f"{town.slug}: {error.kind} until {until:%H:%M:%S}")
+
+
+class _TownCheck:
+    """One pass over one town's claimed MRs."""
+
+    def __init__(
+        self,
+        town: Town,
+        client: GitHubClient,
+        *,
+        now: datetime,
+        summary: CheckSummary,
+        settings: dict[int | None, EffectiveSettings],
+    ) -> None:
+        self.town = town
+        self.client = client
+        self.now = now
+        self.summary = summary
+        self._settings = settings
+
+    def settings_for(self, mr: MergeRequest) -> EffectiveSettings:
+        return self._settings.get(mr.bead.rig_id) or self._settings[None]
+
+    def run(self, mrs: list[MergeRequest]) -> None:
+        refs: dict[int, PullRequestRef] = {}
+        url_errors: dict[int, ScmError] = {}
+        for mr in mrs:
+            try:
+                refs[mr.pk] = _ref(mr)
+            except ScmError as error:
+                url_errors[mr.pk] = error
+        results = self.client.fetch_snapshots(list(refs.values())) if refs else {}
+        self._resume_town()
+
+        observed: list[tuple[MergeRequest, Observation]] = []
+        errored: list[tuple[MergeRequest, ScmError]] = []
+        for mr in mrs:
+            url_error = url_errors.get(mr.pk)
+            result = results.get(refs[mr.pk]) if mr.pk in refs else None
+            if url_error is None and result is not None and result.snapshot is not None:
+                obs = observe(mr, result.snapshot, settings=self.settings_for(mr), now=self.now)
+                observed.append((mr, obs))
+            else:
+                errored.append((mr, url_error or _result_error(result)))
+        self.summary.checked += len(observed)
+        self.summary.errors += len(errored)
+
+        self._store(observed, errored)
+        self._follow_up(observed, errored)
+        candidates = [mr for mr, obs in observed if obs.blocker == Blocker.READY]
+        auto_merge.merge_ready(
+            candidates,
+            client=self.client,
+            now=self.now,
+            settings_for=self.settings_for,
+            summary=self.summary,
+        )
+
+    def _resume_town(self) -> None:
+        town = self.town
+        if town.github_blocked_until is not None or town.github_error:
+            Town.objects.filter(pk=town.pk).update(
+                github_blocked_until=None, github_error="", updated_at=self.now
+            )
+            town.github_blocked_until, town.github_error = None, ""
+            log.info("town %s: GitHub answers again; checks resumed", town.slug)
+
+    def _store(
+        self,
+        observed: list[tuple[MergeRequest, Observation]],
+        errored: list[tuple[MergeRequest, ScmError]],
+    ) -> None:
+        """Every observation in a few bulk writes: unchanged PRs only get their timestamps."""
+        now = self.now
+        changed: list[MergeRequest] = []
+        events: list[TelemetryEvent] = []
+        for mr, obs in observed:
+            if not obs.changed:
+                continue
+            if mr.consecutive_transient_failures or mr.consecutive_malformed_failures:
+                mr.last_error = ""
+            for name, value in obs.fields.items():
+                setattr(mr, name, value)
+            mr.updated_at = now
+            changed.append(mr)
+            events.extend(edge_events(mr, obs, now=now))
+        for mr, error in errored:
+            if error.kind == "transient":
+                mr.consecutive_transient_failures += 1
+            elif error.kind == "invalid_response":
+                mr.consecutive_malformed_failures += 1
+            mr.last_error = f"{error.kind}: {error.message}"[:2000]
+            mr.auto_merge_ready_since = None  # "continuously ready" is unknown now
+            mr.updated_at = now
+        self.summary.changed += len(changed)
+        with transaction.atomic():
+            if changed:
+                MergeRequest.objects.bulk_update(
+                    changed, [*OBSERVED_FIELDS, "last_error", "updated_at"]
+                )
+            ok_ids = [mr.pk for mr, _ in observed]
+            if ok_ids:
+                MergeRequest.objects.filter(pk__in=ok_ids).update(
+                    last_successful_check_at=now, snapshot_at=now
+                )
+            if errored:
+                MergeRequest.objects.bulk_update(
+                    [mr for mr, _ in errored],
+                    [
+                        "consecutive_transient_failures",
+                        "consecutive_malformed_failures",
+                        "last_error",
+                        "auto_merge_ready_since",
+                        "updated_at",
+                    ],
+                )
+            if events:
+                TelemetryEvent.objects.bulk_create(events)
+        for mr, _ in observed:
+            mr.last_successful_check_at = mr.snapshot_at = now
+
+    def _follow_up(
+        self,
+        observed: list[tuple[MergeRequest, Observation]],
+        errored: list[tuple[MergeRequest, ScmError]],
+    ) -> None:
+        """The rare per-MR writes and calls: state transitions, rework, branch updates."""
+        now = self.now
+        for mr, obs in observed:
+            if mr.bead.is_terminal:
+                continue  # a failed landing MR held by a suppression: snapshot only
+            if obs.blocker == Blocker.MERGED:
+                if mr_close_merged(mr, now=now):
+                    self.summary.closed += 1
+            elif obs.blocker == Blocker.CLOSED:
+                message = (
+                    f"{pr_name(mr)} was closed without merging. Reopen it and re-check, or "
+                    "retry the work as a new bead."
+                )
+                if mr_fail(mr, code="pr_closed", message=message, now=now):
+                    self.summary.failed += 1
+            elif obs.rework is not None:
+                self._rework(mr, obs)
+        for mr, error in errored:
+            self._apply_error_policy(mr, error)
+
+    def _rework(self, mr: MergeRequest, obs: Observation) -> None:
+        rework = obs.rework
+        assert rework is not None
+        if rework.update_branch:
+            # Claimed like a rework cause, so it runs once per head SHA.
+            claimed = (
+                MergeRequest.objects.filter(pk=mr.pk)
+                .exclude(last_rework_cause=rework.cause)
+                .update(last_rework_cause=rework.cause)
+            )
+            if claimed != 1:
+                return
+            previous, mr.last_rework_cause = mr.last_rework_cause, rework.cause
+            try:
+                updated = self.client.update_branch(_ref(mr), head_sha=mr.head_sha)
+            except CredentialError:
+                raise
+            except ScmError as error:
+                # Try again at the next check: give the cause back.
+                log.info("update-branch of %s failed: %s", pr_name(mr), error)
+                MergeRequest.objects.filter(pk=mr.pk, last_rework_cause=rework.cause).update(
+                    last_rework_cause=previous
+                )
+                mr.last_rework_cause = previous
+                return
+            if updated:
+                self.summary.branch_updates += 1
+                return
+            # GitHub declined (nothing to update, head moved...): an agent updates it.
+            if rework_request(mr=mr, cause=f"{rework.cause}:rework", summary=rework.summary):
+                self.summary.reworks += 1
+            return
+        if rework_request(mr=mr, cause=rework.cause, summary=rework.summary):
+            self.summary.reworks += 1
+
+    def _apply_error_policy(self, mr: MergeRequest, error: ScmError) -> None:
+        """SPEC §4: a PR that does not exist (or a URL that is not one) fails its MR at once;
+        transient errors after 10 in a row; malformed answers after 3 in a row."""
+        if mr.bead.is_terminal:
+            return
+        name = pr_name(mr)
+        code = ""
+        message = ""
+        if error.kind in _FAILED_AT_ONCE:
+            code = _FAILED_AT_ONCE[error.kind]
+            message = (
+                f"{error.message} Fix the MR's PR URL (or the token's access to the "
+                "repository) and retry the work as a new bead."
+            )
+        elif (
+            error.kind == "transient"
+            and mr.consecutive_transient_failures >= MAX_TRANSIENT_FAILURES
+        ):
+            code = "github_unreachable"
+            message = (
+                f"GitHub failed to answer about {name} {mr.consecutive_transient_failures} "
+                f"times in a row (last: {error.message}). Check GitHub's status, then retry "
+                "the work as a new bead."
+            )
+        elif (
+            error.kind == "invalid_response"
+            and mr.consecutive_malformed_failures >= MAX_MALFORMED_FAILURES
+        ):
+            code = "github_invalid_response"
+            message = (
+                f"GitHub's answers about {name} were unreadable "
+                f"{mr.consecutive_malformed_failures} times in a row (last: {error.message})."
+            )
+        if not code:
+            return
+        poll_failed = telemetry_event(
+            mr, "pr.poll_failed", label=error.kind, reason=message, data={"pr_url": mr.pr_url}
+        )
+        if mr_fail(mr, code=code, message=message, now=self.now, telemetry=[poll_failed]):
+            self.summary.failed += 1
+
+
+def _ref(mr: MergeRequest) -> PullRequestRef:
+    if mr.pr_repo and mr.pr_number:
+        return PullRequestRef(mr.pr_repo, mr.pr_number)
+    return parse_pr_url(mr.pr_url)
+
+
+def _result_error(result: SnapshotResult | None) -> ScmError:
+    if result is not None and result.error is not None:
+        return result.error
+    return ScmError("invalid_response", "GitHub's answer had nothing for this pull request.")

@@ -1,0 +1,201 @@
+"""Auto-merge (SPEC §5): merge a PR that has been ready for the delay, after one fresh look.
+
+Fail closed at every step: a PR waiting on a human is never merged whatever the timer says;
+the attempt is claimed with a conditional update that also restarts the timer, so two
+workers never both merge and a refused merge is retried at most once per delay window; the
+PR is checked again right before the call and the call sends the head SHA that check saw;
+a 5xx is never retried blindly (the next pass looks at the PR first: it may have merged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from beads.models import Blocker, MergeRequest, ReviewStatus
+from gastown.feedback.observe import observe, pr_name, review_refusal_marker
+from gastown.feedback.transitions import (
+    edge_events,
+    mr_close_merged,
+    telemetry_event,
+    wait_began_event,
+)
+from gastown.models import EffectiveSettings, TelemetryEvent
+from scm.client import GitHubClient
+from scm.types import MergeOutcome, PullRequestRef
+
+if TYPE_CHECKING:
+    from gastown.feedback.checks import CheckSummary
+
+log = logging.getLogger(__name__)
+
+
+def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -> bool:
+    """Whether the MR may be merged now, from what is stored (the fresh check comes after)."""
+    if mr.bead.is_terminal or not mr.is_active:
+        return False  # a failed landing MR is adopted by a new one, never merged here
+    if mr.blocker != Blocker.READY or mr.awaiting_approval:
+        return False
+    requested = mr.merge_requested_at is not None
+    if not (settings.auto_merge or requested):
+        return False
+    if settings.code_review and mr.review_status != ReviewStatus.PASSED:
+        return False
+    if requested:
+        return True
+    ready_since = mr.auto_merge_ready_since
+    return ready_since is not None and now - ready_since >= settings.auto_merge_delay
+
+
+def merge_ready(
+    candidates: list[MergeRequest],
+    *,
+    client: GitHubClient,
+    now: datetime,
+    settings_for: Callable[[MergeRequest], EffectiveSettings],
+    summary: CheckSummary,
+) -> None:
+    """Merge the candidates (MRs just observed ready) whose time has come."""
+    for mr in candidates:
+        settings = settings_for(mr)
+        if merge_due(mr, settings=settings, now=now):
+            merge_attempt(mr, client=client, settings=settings, now=now, summary=summary)
+
+
+def _claim(mr: MergeRequest, *, now: datetime) -> bool:
+    """One attempt per ready window: the timer and the merge-now request are consumed here,
+    conditionally on what was read, so a second worker finds nothing to claim."""
+    claimed = MergeRequest.objects.filter(
+        pk=mr.pk,
+        is_active=True,
+        blocker=Blocker.READY,
+        awaiting_approval=False,
+        auto_merge_ready_since=mr.auto_merge_ready_since,
+        merge_requested_at=mr.merge_requested_at,
+    ).update(auto_merge_ready_since=None, merge_requested_at=None, updated_at=now)
+    if claimed != 1:
+        return False
+    mr.auto_merge_ready_since = mr.merge_requested_at = None
+    return True
+
+
+def _save(mr: MergeRequest, fields: dict[str, Any], *, now: datetime) -> None:
+    for name, value in fields.items():
+        setattr(mr, name, value)
+    MergeRequest.objects.filter(pk=mr.pk).update(**fields, updated_at=now)
+
+
+def merge_attempt(
+    mr: MergeRequest,
+    *,
+    client: GitHubClient,
+    settings: EffectiveSettings,
+    now: datetime,
+    summary: CheckSummary,
+) -> None:
+    if not _claim(mr, now=now):
+        return
+    ref = PullRequestRef(mr.pr_repo, mr.pr_number or 0)
+    # The fresh check. A CredentialError goes up: the town pauses, nothing is merged.
+    result = client.fetch_snapshots([ref]).get(ref)
+    if result is None or result.snapshot is None:
+        error = result.error if result is not None else None
+        message = error.message if error is not None else "no answer"
+        log.info("no merge of %s: the pre-merge check failed (%s)", pr_name(mr), message)
+        _save(mr, {"last_error": f"pre-merge check failed: {message}"[:2000]}, now=now)
+        return
+    snapshot = result.snapshot
+    obs = observe(mr, snapshot, settings=settings, now=now)
+    with transaction.atomic():
+        _save(mr, {**obs.fields, "last_successful_check_at": now}, now=now)
+        TelemetryEvent.objects.bulk_create(edge_events(mr, obs, now=now))
+    if obs.blocker != Blocker.READY:
+        log.info("no merge of %s: the pre-merge check says %s", pr_name(mr), obs.blocker)
+        if obs.blocker == Blocker.MERGED and mr_close_merged(mr, now=now):
+            summary.closed += 1
+        # Anything else (rework, a closed PR) is the next pass's business.
+        return
+
+    summary.merge_attempts += 1
+    outcome = client.merge(ref, head_sha=snapshot.head_sha, methods=settings.merge_methods)
+    if outcome.merged:
+        _merged(mr, outcome, head_sha=snapshot.head_sha, now=now)
+        summary.merged += 1
+        summary.closed += 1
+        return
+    summary.merge_refused += 1
+    _refused(mr, outcome, head_sha=snapshot.head_sha, now=now)
+
+
+def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: datetime) -> None:
+    with transaction.atomic():
+        _save(
+            mr,
+            {
+                "pr_state": "MERGED",
+                "blocker": Blocker.MERGED,
+                "awaiting_approval": False,
+                "auto_merge_ready_since": None,
+                "last_error": "",
+            },
+            now=now,
+        )
+        mr_close_merged(
+            mr,
+            now=now,
+            merge_commit_sha=outcome.sha or "",
+            note=f"{pr_name(mr)} merged by auto-merge ({outcome.method}).",
+        )
+        telemetry_event(
+            mr,
+            "pr.merged",
+            label=outcome.method or "",
+            data={"pr_url": mr.pr_url, "head_sha": head_sha, "merge_commit_sha": outcome.sha},
+        ).save()
+
+
+def _refused(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: datetime) -> None:
+    """The timer restarts from the next ready observation (it was consumed by the claim)."""
+    fields: dict[str, Any] = {
+        "auto_merge_ready_since": None,
+        "last_error": f"merge refused ({outcome.kind}): {outcome.message}"[:2000],
+    }
+    events = [
+        telemetry_event(
+            mr,
+            "pr.merge_refused",
+            label=outcome.method or "",
+            reason=outcome.message,
+            data={"pr_url": mr.pr_url, "head_sha": head_sha, "outcome": outcome.kind},
+        )
+    ]
+    if outcome.kind == "review_required":
+        # GitHub's merge endpoint knows rules its GraphQL merge state may not show (rulesets,
+        # approval of the latest push): park the MR as waiting on a human until the head
+        # or the review decision changes (observe() keeps it parked meanwhile).
+        fields.update(
+            blocker=Blocker.HUMAN_REVIEW,
+            awaiting_approval=True,
+            waiting_since=mr.waiting_since or now,
+            last_error=(
+                f"{review_refusal_marker(head_sha, mr.review_decision)}: {outcome.message}"
+            )[:2000],
+        )
+        if mr.waiting_since is None:
+            mr.waiting_since = now
+            mr.blocker, mr.awaiting_approval = Blocker.HUMAN_REVIEW, True
+            events.append(wait_began_event(mr, now=now))
+    elif outcome.kind == "checks_required":
+        expected = "expected" in outcome.message.lower()
+        fields["blocker"] = Blocker.CHECKS_PENDING if expected else Blocker.CHECKS_FAILING
+    elif outcome.kind in {"head_moved", "transient"}:
+        # Look again before anything else: the head moved, or a 5xx may hide a merge.
+        fields["check_requested_at"] = now
+    log.info("merge of %s refused: %s (%s)", pr_name(mr), outcome.kind, outcome.message)
+    with transaction.atomic():
+        _save(mr, fields, now=now)
+        TelemetryEvent.objects.bulk_create(events)

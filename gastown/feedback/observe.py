@@ -1,0 +1,201 @@
+"""What one snapshot means for its MR: the field values to store and the edges crossed.
+
+Pure functions of the MR as read, the snapshot and the clock, so the check can store many
+MRs in one bulk write and record telemetry and rework only at the edges (SPEC §3, §6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from beads.models import Blocker, MergeRequest
+from gastown.models import EffectiveSettings
+from scm.blocker import awaiting_approval, derive_blocker
+from scm.types import PullRequestSnapshot
+
+#: The MR fields one observation writes (the same list for every MR, so a bulk update fits).
+OBSERVED_FIELDS = (
+    "pr_state",
+    "review_decision",
+    "merge_state_status",
+    "mergeable",
+    "is_draft",
+    "checks_state",
+    "failing_checks",
+    "unresolved_threads",
+    "blocking_threads",
+    "requested_reviewers",
+    "head_sha",
+    "snapshot_at",
+    "blocker",
+    "awaiting_approval",
+    "changes_requested",
+    "waiting_since",
+    "auto_merge_ready_since",
+    "consecutive_transient_failures",
+    "consecutive_malformed_failures",
+)
+
+# How a wait on a human ended, by the blocker observed after it (SPEC §6).
+_ENDED_BY = {
+    Blocker.MERGED: "merged",
+    Blocker.CLOSED: "closed",
+    Blocker.DRAFT: "draft",
+    Blocker.CONFLICT: "conflict",
+    Blocker.CHANGES_REQUESTED: "changes_requested",
+}
+
+
+@dataclass(frozen=True)
+class Rework:
+    cause: str
+    summary: str
+    update_branch: bool = False  # `behind`: GitHub's update-branch instead of an agent
+
+
+@dataclass
+class Observation:
+    blocker: str
+    fields: dict[str, Any]
+    changed: bool  # a field other than the bookkeeping timestamps differs from the MR's
+    wait_began: bool = False
+    wait_ended: bool = False
+    wait_ended_how: str = ""
+    wait_started_at: datetime | None = None  # the ended wait's waiting_since
+    rework: Rework | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def pr_name(mr: MergeRequest) -> str:
+    if mr.pr_repo and mr.pr_number:
+        return f"{mr.pr_repo}#{mr.pr_number}"
+    return mr.pr_url or f"MR #{mr.bead_id}"
+
+
+def review_refusal_marker(head_sha: str, review_decision: str | None) -> str:
+    """Stored in last_error when the merge call said a review is required (see merge.py)."""
+    return f"merge refused (review_required) at {head_sha} with decision {review_decision or '-'}"
+
+
+def snapshot_fields(
+    snapshot: PullRequestSnapshot, *, blocker: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "pr_state": snapshot.state[:20],
+        "review_decision": (snapshot.review_decision or "")[:30],
+        "merge_state_status": snapshot.merge_state_status[:30],
+        "mergeable": snapshot.mergeable[:20],
+        "is_draft": snapshot.is_draft,
+        "checks_state": snapshot.checks[:20],
+        "failing_checks": sorted({c.name for c in snapshot.failing_checks}),
+        "unresolved_threads": snapshot.unresolved_threads,
+        "blocking_threads": snapshot.blocking_threads,
+        "requested_reviewers": list(snapshot.requested_reviewers),
+        "head_sha": snapshot.head_sha[:64],
+        "snapshot_at": now,
+        "blocker": blocker,
+        "awaiting_approval": awaiting_approval(blocker),
+        "changes_requested": snapshot.review_decision == "CHANGES_REQUESTED",
+    }
+
+
+def observe(
+    mr: MergeRequest,
+    snapshot: PullRequestSnapshot,
+    *,
+    settings: EffectiveSettings,
+    now: datetime,
+) -> Observation:
+    blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
+    if blocker == Blocker.READY and mr.last_error.startswith(
+        review_refusal_marker(snapshot.head_sha, snapshot.review_decision)
+    ):
+        # The merge call said a review is required for this head and decision, whatever
+        # the merge state says: still waiting on a human, no new attempt (no loop).
+        blocker = Blocker.HUMAN_REVIEW
+    fields = snapshot_fields(snapshot, blocker=blocker, now=now)
+    terminal = mr.bead.is_terminal
+    obs = Observation(blocker=blocker, fields=fields, changed=False)
+
+    # waiting_since: the first observation of the current wait on a human, kept while it
+    # lasts. GitHub still computing (`unknown`) neither begins nor ends a wait: a push or a
+    # base change makes it say UNKNOWN for a moment, and that is no news about reviewers.
+    waiting_since = mr.waiting_since
+    if blocker == Blocker.HUMAN_REVIEW:
+        if waiting_since is None:
+            waiting_since = now
+            obs.wait_began = not terminal
+    elif blocker != Blocker.UNKNOWN and waiting_since is not None:
+        obs.wait_ended = not terminal
+        obs.wait_started_at = waiting_since
+        obs.wait_ended_how = _ended_how(blocker, snapshot)
+        waiting_since = None
+    fields["waiting_since"] = waiting_since
+
+    # The auto-merge timer runs while the PR is continuously ready.
+    if blocker == Blocker.READY and not terminal:
+        fields["auto_merge_ready_since"] = mr.auto_merge_ready_since or now
+    else:
+        fields["auto_merge_ready_since"] = None
+
+    fields["consecutive_transient_failures"] = 0
+    fields["consecutive_malformed_failures"] = 0
+
+    if not terminal:
+        obs.rework = _rework(mr, snapshot, blocker=blocker, settings=settings)
+        if obs.rework is not None and obs.rework.cause == mr.last_rework_cause:
+            obs.rework = None
+    obs.changed = any(
+        getattr(mr, name) != value for name, value in fields.items() if name != "snapshot_at"
+    )
+    return obs
+
+
+def _ended_how(blocker: str, snapshot: PullRequestSnapshot) -> str:
+    if blocker in _ENDED_BY:
+        return _ENDED_BY[Blocker(blocker)]
+    if blocker == Blocker.READY or snapshot.review_decision == "APPROVED":
+        return "approved"
+    # Another blocker took over (checks re-running after a push, threads...): say which.
+    return blocker
+
+
+def _rework(
+    mr: MergeRequest, snapshot: PullRequestSnapshot, *, blocker: str, settings: EffectiveSettings
+) -> Rework | None:
+    """The rework a blocker asks for, keyed by a cause that changes only with a new cause
+    (SPEC §3): a new head SHA, a new review decision, a new number of threads."""
+    sha = snapshot.head_sha
+    name = pr_name(mr)
+    if blocker == Blocker.CONFLICT:
+        return Rework(
+            f"conflict:{sha}",
+            f"{name} conflicts with {snapshot.base_ref or mr.target_branch}: merge or rebase "
+            "and resolve the conflicts",
+        )
+    if blocker == Blocker.CHANGES_REQUESTED:
+        return Rework(
+            f"changes_requested:{sha}:{snapshot.review_decision}",
+            f"a reviewer requested changes on {name}: address the review",
+        )
+    if blocker == Blocker.CHECKS_FAILING:
+        names = ", ".join(sorted({c.name for c in snapshot.failing_checks})) or "a check"
+        return Rework(f"checks_failing:{sha}", f"checks failing on {name}: {names}")
+    if blocker == Blocker.THREADS:
+        count = snapshot.blocking_threads
+        return Rework(
+            f"threads:{sha}:{count}",
+            f"{count} unresolved review thread{'s' if count != 1 else ''} on {name}",
+        )
+    if blocker == Blocker.BEHIND:
+        # update-branch adds a commit, which dismisses stale approvals where branch
+        # protection says so: only use it on a PR that has no approval to lose.
+        use_update = settings.allow_update_branch and snapshot.review_decision != "APPROVED"
+        return Rework(
+            f"behind:{sha}",
+            f"{name} is behind {snapshot.base_ref or mr.target_branch}: update the branch",
+            update_branch=use_update,
+        )
+    return None
