@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from scm.fake.faults import Fault
 from scm.fake.rest import Reply
-from scm.fake.state import FakeCheck, FakePull, FakeRepo, FakeState, FakeThread, new_sha, now
+from scm.fake.state import (
+    FakeCheck,
+    FakePull,
+    FakeRepo,
+    FakeState,
+    FakeThread,
+    new_sha,
+    now,
+    repo_options_from_json,
+)
 from scm.fake.state import merge_state_status as _merge_state_status
 from scm.fake.state import mergeable as _mergeable
 from scm.fake.state import review_decision as _review_decision
@@ -265,9 +274,7 @@ class ControlApi:
             return Reply(200, {"ok": True})
         if path == "/_fake/repos" and method == "POST":
             full_name = data.pop("repo")
-            for key in ("allowed_merge_methods", "required_checks", "code_owners"):
-                if key in data:
-                    data[key] = set(data[key])
+            data = repo_options_from_json(data)
             repo = fake.create_repo(full_name, **data)
             return Reply(201, {"repo": repo.full_name, "default_branch": repo.default_branch})
         if path == "/_fake/faults":

@@ -26,6 +26,7 @@ from scm.fake.state import (
     FakeState,
     merge_state_status,
     mergeable,
+    protection_applies,
     review_decision,
 )
 from scm.graphql import graphql_cost
@@ -76,7 +77,7 @@ def _upper(value: str | None) -> str | None:
 
 def _check_node(repo: FakeRepo, name: str, pull: FakePull) -> dict[str, Any]:
     check = pull.checks[name]
-    required = name in repo.required_checks
+    required = name in repo.required_checks and protection_applies(repo, pull)
 
     def is_required(info: Any, **_: Any) -> bool:
         return required

@@ -20,6 +20,7 @@ from scm.fake.state import (
     merge_state_status,
     new_sha,
     now,
+    protection_applies,
     required_checks_pass,
     review_decision,
 )
@@ -271,7 +272,11 @@ class RestApi:
                     return refuse(405, f'Required status check "{check_name}" is expected.')
                 if not check.passing:
                     return refuse(405, f'Required status check "{check_name}" is failing.')
-        if repo.require_conversation_resolution and any(not t.resolved for t in pull.threads):
+        if (
+            repo.require_conversation_resolution
+            and protection_applies(repo, pull)
+            and any(not t.resolved for t in pull.threads)
+        ):
             return refuse(
                 405, "A conversation must be resolved before this pull request can be merged."
             )

@@ -11,6 +11,7 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 MERGE_METHODS = ("merge", "squash", "rebase")
 PASSING_CONCLUSIONS = {"success", "neutral", "skipped"}
@@ -96,6 +97,8 @@ class FakeRepo:
     require_code_owner_review: bool = False
     code_owners: set[str] = field(default_factory=set)
     require_conversation_resolution: bool = False
+    # Branch protection applies to PRs into these bases; None protects every base.
+    protected_branches: set[str] | None = None
     branches: dict[str, str] = field(default_factory=dict)
     pulls: dict[int, FakePull] = field(default_factory=dict)
     next_number: int = 1
@@ -113,8 +116,23 @@ def latest_reviews(pull: FakePull) -> dict[str, str]:
     return latest
 
 
+def repo_options_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """Repository options as JSON carries them (lists) turned into what FakeRepo holds."""
+    options = dict(data)
+    for key in ("allowed_merge_methods", "required_checks", "code_owners", "protected_branches"):
+        if options.get(key) is not None:
+            options[key] = set(options[key])
+    return options
+
+
+def protection_applies(repo: FakeRepo, pull: FakePull) -> bool:
+    return repo.protected_branches is None or pull.base in repo.protected_branches
+
+
 def review_decision(repo: FakeRepo, pull: FakePull) -> str | None:
     """GitHub gives a decision only when branch protection asks for reviews."""
+    if not protection_applies(repo, pull):
+        return None
     if not (repo.required_approvals or repo.require_code_owner_review):
         return None
     latest = latest_reviews(pull)
@@ -129,6 +147,8 @@ def review_decision(repo: FakeRepo, pull: FakePull) -> str | None:
 
 
 def required_checks_pass(repo: FakeRepo, pull: FakePull) -> bool:
+    if not protection_applies(repo, pull):
+        return True
     return all(name in pull.checks and pull.checks[name].passing for name in repo.required_checks)
 
 
@@ -146,7 +166,7 @@ def merge_state_status(repo: FakeRepo, pull: FakePull) -> str:
     if (
         not required_checks_pass(repo, pull)
         or decision in {"REVIEW_REQUIRED", "CHANGES_REQUESTED"}
-        or (repo.require_conversation_resolution and unresolved)
+        or (repo.require_conversation_resolution and unresolved and protection_applies(repo, pull))
     ):
         return "BLOCKED"
     if pull.behind:
@@ -189,6 +209,8 @@ class FakeState:
             repo.allowed_merge_methods = set(repo.allowed_merge_methods)
             repo.required_checks = set(repo.required_checks)
             repo.code_owners = set(repo.code_owners)
+            if repo.protected_branches is not None:
+                repo.protected_branches = set(repo.protected_branches)
             repo.branches.setdefault(repo.default_branch, new_sha(repo.full_name))
             self.repos[repo.full_name.lower()] = repo
             return repo

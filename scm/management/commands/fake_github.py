@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from scm.fake.server import FakeGitHub
+from scm.fake.state import repo_options_from_json
 
 
 class Command(BaseCommand):
@@ -30,9 +31,7 @@ class Command(BaseCommand):
         for spec in options["repo"]:
             data = json.loads(spec) if spec.strip().startswith("{") else {"repo": spec}
             name = data.pop("repo")
-            for key in ("allowed_merge_methods", "required_checks", "code_owners"):
-                if key in data:
-                    data[key] = set(data[key])
+            data = repo_options_from_json(data)
             fake.create_repo(name, **data)
         fake.start()
         self.stdout.write(
