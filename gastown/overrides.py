@@ -12,16 +12,11 @@ its landing MR's bead when there is one) and, for every override, a TelemetryEve
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,6 +41,8 @@ from gastown.models import (
     TownPermission,
 )
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
+from scm.errors import ScmError
+from scm.fake.remote import fake_control, fake_root_url
 
 
 class OverrideRefused(Exception):
@@ -263,17 +260,8 @@ def merge_request_fail(
     return message
 
 
-def _fake_github_url() -> str | None:
-    """The fake GitHub's root when GITHUB_API_URL points at this machine (the demo)."""
-    url = getattr(settings, "GITHUB_API_URL", "") or ""
-    host = urlsplit(url).hostname or ""
-    if host in {"127.0.0.1", "localhost", "::1"}:
-        return url.rstrip("/")
-    return None
-
-
 def fake_github_enabled() -> bool:
-    return _fake_github_url() is not None
+    return fake_root_url() is not None
 
 
 def fake_pr_approve(
@@ -288,7 +276,7 @@ def fake_pr_approve(
     then make the MR due so the approval is noticed at once."""
     mr = merge_request
     now = now or timezone.now()
-    root = _fake_github_url()
+    root = fake_root_url()
     if root is None:
         raise OverrideRefused("Approving on GitHub is only for the demo's fake GitHub.")
     if mr.bead.is_terminal:
@@ -298,17 +286,12 @@ def fake_pr_approve(
     reviewer = (mr.requested_reviewers or ["alice"])[0]
     if not isinstance(reviewer, str) or not reviewer:
         reviewer = "alice"
-    request = urllib.request.Request(
-        f"{root}/_fake/pulls/{mr.pr_repo}/{mr.pr_number}/approve",
-        data=json.dumps({"by": reviewer}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            state = json.loads(response.read() or b"{}")
-    except (OSError, ValueError) as error:
-        raise OverrideRefused(f"The fake GitHub at {root} did not approve: {error}") from None
+        state = fake_control(
+            f"pulls/{mr.pr_repo}/{mr.pr_number}/approve", {"by": reviewer}, timeout=timeout
+        )
+    except ScmError as error:
+        raise OverrideRefused(f"The fake GitHub did not approve: {error.message}") from None
     message = (
         f"{_pr_name(mr)} approved on the fake GitHub as {reviewer}; review decision now "
         f"{state.get('review_decision') or 'unknown'}. It will be re-checked at once."

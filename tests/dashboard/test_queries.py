@@ -24,7 +24,7 @@ PAGES = [
 ]
 
 #: Measured and recorded in the issue report; a page that regresses past this fails.
-MAX_QUERIES = 16
+MAX_QUERIES = 20  # the reconciler page runs a dry run: one town snapshot (fixed size)
 
 
 def populate(town, rig, n: int, start: int) -> Bead:

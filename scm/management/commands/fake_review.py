@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scm.errors import ScmError
+from scm.fake.remote import fake_control
 from scm.urls import parse_pr_url
 
 
@@ -30,18 +29,15 @@ class Command(BaseCommand):
         except ScmError as error:
             raise CommandError(error.message) from None
         action = "approve" if options["approve"] else "request-changes"
-        url = f"{options['fake_url'].rstrip('/')}/_fake/pulls/{ref.repo}/{ref.number}/{action}"
-        payload = json.dumps({"by": options["by"], "body": options["body"]}).encode()
-        request = urllib.request.Request(
-            url, data=payload, method="POST", headers={"Content-Type": "application/json"}
-        )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                state = json.loads(response.read())
-        except OSError as error:
-            raise CommandError(
-                f"The fake GitHub at {options['fake_url']} refused: {error}"
-            ) from None
+            state = fake_control(
+                f"pulls/{ref.repo}/{ref.number}/{action}",
+                {"by": options["by"], "body": options["body"]},
+                root=options["fake_url"],
+                timeout=10,
+            )
+        except ScmError as error:
+            raise CommandError(error.message) from None
         self.stdout.write(
             f"{ref}: {action} by {options['by']}; review decision now "
             f"{state.get('review_decision')}, merge state {state.get('merge_state_status')}."
