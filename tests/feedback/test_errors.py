@@ -1,0 +1,202 @@
+"""The error policy (SPEC §4): per-PR errors affect their own MR only, and only past their
+limit; credential and budget errors pause the town with one escalation and fail nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from beads.models import BeadStatus, Blocker, MergeRequest
+from gastown.models import Town
+from tests.feedback.conftest import REPO, escalations, events, make_mr, reload, run
+
+
+@pytest.fixture
+def watch_only(town):
+    town.auto_merge = False
+    town.save()
+    return town
+
+
+def test_one_deleted_pr_in_a_batch_of_30_fails_only_its_own_mr(fake_github, watch_only, rig, clock):
+    fake_github.create_repo(REPO)
+    mrs = [make_mr(fake_github, rig) for _ in range(29)]
+    gone = make_mr(fake_github, rig, number=999)
+
+    summary = run(clock)
+
+    assert len(fake_github.graphql_requests()) == 1
+    assert summary.checked == 29
+    gone = reload(gone)
+    assert gone.bead.status == BeadStatus.FAILED
+    assert gone.bead.failure_code == "pr_not_found"
+    assert gone.pr_url in gone.bead.failure_message
+    assert "Fix the MR's PR URL" in gone.bead.failure_message
+    [failed] = events("pr.poll_failed")
+    assert (failed.label, failed.bead_id) == ("not_found", gone.bead_id)
+    assert failed.data == {"pr_url": gone.pr_url}
+    for mr in mrs:
+        mr = reload(mr)
+        assert mr.bead.status == BeadStatus.OPEN
+        assert mr.blocker == Blocker.READY
+
+
+def test_unrecognized_pr_url_fails_its_mr_at_once_saying_what_to_fix(
+    fake_github, watch_only, rig, clock
+):
+    fake_github.create_repo(REPO)
+    ok = make_mr(fake_github, rig)
+    bad = make_mr(fake_github, rig)
+    # Pasted by hand in the admin: not a pull request URL.
+    MergeRequest.objects.filter(pk=bad.pk).update(
+        pr_url="https://github.com/octo/app/issues/7", pr_repo="", pr_number=None
+    )
+    run(clock)
+    bad = reload(bad)
+    assert bad.bead.status == BeadStatus.FAILED
+    assert bad.bead.failure_code == "unrecognized_url"
+    assert "points at an issue" in bad.bead.failure_message
+    assert reload(ok).bead.status == BeadStatus.OPEN
+
+
+def test_401_fails_nothing_and_raises_one_escalation_over_many_passes(
+    fake_github, watch_only, rig, clock, caplog
+):
+    fake_github.create_repo(REPO)
+    mrs = [make_mr(fake_github, rig) for _ in range(3)]
+    fake_github.tokens = {"another-token"}
+
+    for _ in range(120):  # two hours, a pass a minute
+        run(clock)
+        clock.advance(minutes=1)
+
+    assert all(reload(mr).bead.status == BeadStatus.OPEN for mr in mrs)
+    assert events("pr.poll_failed") == []
+    [escalation] = escalations("github:unauthorized")
+    assert "Token tried: GITHUB_TOKEN" in escalation.body
+    assert "No merge request is failed" in escalation.body
+    town = Town.objects.get(pk=watch_only.pk)
+    assert town.github_blocked_until is not None
+    assert "401" in town.github_error
+    # Paused between retries: one GraphQL request per 5-minute pause, not one per pass.
+    assert len(fake_github.graphql_requests()) == 24
+    everything = escalation.body + escalation.title + town.github_error + caplog.text
+    assert "test-token" not in everything
+
+    fake_github.tokens = None  # the token is fixed
+    clock.advance(minutes=5)
+    run(clock)
+    town.refresh_from_db()
+    assert (town.github_blocked_until, town.github_error) == (None, "")
+    assert all(reload(mr).blocker == Blocker.READY for mr in mrs)
+
+
+def test_missing_permission_names_the_permission(fake_github, watch_only, rig, clock):
+    fake_github.create_repo(REPO)
+    make_mr(fake_github, rig)
+    fake_github.add_fault("forbidden", path="/graphql", permission="pull_requests=read")
+    run(clock)
+    [escalation] = escalations("github:forbidden")
+    assert "Missing permission: pull_requests=read" in escalation.body
+
+
+def test_no_token_at_all_pauses_the_town_without_calling_github(
+    fake_github, watch_only, rig, clock, settings
+):
+    fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    settings.GITHUB_TOKEN = ""
+    run(clock)
+    assert fake_github.requests == []
+    [escalation] = escalations("github:no_token")
+    assert "GITHUB_TOKEN" in escalation.body
+    assert reload(mr).bead.status == BeadStatus.OPEN
+
+
+def test_rate_limit_pauses_the_town_and_resumes_after_the_reset(
+    fake_github, watch_only, rig, clock
+):
+    fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    fake_github.add_fault("rate_limit", path="/graphql", reset_in=600, times=1)
+
+    run(clock)
+    town = Town.objects.get(pk=watch_only.pk)
+    reset_at = town.github_blocked_until
+    assert reset_at is not None
+    assert reset_at - clock.now > timedelta(minutes=8)
+    assert len(escalations("github:rate_limited")) == 1
+    assert reload(mr).blocker == ""
+
+    fake_github.clear_requests()
+    for _ in range(9):
+        clock.advance(minutes=1)
+        assert run(clock).towns_paused == 1
+    assert fake_github.requests == []
+
+    clock.now = reset_at + timedelta(seconds=1)
+    summary = run(clock)
+    assert summary.checked == 1
+    mr = reload(mr)
+    assert mr.blocker == Blocker.READY
+    assert mr.bead.status == BeadStatus.OPEN
+    town.refresh_from_db()
+    assert town.github_blocked_until is None
+
+
+def test_transient_errors_fail_the_mr_after_10_in_a_row_not_9(fake_github, watch_only, rig, clock):
+    fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    fake_github.add_fault("status", path="/graphql", status=502, times=None)
+    for _ in range(9):
+        run(clock)
+        clock.advance(minutes=1)
+    assert reload(mr).bead.status == BeadStatus.OPEN
+    assert reload(mr).consecutive_transient_failures == 9
+
+    # A success in between: the count starts over.
+    fake_github.clear_faults()
+    run(clock)
+    clock.advance(minutes=1)
+    assert reload(mr).consecutive_transient_failures == 0
+    fake_github.add_fault("status", path="/graphql", status=502, times=None)
+    for _ in range(9):
+        run(clock)
+        clock.advance(minutes=1)
+    assert reload(mr).bead.status == BeadStatus.OPEN
+
+    run(clock)
+    mr = reload(mr)
+    assert mr.bead.status == BeadStatus.FAILED
+    assert mr.bead.failure_code == "github_unreachable"
+    assert "10 times in a row" in mr.bead.failure_message
+    [failed] = events("pr.poll_failed")
+    assert failed.label == "transient"
+
+
+def test_malformed_answers_fail_the_mr_after_3_in_a_row(fake_github, watch_only, rig, clock):
+    fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    fake_github.add_fault("malformed", path="/graphql", times=None)
+    for _ in range(2):
+        run(clock)
+        clock.advance(minutes=1)
+    assert reload(mr).bead.status == BeadStatus.OPEN
+    run(clock)
+    mr = reload(mr)
+    assert mr.bead.status == BeadStatus.FAILED
+    assert mr.bead.failure_code == "github_invalid_response"
+
+
+def test_a_waiting_pr_failed_by_the_error_policy_ends_its_wait(fake_github, town, rig, clock):
+    fake_github.create_repo(REPO, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    run(clock)
+    assert reload(mr).awaiting_approval
+    fake_github.state.repo(REPO).pulls.pop(mr.pr_number)  # the PR was deleted
+    clock.advance(minutes=1)
+    run(clock)
+    assert reload(mr).bead.failure_code == "pr_not_found"
+    [resolved] = events("pr.awaiting_approval_resolved")
+    assert resolved.reason == "mr_failed"
