@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from gastown.webhooks import github_webhook
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path(
@@ -10,5 +12,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("gastown.api.urls")),
+    path("webhooks/github", github_webhook, name="github-webhook"),
     path("", include("gastown.dashboard.urls")),
 ]

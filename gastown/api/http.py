@@ -1,0 +1,205 @@
+"""The API's HTTP plumbing: one decorator for method, token, content type and errors, and
+the validators that name the offending field.
+
+Every write runs in one transaction (the decorator opens it), so a request rejected halfway
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from gastown.api.auth import api_token_authenticate, bearer_token
+from gastown.models import ApiToken
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 2**63 - 1
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def bad_request(message: str, field: str | None = None) -> NoReturn:
+    raise ApiError(400, message, field)
+
+
+def not_found(message: str, field: str | None = None) -> NoReturn:
+    raise ApiError(404, message, field)
+
+
+def error_response(status: int, message: str, field: str | None = None) -> JsonResponse:
+    return JsonResponse({"error": message, "field": field}, status=status)
+
+
+def _read_json(request: HttpRequest, *, body_required: bool) -> dict[str, Any]:
+    if not request.body:
+        if body_required:
+            bad_request("The request body must be a JSON object.")
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError(
+            415, f"Send JSON with Content-Type: application/json, not {request.content_type!r}."
+        )
+    try:
+        data = json.loads(request.body)
+    except (ValueError, RecursionError):
+        bad_request("The request body is not valid JSON.")
+    if not isinstance(data, dict):
+        bad_request("The request body must be a JSON object.")
+    return data
+
+
+View = Callable[..., JsonResponse]
+
+
+def api_endpoint(
+    *methods: str, auth: bool = True, body_required: bool = False
+) -> Callable[[View], View]:
+    """Wrap a view `view(request, token, data, **kwargs)`: only `methods` (405 otherwise, with
+    Allow), a valid bearer token (401), JSON in for writes (415, 400), ApiError out as
+    {"error", "field"}; writes run in one transaction."""
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, **kwargs: Any) -> JsonResponse:
+            if request.method not in methods:
+                response = error_response(405, f"Use {' or '.join(methods)} here.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            token: ApiToken | None = None
+            if auth:
+                token = api_token_authenticate(bearer_token(request))
+                if token is None:
+                    response = error_response(
+                        401, "Send a valid, unrevoked API token as 'Authorization: Bearer ...'."
+                    )
+                    response["WWW-Authenticate"] = 'Bearer realm="gastown"'
+                    return response
+            try:
+                if request.method == "GET":
+                    return view(request, token, {}, **kwargs)
+                data = _read_json(request, body_required=body_required)
+                with transaction.atomic():
+                    return view(request, token, data, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message, exc.field)
+
+        return wrapper
+
+    return decorate
+
+
+# --- validators ---------------------------------------------------------------------------
+
+
+def check_text(value: str, field: str) -> str:
+    # PostgreSQL refuses NUL in text and lone surrogates cannot be stored as UTF-8.
+    if "\x00" in value:
+        bad_request("Text may not contain NUL characters.", field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        bad_request("Text must be valid Unicode.", field)
+    return value
+
+
+def get_str(
+    data: dict[str, Any],
+    field: str,
+    *,
+    required: bool = False,
+    default: str = "",
+    max_length: int = 300,
+    prefix: str = "",
+) -> str:
+    name = prefix + field
+    value = data.get(field)
+    if value is None:
+        if required:
+            bad_request(f"{name} is required.", name)
+        return default
+    if not isinstance(value, str):
+        bad_request(f"{name} must be a string.", name)
+    value = check_text(value, name).strip()
+    if required and not value:
+        bad_request(f"{name} may not be empty.", name)
+    if len(value) > max_length:
+        bad_request(f"{name} is longer than {max_length} characters.", name)
+    return value
+
+
+def get_choice(
+    data: dict[str, Any], field: str, choices: list[str], *, default: str, prefix: str = ""
+) -> str:
+    name = prefix + field
+    value = data.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in choices:
+        bad_request(f"{name} must be one of {', '.join(choices)}.", name)
+    return value
+
+
+def get_id(data: dict[str, Any], field: str, *, required: bool = False, prefix: str = "") -> int:
+    name = prefix + field
+    value = data.get(field)
+    if value is None:
+        if required:
+            bad_request(f"{name} is required.", name)
+        return 0
+    return as_id(value, name)
+
+
+def as_id(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        bad_request(f"{name} must be a positive integer id.", name)
+    return value
+
+
+def get_bool(data: dict[str, Any], field: str, *, required: bool = False) -> bool:
+    value = data.get(field)
+    if value is None and required:
+        bad_request(f"{field} is required.", field)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        bad_request(f"{field} must be true or false.", field)
+    return value
+
+
+def get_list(data: dict[str, Any], field: str, *, max_items: int, prefix: str = "") -> list[Any]:
+    name = prefix + field
+    value = data.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        bad_request(f"{name} must be a list.", name)
+    if len(value) > max_items:
+        bad_request(f"{name} has more than {max_items} items.", name)
+    return value
+
+
+def clean_path_text(value: str) -> str:
+    """A name taken from the URL: anything unusable simply matches nothing."""
+    if "\x00" in value or len(value) > 100:
+        return ""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return value

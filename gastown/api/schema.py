@@ -1,0 +1,529 @@
+"""The hand-written OpenAPI 3.1 document of API v1, and a documentation page built from it.
+
+Kept by hand (not generated) so it says what the API promises; tests fuzz the API against it,
+so a drift between the two shows up as a failing test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import engines
+from django.views.decorators.http import require_GET
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, **_json(_ERROR)}
+
+
+_COMMON_ERRORS = {
+    "401": _error("Missing, unknown or revoked token."),
+    "405": _error("Method not allowed."),
+}
+_WRITE_ERRORS = {
+    **_COMMON_ERRORS,
+    "400": _error("Invalid JSON or a field that fails validation (named in `field`)."),
+    "415": _error("The body is not application/json."),
+}
+_AGENT_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The agent's name in the token's town.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^/]+$"},
+}
+_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+_TEXT = {"type": "string", "maxLength": 300}
+
+
+def _bead_input(*, in_convoy: bool) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "title": {"type": "string", "minLength": 1, "maxLength": 300},
+        "body": {"type": "string", "maxLength": 100_000},
+        "priority": {"enum": ["low", "medium", "high", "critical"]},
+        "labels": {
+            "type": "array",
+            "maxItems": 20,
+            "items": {"type": "string", "minLength": 1, "maxLength": 50},
+        },
+        "rig": {"type": "string", "maxLength": 100, "description": "The rig's name."},
+        "blocks": {
+            "type": "array",
+            "maxItems": 50,
+            "items": _ID,
+            "description": "Beads that cannot start until this one is closed or failed.",
+        },
+        "blocked_by": {
+            "type": "array",
+            "maxItems": 50,
+            "items": _ID,
+            "description": "Beads this one waits for.",
+        },
+    }
+    if not in_convoy:
+        properties["convoy"] = {**_ID, "description": "An open convoy of the town."}
+    return {"type": "object", "required": ["title"], "properties": properties}
+
+
+def _mr_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        **_json(
+            {
+                "type": "object",
+                "properties": {"merge_request": {"$ref": "#/components/schemas/MergeRequest"}},
+            }
+        ),
+    }
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "gastown API",
+        "version": "1",
+        "description": (
+            "For agents and the agent runtime that hosts them. Authenticate with a per-town "
+            "token (`Authorization: Bearer gt_...`); a token acts for its own town only, and "
+            'objects of other towns answer 404. Errors are `{"error": ..., "field": ...}`.'
+        ),
+    },
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/beads": {
+            "post": {
+                "operationId": "createBead",
+                "summary": "Create an issue bead",
+                "requestBody": {"required": True, **_json(_bead_input(in_convoy=False))},
+                "responses": {
+                    "201": {
+                        "description": "Created.",
+                        **_json({"$ref": "#/components/schemas/Bead"}),
+                    },
+                    "404": _error("A referenced rig, convoy or bead is not in this town."),
+                    **_WRITE_ERRORS,
+                },
+            }
+        },
+        "/convoys": {
+            "post": {
+                "operationId": "createConvoy",
+                "summary": "Create a convoy with its issue beads",
+                "description": "All or nothing: one invalid bead creates nothing.",
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["title"],
+                            "properties": {
+                                "title": {"type": "string", "minLength": 1, "maxLength": 300},
+                                "rig": {
+                                    "type": "string",
+                                    "maxLength": 100,
+                                    "description": "Required for review-then-land.",
+                                },
+                                "merge_mode": {"enum": ["review-and-merge", "review-then-land"]},
+                                "beads": {
+                                    "type": "array",
+                                    "maxItems": 100,
+                                    "items": _bead_input(in_convoy=True),
+                                },
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "201": {
+                        "description": "Created.",
+                        **_json({"$ref": "#/components/schemas/Convoy"}),
+                    },
+                    "404": _error("A referenced rig or bead is not in this town."),
+                    **_WRITE_ERRORS,
+                },
+            }
+        },
+        "/agents/{name}/assignment": {
+            "get": {
+                "operationId": "getAssignment",
+                "summary": "Fetch the agent's assignment (counts as a heartbeat)",
+                "parameters": [_AGENT_NAME],
+                "responses": {
+                    "200": {
+                        "description": "The hooked bead, or null.",
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["agent", "assignment"],
+                                "properties": {
+                                    "agent": {"$ref": "#/components/schemas/Agent"},
+                                    "assignment": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/Bead"},
+                                            {"type": "null"},
+                                        ]
+                                    },
+                                    "merge_request": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/MergeRequest"},
+                                            {"type": "null"},
+                                        ]
+                                    },
+                                },
+                            }
+                        ),
+                    },
+                    "404": _error("No such agent in this town."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/agents/{name}/heartbeat": {
+            "post": {
+                "operationId": "heartbeat",
+                "summary": "Keep the agent live",
+                "parameters": [_AGENT_NAME],
+                "requestBody": {
+                    "required": False,
+                    **_json({"type": "object"}),
+                },
+                "responses": {
+                    "200": {
+                        "description": "Recorded.",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {"agent": {"$ref": "#/components/schemas/Agent"}},
+                            }
+                        ),
+                    },
+                    "404": _error("No such agent in this town."),
+                    **_WRITE_ERRORS,
+                },
+            }
+        },
+        "/agents/{name}/done": {
+            "post": {
+                "operationId": "reportDone",
+                "summary": "A polecat reports its issue bead done",
+                "description": (
+                    "Creates an MR bead for the branch (into the convoy's feature branch or the "
+                    "rig's default branch); a rework bead instead re-checks its existing MR."
+                ),
+                "parameters": [_AGENT_NAME],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["bead", "branch"],
+                            "properties": {
+                                "bead": _ID,
+                                "branch": {"type": "string", "minLength": 1, "maxLength": 200},
+                                "pr_url": {
+                                    "type": "string",
+                                    "maxLength": 500,
+                                    "description": "https://github.com/OWNER/REPO/pull/N",
+                                },
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "201": _mr_response("The MR bead created."),
+                    "200": _mr_response("A rework bead: its existing MR, due for a check."),
+                    "404": _error("No such agent or bead in this town."),
+                    "409": _error("The bead is not this agent's assignment, or is terminal."),
+                    **_WRITE_ERRORS,
+                },
+            }
+        },
+        "/agents/{name}/failure": {
+            "post": {
+                "operationId": "reportFailure",
+                "summary": "An agent reports it could not finish its bead",
+                "parameters": [_AGENT_NAME],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["bead", "message"],
+                            "properties": {
+                                "bead": _ID,
+                                "message": {"type": "string", "minLength": 1, "maxLength": 10_000},
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "The bead, back to open or failed.",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {"bead": {"$ref": "#/components/schemas/Bead"}},
+                            }
+                        ),
+                    },
+                    "404": _error("No such agent or bead in this town."),
+                    "409": _error("The bead is not this agent's assignment, or is terminal."),
+                    **_WRITE_ERRORS,
+                },
+            }
+        },
+        "/agents/{name}/review": {
+            "post": {
+                "operationId": "reportReview",
+                "summary": "The refinery reports its review of a merge request",
+                "parameters": [_AGENT_NAME],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["merge_request", "passed"],
+                            "properties": {
+                                "merge_request": {**_ID, "description": "The merge request id."},
+                                "passed": {"type": "boolean"},
+                                "summary": {"type": "string", "maxLength": 10_000},
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": _mr_response("The reviewed merge request."),
+                    "404": _error("No such agent or merge request in this town."),
+                    "409": _error("Not a refinery, not its review, or the MR is terminal."),
+                    **_WRITE_ERRORS,
+                },
+            }
+        },
+        "/awaiting-approval": {
+            "get": {
+                "operationId": "awaitingApproval",
+                "summary": "Merge requests waiting on a human, oldest wait first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "At most `limit` (default 50) merge requests.",
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["results", "truncated"],
+                                "properties": {
+                                    "results": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/MergeRequest"},
+                                    },
+                                    "truncated": {"type": "boolean"},
+                                },
+                            }
+                        ),
+                    },
+                    "400": _error("An invalid limit."),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A per-town API token (admin, or manage.py create_api_token).",
+            }
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "field": {"type": ["string", "null"]},
+                },
+            },
+            "Agent": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "role": {"enum": ["polecat", "refinery", "mayor"]},
+                    "status": {"enum": ["idle", "working", "stalled", "dead"]},
+                    "rig": {"type": ["string", "null"]},
+                    "hooked_bead": {"type": ["integer", "null"]},
+                    "last_heartbeat_at": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+            "Bead": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "type": {"enum": ["issue", "merge_request", "escalation"]},
+                    "status": {"enum": ["open", "in_progress", "in_review", "closed", "failed"]},
+                    "title": _TEXT,
+                    "body": {"type": "string"},
+                    "priority": {"enum": ["low", "medium", "high", "critical"]},
+                    "labels": {"type": "array", "items": {"type": "string"}},
+                    "metadata": {"type": "object"},
+                    "rig": {"type": ["string", "null"]},
+                    "convoy": {"type": ["integer", "null"]},
+                    "parent": {"type": ["integer", "null"]},
+                    "dispatch_attempts": {"type": "integer"},
+                    "created_at": {"type": ["string", "null"], "format": "date-time"},
+                    "updated_at": {"type": ["string", "null"], "format": "date-time"},
+                    "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "failure_code": {"type": "string"},
+                    "failure_message": {"type": "string"},
+                },
+            },
+            "MergeRequest": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "bead": {"type": "integer"},
+                    "title": {"type": "string"},
+                    "status": {"type": "string"},
+                    "rig": {"type": ["string", "null"]},
+                    "source": {"type": ["integer", "null"]},
+                    "landing_convoy": {"type": ["integer", "null"]},
+                    "branch": {"type": "string"},
+                    "target_branch": {"type": "string"},
+                    "pr_url": {"type": ["string", "null"]},
+                    "pr_repo": {"type": ["string", "null"]},
+                    "pr_number": {"type": ["integer", "null"]},
+                    "blocker": {"type": ["string", "null"]},
+                    "awaiting_approval": {"type": "boolean"},
+                    "review_decision": {"type": ["string", "null"]},
+                    "requested_reviewers": {"type": "array"},
+                    "checks_state": {"type": ["string", "null"]},
+                    "waiting_since": {"type": ["string", "null"], "format": "date-time"},
+                    "review_status": {"enum": ["pending", "passed", "changes_requested"]},
+                },
+            },
+            "Convoy": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "title": {"type": "string"},
+                    "status": {"type": "string"},
+                    "merge_mode": {"enum": ["review-and-merge", "review-then-land"]},
+                    "rig": {"type": ["string", "null"]},
+                    "feature_branch": {"type": ["string", "null"]},
+                    "beads": {"type": "array", "items": {"$ref": "#/components/schemas/Bead"}},
+                },
+            },
+        },
+    },
+}
+
+
+@require_GET
+def openapi_json(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(OPENAPI)
+
+
+_DOCS = engines["django"].from_string(
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ info.title }} v{{ info.version }}</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+code,pre{background:#f4f4f4;padding:.1rem .3rem}
+.op{border-top:1px solid #ddd;padding:.5rem 0}
+.m{font-weight:bold;display:inline-block;min-width:4rem}
+td,th{text-align:left;padding:.1rem .6rem .1rem 0;vertical-align:top}
+</style></head><body>
+<h1>{{ info.title }} v{{ info.version }}</h1>
+<p>{{ info.description }}</p>
+<p>Base URL: <code>{{ base }}</code>.
+Machine-readable: <a href="{{ base }}/openapi.json">openapi.json</a>.</p>
+<pre>curl -H "Authorization: Bearer $GASTOWN_TOKEN" {{ base }}/agents/NAME/assignment</pre>
+{% for op in operations %}<div class="op">
+<h2 id="{{ op.id }}"><span class="m">{{ op.method }}</span><code>{{ op.path }}</code></h2>
+<p>{{ op.summary }}{% if op.description %} — {{ op.description }}{% endif %}</p>
+{% if op.fields %}<table><tr><th>field</th><th>type</th><th></th></tr>
+{% for f in op.fields %}<tr><td><code>{{ f.name }}</code></td><td>{{ f.type }}</td>
+<td>{% if f.required %}required{% endif %} {{ f.description }}</td></tr>{% endfor %}
+</table>{% endif %}
+<p>Responses: {% for code, text in op.responses %}<code>{{ code }}</code> {{ text }}
+{% if not forloop.last %}; {% endif %}{% endfor %}</p>
+</div>{% endfor %}
+</body></html>"""
+)
+
+
+def _type(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return " | ".join(str(v) for v in schema["enum"])
+    kind = schema.get("type", "object")
+    if kind == "array":
+        return f"list of {_type(schema.get('items', {}))}"
+    return str(kind)
+
+
+def _operations() -> list[dict[str, Any]]:
+    operations = []
+    for path, item in OPENAPI["paths"].items():
+        for method, op in item.items():
+            fields = [
+                {
+                    "name": p["name"],
+                    "type": f"{p['in']} {_type(p['schema'])}",
+                    "required": p.get("required"),
+                    "description": p.get("description", ""),
+                }
+                for p in op.get("parameters", [])
+            ]
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            schema = body.get("schema", {})
+            for name, prop in schema.get("properties", {}).items():
+                fields.append(
+                    {
+                        "name": name,
+                        "type": _type(prop),
+                        "required": name in schema.get("required", []),
+                        "description": prop.get("description", ""),
+                    }
+                )
+            operations.append(
+                {
+                    "id": op["operationId"],
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "fields": fields,
+                    "responses": sorted(
+                        (code, r["description"]) for code, r in op["responses"].items()
+                    ),
+                }
+            )
+    return operations
+
+
+@require_GET
+def docs(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(
+        _DOCS.render(
+            {
+                "info": OPENAPI["info"],
+                "base": request.build_absolute_uri("/api/v1").rstrip("/"),
+                "operations": _operations(),
+            }
+        )
+    )

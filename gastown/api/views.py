@@ -1,0 +1,304 @@
+"""API v1 endpoints: thin views over the bead services and the agent reports.
+
+A token acts for its own town only: every object is looked up inside that town, so another
+town's objects answer 404 exactly like missing ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.utils.text import slugify
+
+from beads.audit import Actor
+from beads.models import Bead, BeadType, MergeRequest, Priority
+from beads.services import bead_add_dependency, bead_create
+from gastown.api.http import (
+    ApiError,
+    api_endpoint,
+    as_id,
+    bad_request,
+    check_text,
+    clean_path_text,
+    get_bool,
+    get_choice,
+    get_id,
+    get_list,
+    get_str,
+    not_found,
+)
+from gastown.api.serialize import agent_json, bead_json, convoy_json, merge_request_json
+from gastown.dashboard.selectors import awaiting_approval_list
+from gastown.models import Agent, ApiToken, Convoy, MergeMode, Rig, Town
+from gastown.reports import (
+    ReportRefused,
+    agent_fetch_assignment,
+    agent_heartbeat,
+    agent_report_done,
+    agent_report_failure,
+    refinery_report_review,
+)
+from scm.errors import ScmError
+from scm.urls import parse_pr_url
+
+MAX_LABELS = 20
+MAX_LINKS = 50
+MAX_CONVOY_BEADS = 100
+AWAITING_DEFAULT_LIMIT = 50
+AWAITING_MAX_LIMIT = 200
+
+
+def _actor(token: ApiToken) -> Actor:
+    return Actor(f"api:{token.name}")
+
+
+def _town(token: ApiToken | None) -> Town:
+    assert token is not None
+    return token.town
+
+
+def _agent(token: ApiToken | None, name: str) -> Agent:
+    agent = (
+        Agent.objects.select_related("town", "rig")
+        .filter(town=_town(token), name=clean_path_text(name))
+        .first()
+    )
+    if agent is None:
+        not_found(f"No agent named {name!r} in this town.", "name")
+    return agent
+
+
+def _rig(town: Town, name: str, field: str) -> Rig:
+    rig = Rig.objects.filter(town=town, name=name).first()
+    if rig is None:
+        not_found(f"No rig named {name!r} in this town.", field)
+    return rig
+
+
+def _bead(town: Town, bead_id: int, field: str) -> Bead:
+    bead = (
+        Bead.objects.select_related("town", "rig", "convoy").filter(town=town, pk=bead_id).first()
+    )
+    if bead is None:
+        not_found(f"No bead {bead_id} in this town.", field)
+    return bead
+
+
+def _refused(exc: ReportRefused) -> ApiError:
+    return ApiError(409, exc.message, exc.field or None)
+
+
+# --- beads and convoys --------------------------------------------------------------------
+
+
+def _create_issue(
+    *,
+    town: Town,
+    data: Any,
+    actor: Actor,
+    prefix: str = "",
+    convoy: Convoy | None = None,
+    convoy_rig: Rig | None = None,
+) -> Bead:
+    if not isinstance(data, dict):
+        bad_request(f"{prefix.rstrip('.') or 'body'} must be a JSON object.", prefix.rstrip("."))
+    title = get_str(data, "title", required=True, prefix=prefix)
+    body = get_str(data, "body", max_length=100_000, prefix=prefix)
+    priority = get_choice(data, "priority", Priority.values, default=Priority.MEDIUM, prefix=prefix)
+    labels = get_list(data, "labels", max_items=MAX_LABELS, prefix=prefix)
+    for i, label in enumerate(labels):
+        field = f"{prefix}labels[{i}]"
+        if not isinstance(label, str) or not label.strip() or len(label) > 50:
+            bad_request("Each label must be a non-empty string of up to 50 characters.", field)
+        check_text(label, field)
+    rig_name = get_str(data, "rig", max_length=100, prefix=prefix)
+    rig = _rig(town, rig_name, prefix + "rig") if rig_name else convoy_rig
+    if convoy is None and (convoy_id := get_id(data, "convoy", prefix=prefix)):
+        convoy = Convoy.objects.select_related("rig").filter(town=town, pk=convoy_id).first()
+        if convoy is None:
+            not_found(f"No convoy {convoy_id} in this town.", prefix + "convoy")
+        if convoy.is_terminal:
+            bad_request(
+                f"Convoy {convoy_id} is {convoy.status}; it takes no new beads.", prefix + "convoy"
+            )
+        rig = rig or convoy.rig
+    if (
+        convoy is not None
+        and convoy.merge_mode == MergeMode.REVIEW_THEN_LAND
+        and rig is not None
+        and rig.pk != convoy.rig_id
+    ):
+        bad_request("A review-then-land convoy's beads belong to the convoy's rig.", prefix + "rig")
+    links: dict[str, list[Bead]] = {}
+    for field in ("blocks", "blocked_by"):
+        links[field] = []
+        for i, value in enumerate(get_list(data, field, max_items=MAX_LINKS, prefix=prefix)):
+            other = _bead(town, as_id(value, f"{prefix}{field}[{i}]"), f"{prefix}{field}[{i}]")
+            if other.is_terminal:
+                bad_request(f"Bead {other.pk} is {other.status}.", f"{prefix}{field}[{i}]")
+            links[field].append(other)
+    bead = bead_create(
+        town=town,
+        rig=rig,
+        convoy=convoy,
+        type=BeadType.ISSUE,
+        title=title,
+        body=body,
+        priority=priority,
+        labels=[label.strip() for label in labels],
+        actor=actor,
+        note="Created through the API.",
+    )
+    for dependent in links["blocks"]:
+        bead_add_dependency(bead=dependent, blocker=bead)
+    for blocker in links["blocked_by"]:
+        bead_add_dependency(bead=bead, blocker=blocker)
+    return bead
+
+
+@api_endpoint("POST", body_required=True)
+def beads_create(request: HttpRequest, token: ApiToken, data: dict[str, Any]) -> JsonResponse:
+    bead = _create_issue(town=token.town, data=data, actor=_actor(token))
+    return JsonResponse(bead_json(bead), status=201)
+
+
+@api_endpoint("POST", body_required=True)
+def convoys_create(request: HttpRequest, token: ApiToken, data: dict[str, Any]) -> JsonResponse:
+    town = token.town
+    title = get_str(data, "title", required=True)
+    merge_mode = get_choice(data, "merge_mode", MergeMode.values, default=town.default_merge_mode)
+    rig_name = get_str(data, "rig", max_length=100)
+    rig = _rig(town, rig_name, "rig") if rig_name else None
+    if merge_mode == MergeMode.REVIEW_THEN_LAND and rig is None:
+        bad_request(
+            "A review-then-land convoy names its rig (the feature branch's repository).", "rig"
+        )
+    items = get_list(data, "beads", max_items=MAX_CONVOY_BEADS)
+    convoy = Convoy.objects.create(
+        town=town, rig=rig, title=title, merge_mode=merge_mode, created_by=_actor(token).label
+    )
+    if merge_mode == MergeMode.REVIEW_THEN_LAND:
+        # The name is fixed now so done reports can target it; the branch itself is created
+        # from the default branch when the convoy starts (SPEC §2).
+        slug = slugify(title)[:40].strip("-")
+        convoy.feature_branch = f"convoy/{convoy.pk}-{slug}" if slug else f"convoy/{convoy.pk}"
+        Convoy.objects.filter(pk=convoy.pk).update(feature_branch=convoy.feature_branch)
+    beads = [
+        _create_issue(
+            town=town,
+            data=item,
+            actor=_actor(token),
+            prefix=f"beads[{i}].",
+            convoy=convoy,
+            convoy_rig=rig,
+        )
+        for i, item in enumerate(items)
+    ]
+    return JsonResponse(convoy_json(convoy, beads), status=201)
+
+
+# --- agent reports ------------------------------------------------------------------------
+
+
+@api_endpoint("GET")
+def agent_assignment(request: HttpRequest, token: ApiToken, data: Any, name: str) -> JsonResponse:
+    agent = _agent(token, name)
+    bead = agent_fetch_assignment(agent=agent)
+    payload: dict[str, Any] = {"agent": agent_json(agent), "assignment": None}
+    if bead is not None:
+        payload["assignment"] = bead_json(bead)
+        mr = MergeRequest.objects.select_related("bead", "bead__rig").filter(bead=bead).first()
+        payload["merge_request"] = merge_request_json(mr) if mr else None
+    return JsonResponse(payload)
+
+
+@api_endpoint("POST")
+def agent_heartbeat_view(
+    request: HttpRequest, token: ApiToken, data: Any, name: str
+) -> JsonResponse:
+    agent = agent_heartbeat(agent=_agent(token, name))
+    return JsonResponse({"agent": agent_json(agent)})
+
+
+@api_endpoint("POST", body_required=True)
+def agent_done(
+    request: HttpRequest, token: ApiToken, data: dict[str, Any], name: str
+) -> JsonResponse:
+    agent = _agent(token, name)
+    bead_id = get_id(data, "bead", required=True)
+    branch = get_str(data, "branch", required=True, max_length=200)
+    pr_url = get_str(data, "pr_url", max_length=500)
+    if pr_url:
+        try:
+            parse_pr_url(pr_url)
+        except ScmError as exc:
+            bad_request(exc.message, "pr_url")
+    bead = _bead(agent.town, bead_id, "bead")
+    try:
+        mr = agent_report_done(agent=agent, bead=bead, branch=branch, pr_url=pr_url)
+    except ReportRefused as exc:
+        raise _refused(exc) from None
+    # A rework bead reports into its existing MR, whose source is the original issue.
+    created = mr.source_id == bead.pk
+    mr = MergeRequest.objects.select_related("bead", "bead__rig").get(pk=mr.pk)
+    return JsonResponse({"merge_request": merge_request_json(mr)}, status=201 if created else 200)
+
+
+@api_endpoint("POST", body_required=True)
+def agent_failure(
+    request: HttpRequest, token: ApiToken, data: dict[str, Any], name: str
+) -> JsonResponse:
+    agent = _agent(token, name)
+    bead_id = get_id(data, "bead", required=True)
+    message = get_str(data, "message", required=True, max_length=10_000)
+    bead = _bead(agent.town, bead_id, "bead")
+    try:
+        bead = agent_report_failure(agent=agent, bead=bead, message=message)
+    except ReportRefused as exc:
+        raise _refused(exc) from None
+    return JsonResponse({"bead": bead_json(bead)})
+
+
+@api_endpoint("POST", body_required=True)
+def agent_review(
+    request: HttpRequest, token: ApiToken, data: dict[str, Any], name: str
+) -> JsonResponse:
+    agent = _agent(token, name)
+    mr_id = get_id(data, "merge_request", required=True)
+    passed = get_bool(data, "passed", required=True)
+    summary = get_str(data, "summary", max_length=10_000)
+    mr = (
+        MergeRequest.objects.select_related("bead", "bead__rig", "bead__town")
+        .filter(pk=mr_id, bead__town=agent.town)
+        .first()
+    )
+    if mr is None:
+        not_found(f"No merge request {mr_id} in this town.", "merge_request")
+    try:
+        mr = refinery_report_review(agent=agent, merge_request=mr, passed=passed, summary=summary)
+    except ReportRefused as exc:
+        raise _refused(exc) from None
+    return JsonResponse({"merge_request": merge_request_json(mr)})
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+@api_endpoint("GET")
+def awaiting_approval(request: HttpRequest, token: ApiToken, data: Any) -> JsonResponse:
+    """MRs waiting on a human, oldest wait first; at most `limit` (bounded queries)."""
+    raw = request.GET.get("limit", "")
+    limit = AWAITING_DEFAULT_LIMIT
+    if raw:
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= AWAITING_MAX_LIMIT:
+            bad_request(f"limit must be an integer from 1 to {AWAITING_MAX_LIMIT}.", "limit")
+        limit = int(raw)
+    mrs = awaiting_approval_list(town=token.town)
+    rows = list(mrs[: limit + 1])
+    return JsonResponse(
+        {
+            "results": [merge_request_json(mr) for mr in rows[:limit]],
+            "truncated": len(rows) > limit,
+        }
+    )

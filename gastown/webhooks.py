@@ -1,0 +1,219 @@
+"""GitHub webhooks: a PR event makes its MRs due for a feedback check at once (SPEC §3 R1, §4).
+
+The request only verifies, records and enqueues: no GitHub call happens here, so GitHub gets
+its answer fast (it gives up after 10 s). The feedback check task then asks GitHub for the
+truth; the payload is a hint of *which* PRs to look at, never trusted for their state.
+
+https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from beads.models import MergeRequest
+from gastown.models import (
+    Convoy,
+    TownEvent,
+    TownEventKind,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+)
+from gastown.tasks import enqueue_feedback_check
+
+log = logging.getLogger(__name__)
+
+#: Events that can change what a PR waits on (review, checks, threads, state, head).
+PR_EVENTS = frozenset({"pull_request", "pull_request_review", "pull_request_review_thread"})
+CHECK_EVENTS = frozenset({"check_suite", "check_run", "status"})
+MAX_PR_NUMBERS = 100
+
+
+class PayloadError(Exception):
+    pass
+
+
+def _answer(status: int, message: str, **extra: Any) -> JsonResponse:
+    key = "error" if status >= 400 else "status"
+    return JsonResponse({key: message, **extra}, status=status)
+
+
+def signature_valid(secret: str, body: bytes, header: str) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.encode("latin-1", "replace"))
+
+
+def _payload(request: HttpRequest, body: bytes) -> dict[str, Any]:
+    # GitHub sends JSON, or a form with a `payload` field when the hook is set to that.
+    try:
+        if request.content_type == "application/x-www-form-urlencoded":
+            values = parse_qs(body.decode("utf-8"), strict_parsing=False).get("payload", [])
+            if len(values) != 1:
+                raise PayloadError("The form has no single `payload` field.")
+            data = json.loads(values[0])
+        else:
+            data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise PayloadError("The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise PayloadError("The payload must be a JSON object.")
+    return data
+
+
+def _obj(data: Any, key: str) -> dict[str, Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, dict):
+        raise PayloadError(f"The payload has no `{key}` object.")
+    return value
+
+
+def _pr_number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
+        raise PayloadError("A pull request number is not a positive integer.")
+    return value
+
+
+def _text(value: Any, what: str, *, max_length: int = 200) -> str:
+    if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
+        raise PayloadError(f"The payload's {what} is missing or not a string.")
+    return value
+
+
+def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequest]]:
+    """The repository and the MRs an event concerns (by PR number, or by head SHA)."""
+    repo = _text(_obj(data, "repository").get("full_name"), "repository.full_name")
+    watched = MergeRequest.objects.filter(pr_repo__iexact=repo).filter(
+        # R1: open work, and failed landing MRs that hold a suppression.
+        Q(is_active=True)
+        | Q(
+            pk__in=Convoy.objects.filter(respawn_suppressed_since__isnull=False).values(
+                "suppressed_landing_mr"
+            )
+        )
+    )
+    if event in PR_EVENTS:
+        number = _pr_number(_obj(data, "pull_request").get("number"))
+        return repo, watched.filter(pr_number=number)
+    if event == "status":
+        sha = _text(data.get("sha"), "sha", max_length=64)
+        return repo, watched.filter(head_sha__iexact=sha)
+    run = _obj(data, event)
+    sha = _text(run.get("head_sha"), f"{event}.head_sha", max_length=64)
+    pulls = run.get("pull_requests") or []
+    if not isinstance(pulls, list):
+        raise PayloadError(f"{event}.pull_requests is not a list.")
+    numbers = {_pr_number(_obj({"pr": p}, "pr").get("number")) for p in pulls[:MAX_PR_NUMBERS]}
+    return repo, watched.filter(Q(head_sha__iexact=sha) | Q(pr_number__in=numbers))
+
+
+def _make_due(
+    mrs: Iterable[MergeRequest], *, event: str, action: str, delivery: str
+) -> list[MergeRequest]:
+    now = timezone.now()
+    rows = list(mrs)
+    if not rows:
+        return rows
+    MergeRequest.objects.filter(pk__in=[mr.pk for mr in rows]).update(
+        check_requested_at=now, updated_at=now
+    )
+    TownEvent.objects.bulk_create(
+        TownEvent(
+            town_id=mr.bead.town_id,
+            kind=TownEventKind.WEBHOOK_RECEIVED,
+            bead_id=mr.bead_id,
+            payload={
+                "event": event,
+                "action": action,
+                "delivery": delivery,
+                "pr": f"{mr.pr_repo}#{mr.pr_number}",
+            },
+        )
+        for mr in rows
+    )
+    for town_id in sorted({mr.bead.town_id for mr in rows}):
+        transaction.on_commit(functools.partial(enqueue_feedback_check, town_id))
+    return rows
+
+
+@csrf_exempt
+def github_webhook(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        response = _answer(405, "GitHub webhooks are POSTed here.")
+        response["Allow"] = "POST"
+        return response
+    secret = settings.GITHUB_WEBHOOK_SECRET
+    if not secret:
+        log.warning("GitHub webhook refused: GITHUB_WEBHOOK_SECRET is not set.")
+        return _answer(
+            503,
+            "Webhooks are disabled: set GITHUB_WEBHOOK_SECRET to the secret configured on "
+            "the GitHub webhook.",
+        )
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _answer(413, "The payload is too large.")
+    header = request.headers.get("X-Hub-Signature-256", "")
+    if not header:
+        log.warning("GitHub webhook refused: no X-Hub-Signature-256 header.")
+        return _answer(401, "Missing X-Hub-Signature-256: sign deliveries with the secret.")
+    if not signature_valid(secret, body, header):
+        log.warning(
+            "GitHub webhook refused: bad signature (delivery %s).",
+            request.headers.get("X-GitHub-Delivery", "?")[:100],
+        )
+        return _answer(403, "The X-Hub-Signature-256 signature does not match the body.")
+    event = request.headers.get("X-GitHub-Event", "")
+    delivery = request.headers.get("X-GitHub-Delivery", "")
+    if not event or not delivery or len(delivery) > 100 or len(event) > 60:
+        return _answer(400, "X-GitHub-Event and X-GitHub-Delivery headers are required.")
+    try:
+        data = _payload(request, body)
+        action = data.get("action") if isinstance(data.get("action"), str) else ""
+        action = str(action)[:60]
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    record = WebhookDelivery.objects.create(
+                        delivery_id=delivery,
+                        event=event,
+                        action=action,
+                        status=WebhookDeliveryStatus.IGNORED,
+                    )
+            except IntegrityError:
+                return _answer(200, "duplicate", delivery=delivery)
+            if event == "ping":
+                return _answer(200, "pong", delivery=delivery)
+            if event not in PR_EVENTS | CHECK_EVENTS:
+                return _answer(202, "ignored", event=event, delivery=delivery)
+            repo, mrs = _affected(event, data)
+            due = _make_due(
+                mrs.select_related("bead").only(
+                    "pk", "pr_repo", "pr_number", "bead__id", "bead__town_id"
+                )[:MAX_PR_NUMBERS],
+                event=event,
+                action=action,
+                delivery=delivery,
+            )
+            WebhookDelivery.objects.filter(pk=record.pk).update(
+                status=WebhookDeliveryStatus.PROCESSED, repo=repo[:200], merge_requests=len(due)
+            )
+    except PayloadError as exc:
+        log.warning("GitHub webhook %s (%s) rejected: %s", delivery[:100], event[:60], exc)
+        return _answer(400, str(exc))
+    return _answer(202, "accepted", merge_requests=len(due), delivery=delivery)
