@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from beads.models import Blocker, MergeRequest, ReviewStatus
+from beads.services import escalation_raise
 from gastown.feedback.observe import observe, pr_name, review_refusal_marker
 from gastown.feedback.transitions import (
     edge_events,
@@ -46,7 +47,9 @@ def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -
     if settings.code_review and mr.review_status != ReviewStatus.PASSED:
         return False
     if requested:
-        return True
+        return True  # a team lead asked: try again even after a refusal
+    if mr.last_error.startswith(refusal_marker(mr.head_sha)):
+        return False  # GitHub refused this head for good; a new push may change that
     ready_since = mr.auto_merge_ready_since
     return ready_since is not None and now - ready_since >= settings.auto_merge_delay
 
@@ -64,6 +67,15 @@ def merge_ready(
         settings = settings_for(mr)
         if merge_due(mr, settings=settings, now=now):
             merge_attempt(mr, client=client, settings=settings, now=now, summary=summary)
+
+
+#: Refusals a retry of the same head will not change (unlike missing checks, which may just
+#: be late): no new attempt until the head moves or a team lead presses "merge now".
+_FINAL_REFUSALS = frozenset({"not_mergeable", "permanent", "method_not_allowed"})
+
+
+def refusal_marker(head_sha: str) -> str:
+    return f"merge refused at {head_sha}"
 
 
 def _claim(mr: MergeRequest, *, now: datetime) -> bool:
@@ -195,7 +207,25 @@ def _refused(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: dat
     elif outcome.kind in {"head_moved", "transient"}:
         # Look again before anything else: the head moved, or a 5xx may hide a merge.
         fields["check_requested_at"] = now
+    elif outcome.kind in _FINAL_REFUSALS:
+        fields["last_error"] = f"{refusal_marker(head_sha)} ({outcome.kind}): {outcome.message}"[
+            :2000
+        ]
     log.info("merge of %s refused: %s (%s)", pr_name(mr), outcome.kind, outcome.message)
     with transaction.atomic():
         _save(mr, fields, now=now)
         TelemetryEvent.objects.bulk_create(events)
+        if outcome.kind in _FINAL_REFUSALS:
+            escalation_raise(
+                town=mr.bead.town,
+                rig=mr.bead.rig,
+                key=f"merge_refused:mr:{mr.pk}:{head_sha}",
+                title=f"GitHub refuses to merge {pr_name(mr)}: {outcome.message}"[:300],
+                body=(
+                    f"{mr.pr_url} looks ready, but GitHub refused the merge "
+                    f"({outcome.kind}, method {outcome.method}): {outcome.message}\n\n"
+                    "Auto-merge will not retry this head. Fix the repository's merge settings "
+                    "(or the town's merge methods) and press merge now, or merge on GitHub."
+                ),
+                data={"merge_request_id": mr.pk, "pr_url": mr.pr_url},
+            )

@@ -3,6 +3,8 @@ never failed, and merged exactly once after the approval lands and the delay pas
 
 from __future__ import annotations
 
+import pytest
+
 from beads.models import BeadStatus, Blocker, MergeRequest
 from tests.feedback.conftest import REPO, events, make_mr, reload, rework_beads, run
 
@@ -271,3 +273,73 @@ def test_pr_closed_without_merging_fails_the_mr(fake_github, town, rig, clock):
     assert mr.source.status == BeadStatus.IN_REVIEW
     [resolved] = events("pr.awaiting_approval_resolved")
     assert resolved.reason == "closed"
+
+
+def test_a_final_merge_refusal_is_tried_once_per_head_and_escalated_once(
+    fake_github, town, rig, clock
+):
+    from gastown.overrides import merge_request_merge_now
+    from tests.factories import UserFactory
+    from tests.feedback.conftest import escalations
+
+    town.merge_methods = "squash,merge"
+    town.save()
+    fake_github.create_repo(REPO, allowed_merge_methods={"rebase"})
+    mr = make_mr(fake_github, rig)
+    for _ in range(30):
+        run(clock)
+        clock.advance(minutes=1)
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2  # squash, then merge
+    [refused] = events("pr.merge_refused")
+    assert refused.data["outcome"] == "method_not_allowed"
+    [escalation] = escalations(f"merge_refused:mr:{mr.pk}:{reload(mr).head_sha}")
+    assert "Merge commits are not allowed" in escalation.title
+    assert reload(mr).bead.status == BeadStatus.OPEN
+
+    # Fixed on GitHub; the team lead presses merge now.
+    fake_github.state.repo(REPO).allowed_merge_methods.add("merge")
+    merge_request_merge_now(merge_request=reload(mr), user=UserFactory(), now=clock.now)
+    run(clock)
+    assert reload(mr).bead.status == BeadStatus.CLOSED
+    assert fake_github.pull(REPO, mr.pr_number).merge_method == "merge"
+
+
+@pytest.mark.parametrize(
+    ("change", "blocker"),
+    [
+        ("review_rule", Blocker.HUMAN_REVIEW),
+        ("failing_check", Blocker.CHECKS_FAILING),
+    ],
+)
+def test_fresh_pre_merge_check_showing_a_blocker_means_no_merge(
+    fake_github, town, rig, clock, change, blocker
+):
+    from scm.client import GitHubClient
+
+    fake_repo = fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+
+    class ChangesBeforeTheFreshCheck(GitHubClient):
+        calls = 0
+
+        def fetch_snapshots(self, refs, **kwargs):
+            ChangesBeforeTheFreshCheck.calls += 1
+            if ChangesBeforeTheFreshCheck.calls == 2:  # the pre-merge check
+                if change == "review_rule":
+                    fake_repo.required_approvals = 1
+                else:
+                    fake_github.set_check(REPO, mr.pr_number, "ci", "failure")
+            return super().fetch_snapshots(refs, **kwargs)
+
+    summary = run(clock, client_factory=ChangesBeforeTheFreshCheck)
+
+    assert ChangesBeforeTheFreshCheck.calls == 2
+    assert summary.merge_attempts == 0
+    assert fake_github.merge_calls(REPO, mr.pr_number) == []
+    mr = reload(mr)
+    assert mr.blocker == blocker
+    assert mr.auto_merge_ready_since is None
+    assert mr.bead.status == BeadStatus.OPEN
+    waits = events("pr.awaiting_approval_detected")
+    assert len(waits) == (1 if blocker == Blocker.HUMAN_REVIEW else 0)
