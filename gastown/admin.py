@@ -17,12 +17,14 @@ from django.http import HttpRequest
 from gastown.dashboard.admin_actions import override_admin_actions
 from gastown.models import (
     Agent,
+    ApiToken,
     Convoy,
     ReconcilerTick,
     Rig,
     TelemetryEvent,
     Town,
     TownEvent,
+    WebhookDelivery,
 )
 
 
@@ -369,3 +371,61 @@ class ReconcilerTickAdmin(ViewOnlyAdmin):
     @admin.display(description="error")
     def short_error(self, obj: ReconcilerTick) -> str:
         return obj.error.splitlines()[0][:120] if obj.error else ""
+
+
+# --- API tokens and webhook deliveries (gastown.api, gastown.webhooks) --------------------
+
+
+class ApiTokenAdminForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("town", "name", "revoked_at")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created here and shown once in a message; only their hash is stored."""
+
+    form = ApiTokenAdminForm
+    list_display = ("name", "town", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("town",)
+    search_fields = ("name", "prefix")
+    list_select_related = ("town",)
+    readonly_fields = ("prefix", "created_by", "created_at", "last_used_at")
+    autocomplete_fields = ("town",)
+    actions = ["revoke_tokens"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A token's town and name are fixed once issued; revoke and create a new one instead.
+        return (*self.readonly_fields, "town", "name") if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        from django.contrib import messages
+
+        from gastown.api.auth import api_token_create
+
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        row, token = api_token_create(town=obj.town, name=obj.name, created_by=request.user)
+        obj.pk = row.pk
+        obj.prefix, obj.token_hash, obj.created_at = row.prefix, row.token_hash, row.created_at
+        messages.warning(
+            request,
+            f"API token for {obj.town}: {token} — copy it now, it will not be shown again.",
+        )
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        from django.utils import timezone
+
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} token(s).")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ViewOnlyAdmin):
+    list_display = ("received_at", "event", "action", "repo", "status", "merge_requests")
+    list_filter = ("event", "status")
+    search_fields = ("delivery_id", "repo")
+    date_hierarchy = "received_at"
