@@ -35,6 +35,8 @@ def simulate_dispatch(*, agent_id: int, bead_id: int) -> None:
         agent_fetch_assignment(agent=agent)
         if agent.role == AgentRole.REFINERY and bead.type == BeadType.MERGE_REQUEST:
             mr = MergeRequest.objects.select_related("bead").get(bead=bead)
+            if mr.pr_number:  # the repository's CI runs on every PR, the landing PR included
+                fake_control(f"pulls/{mr.pr_repo}/{mr.pr_number}/checks", {"name": "ci"})
             refinery_report_review(
                 agent=agent,
                 merge_request=mr,

@@ -17,9 +17,32 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 
+def _already_queued(func: str, args: tuple[object, ...]) -> bool:
+    """Whether the same task waits in the ORM broker's queue (or as a one-off schedule).
+
+    Ticks and checks are idempotent, so a second copy only costs time; but every tick of an
+    active town asks again, and without this the queue would fill with copies."""
+    from django_q.models import OrmQ, Schedule
+
+    if Schedule.objects.filter(
+        func=func, args=",".join(repr(a) for a in args) or None, schedule_type=Schedule.ONCE
+    ).exists():
+        return True
+    for queued in OrmQ.objects.all()[:500]:
+        try:
+            task = queued.task()
+        except Exception:  # a payload we cannot read is not ours to judge
+            continue
+        if task.get("func") == func and tuple(task.get("args") or ()) == args:
+            return True
+    return False
+
+
 def _enqueue(func: str, *args: object, delay_seconds: int = 0, group: str = "") -> None:
     from django_q.models import Schedule
 
+    if _already_queued(func, args):
+        return
     if delay_seconds <= 0:
         from django_q.tasks import async_task
 

@@ -45,7 +45,10 @@ class TickResult:
 
     @property
     def active(self) -> bool:
-        return bool(self.applied) or self.events_drained > 0
+        """Something moved: the next tick comes a few seconds later. A feedback check request
+        alone does not count, or a town with a watched PR would never go idle."""
+        moved = [x for x in self.applied if not isinstance(x, a.RequestFeedbackCheck)]
+        return bool(moved) or self.events_drained > 0
 
 
 @dataclass

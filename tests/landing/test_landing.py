@@ -1,0 +1,283 @@
+"""Convoy landing end to end (SPEC §5): the real scm client against the fake GitHub, the
+reconciler and the feedback check, with time moved explicitly."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from beads.audit import Actor
+from beads.models import Bead, BeadStatus, MergeRequest
+from beads.services import bead_set_status
+from gastown.feedback.checks import check_prs
+from gastown.models import Convoy, ConvoyStatus, MergeMode, TelemetryEvent
+from gastown.reconciler import reconcile_town
+from gastown.reconciler.rules import landing_cooldown
+from tests.factories import BeadFactory, ConvoyFactory, RigFactory
+
+pytestmark = pytest.mark.django_db
+REPO = "acme/app"
+
+
+class World:
+    """One town with a review-then-land convoy whose work is done; main is protected."""
+
+    def __init__(self, fake, *, code_review=False, members=1):
+        self.fake = fake
+        self.now = timezone.now()
+        fake.create_repo(
+            REPO, required_approvals=1, required_checks={"ci"}, protected_branches={"main"}
+        )
+        self.rig = RigFactory(repo=REPO, code_review=code_review)
+        self.town = self.rig.town
+        fake.create_branch(REPO, "convoy/billing")
+        self.convoy = ConvoyFactory(
+            town=self.town,
+            rig=self.rig,
+            merge_mode=MergeMode.REVIEW_THEN_LAND,
+            feature_branch="convoy/billing",
+            feature_branch_created_at=self.now,
+        )
+        for _ in range(members):
+            BeadFactory(town=self.town, rig=self.rig, convoy=self.convoy, status=BeadStatus.CLOSED)
+
+    def advance(self, **kwargs):
+        self.now += timedelta(**kwargs)
+
+    def tick(self):
+        self.town.refresh_from_db()
+        return reconcile_town(self.town, now=self.now)
+
+    def check(self):
+        return check_prs(town_ids=[self.town.pk], now=self.now)
+
+    def cycle(self, rounds=1, **step):
+        for _ in range(rounds):
+            if step:
+                self.advance(**step)
+            self.tick()
+            self.check()
+
+    def landing_mrs(self):
+        return list(
+            MergeRequest.objects.filter(landing_convoy=self.convoy)
+            .select_related("bead")
+            .order_by("pk")
+        )
+
+    def landing_pr_waiting(self):
+        """Drive the convoy until its landing PR is open, green and waits for approval."""
+        self.cycle(4, seconds=1)
+        [mr] = self.landing_mrs()
+        assert mr.pr_number, "the product opened the landing PR"
+        self.fake.set_check(REPO, mr.pr_number, "ci", "success")
+        self.cycle(1, seconds=61)
+        mr.refresh_from_db()
+        assert mr.awaiting_approval and mr.blocker == "human_review"
+        return mr
+
+    def convoy_now(self):
+        return Convoy.objects.get(pk=self.convoy.pk)
+
+    def telemetry(self, name):
+        return TelemetryEvent.objects.filter(town=self.town, name=name)
+
+
+def test_convoy_with_every_bead_closed_opens_one_landing_pr(fake_github):
+    world = World(fake_github)
+    world.cycle(4, seconds=1)
+    [mr] = world.landing_mrs()
+    convoy = world.convoy_now()
+    assert convoy.status == ConvoyStatus.LANDING
+    assert convoy.landing_attempts == 1
+    assert (mr.branch, mr.target_branch) == ("convoy/billing", "main")
+    pull = fake_github.pull(REPO, mr.pr_number)
+    assert (pull.head, pull.base) == ("convoy/billing", "main")
+
+
+def test_landing_pr_waiting_on_approval_for_hours_is_left_alone(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    world.cycle(6 * 6, minutes=10)
+    mr.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS
+    assert mr.awaiting_approval
+    assert fake_github.merge_calls(REPO, mr.pr_number) == []
+    assert len(world.landing_mrs()) == 1
+    convoy = world.convoy_now()
+    assert (convoy.status, convoy.landing_attempts) == (ConvoyStatus.LANDING, 1)
+    assert world.telemetry("pr.awaiting_approval_detected").count() == 1
+
+
+def test_approval_lands_the_convoy_with_one_merge(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    world.cycle(10, minutes=30)
+    fake_github.approve(REPO, mr.pr_number, by="alice")
+    world.cycle(3, seconds=61)
+    convoy = world.convoy_now()
+    assert convoy.status == ConvoyStatus.LANDED and convoy.landed_at is not None
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+    [resolved] = world.telemetry("pr.awaiting_approval_resolved")
+    assert resolved.reason == "approved"
+    assert resolved.duration_ms >= 5 * 3600 * 1000
+    assert world.telemetry("convoy.landed").count() == 1
+
+
+def test_failed_landing_mr_waiting_on_a_human_suppresses_the_respawn(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    # Something outside the rules (a person, a naive tool) fails the MR while it waits.
+    bead_set_status(
+        bead=mr.bead,
+        status=BeadStatus.FAILED,
+        actor=Actor("user:bob"),
+        failure_code="failed_by_user",
+        failure_message="timed out",
+    )
+    world.cycle(60, minutes=5)
+    convoy = world.convoy_now()
+    assert len(world.landing_mrs()) == 1
+    assert convoy.landing_attempts == 1
+    assert convoy.status == ConvoyStatus.LANDING
+    assert convoy.respawn_suppressed_since is not None
+    assert convoy.suppressed_landing_mr_id == mr.pk
+    assert convoy.suppressed_attempt == 2
+    [suppressed] = world.telemetry("reconciler.respawn_suppressed")
+    assert suppressed.data["pr_url"] == mr.pr_url and suppressed.value == 2
+    # The PR keeps being checked while the respawn is suppressed.
+    mr.refresh_from_db()
+    assert world.now - mr.last_checked_at <= timedelta(minutes=5)
+
+    fake_github.approve(REPO, mr.pr_number)
+    world.cycle(4, seconds=61)
+    convoy = world.convoy_now()
+    assert convoy.status == ConvoyStatus.LANDED
+    assert convoy.landing_attempts == 1, "adopting the approved PR counts no attempt"
+    assert convoy.respawn_suppressed_since is None
+    landing = world.landing_mrs()
+    assert len(landing) == 2 and landing[1].adopted and landing[1].pr_url == mr.pr_url
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+    [ended] = world.telemetry("reconciler.respawn_suppression_ended")
+    assert ended.label == "approved"
+    assert world.telemetry("reconciler.respawn_suppressed").count() == 1
+
+
+def test_suppressed_pr_merged_on_github_lands_the_convoy(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    world.cycle(2, minutes=1)
+    fake_github.merge_externally(REPO, mr.pr_number)
+    world.cycle(2, seconds=61)
+    assert world.convoy_now().status == ConvoyStatus.LANDED
+    assert world.telemetry("reconciler.respawn_suppression_ended").get().label == "merged"
+    assert len(world.landing_mrs()) == 1
+
+
+def test_suppressed_pr_closed_ends_the_suppression_with_an_escalation(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    world.cycle(2, minutes=1)
+    fake_github.close(REPO, mr.pr_number)
+    world.cycle(2, seconds=61)
+    convoy = world.convoy_now()
+    assert convoy.respawn_suppressed_since is None
+    assert world.telemetry("reconciler.respawn_suppression_ended").get().label == "closed"
+    assert Bead.objects.filter(type="escalation", title__contains="closed while waiting").exists()
+    world.cycle(3, minutes=5)
+    assert world.convoy_now().landing_attempts == 2, "the normal respawn applies again"
+
+
+def test_changes_requested_on_a_suppressed_pr_escalates_and_keeps_the_suppression(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    world.cycle(2, minutes=1)
+    fake_github.request_changes(REPO, mr.pr_number, by="alice")
+    world.cycle(5, seconds=61)
+    assert world.convoy_now().respawn_suppressed_since is not None
+    escalations = Bead.objects.filter(type="escalation", title__contains="Changes requested")
+    assert escalations.count() == 1
+    assert len(world.landing_mrs()) == 1
+
+
+def test_landing_fails_the_convoy_after_five_real_failures_with_cooldowns(fake_github):
+    world = World(fake_github)
+    world.cycle(2, seconds=1)  # open -> ready_to_land -> first landing MR
+    for attempt in range(1, 6):
+        landing = world.landing_mrs()
+        assert len(landing) == attempt
+        assert world.convoy_now().landing_attempts == attempt
+        bead_set_status(
+            bead=landing[-1].bead,
+            status=BeadStatus.FAILED,
+            actor=Actor.reconciler(),
+            failure_code="pr_closed",
+        )
+        if attempt == 5:
+            break
+        cooldown = landing_cooldown(attempt)
+        world.advance(seconds=cooldown.total_seconds() - 1)
+        world.tick()
+        assert len(world.landing_mrs()) == attempt, f"cool-down {cooldown} respected"
+        world.advance(seconds=1)
+        world.tick()
+    world.advance(minutes=30)
+    world.tick()
+    convoy = world.convoy_now()
+    assert convoy.status == ConvoyStatus.FAILED
+    assert convoy.failure_reason == "landing_mr_exhausted"
+    assert len(world.landing_mrs()) == 5
+    assert world.telemetry("convoy.failed").get().reason == "landing_mr_exhausted"
+
+
+def test_landing_cooldown_doubles_up_to_thirty_minutes():
+    assert [landing_cooldown(n).total_seconds() for n in (0, 1, 2, 5, 6, 10)] == [
+        30,
+        60,
+        120,
+        960,
+        1800,
+        1800,
+    ]
+
+
+def test_review_and_merge_convoy_lands_when_every_bead_is_closed(fake_github):
+    rig = RigFactory()
+    convoy = ConvoyFactory(town=rig.town, rig=rig, merge_mode=MergeMode.REVIEW_AND_MERGE)
+    beads = [BeadFactory(town=rig.town, rig=rig, convoy=convoy, status=BeadStatus.CLOSED)]
+    beads.append(BeadFactory(town=rig.town, rig=rig, convoy=convoy, status=BeadStatus.IN_REVIEW))
+    reconcile_town(rig.town)
+    assert Convoy.objects.get(pk=convoy.pk).status == ConvoyStatus.OPEN
+    Bead.objects.filter(pk=beads[1].pk).update(status=BeadStatus.CLOSED)
+    reconcile_town(rig.town)
+    assert Convoy.objects.get(pk=convoy.pk).status == ConvoyStatus.LANDED
+
+
+def test_failed_member_holds_the_convoy_with_one_escalation(fake_github):
+    world = World(fake_github)
+    BeadFactory(town=world.town, rig=world.rig, convoy=world.convoy, status=BeadStatus.FAILED)
+    world.cycle(5, minutes=1)
+    assert world.convoy_now().status == ConvoyStatus.OPEN
+    assert Bead.objects.filter(type="escalation", title__contains="failed bead").count() == 1
+    assert world.landing_mrs() == []
+
+
+def test_starting_a_convoy_creates_its_feature_branch(fake_github):
+    fake_github.create_repo(REPO)
+    rig = RigFactory(repo=REPO)
+    convoy = ConvoyFactory(
+        town=rig.town, rig=rig, feature_branch="", merge_mode=MergeMode.REVIEW_THEN_LAND
+    )
+    issue = BeadFactory(town=rig.town, rig=rig, convoy=convoy)
+    result = reconcile_town(rig.town)
+    assert [a.kind for a in result.applied] == ["ConvoyStart"], "no dispatch before the branch"
+    convoy.refresh_from_db()
+    assert convoy.feature_branch == f"convoy/{convoy.pk}"
+    assert convoy.feature_branch_created_at is not None
+    assert fake_github.branch_sha(REPO, convoy.feature_branch) is not None
+    reconcile_town(rig.town)
+    issue.refresh_from_db()
+    assert issue.status == BeadStatus.IN_PROGRESS
