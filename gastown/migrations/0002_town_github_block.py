@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('gastown', '0001_initial'),
+        ("gastown", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='town',
-            name='github_blocked_until',
+            model_name="town",
+            name="github_blocked_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='town',
-            name='github_error',
-            field=models.TextField(blank=True, default=''),
+            model_name="town",
+            name="github_error",
+            field=models.TextField(blank=True, default=""),
         ),
     ]
