@@ -230,3 +230,15 @@ def test_check_prs_command_prints_the_summary_line(fake_github, town, rig, clock
     out = capsys.readouterr().out
     assert out.startswith("check_prs: 1 towns (0 paused), 1 due, 1 checked")
     assert "1/1 merged" in out
+
+
+def test_the_task_runs_the_same_check_for_one_town(fake_github, town, rig, clock):
+    from gastown.tasks import check_prs_task
+
+    other = RigFactory(repo=REPO)  # another town's MR is not checked
+    fake_github.create_repo(REPO)
+    mine, theirs = make_mr(fake_github, rig), make_mr(fake_github, other)
+    line = check_prs_task(town.pk)
+    assert line.startswith("check_prs: 1 towns")
+    assert reload(mine).last_checked_at is not None
+    assert reload(theirs).last_checked_at is None
