@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from gastown.models import ReconcilerTick, TelemetryEvent, Town, TownEvent
+from gastown.models import ReconcilerTick, TelemetryEvent, Town, TownEvent, WebhookDelivery
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
 from gastown.reconciler.effects import run_side_effects
@@ -115,10 +115,13 @@ def dry_run(town: Town, now: datetime | None = None) -> list[a.Action]:
 
 
 def prune(now: datetime) -> None:
-    """GC (SPEC §3): processed events after 7 days, ticks after a day, telemetry after 90."""
+    """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks after a day,
+    telemetry after 90."""
     TownEvent.objects.filter(processed_at__lt=now - EVENT_HISTORY).delete()
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
     TelemetryEvent.objects.filter(created_at__lt=now - TELEMETRY_HISTORY).delete()
+    # A redelivery older than a week is not going to come: its id need not be remembered.
+    WebhookDelivery.objects.filter(received_at__lt=now - EVENT_HISTORY).delete()
     # The bead audit (BeadEvent) is never pruned: it is the record of what happened.
 
 

@@ -230,3 +230,31 @@ def test_active_tick_enqueues_the_next_one(settings):
     follow_up = Schedule.objects.get(func="gastown.tasks.reconcile_town_task")
     assert follow_up.schedule_type == Schedule.ONCE
     assert follow_up.args == repr(bead.town.pk)
+
+
+def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
+    from datetime import timedelta
+
+    from beads.models import BeadEvent
+    from gastown.models import WebhookDelivery
+    from gastown.reconciler.tick import prune
+
+    bead = BeadFactory()
+    BeadEvent.objects.create(
+        bead=bead, bead_ref=bead.pk, bead_title="t", town=bead.town, kind="note", actor="x"
+    )
+    TownEventFactory(town=bead.town, processed_at=clock.now - timedelta(days=8))
+    fresh = TownEventFactory(town=bead.town, processed_at=clock.now - timedelta(days=6))
+    ReconcilerTick.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
+    TelemetryEvent.objects.create(town=bead.town, name="x")
+    TelemetryEvent.objects.filter(name="x").update(created_at=clock.now - timedelta(days=91))
+    WebhookDelivery.objects.create(delivery_id="old", event="ping", status="ignored")
+    WebhookDelivery.objects.filter(delivery_id="old").update(
+        received_at=clock.now - timedelta(days=8)
+    )
+    prune(clock.now)
+    assert list(TownEvent.objects.all()) == [fresh]
+    assert not ReconcilerTick.objects.exists()
+    assert not TelemetryEvent.objects.filter(name="x").exists()
+    assert not WebhookDelivery.objects.exists()
+    assert BeadEvent.objects.filter(bead_ref=bead.pk).count() == 1
