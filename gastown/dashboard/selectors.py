@@ -147,9 +147,12 @@ def awaiting_approval_list(
     if rig:
         mrs = mrs.filter(bead__rig_id=rig)
     if convoy:
-        mrs = mrs.filter(Q(bead__convoy_id=convoy) | Q(landing_convoy_id=convoy))
+        # An issue's MR belongs to the convoy through its source issue.
+        mrs = mrs.filter(
+            Q(bead__convoy_id=convoy) | Q(source__convoy_id=convoy) | Q(landing_convoy_id=convoy)
+        )
     return mrs.select_related(
-        "bead", "bead__rig", "bead__convoy", "bead__town", "landing_convoy"
+        "bead", "bead__rig", "bead__convoy", "bead__town", "landing_convoy", "source__convoy"
     ).order_by("waiting_since", "pk")
 
 

@@ -360,3 +360,26 @@ def test_terminal_bead_offers_no_redispatch(lead_client, town):
     assert b"never reopened" in response.content
     bead.refresh_from_db()
     assert bead.status == BeadStatus.CLOSED
+
+
+def test_awaiting_page_names_the_convoy_of_an_issue_mr_and_filters_by_it(lead_client, town, rig):
+    from django.utils import timezone
+
+    from tests.factories import BeadFactory, ConvoyFactory, MergeRequestFactory
+
+    convoy = ConvoyFactory(town=town, rig=rig, title="Billing v2")
+    issue = BeadFactory(town=town, rig=rig, convoy=convoy, status="in_review")
+    MergeRequestFactory(
+        bead__town=town,
+        bead__rig=rig,
+        source=issue,
+        pr_url="https://github.com/a/b/pull/9",
+        blocker="human_review",
+        awaiting_approval=True,
+        waiting_since=timezone.now(),
+    )
+    url = f"/towns/{town.slug}/awaiting/"
+    assert "Billing v2" in lead_client.get(url).content.decode().split("<tbody")[1]
+    assert "pull/9" in lead_client.get(f"{url}?convoy={convoy.pk}").content.decode()
+    other = ConvoyFactory(town=town, rig=rig)
+    assert "pull/9" not in lead_client.get(f"{url}?convoy={other.pk}").content.decode()
