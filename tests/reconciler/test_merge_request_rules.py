@@ -198,3 +198,15 @@ def test_mr_whose_pr_cannot_be_opened_goes_back_to_the_queue(tick, fake_github):
     assert mr.last_error
     assert mr.bead.status == BeadStatus.OPEN
     assert Agent.objects.get(role="refinery").hooked_bead_id is None
+
+
+def test_mr_fails_when_its_refinery_never_reviews_past_max_attempts(tick, clock):
+    rig = RigFactory(max_dispatch_attempts=2)
+    mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
+    for _ in range(4):
+        tick(rig.town)
+        clock.advance(minutes=15)
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.FAILED
+    assert mr.bead.failure_code == "review_dispatch_exhausted"
+    assert Agent.objects.get(role="refinery").hooked_bead_id is None
