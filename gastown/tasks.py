@@ -9,28 +9,24 @@ later, and agent reports and webhooks enqueue one at once.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
 
 from django.conf import settings
-from django.utils import timezone
 
 log = logging.getLogger(__name__)
+MAX_TICK_DELAY_SECONDS = 30
 
 
 def _already_queued(func: str, args: tuple[object, ...]) -> bool:
-    """Whether the same task waits in the ORM broker's queue (or as a one-off schedule).
+    """Whether the same task already waits in (or is being run from) the ORM broker's queue.
 
     Ticks and checks are idempotent, so a second copy only costs time; but every tick of an
-    active town asks again, and without this the queue would fill with copies."""
-    from django_q.models import OrmQ, Schedule
+    active town and every due PR asks again, and without this the queue fills with copies."""
+    from django_q.models import OrmQ
 
-    if Schedule.objects.filter(
-        func=func, args=",".join(repr(a) for a in args) or None, schedule_type=Schedule.ONCE
-    ).exists():
-        return True
     for queued in OrmQ.objects.all()[:500]:
         try:
-            task = queued.task()
+            task = queued.task
         except Exception:  # a payload we cannot read is not ours to judge
             continue
         if task.get("func") == func and tuple(task.get("args") or ()) == args:
@@ -38,32 +34,21 @@ def _already_queued(func: str, args: tuple[object, ...]) -> bool:
     return False
 
 
-def _enqueue(func: str, *args: object, delay_seconds: int = 0, group: str = "") -> None:
-    from django_q.models import Schedule
+def _enqueue(func: str, *args: object) -> None:
+    from django_q.tasks import async_task
 
-    if _already_queued(func, args):
-        return
-    if delay_seconds <= 0:
-        from django_q.tasks import async_task
-
-        async_task(func, *args, group=group or None)
-        return
-    # django-q2 has no delayed async task; a one-off schedule runs once at next_run.
-    Schedule.objects.create(
-        func=func,
-        args=",".join(repr(a) for a in args) if args else None,
-        schedule_type=Schedule.ONCE,
-        repeats=-1,
-        next_run=timezone.now() + timedelta(seconds=delay_seconds),
-        name=None,
-    )
+    if not _already_queued(func, args):
+        async_task(func, *args)
 
 
 def enqueue_tick(town_id: int, *, delay_seconds: int = 0) -> None:
     """Ask for a reconciler tick of one town (at once, or after a delay)."""
     if not settings.GASTOWN_ENQUEUE_TASKS:
         return
-    _enqueue("gastown.tasks.reconcile_town_task", town_id, delay_seconds=delay_seconds)
+    if delay_seconds > 0:
+        _enqueue("gastown.tasks.reconcile_town_later_task", town_id, delay_seconds)
+    else:
+        _enqueue("gastown.tasks.reconcile_town_task", town_id)
 
 
 def enqueue_feedback_check(town_id: int) -> None:
@@ -77,6 +62,14 @@ def reconcile_town_task(town_id: int) -> str:
     from gastown.reconciler.tick import reconcile_towns
 
     return reconcile_towns(town_ids=[town_id], reschedule=True).summary()
+
+
+def reconcile_town_later_task(town_id: int, delay_seconds: int) -> str:
+    # django-q2 has no delayed task, and its scheduler looks at one-off schedules only about
+    # every 30 s, so a schedule cannot say "in three seconds": the worker waits instead. The
+    # wait is short and bounded, far below the cluster's task timeout.
+    time.sleep(min(max(delay_seconds, 0), MAX_TICK_DELAY_SECONDS))
+    return reconcile_town_task(town_id)
 
 
 def reconcile_all_task() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from unittest import mock
 
 import pytest
 
@@ -109,14 +108,15 @@ def test_fetch_assignment_without_hook_returns_none(rig):
 def test_reports_enqueue_a_tick_after_commit(issue, settings, django_capture_on_commit_callbacks):
     settings.GASTOWN_ENQUEUE_TASKS = True
     agent = hooked_polecat(issue)
-    with (
-        mock.patch("gastown.tasks._enqueue") as enqueue,
-        django_capture_on_commit_callbacks(execute=True),
-    ):
+    from django_q.models import OrmQ
+
+    with django_capture_on_commit_callbacks(execute=True):
         agent_heartbeat(agent=agent, now=NOW)
-        assert not enqueue.called
-    enqueue.assert_called_once_with(
-        "gastown.tasks.reconcile_town_task", issue.town_id, delay_seconds=0
+        assert not OrmQ.objects.exists(), "nothing is queued before the commit"
+    [queued] = OrmQ.objects.all()
+    assert (queued.task["func"], queued.task["args"]) == (
+        "gastown.tasks.reconcile_town_task",
+        (issue.town_id,),
     )
 
 

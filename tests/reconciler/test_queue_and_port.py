@@ -221,15 +221,30 @@ def test_sync_schedules_is_idempotent():
     assert set(Schedule.objects.values_list("minutes", flat=True)) == {1}
 
 
-def test_active_tick_enqueues_the_next_one(settings):
+def _queued_tasks():
+    from django_q.models import OrmQ
+
+    return [(q.task["func"], tuple(q.task["args"])) for q in OrmQ.objects.all()]
+
+
+def test_active_tick_enqueues_the_next_one_once(settings):
     settings.GASTOWN_ENQUEUE_TASKS = True
-    from gastown.tasks import reconcile_town_task
+    settings.GASTOWN_ACTIVE_TICK_SECONDS = 3
+    from gastown.tasks import enqueue_tick, reconcile_town_task
 
     bead = BeadFactory()
     reconcile_town_task(bead.town.pk)
-    follow_up = Schedule.objects.get(func="gastown.tasks.reconcile_town_task")
-    assert follow_up.schedule_type == Schedule.ONCE
-    assert follow_up.args == repr(bead.town.pk)
+    enqueue_tick(bead.town.pk, delay_seconds=3)  # asked again: not queued twice
+    assert _queued_tasks() == [("gastown.tasks.reconcile_town_later_task", (bead.town.pk, 3))]
+
+
+def test_idle_tick_enqueues_nothing(settings):
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    from gastown.tasks import reconcile_town_task
+
+    town = TownFactory()
+    reconcile_town_task(town.pk)
+    assert _queued_tasks() == []
 
 
 def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
