@@ -30,6 +30,7 @@ from gastown.feedback.transitions import (
     telemetry_event,
 )
 from gastown.models import EffectiveSettings, TelemetryEvent, Town
+from gastown.tasks import enqueue_tick
 from scm.client import GitHubClient
 from scm.credentials import GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError
@@ -67,6 +68,9 @@ class CheckSummary:
     github_requests: int = 0
     town_errors: list[str] = field(default_factory=list)
 
+    def moves(self) -> tuple[int, ...]:
+        return (self.changed, self.failed, self.closed, self.reworks, self.merged)
+
     def summary(self) -> str:
         line = (
             f"check_prs: {self.towns} towns ({self.towns_paused} paused), {self.due} due, "
@@ -99,8 +103,13 @@ def check_prs(
         towns = towns.filter(pk__in=town_ids)
     for town in towns:
         summary.towns += 1
+        before = summary.moves()
         try:
             _check_town(town, now=now, factory=factory, summary=summary)
+            if summary.moves() != before:
+                # A merge, a failure, a new wait or rework: the reconciler acts on it now,
+                # not at its next scheduled visit.
+                enqueue_tick(town.pk)
         except Exception:
             # One town's surprise must not stop the others; the schedule comes back.
             log.exception("feedback check of town %s failed", town.slug)

@@ -242,3 +242,20 @@ def test_the_task_runs_the_same_check_for_one_town(fake_github, town, rig, clock
     assert line.startswith("check_prs: 1 towns")
     assert reload(mine).last_checked_at is not None
     assert reload(theirs).last_checked_at is None
+
+
+def test_a_check_that_moves_something_asks_the_reconciler_at_once(
+    fake_github, repo, rig, clock, settings
+):
+    from django_q.models import OrmQ
+
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    make_mr(fake_github, rig)
+    run(clock)  # the first observation of the PR changes its MR
+    assert [(q.task["func"], q.task["args"]) for q in OrmQ.objects.all()] == [
+        ("gastown.tasks.reconcile_town_task", (rig.town_id,))
+    ]
+    OrmQ.objects.all().delete()
+    clock.advance(minutes=2)
+    run(clock)  # nothing changed on GitHub: nothing to tell the reconciler
+    assert not OrmQ.objects.exists()
