@@ -417,7 +417,11 @@ def refinery_report_review(
             )
         status = ReviewStatus.PASSED if passed else ReviewStatus.CHANGES_REQUESTED
         MergeRequest.objects.filter(pk=mr.pk).update(
-            review_status=status, reviewed_at=now, updated_at=now
+            review_status=status,
+            reviewed_at=now,
+            updated_at=now,
+            # A passed review may unlock the merge: check the PR now, not at the next poll.
+            check_requested_at=now,
         )
         mr.review_status = status
         mr.reviewed_at = now

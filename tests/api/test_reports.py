@@ -312,6 +312,7 @@ def test_review_passed_records_it_and_unhooks_the_refinery(reviewed):
     refinery.refresh_from_db()
     assert mr.review_status == ReviewStatus.PASSED
     assert mr.reviewed_at == NOW
+    assert mr.check_requested_at == NOW, "the PR is checked at once: it may merge now"
     assert refinery.hooked_bead is None
     assert refinery.status == AgentStatus.IDLE
     assert not Bead.objects.filter(metadata__merge_request_id=mr.pk).exists()
