@@ -1,5 +1,7 @@
 """Create the demo town: two convoys whose work flows through the fake GitHub by itself, one
-of them landing through a PR that waits for a human approval."""
+of them landing through a PR that waits for a human approval, and (with a running fake
+GitHub) a third convoy whose landing MR an old tool already failed while its PR waited for a
+reviewer: the reconciler suppresses the respawn instead of looping."""
 
 from __future__ import annotations
 
@@ -10,12 +12,21 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
 from beads.audit import Actor
-from beads.models import Priority
-from beads.services import bead_add_dependency, bead_create
+from beads.models import BeadStatus, Blocker, MergeRequest, Priority
+from beads.services import (
+    bead_add_dependency,
+    bead_create,
+    bead_set_status,
+    merge_request_create,
+)
 from gastown.management.commands.create_team_lead_group import team_lead_group_sync
-from gastown.models import Convoy, MergeMode, Rig, Town
+from gastown.models import Convoy, ConvoyStatus, MergeMode, Rig, Town
+from gastown.reconciler.effects import github_client_for
+from scm.errors import ScmError
+from scm.fake.remote import fake_control
 
 DEMO_SLUG = "demo"
 DEMO_REPO = "demo/app"
@@ -46,6 +57,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--reset", action="store_true", help="Delete the demo town first.")
+        parser.add_argument(
+            "--no-github",
+            action="store_true",
+            help="Skip the convoy that needs the fake GitHub (its PR is created there).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
@@ -57,7 +73,14 @@ class Command(BaseCommand):
                 return
             town = self._town()
             passwords = self._users(town)
-        self.stdout.write(f"Demo town {town.name!r} created with {len(CONVOYS)} convoys.")
+        convoys = len(CONVOYS)
+        if not options["no_github"]:
+            try:
+                self._suppressed_landing(town)
+                convoys += 1
+            except ScmError as error:
+                self.stderr.write(f"Skipped the suppressed-landing convoy: {error.message}")
+        self.stdout.write(f"Demo town {town.name!r} created with {convoys} convoys.")
         for username, password in passwords.items():
             self.stdout.write(f"  login: {username} / {password}")
 
@@ -96,6 +119,65 @@ class Command(BaseCommand):
                     bead_add_dependency(bead=bead, blocker=previous)
                 previous = bead
         return town
+
+    def _suppressed_landing(self, town: Town) -> None:
+        """A convoy whose work is done and whose landing PR waits for approval; a naive timeout
+        (not gastown) failed its landing MR. The PR is real, on the fake GitHub."""
+        rig = town.rigs.get()
+        actor = Actor("user:demo-seed")
+        convoy = Convoy.objects.create(
+            town=town,
+            rig=rig,
+            title="Search revamp",
+            merge_mode=MergeMode.REVIEW_THEN_LAND,
+            feature_branch="convoy/search-revamp",
+            created_by=actor.label,
+        )
+        client = github_client_for(town)
+        client.create_branch(rig.repo, branch=convoy.feature_branch, from_branch="main")
+        ref = client.open_pull_request(
+            rig.repo, head=convoy.feature_branch, base="main", title="Land convoy: Search revamp"
+        )
+        fake_control(f"pulls/{ref.repo}/{ref.number}/checks", {"name": "ci"})
+        now = timezone.now()
+        for title in ("Index titles and bodies", "Rank exact matches first"):
+            bead = bead_create(town=town, rig=rig, convoy=convoy, title=title, actor=actor)
+            bead_set_status(bead=bead, status=BeadStatus.CLOSED, actor=actor)
+        Convoy.objects.filter(pk=convoy.pk).update(
+            status=ConvoyStatus.LANDING,
+            feature_branch_created_at=now,
+            landing_attempts=1,
+            last_landing_attempt_at=now,
+        )
+        mr = merge_request_create(
+            town=town,
+            rig=rig,
+            title="Land convoy: Search revamp",
+            branch=convoy.feature_branch,
+            target_branch="main",
+            actor=actor,
+            landing_convoy=convoy,
+            pr_url=ref.url,
+        )
+        MergeRequest.objects.filter(pk=mr.pk).update(
+            pr_state="OPEN",
+            review_decision="REVIEW_REQUIRED",
+            merge_state_status="BLOCKED",
+            checks_state="passing",
+            blocker=Blocker.HUMAN_REVIEW,
+            awaiting_approval=True,
+            waiting_since=now,
+            snapshot_at=now,
+            last_checked_at=now,
+            review_status="passed",
+        )
+        bead_set_status(
+            bead=mr.bead,
+            status=BeadStatus.FAILED,
+            actor=Actor("user:legacy-timeout-bot"),
+            failure_code="timed_out",
+            failure_message="No merge after 30 minutes.",
+        )
 
     def _users(self, town: Town) -> dict[str, str]:
         User = get_user_model()
