@@ -2,6 +2,7 @@
 feedback check against the fake GitHub, with time moved by time-machine."""
 
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 import time_machine
@@ -29,7 +30,7 @@ def test_demo_town_flows_to_waiting_prs_then_lands_after_approval(fake_github, s
         "demo/app", required_approvals=1, required_checks={"ci"}, protected_branches={"main"}
     )
     with time_machine.travel(timezone.now(), tick=False) as traveller:
-        call_command("seed_demo", "--reset", stdout=open("/dev/null", "w"))
+        call_command("seed_demo", "--reset", stdout=StringIO())
         _run(traveller, 40)
 
         billing = Convoy.objects.get(title="Billing v2")
