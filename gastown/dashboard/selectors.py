@@ -133,10 +133,14 @@ def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
 
 
 def _awaiting_base(town: Town) -> QuerySet[MergeRequest]:
-    # A failed landing MR keeps its snapshot (the landing rules read it); its wait shows as
-    # the convoy's suppression, so only live MRs are listed here.
-    return MergeRequest.objects.filter(
-        bead__town=town, awaiting_approval=True, bead__status__in=ACTIVE_STATUSES
+    # A failed MR keeps its last snapshot, so only live MRs are listed, plus the failed landing
+    # MR a suppression holds: its PR is open and still waits for the reviewer the team lead
+    # has to chase.
+    held = Convoy.objects.filter(town=town, respawn_suppressed_since__isnull=False).values(
+        "suppressed_landing_mr"
+    )
+    return MergeRequest.objects.filter(bead__town=town, awaiting_approval=True).filter(
+        Q(bead__status__in=ACTIVE_STATUSES) | Q(pk__in=held)
     )
 
 

@@ -383,3 +383,40 @@ def test_awaiting_page_names_the_convoy_of_an_issue_mr_and_filters_by_it(lead_cl
     assert "pull/9" in lead_client.get(f"{url}?convoy={convoy.pk}").content.decode()
     other = ConvoyFactory(town=town, rig=rig)
     assert "pull/9" not in lead_client.get(f"{url}?convoy={other.pk}").content.decode()
+
+
+def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, rig):
+    from django.utils import timezone
+
+    from beads.audit import Actor
+    from beads.services import bead_set_status
+    from tests.factories import ConvoyFactory, MergeRequestFactory
+
+    convoy = ConvoyFactory(town=town, rig=rig, title="Search revamp", status="landing")
+    held = MergeRequestFactory(
+        bead__town=town,
+        bead__rig=rig,
+        landing_convoy=convoy,
+        pr_url="https://github.com/a/b/pull/11",
+        pr_number=11,
+        blocker="human_review",
+        awaiting_approval=True,
+        waiting_since=timezone.now(),
+    )
+    stale = MergeRequestFactory(
+        bead__town=town,
+        bead__rig=rig,
+        pr_url="https://github.com/a/b/pull/12",
+        pr_number=12,
+        blocker="human_review",
+        awaiting_approval=True,
+        waiting_since=timezone.now(),
+    )
+    for mr in (held, stale):
+        bead_set_status(bead=mr.bead, status="failed", actor=Actor("user:x"))
+    convoy.respawn_suppressed_since = timezone.now()
+    convoy.suppressed_landing_mr = held
+    convoy.save()
+    page = lead_client.get(f"/towns/{town.slug}/awaiting/").content.decode()
+    assert "pull/11" in page and "respawn suppressed" in page
+    assert "pull/12" not in page, "a failed MR nobody holds is not waiting any more"
