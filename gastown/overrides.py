@@ -568,6 +568,13 @@ def _mr_open_with_pr(mr: MergeRequest) -> bool:
     return bool(mr.pr_url) and not mr.bead.is_terminal
 
 
+def _mr_watched(mr: MergeRequest) -> bool:
+    """Open with a PR, or the failed landing MR a suppression holds (its PR is still open and
+    watched: re-checking or approving it is what ends the suppression). `held` is annotated
+    by the awaiting-approval selector."""
+    return _mr_open_with_pr(mr) or (bool(mr.pr_url) and getattr(mr, "held", False))
+
+
 OVERRIDES: dict[str, Override] = {
     o.name: o
     for o in [
@@ -578,7 +585,7 @@ OVERRIDES: dict[str, Override] = {
             TownPermission.RECHECK_PR,
             "Makes the MR due for a feedback check at once; nothing else changes.",
             merge_request_recheck,
-            _mr_open_with_pr,
+            _mr_watched,
         ),
         Override(
             "merge_request_merge_now",
@@ -608,7 +615,7 @@ OVERRIDES: dict[str, Override] = {
             "Demo only: approves the PR on the fake GitHub as the requested reviewer, then "
             "re-checks it.",
             fake_pr_approve,
-            lambda mr: fake_github_enabled() and _mr_open_with_pr(mr) and bool(mr.pr_number),
+            lambda mr: fake_github_enabled() and _mr_watched(mr) and bool(mr.pr_number),
         ),
         Override(
             "merge_request_fail",

@@ -11,8 +11,10 @@ from typing import Any
 from django.db.models import (
     Case,
     Count,
+    Exists,
     IntegerField,
     Min,
+    OuterRef,
     Prefetch,
     Q,
     QuerySet,
@@ -155,9 +157,16 @@ def awaiting_approval_list(
         mrs = mrs.filter(
             Q(bead__convoy_id=convoy) | Q(source__convoy_id=convoy) | Q(landing_convoy_id=convoy)
         )
-    return mrs.select_related(
-        "bead", "bead__rig", "bead__convoy", "bead__town", "landing_convoy", "source__convoy"
-    ).order_by("waiting_since", "pk")
+    held = Convoy.objects.filter(
+        suppressed_landing_mr=OuterRef("pk"), respawn_suppressed_since__isnull=False
+    )
+    return (
+        mrs.select_related(
+            "bead", "bead__rig", "bead__convoy", "bead__town", "landing_convoy", "source__convoy"
+        )
+        .annotate(held=Exists(held))
+        .order_by("waiting_since", "pk")
+    )
 
 
 def town_rigs(*, town: Town) -> list[Rig]:

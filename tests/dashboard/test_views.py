@@ -419,4 +419,5 @@ def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, r
     convoy.save()
     page = lead_client.get(f"/towns/{town.slug}/awaiting/").content.decode()
     assert "pull/11" in page and "respawn suppressed" in page
+    assert f"/overrides/merge_request_recheck/{held.pk}/" in page, "re-checking it is allowed"
     assert "pull/12" not in page, "a failed MR nobody holds is not waiting any more"
