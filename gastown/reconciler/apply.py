@@ -249,9 +249,7 @@ def _escalate(town: Town, action: a.RaiseEscalation, now: datetime) -> list[Side
         actor=RECONCILER,
     )
     if action.wait_mr_id:
-        MergeRequest.objects.filter(pk=action.wait_mr_id, wait_escalated_at__isnull=True).update(
-            wait_escalated_at=now
-        )
+        MergeRequest.objects.filter(pk=action.wait_mr_id).update(wait_escalated_at=now)
     return []
 
 

@@ -368,8 +368,10 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
 
 def rule_w_long_wait(s: TownSnapshot) -> Iterator[a.Action]:
     for mr in s.merge_requests:
-        if not mr.awaiting_approval or mr.waiting_since is None or mr.wait_escalated_at:
+        if not mr.awaiting_approval or mr.waiting_since is None:
             continue
+        if mr.wait_escalated_at and mr.wait_escalated_at >= mr.waiting_since:
+            continue  # this wait was escalated already (an earlier wait's mark does not count)
         threshold = s.settings_for(mr.bead.rig_id).human_wait_escalation
         if s.now - mr.waiting_since < threshold:
             continue

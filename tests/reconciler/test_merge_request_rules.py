@@ -210,3 +210,21 @@ def test_mr_fails_when_its_refinery_never_reviews_past_max_attempts(tick, clock)
     assert mr.bead.status == BeadStatus.FAILED
     assert mr.bead.failure_code == "review_dispatch_exhausted"
     assert Agent.objects.get(role="refinery").hooked_bead_id is None
+
+
+def test_a_second_long_wait_of_the_same_mr_is_escalated_again(tick, clock):
+    rig = RigFactory()
+    mr = waiting_mr(rig, clock)
+    clock.advance(hours=25)
+    tick(rig.town)
+    Bead.objects.filter(type="escalation").update(status=BeadStatus.CLOSED)
+    # The wait ended (approved, then a new push asked for a new approval): a new wait.
+    clock.advance(hours=1)
+    type(mr).objects.filter(pk=mr.pk).update(waiting_since=clock.now)
+    clock.advance(hours=23)
+    tick(rig.town)
+    assert Bead.objects.filter(type="escalation").count() == 1
+    clock.advance(hours=2)
+    tick(rig.town)
+    tick(rig.town)
+    assert Bead.objects.filter(type="escalation").count() == 2
