@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from django.db import connection
 from django.utils import timezone
 
 from beads.models import MergeRequest
+from gastown.feedback.checks import check_prs
 from gastown.models import ConvoyStatus, MergeMode
+from gastown.reconciler.tick import reconcile_towns
 from tests.factories import BeadFactory, ConvoyFactory, RigFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +67,12 @@ def test_two_reconcilers_create_one_landing_mr_and_merge_once(fake_github):
         for _ in range(2)
     ]
     assert [p.wait(timeout=180) for p in procs] == [0, 0]
+    # The workers ran for a few seconds of real time; when they got in each other's way the
+    # next check of the PR is a poll interval away. One later pass stands in for it.
+    later = timezone.now() + timedelta(minutes=2)
+    for _ in range(2):
+        reconcile_towns(now=later)
+        check_prs(now=later)
 
     convoy.refresh_from_db()
     assert convoy.status == ConvoyStatus.LANDED
