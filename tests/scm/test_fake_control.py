@@ -76,3 +76,27 @@ def test_bench_reports_requests_points_and_the_rest_ratio():
     assert "GraphQL (ours):            2 requests" in text
     assert "REST baseline (per PR):    240 requests" in text
     assert "Ratio:" in text
+
+
+def test_branch_protection_can_cover_the_default_branch_only(fake_github, github_client):
+    _post(
+        f"{fake_github.url}/_fake/repos",
+        {
+            "repo": "octo/demo",
+            "required_approvals": 1,
+            "required_checks": ["ci"],
+            "protected_branches": ["main"],
+        },
+    )
+    fake_github.create_branch("octo/demo", "convoy/1")
+    into_main = fake_github.create_pr("octo/demo", head="convoy/1", base="main")
+    into_feature = fake_github.create_pr("octo/demo", head="agent-1", base="convoy/1")
+    refs = [PullRequestRef("octo/demo", p.number) for p in (into_main, into_feature)]
+    snapshots = {
+        ref: result.snapshot for ref, result in github_client.fetch_snapshots(refs).items()
+    }
+
+    assert derive_blocker(snapshots[refs[0]]) == Blocker.HUMAN_REVIEW
+    assert derive_blocker(snapshots[refs[1]]) == Blocker.READY
+    outcome = github_client.merge(refs[1], head_sha=snapshots[refs[1]].head_sha, methods=["squash"])
+    assert outcome.kind == "merged"
