@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -39,11 +40,8 @@ from beads.services import (
     bead_set_status,
 )
 from gastown.dashboard.admin_actions import override_admin_actions
-
-# PR URLs are https; also silences Django 5.x's warning about the default scheme changing.
-URL_FIELD_HTTPS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
-    models.URLField: {"assume_scheme": "https"}
-}
+from scm.errors import ScmError
+from scm.urls import parse_pr_url
 
 #: How many audit events a bead or MR change page lists; the rest are one link away.
 RECENT_EVENTS = 20
@@ -96,8 +94,37 @@ MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIE
 def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
     """Write only what the form changed (plus updated_at), never a stale copy of the rest."""
     fields = list(changed)
+    if "pr_url" in fields:
+        # The parsed repository and number follow the URL (MergeRequestForm set them), and the
+        # new PR is checked at once instead of trusting the old PR's snapshot.
+        obj.check_requested_at = timezone.now()  # type: ignore[attr-defined]
+        fields += ["pr_repo", "pr_number", "check_requested_at"]
     if fields:
         obj.save(update_fields=[*fields, "updated_at"])
+
+
+class MergeRequestForm(forms.ModelForm):
+    """A PR URL typed in the admin is parsed like one an agent reports: a malformed one is a
+    form error that says what to fix, and repository and number are kept in step."""
+
+    # A plain text field: parse_pr_url is the validator, and says more than URLField would.
+    pr_url = forms.CharField(max_length=500, required=False, label="PR URL")
+
+    class Meta:
+        model = MergeRequest
+        fields = ("bead", "source", "landing_convoy", "branch", "target_branch", "pr_url")
+
+    def clean_pr_url(self) -> str:
+        url = (self.cleaned_data.get("pr_url") or "").strip()
+        if not url:
+            self.instance.pr_repo, self.instance.pr_number = "", None
+            return ""
+        try:
+            ref = parse_pr_url(url)
+        except ScmError as error:
+            raise forms.ValidationError(error.message) from None
+        self.instance.pr_repo, self.instance.pr_number = ref.repo, ref.number
+        return ref.url
 
 
 def _events_link(bead_ref: int, label: str) -> SafeString:
@@ -193,8 +220,8 @@ class ChangedFieldsInlineFormSet(BaseInlineFormSet):
 
 class MergeRequestInline(admin.StackedInline):
     model = MergeRequest
+    form = MergeRequestForm
     fk_name = "bead"
-    formfield_overrides = URL_FIELD_HTTPS
     formset = ChangedFieldsInlineFormSet
     extra = 0
     max_num = 1
@@ -372,6 +399,7 @@ class BeadAdmin(admin.ModelAdmin):
 
 @admin.register(MergeRequest)
 class MergeRequestAdmin(admin.ModelAdmin):
+    form = MergeRequestForm
     list_display = (
         "branch",
         "target_branch",
@@ -395,7 +423,6 @@ class MergeRequestAdmin(admin.ModelAdmin):
     search_fields = ("branch", "target_branch", "pr_url", "pr_repo", "head_sha", "bead__title")
     date_hierarchy = "created_at"
     list_select_related = ("bead",)
-    formfield_overrides = URL_FIELD_HTTPS
     autocomplete_fields = ("bead", "source", "landing_convoy")
     actions = ("fail_merge_requests", *override_admin_actions("merge_request"))
     fieldsets = (

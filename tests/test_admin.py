@@ -384,6 +384,59 @@ def test_merge_request_edit_does_not_overwrite_a_snapshot_taken_meanwhile(
     assert (mr.branch, mr.head_sha, mr.blocker) == ("polecat/renamed", "f00d", "ready")
 
 
+def _merge_request_form(mr: MergeRequest, **changes: Any) -> dict[str, Any]:
+    form = {
+        "bead": mr.bead_id,
+        "source": mr.source_id,
+        "landing_convoy": mr.landing_convoy_id,
+        "branch": mr.branch,
+        "target_branch": mr.target_branch,
+        "pr_url": mr.pr_url,
+        "_save": "Save",
+    }
+    return {**form, **changes}
+
+
+def test_malformed_pr_url_in_the_admin_is_a_form_error_that_changes_nothing(admin_client):
+    mr = _merge_request()
+    before = (mr.pr_url, mr.pr_repo, mr.pr_number)
+    response = admin_client.post(
+        _url("beads.mergerequest", "change", mr.pk),
+        _merge_request_form(mr, pr_url="https://github.com/acme/web/issues/7"),
+    )
+    assert response.status_code == 200
+    assert "pr_url" in response.context["adminform"].form.errors
+    mr.refresh_from_db()
+    assert (mr.pr_url, mr.pr_repo, mr.pr_number) == before
+
+
+def test_new_pr_url_in_the_admin_is_parsed_and_checked_at_once(admin_client):
+    mr = _merge_request()
+    assert mr.check_requested_at is None
+    response = admin_client.post(
+        _url("beads.mergerequest", "change", mr.pk),
+        _merge_request_form(mr, pr_url="https://github.com/acme/other/pull/99"),
+    )
+    assert response.status_code == 302
+    mr.refresh_from_db()
+    assert (mr.pr_url, mr.pr_repo, mr.pr_number) == (
+        "https://github.com/acme/other/pull/99",
+        "acme/other",
+        99,
+    )
+    assert mr.check_requested_at is not None
+
+
+def test_cleared_pr_url_in_the_admin_clears_repository_and_number(admin_client):
+    mr = _merge_request()
+    response = admin_client.post(
+        _url("beads.mergerequest", "change", mr.pk), _merge_request_form(mr, pr_url="")
+    )
+    assert response.status_code == 302
+    mr.refresh_from_db()
+    assert (mr.pr_url, mr.pr_repo, mr.pr_number) == ("", "", None)
+
+
 def test_bead_added_in_the_admin_is_created_by_the_service(admin_client):
     town = TownFactory()
     data = _bead_form(Bead(town=town, type="issue", priority="high", title="From the admin"))
