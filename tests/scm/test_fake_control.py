@@ -69,6 +69,19 @@ def test_fake_review_command_approves_and_requests_changes(fake_github, github_c
     assert derive_blocker(snapshot) == Blocker.CHANGES_REQUESTED
 
 
+def test_fake_review_command_finds_the_fake_through_github_api_url(
+    fake_github, github_client, settings
+):
+    settings.GITHUB_API_URL = fake_github.url
+    fake_github.create_repo("octo/demo", required_approvals=1)
+    ref = PullRequestRef("octo/demo", fake_github.create_pr("octo/demo").number)
+
+    call_command("fake_review", pr=ref.url, approve=True, stdout=StringIO())
+
+    snapshot = github_client.fetch_snapshots([ref])[ref].snapshot
+    assert snapshot.review_decision == "APPROVED"
+
+
 def test_bench_reports_requests_points_and_the_rest_ratio():
     out = StringIO()
     call_command("bench_scm", prs=60, stdout=out)

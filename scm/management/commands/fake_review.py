@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scm.errors import ScmError
-from scm.fake.remote import fake_control
+from scm.fake.remote import fake_control, fake_root_url
 from scm.urls import parse_pr_url
+
+
+def _default_fake_url() -> str:
+    # The demo's own shell exports GITHUB_API_URL; a second terminal usually has only the port.
+    port = os.environ.get("FAKE_GITHUB_PORT", "8765")
+    return fake_root_url() or f"http://127.0.0.1:{port}"
 
 
 class Command(BaseCommand):
@@ -21,7 +28,11 @@ class Command(BaseCommand):
         action.add_argument("--request-changes", action="store_true")
         parser.add_argument("--by", default="alice", help="The reviewer's login.")
         parser.add_argument("--body", default="Please fix this.", help="Comment for changes.")
-        parser.add_argument("--fake-url", default="http://127.0.0.1:8765")
+        parser.add_argument(
+            "--fake-url",
+            help="The fake's root (default: GITHUB_API_URL when it is on this machine, else "
+            "http://127.0.0.1:$FAKE_GITHUB_PORT, port 8765 unless set).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -33,7 +44,7 @@ class Command(BaseCommand):
             state = fake_control(
                 f"pulls/{ref.repo}/{ref.number}/{action}",
                 {"by": options["by"], "body": options["body"]},
-                root=options["fake_url"],
+                root=options["fake_url"] or _default_fake_url(),
                 timeout=10,
             )
         except ScmError as error:
