@@ -31,6 +31,7 @@ from beads.models import (
     MergeRequest,
 )
 from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
+from gastown.landing import convoy_suppression_end
 from gastown.models import (
     Agent,
     AgentStatus,
@@ -403,37 +404,13 @@ def convoy_end_suppression(
     now = now or timezone.now()
     if convoy.respawn_suppressed_since is None:
         raise OverrideRefused("This convoy's landing respawn is not suppressed.")
-    since = convoy.respawn_suppressed_since
     landing_mr_id = convoy.suppressed_landing_mr_id
     pr_url = convoy.suppressed_pr_url
     bead = _landing_bead(convoy)
     message = f"The suppression of {convoy.title!r} ended: the normal landing rules resume."
     with transaction.atomic():
-        changed = Convoy.objects.filter(
-            pk=convoy.pk, respawn_suppressed_since__isnull=False
-        ).update(
-            respawn_suppressed_since=None,
-            suppressed_landing_mr=None,
-            suppressed_pr_url="",
-            suppressed_attempt=None,
-            updated_at=now,
-        )
-        if changed != 1:
+        if not convoy_suppression_end(convoy=convoy, how="by_user", now=now):
             raise OverrideRefused("The suppression ended meanwhile.")
-        convoy.respawn_suppressed_since = None
-        convoy.suppressed_landing_mr = None
-        convoy.suppressed_pr_url = ""
-        convoy.suppressed_attempt = None
-        TelemetryEvent.objects.create(
-            name="reconciler.respawn_suppression_ended",
-            town_id=convoy.town_id,
-            rig_id=convoy.rig_id,
-            convoy=convoy,
-            bead=bead,
-            label="by_user",
-            duration_ms=_ms(since, now),
-            data={"landing_mr": landing_mr_id, "pr_url": pr_url},
-        )
         _audit(
             name="convoy_end_suppression",
             town=convoy.town,
@@ -494,24 +471,59 @@ def convoy_close(
         raise OverrideRefused(f"The convoy is already {convoy.status}.")
     previous = convoy.status
     message = f"{convoy.title!r} closed without landing."
+    bead = _landing_bead(convoy)
     with transaction.atomic():
-        changed = (
-            Convoy.objects.filter(pk=convoy.pk)
+        # Re-read under the lock: the suppression to end is the one in the row now, not the
+        # page's copy (the reconciler may have started or ended one meanwhile).
+        current = (
+            Convoy.objects.select_for_update()
+            .filter(pk=convoy.pk)
             .exclude(status__in=TERMINAL_CONVOY_STATUSES)
-            .update(status=ConvoyStatus.CLOSED, closed_at=now, updated_at=now)
+            .values("respawn_suppressed_since", "suppressed_landing_mr_id", "suppressed_pr_url")
+            .first()
         )
-        if changed != 1:
+        if current is None:
             raise OverrideRefused("The convoy ended meanwhile.")
+        # The reconciler only loads open convoys, so nothing else would ever end a closed
+        # convoy's suppression: it would stay on the overview and keep its PR polled.
+        since = current["respawn_suppressed_since"]
+        Convoy.objects.filter(pk=convoy.pk).update(
+            status=ConvoyStatus.CLOSED,
+            closed_at=now,
+            respawn_suppressed_since=None,
+            suppressed_landing_mr=None,
+            suppressed_pr_url="",
+            suppressed_attempt=None,
+            updated_at=now,
+        )
         convoy.status, convoy.closed_at = ConvoyStatus.CLOSED, now
+        convoy.respawn_suppressed_since, convoy.suppressed_landing_mr = None, None
+        convoy.suppressed_pr_url, convoy.suppressed_attempt = "", None
+        if since is not None:
+            suppression = {
+                "landing_mr": current["suppressed_landing_mr_id"],
+                "pr_url": current["suppressed_pr_url"],
+            }
+            TelemetryEvent.objects.create(
+                name="reconciler.respawn_suppression_ended",
+                town_id=convoy.town_id,
+                rig_id=convoy.rig_id,
+                convoy=convoy,
+                bead=bead,
+                label="by_user",
+                reason="convoy_closed",
+                duration_ms=_ms(since, now),
+                data=suppression,
+            )
         _audit(
             name="convoy_close",
             town=convoy.town,
             user=user,
             reason=reason,
             message=message,
-            bead=_landing_bead(convoy),
+            bead=bead,
             convoy=convoy,
-            data={"from_status": previous},
+            data={"from_status": previous, "ended_suppression": since is not None},
         )
     return message
 

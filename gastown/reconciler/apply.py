@@ -24,6 +24,7 @@ from beads.services import (
     escalation_raise,
     merge_request_create,
 )
+from gastown.landing import convoy_suppression_end
 from gastown.models import Agent, AgentRole, AgentStatus, Convoy, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
@@ -443,29 +444,8 @@ def _suppress(town: Town, action: a.SuppressRespawn, now: datetime) -> list[Side
 
 
 def _end_suppression(town: Town, action: a.EndSuppression, now: datetime) -> list[SideEffect]:
-    convoy = _convoy(action.convoy_id)
-    since = convoy.respawn_suppressed_since
-    if since is None:
-        raise Skipped("no suppression")
-    changed = Convoy.objects.filter(pk=convoy.pk, respawn_suppressed_since=since).update(
-        respawn_suppressed_since=None,
-        suppressed_landing_mr=None,
-        suppressed_pr_url="",
-        suppressed_attempt=None,
-        updated_at=now,
-    )
-    if changed != 1:
-        raise Skipped("suppression ended concurrently")
-    telemetry_record(
-        name="reconciler.respawn_suppression_ended",
-        town_id=town.pk,
-        rig_id=convoy.rig_id,
-        convoy_id=convoy.pk,
-        bead_id=None,
-        label=action.how,
-        duration_ms=duration_ms(since, now),
-        data={"landing_mr": convoy.suppressed_landing_mr_id, "pr_url": convoy.suppressed_pr_url},
-    )
+    if not convoy_suppression_end(convoy=_convoy(action.convoy_id), how=action.how, now=now):
+        raise Skipped("no suppression, or it ended concurrently")
     return []
 
 

@@ -409,6 +409,13 @@ def _mr_merged(mr: MergeRequest) -> bool:
     )
 
 
+#: A held landing PR in one of these states keeps its suppression: a person (or GitHub, still
+#: computing) has yet to move. Any other open state means the approval landed.
+_STILL_WAITING = frozenset({Blocker.HUMAN_REVIEW, Blocker.UNKNOWN, Blocker.NONE})
+#: Failure codes of a landing MR whose PR is gone or never was: its last snapshot is stale.
+_PR_GONE = frozenset({"pr_not_found", "unrecognized_url"})
+
+
 def rule_c_landing(s: TownSnapshot) -> Iterator[a.Action]:
     for convoy in s.convoys:
         members = s.convoy_members.get(convoy.pk, [])
@@ -477,11 +484,6 @@ def _landing_steps(s: TownSnapshot, convoy: Convoy) -> Iterator[a.Action]:
                 rig_id=convoy.rig_id,
                 convoy_id=convoy.pk,
             )
-        elif held.blocker == Blocker.READY:
-            yield a.EndSuppression(rule="C", convoy_id=convoy.pk, how="approved")
-            yield a.CreateLandingMergeRequest(
-                rule="C", convoy_id=convoy.pk, adopt_pr_url=held.pr_url, count_attempt=False
-            )
         elif held.changes_requested:
             key = f"suppression-changes:{convoy.pk}:{held.pk}:{held.head_sha}"
             if key not in s.open_escalation_keys:
@@ -494,11 +496,20 @@ def _landing_steps(s: TownSnapshot, convoy: Convoy) -> Iterator[a.Action]:
                     rig_id=convoy.rig_id,
                     convoy_id=convoy.pk,
                 )
+        elif held.blocker not in _STILL_WAITING:
+            # Approved (or the rule that wanted a human is gone): the PR no longer waits on a
+            # person. A new landing MR adopts it and the usual MR rules take over: merge when
+            # ready, wait on checks, escalate what an agent cannot fix on a landing PR.
+            yield a.EndSuppression(rule="C", convoy_id=convoy.pk, how="approved")
+            yield a.CreateLandingMergeRequest(
+                rule="C", convoy_id=convoy.pk, adopt_pr_url=held.pr_url, count_attempt=False
+            )
         return
     last = landing[-1] if landing else None
     if (
         last is not None
         and last.bead.status == BeadStatus.FAILED
+        and last.bead.failure_code not in _PR_GONE
         and last.pr_url
         and last.pr_state in ("", "OPEN")
         and (last.awaiting_approval or last.blocker == Blocker.HUMAN_REVIEW)

@@ -203,6 +203,86 @@ def test_changes_requested_on_a_suppressed_pr_escalates_and_keeps_the_suppressio
     assert len(world.landing_mrs()) == 1
 
 
+def _fail_while_waiting(world, mr):
+    """A naive tool (or a person) fails the landing MR while its PR waits on a reviewer."""
+    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    world.cycle(2, minutes=1)
+    assert world.convoy_now().respawn_suppressed_since is not None
+
+
+def test_suppression_ended_by_hand_stays_ended_and_the_normal_respawn_applies(fake_github):
+    from gastown.overrides import convoy_end_suppression
+    from tests.factories import UserFactory
+
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    _fail_while_waiting(world, mr)
+
+    convoy_end_suppression(convoy=world.convoy_now(), user=UserFactory(), now=world.now)
+    world.cycle(20, minutes=5)
+
+    convoy = world.convoy_now()
+    assert convoy.respawn_suppressed_since is None
+    assert world.telemetry("reconciler.respawn_suppressed").count() == 1
+    assert world.telemetry("reconciler.respawn_suppression_ended").get().label == "by_user"
+    assert convoy.landing_attempts == 2, "one respawn after the cool-down, counted"
+    assert len(world.landing_mrs()) == 2
+
+
+def test_deleted_suppressed_pr_ends_the_suppression_once_then_respawns(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    _fail_while_waiting(world, mr)
+
+    fake_github.state.repo(REPO).pulls.pop(mr.pr_number)
+    world.cycle(20, minutes=5)
+
+    convoy = world.convoy_now()
+    assert convoy.respawn_suppressed_since is None
+    assert world.telemetry("reconciler.respawn_suppressed").count() == 1
+    assert world.telemetry("reconciler.respawn_suppression_ended").get().label == "closed"
+    assert (
+        Bead.objects.filter(type="escalation", title__contains="closed while waiting").count() == 1
+    )
+    assert convoy.landing_attempts == 2, "the normal respawn applies"
+
+
+def test_waiting_landing_pr_deleted_fails_its_mr_without_a_suppression(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+
+    fake_github.state.repo(REPO).pulls.pop(mr.pr_number)
+    world.cycle(10, minutes=5)
+
+    mr.refresh_from_db()
+    assert (mr.bead.status, mr.bead.failure_code) == (BeadStatus.FAILED, "pr_not_found")
+    assert not world.telemetry("reconciler.respawn_suppressed").exists()
+    assert world.convoy_now().landing_attempts == 2, "a new landing MR, counted"
+
+
+def test_suppressed_pr_approved_while_checks_fail_is_adopted_not_left_suppressed(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    _fail_while_waiting(world, mr)
+
+    fake_github.set_check(REPO, mr.pr_number, "ci", "failure")
+    fake_github.approve(REPO, mr.pr_number, by="alice")
+    world.cycle(3, seconds=61)
+
+    convoy = world.convoy_now()
+    assert convoy.respawn_suppressed_since is None
+    assert world.telemetry("reconciler.respawn_suppression_ended").get().label == "approved"
+    landing = world.landing_mrs()
+    assert len(landing) == 2 and landing[1].adopted and landing[1].pr_url == mr.pr_url
+    assert convoy.landing_attempts == 1, "adopting the approved PR counts no attempt"
+    assert fake_github.merge_calls(REPO, mr.pr_number) == [], "checks fail: nothing merged"
+
+    fake_github.set_check(REPO, mr.pr_number, "ci", "success")
+    world.cycle(3, seconds=61)
+    assert world.convoy_now().status == ConvoyStatus.LANDED
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+
+
 def test_landing_fails_the_convoy_after_five_real_failures_with_cooldowns(fake_github):
     world = World(fake_github)
     world.cycle(2, seconds=1)  # open -> ready_to_land -> first landing MR
