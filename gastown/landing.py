@@ -33,7 +33,7 @@ def convoy_suppression_end(*, convoy: Convoy, how: str, now: datetime) -> bool:
         )
         if changed != 1:
             return False
-        held = MergeRequest.objects.filter(pk=held_id)
+        held = MergeRequest.objects.filter(pk=held_id or 0)
         held.filter(bead__status=BeadStatus.FAILED).update(
             awaiting_approval=False, blocker=Blocker.NONE, waiting_since=None, updated_at=now
         )
