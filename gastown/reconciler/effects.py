@@ -13,10 +13,17 @@ from django.db import transaction
 
 from beads.audit import Actor
 from beads.models import BeadEventKind, BeadStatus, MergeRequest
-from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
+from beads.services import (
+    StaleBeadError,
+    TerminalBeadError,
+    bead_event_record,
+    bead_set_status,
+    escalation_raise,
+)
 from gastown.dispatch import dispatch_notify
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
+from gastown.reconciler.rules import BRANCH_FAILED
 from scm.client import GitHubClient
 from scm.credentials import resolve_token
 from scm.errors import ScmError
@@ -108,9 +115,24 @@ def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
             convoy.rig.repo, branch=convoy.feature_branch, from_branch=convoy.rig.default_branch
         )
     except ScmError as exc:
-        Convoy.objects.filter(pk=convoy.pk).update(
-            failure_message=f"creating the feature branch failed: {exc.message}"
-        )
+        # Recorded with its time: rule C waits BRANCH_RETRY before it tries again, and a team
+        # lead hears of it once (a missing repository or a token without write access will not
+        # fix itself; the convoy's beads are not dispatched until the branch exists).
+        with transaction.atomic():
+            Convoy.objects.filter(pk=convoy.pk).update(
+                failure_message=f"{BRANCH_FAILED}: {exc.message}", updated_at=now
+            )
+            if exc.kind != "transient":
+                escalation_raise(
+                    town=town,
+                    key=f"convoy-branch:{convoy.pk}",
+                    title=f"Cannot create the feature branch of convoy {convoy.title}",
+                    body=f"Creating {convoy.feature_branch} from {convoy.rig.default_branch} in "
+                    f"{convoy.rig.repo} failed: {exc.message} It is retried every minute; "
+                    "the convoy's beads wait for the branch.",
+                    rig=convoy.rig,
+                    convoy=convoy,
+                )
         return
     Convoy.objects.filter(pk=convoy.pk, feature_branch_created_at__isnull=True).update(
         feature_branch_created_at=now, failure_message=""

@@ -409,6 +409,9 @@ def _mr_merged(mr: MergeRequest) -> bool:
     )
 
 
+#: How a failed feature-branch creation is recorded on the convoy, and when it is tried again.
+BRANCH_FAILED = "creating the feature branch failed"
+BRANCH_RETRY = timedelta(minutes=1)
 #: A held landing PR in one of these states keeps its suppression: a person (or GitHub, still
 #: computing) has yet to move. Any other open state means the approval landed.
 _STILL_WAITING = frozenset({Blocker.HUMAN_REVIEW, Blocker.UNKNOWN, Blocker.NONE})
@@ -425,7 +428,11 @@ def rule_c_landing(s: TownSnapshot) -> Iterator[a.Action]:
                 convoy.merge_mode == MergeMode.REVIEW_THEN_LAND
                 and not convoy.feature_branch_created_at
             ):
-                yield a.ConvoyStart(rule="C", convoy_id=convoy.pk)
+                failed_lately = convoy.failure_message.startswith(BRANCH_FAILED) and (
+                    s.now - convoy.updated_at < BRANCH_RETRY
+                )
+                if not failed_lately:
+                    yield a.ConvoyStart(rule="C", convoy_id=convoy.pk)
                 continue
             if failed:
                 key = f"convoy-held:{convoy.pk}"

@@ -361,3 +361,30 @@ def test_starting_a_convoy_creates_its_feature_branch(fake_github):
     reconcile_town(rig.town)
     issue.refresh_from_db()
     assert issue.status == BeadStatus.IN_PROGRESS
+
+
+def test_failed_feature_branch_is_escalated_once_and_retried_each_minute(fake_github):
+    rig = RigFactory(repo=REPO)  # the repository does not exist on GitHub yet
+    convoy = ConvoyFactory(
+        town=rig.town, rig=rig, feature_branch="", merge_mode=MergeMode.REVIEW_THEN_LAND
+    )
+    BeadFactory(town=rig.town, rig=rig, convoy=convoy)
+    now = timezone.now()
+
+    def branch_calls():
+        return [r for r in fake_github.requests if r.path.startswith(f"/repos/{REPO}/git/")]
+
+    for _ in range(10):
+        reconcile_town(rig.town, now=now)
+        now += timedelta(seconds=5)
+    assert Bead.objects.filter(type="escalation", title__contains="feature branch").count() == 1
+    assert 1 <= len(branch_calls()) <= 3, "one attempt a minute, not one a tick"
+    convoy.refresh_from_db()
+    assert convoy.feature_branch_created_at is None
+    assert "feature branch" in convoy.failure_message
+
+    fake_github.create_repo(REPO)
+    reconcile_town(rig.town, now=now + timedelta(minutes=1))
+    convoy.refresh_from_db()
+    assert convoy.feature_branch_created_at is not None
+    assert fake_github.branch_sha(REPO, convoy.feature_branch) is not None
