@@ -290,12 +290,14 @@ def test_landing_fails_the_convoy_after_five_real_failures_with_cooldowns(fake_g
         landing = world.landing_mrs()
         assert len(landing) == attempt
         assert world.convoy_now().landing_attempts == attempt
-        bead_set_status(
-            bead=landing[-1].bead,
-            status=BeadStatus.FAILED,
-            actor=Actor.reconciler(),
-            failure_code="pr_closed",
-        )
+        # A real failure: someone closes the landing PR on GitHub and the check notices.
+        world.tick()  # opens the PR
+        mr = MergeRequest.objects.get(pk=landing[-1].pk)
+        assert mr.pr_number, "the product opened the landing PR"
+        fake_github.close(REPO, mr.pr_number)
+        world.check()
+        mr.refresh_from_db()
+        assert mr.bead.status == BeadStatus.FAILED
         if attempt == 5:
             break
         cooldown = landing_cooldown(attempt)
@@ -309,7 +311,9 @@ def test_landing_fails_the_convoy_after_five_real_failures_with_cooldowns(fake_g
     convoy = world.convoy_now()
     assert convoy.status == ConvoyStatus.FAILED
     assert convoy.failure_reason == "landing_mr_exhausted"
-    assert len(world.landing_mrs()) == 5
+    landing = world.landing_mrs()
+    assert len({mr.pr_number for mr in landing}) == 5, "each attempt opened its own PR"
+    assert {mr.bead.status for mr in landing} == {BeadStatus.FAILED}
     assert world.telemetry("convoy.failed").get().reason == "landing_mr_exhausted"
 
 
