@@ -278,6 +278,27 @@ class MergeRequest(models.Model):
     last_error = models.TextField(blank=True, default="")
     # The cause of the last rework bead (SPEC §3: once per cause, never once per check).
     last_rework_cause = models.CharField(max_length=200, blank=True, default="")
+    # Every cause handled so far (a review in between must not make an old cause new again).
+    rework_causes = models.JSONField(default=list, blank=True)
+
+    # A merge GitHub refused, remembered apart from last_error (which any failed check
+    # overwrites): no new attempt while the head and the state the refusal depends on stay.
+    merge_refused_head_sha = models.CharField(max_length=64, blank=True, default="")
+    merge_refused_kind = models.CharField(
+        max_length=30,
+        blank=True,
+        default="",
+        help_text="human_review, checks_pending or checks_failing (the blocker GitHub's "
+        "refusal means for this head), or a final refusal (not_mergeable, permanent, "
+        "method_not_allowed).",
+    )
+    merge_refused_state = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="What the refusal depends on besides the head: the review decision, or the "
+        "check rollup.",
+    )
 
     auto_merge_ready_since = models.DateTimeField(null=True, blank=True)
     merge_requested_at = models.DateTimeField(

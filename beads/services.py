@@ -266,11 +266,57 @@ def merge_request_create(
         )
 
 
+#: How many handled rework causes an MR remembers (one per push or review: plenty).
+MAX_REWORK_CAUSES = 200
+
+
+def rework_cause_claim(*, mr: MergeRequest, cause: str) -> bool:
+    """Record `cause` as handled for the MR; False when it was already, by this worker or
+    another. Every cause is kept (not only the last one), so a review in between does not
+    make an old cause new again. The row is locked (SQLite's IMMEDIATE transactions
+    serialise the same way), so two workers never both claim a cause."""
+    with transaction.atomic():
+        row = (
+            MergeRequest.objects.select_for_update()
+            .filter(pk=mr.pk)
+            .values_list("rework_causes", "last_rework_cause")
+            .first()
+        )
+        if row is None:
+            return False
+        causes, last = list(row[0] or []), row[1]
+        if cause in causes or cause == last:
+            mr.rework_causes, mr.last_rework_cause = causes, last
+            return False
+        causes = [*causes, cause][-MAX_REWORK_CAUSES:]
+        MergeRequest.objects.filter(pk=mr.pk).update(rework_causes=causes, last_rework_cause=cause)
+        mr.rework_causes, mr.last_rework_cause = causes, cause
+    return True
+
+
+def rework_cause_release(*, mr: MergeRequest, cause: str, previous: str) -> None:
+    """Give a claimed cause back (what it asked for could not be done): a later check
+    handles it again."""
+    with transaction.atomic():
+        row = (
+            MergeRequest.objects.select_for_update()
+            .filter(pk=mr.pk)
+            .values_list("rework_causes", "last_rework_cause")
+            .first()
+        )
+        if row is None:
+            return
+        causes = [c for c in row[0] or [] if c != cause]
+        last = previous if row[1] == cause else row[1]
+        MergeRequest.objects.filter(pk=mr.pk).update(rework_causes=causes, last_rework_cause=last)
+        mr.rework_causes, mr.last_rework_cause = causes, last
+
+
 def rework_request(
     *, mr: MergeRequest, cause: str, summary: str, actor: Actor | None = None
 ) -> Bead | None:
     """Ask for rework once per cause (SPEC §3): a new review, head SHA or conflict is a new
-    cause; the same cause seen by a later check creates nothing.
+    cause; a cause handled before (whatever came in between) creates nothing.
 
     An issue MR gets an issue bead labelled `rework`, child of the MR's source and blocking
     the MR, which B1 dispatches. A landing MR has no owning agent: the team lead gets an
@@ -278,14 +324,8 @@ def rework_request(
     """
     actor = actor or Actor.reconciler()
     with transaction.atomic():
-        claimed = (
-            MergeRequest.objects.filter(pk=mr.pk)
-            .exclude(last_rework_cause=cause)
-            .update(last_rework_cause=cause)
-        )
-        if claimed != 1:
+        if not rework_cause_claim(mr=mr, cause=cause):
             return None
-        mr.last_rework_cause = cause
         mr_bead = mr.bead
         if mr.landing_convoy_id is not None or mr.source_id is None:
             bead, _ = escalation_raise(

@@ -19,7 +19,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from beads.models import Blocker, MergeRequest
-from beads.services import escalation_raise, rework_request
+from beads.services import (
+    escalation_raise,
+    rework_cause_claim,
+    rework_cause_release,
+    rework_request,
+)
 from gastown.feedback import merge as auto_merge
 from gastown.feedback.observe import OBSERVED_FIELDS, Observation, observe, pr_name
 from gastown.feedback.selectors import due_for_check
@@ -30,9 +35,10 @@ from gastown.feedback.transitions import (
     telemetry_event,
 )
 from gastown.models import EffectiveSettings, TelemetryEvent, Town
+from gastown.secrets import SecretUnreadable
 from gastown.tasks import enqueue_tick
 from scm.client import GitHubClient
-from scm.credentials import GitHubCredential, resolve_token
+from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
@@ -131,7 +137,7 @@ def _check_town(
     if not mrs:
         return
     try:
-        credential = resolve_token(town.github_token())
+        credential = resolve_token(_town_token(town))
     except CredentialError as error:
         town_pause(town, error, now=now, claimed=mrs, summary=summary)
         return
@@ -145,6 +151,16 @@ def _check_town(
     finally:
         summary.github_requests += client.requests_made
         client.close()
+
+
+def _town_token(town: Town) -> str | None:
+    """The town's own token. One that cannot be decrypted (SECRET_KEY changed) is a credential
+    problem of the town (SPEC §4), never a silent fall back to GITHUB_TOKEN: a team lead gave
+    this town its own token for a reason."""
+    try:
+        return town.github_token()
+    except SecretUnreadable as error:
+        raise CredentialError("token_unreadable", str(error), source=TOWN_TOKEN) from None
 
 
 def _claim(due: list[MergeRequest], *, now: datetime, shortest: timedelta) -> list[MergeRequest]:
@@ -191,12 +207,17 @@ def town_pause(
         "unauthorized": "GitHub rejects the token (wrong, expired or revoked).",
         "forbidden": "The token lacks a permission.",
         "rate_limited": "The token's GitHub rate limit is spent.",
+        "token_unreadable": "The town's stored GitHub token cannot be decrypted.",
     }.get(error.kind, "GitHub refused the token.")
-    needed = (
-        f" Missing permission: {error.permission}."
-        if error.permission
-        else " It needs read access to pull requests, checks and contents (write to merge)."
-    )
+    if error.kind == "token_unreadable":
+        needed = (
+            " SECRET_KEY probably changed since it was saved. Enter the town's GitHub token "
+            "again (or set SECRET_KEY back)."
+        )
+    elif error.permission:
+        needed = f" Missing permission: {error.permission}."
+    else:
+        needed = " It needs read access to pull requests, checks and contents (write to merge)."
     body = (
         f"{what} Token tried: {source}.{needed}\n\nGitHub said: {error.message}\n\n"
         f"No merge request is failed for this. PR checks of {town.name} are paused until "
@@ -378,14 +399,9 @@ class _TownCheck:
         assert rework is not None
         if rework.update_branch:
             # Claimed like a rework cause, so it runs once per head SHA.
-            claimed = (
-                MergeRequest.objects.filter(pk=mr.pk)
-                .exclude(last_rework_cause=rework.cause)
-                .update(last_rework_cause=rework.cause)
-            )
-            if claimed != 1:
+            previous = mr.last_rework_cause
+            if not rework_cause_claim(mr=mr, cause=rework.cause):
                 return
-            previous, mr.last_rework_cause = mr.last_rework_cause, rework.cause
             try:
                 updated = self.client.update_branch(_ref(mr), head_sha=mr.head_sha)
             except CredentialError:
@@ -393,10 +409,7 @@ class _TownCheck:
             except ScmError as error:
                 # Try again at the next check: give the cause back.
                 log.info("update-branch of %s failed: %s", pr_name(mr), error)
-                MergeRequest.objects.filter(pk=mr.pk, last_rework_cause=rework.cause).update(
-                    last_rework_cause=previous
-                )
-                mr.last_rework_cause = previous
+                rework_cause_release(mr=mr, cause=rework.cause, previous=previous)
                 return
             if updated:
                 self.summary.branch_updates += 1

@@ -2,9 +2,11 @@
 
 Fail closed at every step: a PR waiting on a human is never merged whatever the timer says;
 the attempt is claimed with a conditional update that also restarts the timer, so two
-workers never both merge and a refused merge is retried at most once per delay window; the
-PR is checked again right before the call and the call sends the head SHA that check saw;
-a 5xx is never retried blindly (the next pass looks at the PR first: it may have merged).
+workers never both merge; a refusal about the head is remembered (merge_refused_*), so the
+same head in the same state is never asked again (SPEC §1: no merge call per poll); the PR
+is checked again right before the call and the call sends the head SHA that check saw; a
+409 or a 5xx is never retried blindly (the next pass looks at the PR first: it may have
+merged, or its head moved).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.db import transaction
 
 from beads.models import Blocker, MergeRequest, ReviewStatus
 from beads.services import escalation_raise
-from gastown.feedback.observe import observe, pr_name, review_refusal_marker
+from gastown.feedback.observe import observe, pr_name, refusal_state
 from gastown.feedback.transitions import (
     edge_events,
     mr_close_merged,
@@ -27,7 +29,7 @@ from gastown.feedback.transitions import (
 )
 from gastown.models import EffectiveSettings, TelemetryEvent
 from scm.client import GitHubClient
-from scm.types import MergeOutcome, PullRequestRef
+from scm.types import MergeOutcome, PullRequestRef, PullRequestSnapshot
 
 if TYPE_CHECKING:
     from gastown.feedback.checks import CheckSummary
@@ -48,7 +50,7 @@ def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -
         return False
     if requested:
         return True  # a team lead asked: try again even after a refusal
-    if mr.last_error.startswith(refusal_marker(mr.head_sha)):
+    if mr.merge_refused_kind in _FINAL_REFUSALS and mr.merge_refused_head_sha == mr.head_sha:
         return False  # GitHub refused this head for good; a new push may change that
     ready_since = mr.auto_merge_ready_since
     return ready_since is not None and now - ready_since >= settings.auto_merge_delay
@@ -72,10 +74,6 @@ def merge_ready(
 #: Refusals a retry of the same head will not change (unlike missing checks, which may just
 #: be late): no new attempt until the head moves or a team lead presses "merge now".
 _FINAL_REFUSALS = frozenset({"not_mergeable", "permanent", "method_not_allowed"})
-
-
-def refusal_marker(head_sha: str) -> str:
-    return f"merge refused at {head_sha}"
 
 
 def _claim(mr: MergeRequest, *, now: datetime) -> bool:
@@ -140,7 +138,7 @@ def merge_attempt(
         summary.closed += 1
         return
     summary.merge_refused += 1
-    _refused(mr, outcome, head_sha=snapshot.head_sha, now=now)
+    _refused(mr, outcome, snapshot=snapshot, now=now)
 
 
 def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: datetime) -> None:
@@ -170,12 +168,40 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
         ).save()
 
 
-def _refused(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: datetime) -> None:
-    """The timer restarts from the next ready observation (it was consumed by the claim)."""
+def _refusal_kind(outcome: MergeOutcome) -> str:
+    """What a refusal is remembered as: the blocker it holds the MR at, or a final kind;
+    empty for an answer that says nothing about this head (head moved, 5xx)."""
+    if outcome.kind == "review_required":
+        return Blocker.HUMAN_REVIEW
+    if outcome.kind == "checks_required":
+        # GitHub: 'Required status check "ci" is expected.' or '... is failing.'
+        failing = "expected" not in outcome.message.lower()
+        return Blocker.CHECKS_FAILING if failing else Blocker.CHECKS_PENDING
+    if outcome.kind in _FINAL_REFUSALS:
+        return outcome.kind
+    return ""
+
+
+def _refused(
+    mr: MergeRequest, outcome: MergeOutcome, *, snapshot: PullRequestSnapshot, now: datetime
+) -> None:
+    """The timer restarts from the next ready observation (it was consumed by the claim).
+
+    A refusal about this head is remembered with what it depends on (merge_refused_*), so
+    the next checks keep the MR where GitHub's answer put it and make no new attempt until
+    the head or that state changes: one merge call per head and state, not one per poll."""
+    head_sha = snapshot.head_sha
     fields: dict[str, Any] = {
         "auto_merge_ready_since": None,
         "last_error": f"merge refused ({outcome.kind}): {outcome.message}"[:2000],
     }
+    kind = _refusal_kind(outcome)
+    if kind:
+        fields.update(
+            merge_refused_head_sha=head_sha[:64],
+            merge_refused_kind=kind,
+            merge_refused_state=refusal_state(kind, snapshot),
+        )
     events = [
         telemetry_event(
             mr,
@@ -193,24 +219,16 @@ def _refused(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: dat
             blocker=Blocker.HUMAN_REVIEW,
             awaiting_approval=True,
             waiting_since=mr.waiting_since or now,
-            last_error=(
-                f"{review_refusal_marker(head_sha, mr.review_decision)}: {outcome.message}"
-            )[:2000],
         )
         if mr.waiting_since is None:
             mr.waiting_since = now
             mr.blocker, mr.awaiting_approval = Blocker.HUMAN_REVIEW, True
             events.append(wait_began_event(mr, now=now))
     elif outcome.kind == "checks_required":
-        expected = "expected" in outcome.message.lower()
-        fields["blocker"] = Blocker.CHECKS_PENDING if expected else Blocker.CHECKS_FAILING
+        fields["blocker"] = kind  # waiting on checks (SPEC §5), held there by observe()
     elif outcome.kind in {"head_moved", "transient"}:
         # Look again before anything else: the head moved, or a 5xx may hide a merge.
         fields["check_requested_at"] = now
-    elif outcome.kind in _FINAL_REFUSALS:
-        fields["last_error"] = f"{refusal_marker(head_sha)} ({outcome.kind}): {outcome.message}"[
-            :2000
-        ]
     log.info("merge of %s refused: %s (%s)", pr_name(mr), outcome.kind, outcome.message)
     with transaction.atomic():
         _save(mr, fields, now=now)

@@ -36,6 +36,9 @@ OBSERVED_FIELDS = (
     "auto_merge_ready_since",
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
+    "merge_refused_head_sha",
+    "merge_refused_kind",
+    "merge_refused_state",
 )
 
 # How a wait on a human ended, by the blocker observed after it (SPEC §6).
@@ -45,6 +48,18 @@ _ENDED_BY = {
     Blocker.DRAFT: "draft",
     Blocker.CONFLICT: "conflict",
     Blocker.CHANGES_REQUESTED: "changes_requested",
+}
+
+# Blockers that hide whether a human is still awaited (GitHub reports them before a missing
+# review): while one shows and GitHub has not said the review is done, the wait goes on.
+_WAIT_MASKING = frozenset({Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING, Blocker.THREADS})
+
+#: A merge refusal that stands for its head and state holds the MR at this blocker, whatever
+#: GraphQL's merge state says (GitHub's merge endpoint knows rules GraphQL may not show).
+HELD_BY_REFUSAL = {
+    Blocker.HUMAN_REVIEW.value: Blocker.HUMAN_REVIEW,
+    Blocker.CHECKS_PENDING.value: Blocker.CHECKS_PENDING,
+    Blocker.CHECKS_FAILING.value: Blocker.CHECKS_FAILING,
 }
 
 
@@ -74,9 +89,27 @@ def pr_name(mr: MergeRequest) -> str:
     return mr.pr_url or f"MR #{mr.bead_id}"
 
 
-def review_refusal_marker(head_sha: str, review_decision: str | None) -> str:
-    """Stored in last_error when the merge call said a review is required (see merge.py)."""
-    return f"merge refused (review_required) at {head_sha} with decision {review_decision or '-'}"
+def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
+    """What a merge refusal of `kind` depends on besides the head: when it changes, GitHub
+    may answer differently and is asked again (once). A review refusal depends on the review
+    decision; a check refusal on the check rollup (and the merge state, which is all that
+    moves when a missing required check reports straight to success)."""
+    if kind == Blocker.HUMAN_REVIEW:
+        return snapshot.review_decision or "-"
+    if kind in {Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING}:
+        failing = ",".join(sorted({c.name for c in snapshot.failing_checks}))
+        pending = ",".join(sorted({c.name for c in snapshot.pending_checks}))
+        state = f"{snapshot.merge_state_status}|{snapshot.checks}|{failing}|{pending}"
+        return state[:500]
+    return ""  # a final refusal depends on the head only
+
+
+def refusal_stands(mr: MergeRequest, snapshot: PullRequestSnapshot) -> bool:
+    """Whether the MR's last merge refusal still answers for this snapshot."""
+    return bool(mr.merge_refused_kind) and (
+        mr.merge_refused_head_sha == snapshot.head_sha
+        and mr.merge_refused_state == refusal_state(mr.merge_refused_kind, snapshot)
+    )
 
 
 def snapshot_fields(
@@ -109,13 +142,21 @@ def observe(
     now: datetime,
 ) -> Observation:
     blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
-    if blocker == Blocker.READY and mr.last_error.startswith(
-        review_refusal_marker(snapshot.head_sha, snapshot.review_decision)
-    ):
-        # The merge call said a review is required for this head and decision, whatever
-        # the merge state says: still waiting on a human, no new attempt (no loop).
-        blocker = Blocker.HUMAN_REVIEW
+    if refusal_stands(mr, snapshot):
+        held = HELD_BY_REFUSAL.get(mr.merge_refused_kind)
+        if blocker == Blocker.READY and held is not None:
+            # The merge call refused this head in this state, whatever the merge state
+            # says: hold the MR where GitHub's answer put it, no new attempt (no loop).
+            blocker = held
+        refusal = (mr.merge_refused_head_sha, mr.merge_refused_kind, mr.merge_refused_state)
+    else:
+        refusal = ("", "", "")  # something changed: GitHub may answer differently now
     fields = snapshot_fields(snapshot, blocker=blocker, now=now)
+    (
+        fields["merge_refused_head_sha"],
+        fields["merge_refused_kind"],
+        fields["merge_refused_state"],
+    ) = refusal
     terminal = mr.bead.is_terminal
     obs = Observation(blocker=blocker, fields=fields, changed=False)
 
@@ -127,7 +168,11 @@ def observe(
         if waiting_since is None:
             waiting_since = now
             obs.wait_began = not terminal
-    elif blocker != Blocker.UNKNOWN and waiting_since is not None:
+    elif (
+        blocker != Blocker.UNKNOWN
+        and waiting_since is not None
+        and not _wait_goes_on(blocker, snapshot)
+    ):
         obs.wait_ended = not terminal
         obs.wait_started_at = waiting_since
         obs.wait_ended_how = _ended_how(blocker, snapshot)
@@ -145,7 +190,7 @@ def observe(
 
     if not terminal:
         obs.rework = _rework(mr, snapshot, blocker=blocker, settings=settings)
-        if obs.rework is not None and obs.rework.cause == mr.last_rework_cause:
+        if obs.rework is not None and rework_handled(mr, obs.rework.cause):
             obs.rework = None
     obs.changed = any(
         getattr(mr, name) != value for name, value in fields.items() if name != "snapshot_at"
@@ -153,13 +198,24 @@ def observe(
     return obs
 
 
+def rework_handled(mr: MergeRequest, cause: str) -> bool:
+    return cause == mr.last_rework_cause or cause in (mr.rework_causes or [])
+
+
+def _wait_goes_on(blocker: str, snapshot: PullRequestSnapshot) -> bool:
+    """A push re-runs the checks (or a thread opens) while a reviewer is awaited: GitHub then
+    reports that first, but it is the same wait (SPEC §6), so waiting_since and rule W's
+    clock stay. Only an approval, or GitHub no longer blocking on anything, ends it."""
+    return blocker in _WAIT_MASKING and snapshot.review_decision != "APPROVED"
+
+
 def _ended_how(blocker: str, snapshot: PullRequestSnapshot) -> str:
+    """How a wait ended, in SPEC §6's words."""
     if blocker in _ENDED_BY:
         return _ENDED_BY[Blocker(blocker)]
-    if blocker == Blocker.READY or snapshot.review_decision == "APPROVED":
-        return "approved"
-    # Another blocker took over (checks re-running after a push, threads...): say which.
-    return blocker
+    # Ready, behind (GitHub reports BEHIND only once nothing blocks) or approved: no human
+    # is awaited any more.
+    return "approved"
 
 
 def _rework(

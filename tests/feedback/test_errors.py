@@ -200,3 +200,30 @@ def test_a_waiting_pr_failed_by_the_error_policy_ends_its_wait(fake_github, town
     assert reload(mr).bead.failure_code == "pr_not_found"
     [resolved] = events("pr.awaiting_approval_resolved")
     assert resolved.reason == "mr_failed"
+
+
+def test_an_unreadable_town_token_pauses_the_town_with_one_escalation_naming_it(
+    fake_github, watch_only, rig, clock, settings
+):
+    fake_github.create_repo(REPO)
+    mrs = [make_mr(fake_github, rig) for _ in range(2)]
+    watch_only.set_github_token("town-secret-token")
+    watch_only.save()
+    settings.SECRET_KEY = "a-new-secret-key"  # the stored token can no longer be decrypted
+
+    for _ in range(30):
+        run(clock)
+        clock.advance(minutes=1)
+
+    assert fake_github.requests == []
+    assert all(reload(mr).bead.status == BeadStatus.OPEN for mr in mrs)
+    assert all(reload(mr).check_requested_at is not None for mr in mrs)  # first when fixed
+    assert events("pr.poll_failed") == []
+    [escalation] = escalations("github:token_unreadable")
+    assert "Token tried: town token" in escalation.body
+    assert "Enter the town's GitHub token again" in escalation.body
+    assert "No merge request is failed" in escalation.body
+    assert "town-secret-token" not in escalation.body + escalation.title
+    town = Town.objects.get(pk=watch_only.pk)
+    assert town.github_blocked_until is not None
+    assert "cannot be decrypted" in town.github_error
