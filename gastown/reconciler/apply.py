@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from beads.audit import Actor
-from beads.models import Bead, BeadEventKind, BeadStatus, MergeRequest
+from beads.models import Bead, BeadEventKind, BeadStatus, BeadType, MergeRequest
 from beads.services import (
     StaleBeadError,
     TerminalBeadError,
@@ -227,12 +227,24 @@ def _unhook(town: Town, action: a.UnhookAgent, now: datetime) -> list[SideEffect
         raise Skipped("agent is no longer hooked to that bead")
     bead = Bead.objects.filter(pk=action.bead_id).first()
     if bead is not None:
+        data: dict[str, Any] = {"agent_id": action.agent_id, "rule": action.rule}
+        if (
+            action.rule == "R7"
+            and bead.type == BeadType.MERGE_REQUEST
+            and not bead.is_terminal
+            and bead.dispatch_attempts
+        ):
+            # R7 releases a refinery from a live MR only while its PR waits on a human, and a
+            # wait counts no attempts (SPEC §3): the review dispatches after it start afresh,
+            # or an MR that waited a few times would fail as review_dispatch_exhausted.
+            Bead.objects.filter(pk=bead.pk).update(dispatch_attempts=0)
+            data["dispatch_attempts_reset_from"] = bead.dispatch_attempts
         bead_event_record(
             bead=bead,
             kind=BeadEventKind.UNHOOKED,
             actor=RECONCILER,
             note=action.note,
-            data={"agent_id": action.agent_id, "rule": action.rule},
+            data=data,
         )
     return []
 

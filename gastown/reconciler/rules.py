@@ -7,6 +7,7 @@ human, on checks or on GitHub (beads.models.WAITING_BLOCKERS).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -107,7 +108,7 @@ def rule_b1_dispatch(s: TownSnapshot) -> Iterator[a.Action]:
             and b.status == BeadStatus.OPEN
             and b.rig_id is not None
             and b.pk not in hooked
-            and b.title  # stubs of terminal blockers have no title
+            # (the snapshot's stand-ins for terminal blockers are never open: no check here)
             and b.convoy_id not in unstarted  # its feature branch does not exist yet
         ),
         key=lambda b: (_priority_rank(b.priority), b.created_at, b.pk),
@@ -243,6 +244,43 @@ def rule_r4_orphaned_review(s: TownSnapshot) -> Iterator[a.Action]:
 # R5 refinery pop, R6 refinery re-dispatch, R7 release -----------------------------------------
 
 
+class _Gate(enum.Enum):
+    GO = "go"
+    WAIT = "wait"
+    EXHAUSTED = "exhausted"
+
+
+def _dispatch_stopped(s: TownSnapshot) -> bool:
+    return s.town.paused or breaker_open(s)
+
+
+def _waits_on_human(mr: MergeRequest) -> bool:
+    return mr.awaiting_approval or mr.blocker == Blocker.HUMAN_REVIEW
+
+
+def _refinery_gate(s: TownSnapshot, mr: MergeRequest) -> _Gate:
+    """The one guard of every refinery dispatch (R5 and R6): nothing while the town is paused
+    or the breaker is open; then the MR's back-off; then its max attempts. The back-off comes
+    first so the last dispatch gets its time to be answered before the MR fails."""
+    if _dispatch_stopped(s):
+        return _Gate.WAIT
+    bead = mr.bead
+    if not _backoff_elapsed(bead.dispatch_attempts, bead.last_dispatch_attempt_at, s.now):
+        return _Gate.WAIT
+    if bead.dispatch_attempts >= s.settings_for(bead.rig_id).max_dispatch_attempts:
+        return _Gate.EXHAUSTED
+    return _Gate.GO
+
+
+def _review_dispatch_exhausted(rule: str, mr: MergeRequest) -> a.FailBead:
+    return a.FailBead(
+        rule=rule,
+        bead_id=mr.bead_id,
+        code="review_dispatch_exhausted",
+        message=f"The refinery was dispatched {mr.bead.dispatch_attempts} times without a review.",
+    )
+
+
 def rule_r5_r6_r7_refinery(s: TownSnapshot) -> Iterator[a.Action]:
     by_pk = {mr.bead_id: mr for mr in s.merge_requests}
     busy_refineries: set[int] = set()
@@ -259,7 +297,7 @@ def rule_r5_r6_r7_refinery(s: TownSnapshot) -> Iterator[a.Action]:
                 note="its merge request is finished",
             )
             continue
-        if mr.awaiting_approval or mr.blocker == Blocker.HUMAN_REVIEW:
+        if _waits_on_human(mr):
             yield a.UnhookAgent(
                 rule="R7",
                 agent_id=agent.pk,
@@ -274,18 +312,10 @@ def rule_r5_r6_r7_refinery(s: TownSnapshot) -> Iterator[a.Action]:
             and mr.bead.status == BeadStatus.IN_PROGRESS
             and not is_waiting(mr)
         ):
-            limits = s.settings_for(mr.bead.rig_id)
-            if mr.bead.dispatch_attempts >= limits.max_dispatch_attempts:
-                yield a.FailBead(
-                    rule="R6",
-                    bead_id=mr.bead_id,
-                    code="review_dispatch_exhausted",
-                    message="The refinery was dispatched "
-                    f"{mr.bead.dispatch_attempts} times without a review.",
-                )
-            elif _backoff_elapsed(
-                mr.bead.dispatch_attempts, mr.bead.last_dispatch_attempt_at, s.now
-            ):
+            gate = _refinery_gate(s, mr)
+            if gate == _Gate.EXHAUSTED:
+                yield _review_dispatch_exhausted("R6", mr)
+            elif gate == _Gate.GO:
                 yield a.DispatchRefinery(
                     rule="R6",
                     mr_id=mr.pk,
@@ -326,13 +356,25 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
         return
     if refinery is not None and refinery.status != AgentStatus.IDLE:
         return
-    if s.town.paused or breaker_open(s):
+    if _dispatch_stopped(s):
         return
     hooked = {ag.hooked_bead_id for ag in s.agents if ag.hooked_bead_id}
     for mr in rig_mrs:
-        if not mr.pr_url and mr.bead.status == BeadStatus.OPEN:
-            limits = s.settings_for(rig_id)
-            if mr.bead.dispatch_attempts >= limits.max_dispatch_attempts:
+        # An in-progress MR nobody reviews: R7 released its refinery for a wait that is over,
+        # or a refused notification did.
+        waiting_review = (
+            mr.bead.status == BeadStatus.IN_PROGRESS
+            and mr.review_status == ReviewStatus.PENDING
+            and not _waits_on_human(mr)
+            and mr.bead_id not in hooked
+        )
+        if mr.bead.status != BeadStatus.OPEN and not waiting_review:
+            continue
+        gate = _refinery_gate(s, mr)
+        if gate == _Gate.EXHAUSTED:
+            if mr.pr_url:
+                yield _review_dispatch_exhausted("R5", mr)
+            else:
                 yield a.FailBead(
                     rule="R5",
                     bead_id=mr.bead_id,
@@ -340,18 +382,8 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
                     message=f"Opening its PR failed {mr.bead.dispatch_attempts} times: "
                     f"{mr.last_error}",
                 )
-                continue
-            if not _backoff_elapsed(
-                mr.bead.dispatch_attempts, mr.bead.last_dispatch_attempt_at, s.now
-            ):
-                continue
-        waiting_review = (
-            mr.bead.status == BeadStatus.IN_PROGRESS
-            and mr.review_status == ReviewStatus.PENDING
-            and not mr.awaiting_approval
-            and mr.bead_id not in hooked
-        )
-        if mr.bead.status == BeadStatus.OPEN or waiting_review:
+            continue
+        if gate == _Gate.GO:
             yield a.DispatchRefinery(
                 rule="R5",
                 mr_id=mr.pk,

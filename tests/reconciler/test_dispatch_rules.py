@@ -170,3 +170,35 @@ def test_in_review_issue_with_an_active_mr_is_left_alone(tick):
     tick(issue.town)
     issue.refresh_from_db()
     assert issue.status == BeadStatus.IN_REVIEW
+
+
+def test_lost_agent_fails_its_bead_past_max_attempts(tick, clock):
+    agent = AgentFactory(status=AgentStatus.WORKING, last_heartbeat_at=clock.now)
+    bead = BeadFactory(
+        town=agent.town, rig=agent.rig, status=BeadStatus.IN_PROGRESS, dispatch_attempts=5
+    )
+    Agent.objects.filter(pk=agent.pk).update(hooked_bead=bead)
+    clock.advance(minutes=6)
+    assert kinds(tick(agent.town)) == ["FailBead"]
+    bead.refresh_from_db()
+    agent.refresh_from_db()
+    assert bead.status == BeadStatus.FAILED
+    assert bead.failure_code == "dispatch_exhausted"
+    assert agent.hooked_bead is None
+
+
+@pytest.mark.parametrize(("failures", "dispatched"), [(19, True), (20, False)])
+def test_breaker_opens_at_twenty_failed_dispatches_in_thirty_minutes(
+    tick, clock, failures, dispatched
+):
+    bead = BeadFactory()
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=bead.town, name="agent.dispatch_failed") for _ in range(failures)
+    )
+    assert ("DispatchPolecat" in kinds(tick(bead.town))) is dispatched
+    assert Bead.objects.filter(type="escalation").exists() is not dispatched
+
+
+def test_bead_with_an_empty_title_is_dispatched(tick):
+    bead = BeadFactory(title="")
+    assert kinds(tick(bead.town)) == ["DispatchPolecat"]

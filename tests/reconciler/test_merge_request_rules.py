@@ -5,8 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from beads.models import Bead, BeadEvent, BeadStatus, Blocker
-from gastown.models import Agent, AgentStatus
+from beads.models import Bead, BeadEvent, BeadStatus, Blocker, MergeRequest, ReviewStatus
+from gastown.models import Agent, AgentStatus, TelemetryEvent
+from gastown.reports import refinery_report_review
 from tests.factories import AgentFactory, MergeRequestFactory, RigFactory
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +229,159 @@ def test_a_second_long_wait_of_the_same_mr_is_escalated_again(tick, clock):
     tick(rig.town)
     tick(rig.town)
     assert Bead.objects.filter(type="escalation").count() == 2
+
+
+# One guard for every refinery dispatch (R5 and R6): pause, breaker, back-off, max attempts.
+
+
+def hooked_refinery(rig, clock, **bead):
+    """An MR its idle refinery has been dispatched to once, an hour ago, without a review."""
+    defaults = dict(
+        status=BeadStatus.IN_PROGRESS,
+        dispatch_attempts=1,
+        last_dispatch_attempt_at=clock.now - timedelta(hours=1),
+    )
+    defaults.update(bead)
+    mr = MergeRequestFactory(
+        bead__town=rig.town,
+        bead__rig=rig,
+        pr_url=PR,
+        **{f"bead__{k}": v for k, v in defaults.items()},
+    )
+    refinery = AgentFactory(town=rig.town, rig=rig, role="refinery", name="ref")
+    Agent.objects.filter(pk=refinery.pk).update(hooked_bead=mr.bead)
+    return mr
+
+
+def refinery_dispatches(result):
+    return [a.rule for a in result.applied if a.kind == "DispatchRefinery"]
+
+
+def open_breaker(town):
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=town, name="agent.dispatch_failed") for _ in range(20)
+    )
+
+
+def test_paused_town_does_not_redispatch_an_idle_refinery(tick, clock):
+    rig = RigFactory(town__paused=True)
+    mr = hooked_refinery(rig, clock)
+    assert refinery_dispatches(tick(rig.town)) == []
+    assert Bead.objects.get(pk=mr.bead_id).dispatch_attempts == 1
+    type(rig.town).objects.filter(pk=rig.town_id).update(paused=False)
+    assert refinery_dispatches(tick(rig.town)) == ["R6"]
+
+
+def test_open_breaker_stops_the_refinery_redispatch(tick, clock):
+    rig = RigFactory()
+    mr = hooked_refinery(rig, clock)
+    open_breaker(rig.town)
+    assert refinery_dispatches(tick(rig.town)) == []
+    assert Bead.objects.get(pk=mr.bead_id).dispatch_attempts == 1
+
+
+def test_paused_town_hands_no_mr_to_the_refinery(tick):
+    rig = RigFactory(town__paused=True)
+    mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
+    assert refinery_dispatches(tick(rig.town)) == []
+    assert Bead.objects.get(pk=mr.bead_id).status == BeadStatus.OPEN
+
+
+def test_open_breaker_hands_no_mr_to_the_refinery(tick):
+    rig = RigFactory()
+    mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
+    open_breaker(rig.town)
+    assert refinery_dispatches(tick(rig.town)) == []
+    assert Bead.objects.get(pk=mr.bead_id).status == BeadStatus.OPEN
+
+
+def test_refused_refinery_notifications_follow_the_backoff_schedule(tick, clock, runtime):
+    runtime.status = 503
+    rig = RigFactory()
+    mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
+    start, attempts_at, attempts = clock.now, [], 0
+    while clock.now - start < timedelta(minutes=20):
+        tick(rig.town)
+        now_attempts = Bead.objects.get(pk=mr.bead_id).dispatch_attempts
+        if now_attempts > attempts:
+            attempts_at.append(int((clock.now - start).total_seconds()))
+            attempts = now_attempts
+        clock.advance(seconds=10)
+    # 30 s, 60 s, 2 min, 5 min between attempts; the fifth attempt gets its 10 min too.
+    assert attempts_at == [0, 30, 90, 210, 510]
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.FAILED
+    assert mr.bead.failure_code == "review_dispatch_exhausted"
+    assert mr.bead.closed_at - start >= timedelta(seconds=510 + 600)
+
+
+def test_open_mr_with_a_pr_waits_for_its_backoff(tick, clock):
+    # An agent's failure report put it back to `open` after two dispatches.
+    rig = RigFactory()
+    mr = MergeRequestFactory(
+        bead__town=rig.town,
+        bead__rig=rig,
+        bead__dispatch_attempts=2,
+        bead__last_dispatch_attempt_at=clock.now,
+        pr_url=PR,
+    )
+    clock.advance(seconds=59)
+    assert refinery_dispatches(tick(rig.town)) == []
+    clock.advance(seconds=1)
+    assert refinery_dispatches(tick(rig.town)) == ["R5"]
+    assert Bead.objects.get(pk=mr.bead_id).dispatch_attempts == 3
+
+
+def test_open_mr_with_a_pr_fails_past_max_attempts(tick, clock):
+    rig = RigFactory(max_dispatch_attempts=2)
+    mr = MergeRequestFactory(
+        bead__town=rig.town,
+        bead__rig=rig,
+        bead__dispatch_attempts=2,
+        bead__last_dispatch_attempt_at=clock.now - timedelta(hours=1),
+        pr_url=PR,
+    )
+    assert refinery_dispatches(tick(rig.town)) == []
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.FAILED
+    assert mr.bead.failure_code == "review_dispatch_exhausted"
+
+
+def test_an_mr_that_waited_on_a_human_three_times_is_still_reviewed(tick, clock):
+    rig = RigFactory(max_dispatch_attempts=2)
+    mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
+    for _ in range(3):
+        tick(rig.town)
+        assert Agent.objects.get(role="refinery").hooked_bead_id == mr.bead_id
+        # Before the refinery answers, the PR starts waiting on a human: R7 releases it.
+        MergeRequest.objects.filter(pk=mr.pk).update(
+            blocker=Blocker.HUMAN_REVIEW, awaiting_approval=True, waiting_since=clock.now
+        )
+        clock.advance(minutes=10)
+        tick(rig.town)
+        assert Agent.objects.get(role="refinery").hooked_bead_id is None
+        clock.advance(hours=2)
+        MergeRequest.objects.filter(pk=mr.pk).update(blocker=Blocker.READY, awaiting_approval=False)
+    tick(rig.town)
+    clock.advance(seconds=10)
+    tick(rig.town)
+    refinery = Agent.objects.get(role="refinery")
+    assert refinery.hooked_bead_id == mr.bead_id
+    refinery_report_review(agent=refinery, merge_request=mr, passed=True, now=clock.now)
+    clock.advance(minutes=15)
+    tick(rig.town)
+    mr.refresh_from_db()
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS
+    assert mr.review_status == ReviewStatus.PASSED
+
+
+def test_r7_releases_a_refinery_hooked_to_a_terminal_mr(tick, clock):
+    rig = RigFactory()
+    mr = hooked_refinery(rig, clock, status=BeadStatus.FAILED, failure_code="x")
+    result = tick(rig.town)
+    assert [(a.rule, a.kind) for a in result.applied] == [("R7", "UnhookAgent")]
+    assert Agent.objects.get(role="refinery").hooked_bead_id is None
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.FAILED
+    assert mr.bead.dispatch_attempts == 1

@@ -3,8 +3,7 @@
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -127,33 +126,6 @@ def test_tick_query_count_does_not_grow_with_beads(tick, clock):
     assert small == large
 
 
-class _Runtime(BaseHTTPRequestHandler):
-    status = 202
-    received: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((dict(self.headers), body))
-        self.send_response(type(self).status)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def runtime(settings):
-    _Runtime.received = []
-    _Runtime.status = 202
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Runtime)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.AGENT_RUNTIME_URL = f"http://127.0.0.1:{server.server_port}/dispatch"
-    settings.AGENT_RUNTIME_SECRET = "runtime-secret"
-    yield _Runtime
-    server.shutdown()
-
-
 def test_dispatch_sends_a_signed_notification_after_commit(tick, runtime):
     bead = BeadFactory(title="Fix login")
     tick(bead.town)
@@ -236,6 +208,85 @@ def test_active_tick_enqueues_the_next_one_once(settings):
     reconcile_town_task(bead.town.pk)
     enqueue_tick(bead.town.pk, delay_seconds=3)  # asked again: not queued twice
     assert _queued_tasks() == [("gastown.tasks.reconcile_town_later_task", (bead.town.pk, 3))]
+
+
+def _claim_as_a_worker():
+    """What a worker's pusher does: the row stays, locked for Q_CLUSTER retry, until the task
+    is acknowledged."""
+    from django_q.brokers import get_broker
+
+    return get_broker().dequeue()
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "delay"),
+    [
+        ("gastown.tasks.reconcile_town_later_task", (3,), 3),  # the active-town chain
+        ("gastown.tasks.reconcile_town_task", (), 0),  # a report's immediate tick
+    ],
+)
+def test_a_running_tick_does_not_hide_the_next_one(settings, func, args, delay):
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    from django_q.tasks import async_task
+
+    from gastown.tasks import enqueue_tick
+
+    town = TownFactory()
+    async_task(func, town.pk, *args)
+    [_claimed] = _claim_as_a_worker()
+    enqueue_tick(town.pk, delay_seconds=delay)
+    assert _queued_tasks() == [(func, (town.pk, *args))] * 2
+
+
+def test_a_queued_tick_is_not_queued_twice(settings):
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    from gastown.tasks import enqueue_tick
+
+    town = TownFactory()
+    enqueue_tick(town.pk)
+    enqueue_tick(town.pk)
+    assert _queued_tasks() == [("gastown.tasks.reconcile_town_task", (town.pk,))]
+
+
+def test_a_claim_whose_worker_died_still_counts_as_queued(settings):
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    from django.utils import timezone
+    from django_q.models import OrmQ
+
+    from gastown.tasks import enqueue_tick
+
+    town = TownFactory()
+    enqueue_tick(town.pk)
+    _claim_as_a_worker()
+    OrmQ.objects.update(lock=timezone.now() - timedelta(seconds=1))  # retry time passed
+    enqueue_tick(town.pk)
+    assert len(_queued_tasks()) == 1
+
+
+def test_a_delayed_tick_waits_in_the_queue_not_in_a_worker(settings, monkeypatch):
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    import time_machine
+    from django.utils import timezone
+    from django_q.brokers import get_broker
+
+    from gastown.tasks import enqueue_tick, reconcile_town_later_task
+
+    town = TownFactory()
+    enqueue_tick(town.pk, delay_seconds=3)
+    assert get_broker().queue_size() == 0  # not due yet: no worker takes it
+    with time_machine.travel(timezone.now() + timedelta(seconds=4), tick=False):
+        assert get_broker().queue_size() == 1
+    monkeypatch.setattr("time.sleep", lambda seconds: pytest.fail("a worker slept"))
+    reconcile_town_later_task(town.pk, 3)
+
+
+def test_a_claimed_row_stays_locked_past_the_longest_tick_delay():
+    """_already_queued tells a claimed row from a delayed one by how far ahead its lock is."""
+    from django_q.conf import Conf
+
+    from gastown.tasks import MAX_TICK_DELAY_SECONDS
+
+    assert Conf.RETRY - Conf.TIMEOUT > MAX_TICK_DELAY_SECONDS
 
 
 def test_idle_tick_enqueues_nothing(settings):
