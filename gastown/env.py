@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -51,6 +51,17 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, read case-insensitively and returned as spelled in `choices`."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    for choice in choices:
+        if raw.strip().lower() == choice.lower():
+            return choice
+    raise ImproperlyConfiguredEnv(f"{name}={raw!r} is not one of {', '.join(choices)}.")
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -61,12 +72,25 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def env_url(name: str, default: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
     """An absolute URL without a trailing slash."""
     raw = os.environ.get(name, default).strip()
-    parts = urlsplit(raw)
-    if parts.scheme not in schemes or not parts.netloc:
+    try:
+        parts = _split_url(raw)
+    except ValueError as error:
+        raise ImproperlyConfiguredEnv(
+            f"{name}={raw!r} is not a valid URL ({error}; for example {default!r})."
+        ) from None
+    if parts.scheme not in schemes or not parts.hostname:
         raise ImproperlyConfiguredEnv(
             f"{name}={raw!r} is not an absolute {'/'.join(schemes)} URL (for example {default!r})."
         )
     return raw.rstrip("/")
+
+
+def _split_url(raw: str) -> SplitResult:
+    """urlsplit, also raising ValueError for a port that is not a number or out of range
+    (urlsplit itself only checks brackets; `.port` checks the port)."""
+    parts = urlsplit(raw)
+    parts.port  # noqa: B018
+    return parts
 
 
 @dataclass(frozen=True)
@@ -103,7 +127,14 @@ def env_database(name: str, default_sqlite_path: Path) -> dict[str, Any]:
             "NAME": str(default_sqlite_path),
             "OPTIONS": sqlite_options(),
         }
-    parts = urlsplit(raw)
+    try:
+        parts = _split_url(raw)
+    except ValueError as error:
+        # Not the URL itself: it may hold a password.
+        raise ImproperlyConfiguredEnv(
+            f"{name} is not a valid URL ({error}); use sqlite:///path/to/db.sqlite3 or "
+            "postgres://user@host:5432/dbname."
+        ) from None
     engine = _ENGINES.get(parts.scheme)
     if engine is None:
         raise ImproperlyConfiguredEnv(
@@ -124,10 +155,7 @@ def env_database(name: str, default_sqlite_path: Path) -> dict[str, Any]:
         raise ImproperlyConfiguredEnv(
             f"{name} must name a host and a database, like postgres://user@127.0.0.1:5432/db."
         )
-    try:
-        port = parts.port or engine.default_port
-    except ValueError:
-        raise ImproperlyConfiguredEnv(f"{name} has an invalid port.") from None
+    port = parts.port or engine.default_port
     options = dict(parse_qsl(parts.query))
     return {
         "ENGINE": engine.backend,

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from gastown.env import (
     ImproperlyConfiguredEnv,
     env_bool,
+    env_choice,
     env_database,
     env_int,
     env_list,
@@ -34,7 +35,7 @@ try:
     GASTOWN_SIMULATED_AGENTS = env_bool("GASTOWN_SIMULATED_AGENTS", default=False)
     # Seconds between a tick of an active town and the next one it enqueues.
     GASTOWN_ACTIVE_TICK_SECONDS = env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
-    LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+    LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
 except ImproperlyConfiguredEnv as exc:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +42,7 @@ from scm.types import (
     ReviewThread,
     SnapshotResult,
 )
+from scm.urls import ref_problem
 
 logger = logging.getLogger(__name__)
 
@@ -85,18 +86,22 @@ class GitHubClient:
         self, verb: str, url: str, *, input: Any = None, parameters: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], Any]:
         """One HTTP request; GitHub's errors come out as GithubException or ScmError."""
-        self.rate_limit.raise_if_spent(self.credential.source)
+        resource = "graphql" if url == self._requester.graphql_url else "core"
+        self.rate_limit.raise_if_spent(self.credential.source, resource=resource)
         self.requests_made += 1
         try:
             headers, data = self._requester.requestJsonAndCheck(
                 verb, url, parameters=parameters, input=input
             )
         except GithubException as error:
-            self.rate_limit.update_from_headers(error.headers or {})
+            self.rate_limit.update_from_headers(error.headers or {}, resource=resource)
+            translated = translate(error, source=self.credential.source)
+            if isinstance(translated, CredentialError) and translated.reset_at is not None:
+                self.rate_limit.hold(resource, translated.reset_at)
             raise
         except Exception as error:
             raise translate(error, source=self.credential.source) from None
-        self.rate_limit.update_from_headers(headers)
+        self.rate_limit.update_from_headers(headers, resource=resource)
         return headers, data
 
     def _call(self, verb: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], Any]:
@@ -107,6 +112,16 @@ class GitHubClient:
             raise translate(error, source=self.credential.source) from None
 
     def _graphql(self, document: documents.Document) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        data, errors = self._graphql_answer(document)
+        if data is None:
+            first = errors[0].get("message") if errors else "no data"
+            raise ScmError("invalid_response", f"GitHub's GraphQL answer has no data: {first}")
+        return data, errors
+
+    def _graphql_answer(
+        self, document: documents.Document
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """GitHub's data (None when it answered with errors only) and error entries."""
         _, answer = self._call(
             "POST",
             self._requester.graphql_url,
@@ -120,12 +135,12 @@ class GitHubClient:
             self.rate_limit.update_from_graphql(data.get("rateLimit"))
         for error in errors:
             if error.get("type") == "RATE_LIMITED":
-                self.rate_limit.remaining = 0
-                self.rate_limit.raise_if_spent(self.credential.source)
-        if not isinstance(data, dict):
-            first = errors[0].get("message") if errors else "no data"
-            raise ScmError("invalid_response", f"GitHub's GraphQL answer has no data: {first}")
-        return data, errors
+                reset_at = self.rate_limit.budget("graphql").reset_at
+                if reset_at is None or reset_at <= datetime.now(UTC):
+                    reset_at = datetime.now(UTC) + timedelta(seconds=60)
+                self.rate_limit.hold("graphql", reset_at)
+                self.rate_limit.raise_if_spent(self.credential.source, resource="graphql")
+        return (data if isinstance(data, dict) else None), errors
 
     # --- snapshots ----------------------------------------------------------------------
 
@@ -139,22 +154,65 @@ class GitHubClient:
         concern one PR are in its SnapshotResult; CredentialError concerns the town."""
         unique = list(dict.fromkeys(refs))
         results: dict[PullRequestRef, SnapshotResult] = {}
-        for batch in documents.batched(unique):
-            document = documents.snapshot_document(batch)
-            try:
-                data, errors = self._graphql(document)
-            except CredentialError:
-                raise
-            except ScmError as error:
-                for ref in batch:
-                    results[ref] = SnapshotResult(ref, error=error)
-                continue
-            fetched_at = datetime.now(UTC)
-            for alias, ref in document.aliases.items():
-                results[ref] = self._read_alias(ref, alias, data, errors, fetched_at)
+        askable = []
+        for ref in unique:
+            problem = ref_problem(ref)
+            if problem is None:
+                askable.append(ref)
+            else:
+                error = ScmError("unrecognized_url", f"{ref} cannot be asked about: {problem}")
+                results[ref] = SnapshotResult(ref, error=error)
+        for batch in documents.batched(askable):
+            self._fetch_batch(batch, results, retry=True)
         if thread_classifier is not None:
             self._classify_threads(results, thread_classifier)
         return results
+
+    def _fetch_batch(
+        self,
+        batch: list[PullRequestRef],
+        results: dict[PullRequestRef, SnapshotResult],
+        *,
+        retry: bool,
+    ) -> None:
+        document = documents.snapshot_document(batch)
+        try:
+            data, errors = self._graphql_answer(document)
+        except CredentialError:
+            raise
+        except ScmError as error:
+            for ref in batch:
+                results[ref] = SnapshotResult(ref, error=error)
+            return
+        if data is None:
+            # GitHub refused the whole document. An error that names one PR's variables
+            # fails that PR only; the others are asked again, once.
+            blamed: dict[str, str] = {}
+            for entry in errors:
+                message = str(entry.get("message") or "")
+                for alias in documents.aliases_named_in(message, document):
+                    blamed.setdefault(alias, message)
+            first = errors[0].get("message") if errors else "no data"
+            rest = []
+            for alias, ref in document.aliases.items():
+                if alias in blamed:
+                    rejected = ScmError(
+                        "unrecognized_url", f"GitHub rejects {ref} as asked: {blamed[alias]}"
+                    )
+                    results[ref] = SnapshotResult(ref, error=rejected)
+                elif blamed and retry:
+                    rest.append(ref)
+                else:
+                    no_data = ScmError(
+                        "invalid_response", f"GitHub's GraphQL answer has no data: {first}"
+                    )
+                    results[ref] = SnapshotResult(ref, error=no_data)
+            if rest:
+                self._fetch_batch(rest, results, retry=False)
+            return
+        fetched_at = datetime.now(UTC)
+        for alias, ref in document.aliases.items():
+            results[ref] = self._read_alias(ref, alias, data, errors, fetched_at)
 
     def _read_alias(
         self,
@@ -195,11 +253,18 @@ class GitHubClient:
                 ),
             )
         if kind == "FORBIDDEN":
+            # A 403 concerns the credential (SPEC §4), e.g. an organization enforcing SAML
+            # SSO that the token is not authorized for: the PR exists, the token is refused.
+            source = self.credential.source
             return SnapshotResult(
                 ref,
-                error=ScmError(
-                    "not_found",
-                    f"{ref.url} is not accessible with this token (GitHub: {message}).",
+                error=CredentialError(
+                    "forbidden",
+                    f"GitHub refused the {source or 'token'} access to {ref.url} "
+                    f"(GitHub: {message}). Authorize the token for {ref.owner} (SAML SSO) or "
+                    f"grant it access to {ref.repo}.",
+                    source=source,
+                    permission=message or None,
                 ),
             )
         return SnapshotResult(
@@ -289,7 +354,7 @@ class GitHubClient:
                     return found
             translated = translate(error, source=self.credential.source)
             raise translated from None
-        return PullRequestRef(repo, int(data["number"]))
+        return PullRequestRef(repo, _pr_number(data, f"the pull request opened in {repo}"))
 
     def _find_open_pull(self, repo: str, *, head: str, base: str) -> PullRequestRef | None:
         owner = repo.split("/", 1)[0]
@@ -298,9 +363,19 @@ class GitHubClient:
             f"/repos/{repo}/pulls",
             parameters={"state": "open", "head": f"{owner}:{head}", "base": base},
         )
-        for pull in pulls if isinstance(pulls, list) else []:
-            if pull.get("head", {}).get("ref") == head and pull.get("base", {}).get("ref") == base:
-                return PullRequestRef(repo, int(pull["number"]))
+        if not isinstance(pulls, list):
+            raise ScmError(
+                "invalid_response", f"GitHub's list of pull requests in {repo} is not a list."
+            )
+        for pull in pulls:
+            if not isinstance(pull, dict):
+                raise ScmError(
+                    "invalid_response", f"GitHub listed a pull request in {repo} as {pull!r}."
+                )
+            if _ref_name(pull, "head") == head and _ref_name(pull, "base") == base:
+                return PullRequestRef(
+                    repo, _pr_number(pull, f"the open pull request for {head} in {repo}")
+                )
         return None
 
     def create_branch(self, repo: str, *, branch: str, from_branch: str) -> bool:
@@ -327,7 +402,14 @@ class GitHubClient:
             if error.status == 404:
                 return None
             raise translate(error, source=self.credential.source) from None
-        return str(data["object"]["sha"])
+        target = data.get("object") if isinstance(data, dict) else None
+        sha = target.get("sha") if isinstance(target, dict) else None
+        if not isinstance(sha, str) or not sha:
+            raise ScmError(
+                "invalid_response",
+                f"GitHub's answer for branch {branch!r} of {repo} has no commit SHA.",
+            )
+        return sha
 
     def update_branch(self, ref: PullRequestRef, *, head_sha: str) -> bool:
         """Merge the base into the PR's branch (GitHub's update-branch); False when GitHub
@@ -344,6 +426,21 @@ class GitHubClient:
                 return False
             raise translate(error, source=self.credential.source) from None
         return True
+
+
+def _pr_number(data: Any, what: str) -> int:
+    number = data.get("number") if isinstance(data, dict) else None
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ScmError("invalid_response", f"GitHub's answer for {what} has no PR number.")
+    return number
+
+
+def _ref_name(pull: dict[str, Any], side: str) -> str | None:
+    branch = pull.get(side)
+    if not isinstance(branch, dict):
+        raise ScmError("invalid_response", f"GitHub's pull request has no {side} branch.")
+    name = branch.get("ref")
+    return name if isinstance(name, str) else None
 
 
 def _message(error: GithubException) -> str:

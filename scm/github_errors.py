@@ -1,9 +1,12 @@
 """Turning what GitHub (through PyGithub and requests) says into our errors.
 
 - 401: the token is wrong or expired (town-level).
-- 403 with X-RateLimit-Remaining 0, or 429: the budget is spent; X-RateLimit-Reset (epoch
-  seconds) or Retry-After says when it comes back
-  (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+- 403 with X-RateLimit-Remaining 0, or 429: the budget is spent until X-RateLimit-Reset
+  (epoch seconds). 403/429 with Retry-After is a secondary rate limit: wait that many
+  seconds, not until the hourly reset, which it does not concern
+  (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit).
+- REST ("core") and GraphQL have separate budgets, named by X-RateLimit-Resource: a spent
+  GraphQL budget does not stop a REST merge, nor the reverse.
 - 403 otherwise: a permission is missing; fine-grained tokens get the needed permission in
   X-Accepted-GitHub-Permissions
   (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api).
@@ -33,12 +36,13 @@ def _header(headers: dict[str, Any], name: str) -> str | None:
 
 
 def _reset_at(headers: dict[str, Any]) -> datetime:
+    retry_after = _header(headers, "retry-after")
+    if retry_after and retry_after.isdigit():
+        return datetime.now(UTC) + timedelta(seconds=int(retry_after))
     reset = _header(headers, "x-ratelimit-reset")
     if reset and reset.isdigit():
         return datetime.fromtimestamp(int(reset), UTC)
-    retry_after = _header(headers, "retry-after")
-    seconds = int(retry_after) if retry_after and retry_after.isdigit() else 60
-    return datetime.now(UTC) + timedelta(seconds=seconds)
+    return datetime.now(UTC) + timedelta(seconds=60)
 
 
 def _message(data: Any) -> str:
@@ -66,7 +70,9 @@ def translate(error: Exception, *, source: str | None = None) -> ScmError:
         if status == 429 or (
             status == 403
             and (
-                _header(headers, "x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
+                _header(headers, "x-ratelimit-remaining") == "0"
+                or _header(headers, "retry-after") is not None
+                or "rate limit" in message.lower()
             )
         ):
             reset_at = _reset_at(headers)
@@ -105,46 +111,65 @@ def translate(error: Exception, *, source: str | None = None) -> ScmError:
 
 
 @dataclass
-class RateLimit:
-    """The last budget GitHub told us about (REST headers and GraphQL's rateLimit)."""
+class Budget:
+    """One resource's budget ("core" for REST, "graphql"), as GitHub last told us."""
 
     remaining: int | None = None
     reset_at: datetime | None = None
-    last_cost: int | None = None
 
-    def update_from_headers(self, headers: dict[str, Any]) -> None:
+
+class RateLimit:
+    """The budgets GitHub told us about (REST headers and GraphQL's rateLimit), by resource."""
+
+    def __init__(self) -> None:
+        self.budgets: dict[str, Budget] = {}
+        self.last_cost: int | None = None
+
+    def budget(self, resource: str) -> Budget:
+        return self.budgets.setdefault(resource, Budget())
+
+    def update_from_headers(self, headers: dict[str, Any], *, resource: str) -> None:
+        """`resource` is what the request was for; X-RateLimit-Resource wins when given."""
+        budget = self.budget(_header(headers, "x-ratelimit-resource") or resource)
         remaining = _header(headers, "x-ratelimit-remaining")
         reset = _header(headers, "x-ratelimit-reset")
         if remaining and remaining.isdigit():
-            self.remaining = int(remaining)
+            budget.remaining = int(remaining)
         if reset and reset.isdigit():
-            self.reset_at = datetime.fromtimestamp(int(reset), UTC)
+            budget.reset_at = datetime.fromtimestamp(int(reset), UTC)
 
     def update_from_graphql(self, rate: Any) -> None:
         if not isinstance(rate, dict):
             return
+        budget = self.budget("graphql")
         if isinstance(rate.get("remaining"), int):
-            self.remaining = rate["remaining"]
+            budget.remaining = rate["remaining"]
         if isinstance(rate.get("cost"), int):
             self.last_cost = rate["cost"]
         reset = rate.get("resetAt")
         if isinstance(reset, str):
             with contextlib.suppress(ValueError):
-                self.reset_at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+                budget.reset_at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
 
-    def raise_if_spent(self, source: str | None) -> None:
+    def hold(self, resource: str, until: datetime) -> None:
+        """No call on `resource` until `until` (a rate limit GitHub announced by refusing)."""
+        budget = self.budget(resource)
+        budget.remaining, budget.reset_at = 0, until
+
+    def raise_if_spent(self, source: str | None, *, resource: str) -> None:
         """Before a request: no call is made on a spent budget until its reset."""
-        if self.remaining != 0 or self.reset_at is None:
+        budget = self.budget(resource)
+        if budget.remaining != 0 or budget.reset_at is None:
             return
-        if self.reset_at <= datetime.now(UTC):
-            self.remaining = None
+        if budget.reset_at <= datetime.now(UTC):
+            budget.remaining = None
             return
         raise CredentialError(
             "rate_limited",
-            f"GitHub's rate limit for the {source or 'token'} is spent until "
-            f"{self.reset_at:%Y-%m-%d %H:%M:%S} UTC.",
+            f"GitHub's {resource} rate limit for the {source or 'token'} is spent until "
+            f"{budget.reset_at:%Y-%m-%d %H:%M:%S} UTC.",
             source=source,
-            reset_at=self.reset_at,
+            reset_at=budget.reset_at,
         )
 
 

@@ -12,6 +12,7 @@ comments are asked for in a second document, only for PRs that have unresolved t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,7 @@ _SNAPSHOT_ALIAS = f"""
       statusCheckRollup {{{{
         state
         contexts(first: {CONTEXTS_LIMIT}) {{{{
+          totalCount
           nodes {{{{
             __typename
             ... on CheckRun {{{{ name status conclusion isRequired(pullRequestNumber: $n{{i}}) }}}}
@@ -126,6 +128,16 @@ def _variables(refs: Sequence[PullRequestRef]) -> tuple[str, dict[str, Any], dic
         variables[f"n{i}"] = ref.number
         aliases[f"pr{i}"] = ref
     return ", ".join(declarations), variables, aliases
+
+
+_VARIABLE = re.compile(r"\$([orn])([0-9]+)\b")
+
+
+def aliases_named_in(message: str, document: Document) -> set[str]:
+    """The aliases whose variables ($o3, $r3, $n3 for pr3) an error message names: GitHub
+    rejects a bad variable value for the whole document, with no path, but names it."""
+    named = {f"pr{index}" for _, index in _VARIABLE.findall(message)}
+    return named & document.aliases.keys()
 
 
 def snapshot_document(refs: Sequence[PullRequestRef]) -> Document:

@@ -89,6 +89,36 @@ def _check(node: dict[str, Any]) -> tuple[CheckRun, str] | None:
     return CheckRun(name=name, required=required, state=str(state or "UNKNOWN")), verdict
 
 
+ROLLUP_FAILING = {"FAILURE", "ERROR"}
+ROLLUP_PENDING = {"PENDING", "EXPECTED"}
+
+
+def _account_for_unlisted(
+    rollup: dict[str, Any],
+    listed: int,
+    merge_state: Any,
+    failing: list[CheckRun],
+    pending: list[CheckRun],
+) -> None:
+    """The rollup's state covers every context, the page only CONTEXTS_LIMIT of them: when
+    the state says failing (or pending) and the page does not show why, a check past the
+    page does. Without this a PR with 60 checks whose hidden required check fails, merge
+    state BLOCKED, would be read as waiting on a human instead of on its checks.
+
+    Whether the hidden check is required is unknown; UNSTABLE means GitHub sees the required
+    checks pass, so there it is optional, else it counts as required (fail closed)."""
+    state = rollup.get("state")
+    contexts = rollup.get("contexts")
+    total = contexts.get("totalCount") if isinstance(contexts, dict) else None
+    truncated = not isinstance(total, int) or total > listed
+    required = merge_state != "UNSTABLE"
+    unlisted = CheckRun(name="(unlisted)", required=required, state=str(state))
+    for states, found in ((ROLLUP_FAILING, failing), (ROLLUP_PENDING, pending)):
+        explained = bool(found) and (not truncated or any(c.required for c in found))
+        if state in states and not explained:
+            found.append(unlisted)
+
+
 def parse_snapshot(
     ref: PullRequestRef, node: dict[str, Any], *, fetched_at: datetime, url: str
 ) -> PullRequestSnapshot:
@@ -98,7 +128,8 @@ def parse_snapshot(
     passing = 0
     rollup = node.get("statusCheckRollup")
     if isinstance(rollup, dict):
-        for context in _Reader(rollup).nodes("contexts", "nodes"):
+        listed = _Reader(rollup).nodes("contexts", "nodes")
+        for context in listed:
             parsed = _check(context)
             if parsed is None:
                 read.odd.append("statusCheckRollup.contexts")
@@ -110,6 +141,7 @@ def parse_snapshot(
                 pending.append(check)
             else:
                 passing += 1
+        _account_for_unlisted(rollup, len(listed), node.get("mergeStateStatus"), failing, pending)
     elif rollup is not None or "statusCheckRollup" not in node:
         read.odd.append("statusCheckRollup")
     checks: ChecksSummary
@@ -119,9 +151,6 @@ def parse_snapshot(
         checks = "pending"
     elif passing:
         checks = "passing"
-    elif isinstance(rollup, dict) and rollup.get("state") in {"FAILURE", "ERROR"}:
-        checks = "failing"  # contexts past the page we asked for
-        failing.append(CheckRun(name="(unlisted)", required=True, state=str(rollup["state"])))
     else:
         checks = "none"
 

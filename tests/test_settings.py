@@ -10,6 +10,7 @@ import pytest
 from gastown.env import (
     ImproperlyConfiguredEnv,
     env_bool,
+    env_choice,
     env_database,
     env_int,
     env_url,
@@ -57,11 +58,34 @@ def test_integer_below_minimum_names_the_variable(monkeypatch):
         env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
 
 
-@pytest.mark.parametrize("raw", ["notaurl", "ftp://example.com", "https://"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "notaurl",
+        "ftp://example.com",
+        "https://",
+        "http://[::1",
+        "https://github.com:abc",
+        "http://127.0.0.1:abc",
+        "http://127.0.0.1:99999",
+    ],
+)
 def test_github_api_url_that_is_not_a_url_names_the_variable(monkeypatch, raw):
     monkeypatch.setenv("GITHUB_API_URL", raw)
     with pytest.raises(ImproperlyConfiguredEnv, match="GITHUB_API_URL"):
         env_url("GITHUB_API_URL", "https://api.github.com")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("debug", "DEBUG"), (" Warning ", "WARNING")])
+def test_choice_is_read_case_insensitively(monkeypatch, raw, expected):
+    monkeypatch.setenv("LOG_LEVEL", raw)
+    assert env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING")) == expected
+
+
+def test_choice_outside_the_set_names_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv("LOG_LEVEL", "verbose")
+    with pytest.raises(ImproperlyConfiguredEnv, match=r"LOG_LEVEL='verbose'.*DEBUG, INFO"):
+        env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING"))
 
 
 def test_url_loses_its_trailing_slash(monkeypatch):
@@ -76,6 +100,8 @@ def test_url_loses_its_trailing_slash(monkeypatch):
         "postgres://u@host/",
         "postgres://u@host:99999/db",
         "postgres://u@host:port/db",
+        "postgres://[x/db",
+        "postgresql://u@[::1/db",
         "postgres:///db",
         "sqlite://",
         "sqlite://host/db.sqlite3",
@@ -135,8 +161,8 @@ def _start(tmp_path: Path, code: str = "", **env: str) -> subprocess.CompletedPr
     clean.update(
         DJANGO_SETTINGS_MODULE="gastown.settings",
         DATABASE_URL=f"sqlite:///{tmp_path}/start.sqlite3",
-        **env,
     )
+    clean.update(env)
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup()\n{code}"],
         cwd=REPO,
@@ -168,6 +194,23 @@ def test_start_up_names_a_malformed_github_api_url(tmp_path):
     result = _start(tmp_path, DEBUG="1", GITHUB_API_URL="notaurl")
     assert result.returncode != 0
     assert "GITHUB_API_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("GITHUB_API_URL", "http://[::1"),
+        ("GITHUB_API_URL", "http://127.0.0.1:abc"),
+        ("GITHUB_WEB_URL", "https://github.com:abc"),
+        ("DATABASE_URL", "postgres://[x/db"),
+        ("LOG_LEVEL", "verbose"),
+    ],
+)
+def test_start_up_names_a_malformed_variable(tmp_path, variable, raw):
+    result = _start(tmp_path, DEBUG="1", **{variable: raw})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert variable in result.stderr.splitlines()[-1]
 
 
 def test_sqlite_file_database_runs_in_wal_with_busy_timeout_and_immediate_transactions(tmp_path):

@@ -10,11 +10,12 @@ FAULT_KINDS = frozenset(
     {
         "status",  # answer `status` (500, 502, 401, 403, 429...) with GitHub's body
         "forbidden",  # 403 naming the permission in X-Accepted-GitHub-Permissions
-        "rate_limit",  # 403 (or `status` 429) with X-RateLimit-Remaining 0 and a reset
+        "rate_limit",  # 403 (or `status` 429) with X-RateLimit-Remaining 0 and a reset,
+        # or with `retry_after`, a secondary limit
         "slow",  # wait `delay` seconds, then answer normally
         "malformed",  # 200 with a body that is not JSON
         "graphql_errors",  # GraphQL: null the given aliases (or all) and add `errors`
-        "rewrite_enum",  # GraphQL: replace every `field` value in the answer with `value`
+        "rewrite_enum",  # replace every `field` value in the JSON answer with `value`
     }
 )
 
@@ -29,6 +30,9 @@ class Fault:
     delay: float = 0.0
     permission: str = "pull_requests=write"
     reset_in: int = 60  # seconds until the rate-limit reset
+    # rate_limit: a secondary limit (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits):
+    # Retry-After seconds, the hourly budget untouched.
+    retry_after: int | None = None
     aliases: list[str] | None = None  # graphql_errors: which aliases (None: all)
     error_type: str = "NOT_FOUND"
     field: str = "mergeStateStatus"

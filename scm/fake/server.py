@@ -222,6 +222,10 @@ class FakeGitHub(FakeControl):
             reply = Reply(
                 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
             )
+        if fault is not None and fault.kind == "rewrite_enum":
+            reply = Reply(
+                reply.status, rewrite(reply.body, fault.field, fault.value), reply.headers
+            )
         return _reply(reply, self._rate_headers(resource))
 
     def _fault_reply(
@@ -249,17 +253,24 @@ class FakeGitHub(FakeControl):
             )
         if fault.kind == "rate_limit":
             reset = int(time.time()) + fault.reset_in
+            message = "API rate limit exceeded for user ID 1."
             limited = {
                 **rate_headers,
                 "X-RateLimit-Remaining": "0",
                 "X-RateLimit-Reset": str(reset),
             }
+            if fault.retry_after is not None:
+                message = (
+                    "You have exceeded a secondary rate limit. Please wait a few minutes "
+                    "before you try again."
+                )
+                limited = {**rate_headers, "Retry-After": str(fault.retry_after)}
             status = fault.status if fault.status in {403, 429} else 403
             return _reply(
                 Reply(
                     status,
                     {
-                        "message": "API rate limit exceeded for user ID 1.",
+                        "message": message,
                         "documentation_url": docs,
                         "status": str(status),
                     },

@@ -207,3 +207,92 @@ def test_rework_blockers_are_the_ones_an_agent_can_fix() -> None:
         Blocker.CHECKS_FAILING,
         Blocker.THREADS,
     } == REWORK_BLOCKERS
+
+
+def _parsed(rollup: dict, *, merge_state: str = "BLOCKED") -> PullRequestSnapshot:
+    from scm.snapshots import parse_snapshot
+    from scm.types import PullRequestRef
+
+    node = {
+        "number": 1,
+        "url": "https://github.com/octo/app/pull/1",
+        "state": "OPEN",
+        "merged": False,
+        "isDraft": False,
+        "reviewDecision": None,
+        "mergeStateStatus": merge_state,
+        "mergeable": "MERGEABLE",
+        "headRefOid": "abc",
+        "headRefName": "feature",
+        "baseRefName": "main",
+        "reviewRequests": {"nodes": []},
+        "reviewThreads": {"totalCount": 0, "nodes": []},
+        "statusCheckRollup": rollup,
+    }
+    ref = PullRequestRef("octo/app", 1)
+    return parse_snapshot(ref, node, fetched_at=CLEAN.fetched_at, url=ref.url)
+
+
+def _passing_page(count: int = 50) -> list[dict]:
+    return [
+        {
+            "__typename": "CheckRun",
+            "name": f"check-{i}",
+            "status": "COMPLETED",
+            "conclusion": "SUCCESS",
+            "isRequired": False,
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rollup_state", "expected"),
+    [
+        ("FAILURE", Blocker.CHECKS_FAILING),
+        ("ERROR", Blocker.CHECKS_FAILING),
+        ("PENDING", Blocker.CHECKS_PENDING),
+        ("EXPECTED", Blocker.CHECKS_PENDING),
+    ],
+)
+@pytest.mark.parametrize("required_checks_only", [False, True])
+def test_rollup_state_wins_over_a_first_page_of_passing_checks(
+    rollup_state: str, expected: Blocker, required_checks_only: bool
+) -> None:
+    snapshot = _parsed(
+        {"state": rollup_state, "contexts": {"totalCount": 60, "nodes": _passing_page()}}
+    )
+    assert snapshot.checks == ("failing" if expected == Blocker.CHECKS_FAILING else "pending")
+    assert derive_blocker(snapshot, required_checks_only=required_checks_only) == expected
+
+
+def test_rollup_failure_past_the_page_is_found_beside_a_visible_optional_failure() -> None:
+    lint = {
+        "__typename": "CheckRun",
+        "name": "lint",
+        "status": "COMPLETED",
+        "conclusion": "FAILURE",
+        "isRequired": False,
+    }
+    page = [*_passing_page(49), lint]
+    snapshot = _parsed({"state": "FAILURE", "contexts": {"totalCount": 60, "nodes": page}})
+    assert derive_blocker(snapshot, required_checks_only=True) == Blocker.CHECKS_FAILING
+
+
+def test_hidden_failure_of_an_unstable_pr_is_optional_under_required_checks_rule() -> None:
+    # UNSTABLE: GitHub says required checks pass, so what fails past the page is optional.
+    snapshot = _parsed(
+        {"state": "FAILURE", "contexts": {"totalCount": 60, "nodes": _passing_page()}},
+        merge_state="UNSTABLE",
+    )
+    assert derive_blocker(snapshot, required_checks_only=True) == Blocker.READY
+    assert derive_blocker(snapshot) == Blocker.CHECKS_FAILING
+
+
+def test_rollup_success_with_every_check_listed_is_passing() -> None:
+    snapshot = _parsed(
+        {"state": "SUCCESS", "contexts": {"totalCount": 50, "nodes": _passing_page()}},
+        merge_state="CLEAN",
+    )
+    assert snapshot.checks == "passing"
+    assert derive_blocker(snapshot) == Blocker.READY

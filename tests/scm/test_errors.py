@@ -1,7 +1,7 @@
 """Every error kind, provoked through the fake's faults, with the real client over HTTP."""
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -92,7 +92,7 @@ def test_rate_limit_raises_with_reset_time_and_then_makes_no_call(
 def test_spent_graphql_budget_stops_further_calls(fake_github, github_client, prs):
     fake_github.graphql_remaining = 1
     github_client.fetch_snapshots(prs)  # costs the last point
-    assert github_client.rate_limit.remaining == 0
+    assert github_client.rate_limit.budget("graphql").remaining == 0
     with pytest.raises(CredentialError) as caught:
         github_client.fetch_snapshots(prs)
     assert caught.value.kind == "rate_limited"
@@ -146,3 +146,91 @@ def test_token_never_appears_in_errors_or_logs(fake_github, prs, caplog):
     ]
     assert caplog.records  # PyGithub's debug log did run
     assert all(secret not in text for text in texts)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        PullRequestRef(REPO, 2**31),
+        PullRequestRef(REPO, 0),
+        PullRequestRef("no-slash", 1),
+        PullRequestRef("octo/..", 1),
+        PullRequestRef("octo/app/extra", 1),
+    ],
+)
+def test_bad_ref_is_its_own_error_and_the_batch_is_still_asked(
+    fake_github, github_client, prs, bad
+):
+    results = github_client.fetch_snapshots([prs[0], bad, *prs[1:]])
+    assert results[bad].error.kind == "unrecognized_url"
+    assert all(results[ref].ok for ref in prs)
+    assert [r.aliases for r in fake_github.graphql_requests()] == [3]
+
+
+def test_variable_github_rejects_fails_only_its_pr(fake_github, github_client, prs, monkeypatch):
+    # Should a value pass our own check but not GitHub's (here: a number past GraphQL's
+    # Int), GitHub answers with no data at all; the error names the variable, so only that
+    # PR is blamed and the rest of the batch is asked again.
+    monkeypatch.setattr("scm.client.ref_problem", lambda ref: None)
+    bad = PullRequestRef(REPO, 2**31)
+    results = github_client.fetch_snapshots([prs[0], bad, *prs[1:]])
+    assert results[bad].error.kind == "unrecognized_url"
+    assert all(results[ref].ok for ref in prs)
+    assert [r.aliases for r in fake_github.graphql_requests()] == [4, 3]
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_secondary_rate_limit_waits_retry_after_not_the_hourly_reset(
+    fake_github, github_client, prs, status
+):
+    fake_github.add_fault("rate_limit", path="/graphql", status=status, retry_after=30)
+    before = datetime.now(UTC)
+    with pytest.raises(CredentialError) as caught:
+        github_client.fetch_snapshots(prs)
+    assert caught.value.kind == "rate_limited"
+    assert before + timedelta(seconds=25) <= caught.value.reset_at
+    assert caught.value.reset_at <= datetime.now(UTC) + timedelta(seconds=35)
+
+    calls = len(fake_github.requests)
+    with pytest.raises(CredentialError):
+        github_client.fetch_snapshots(prs)
+    assert len(fake_github.requests) == calls  # held for Retry-After without asking
+
+
+def test_spent_graphql_budget_does_not_refuse_a_rest_merge(fake_github, github_client, prs):
+    fake_github.graphql_remaining = 1
+    github_client.fetch_snapshots(prs)  # costs the last GraphQL point
+    with pytest.raises(CredentialError):
+        github_client.fetch_snapshots(prs)
+
+    head_sha = fake_github.pull(REPO, prs[0].number).head_sha
+    outcome = github_client.merge(prs[0], head_sha=head_sha, methods=["merge"])
+    assert outcome.kind == "merged"
+
+
+def test_spent_rest_budget_does_not_refuse_graphql_snapshots(fake_github, github_client, prs):
+    fake_github.core_remaining = 1
+    head_sha = fake_github.pull(REPO, prs[0].number).head_sha
+    github_client.merge(prs[0], head_sha=head_sha, methods=["merge"])  # the last REST call
+    with pytest.raises(CredentialError) as caught:
+        github_client.create_branch(REPO, branch="x", from_branch="main")
+    assert caught.value.kind == "rate_limited"
+
+    results = github_client.fetch_snapshots(prs[1:])
+    assert all(result.ok for result in results.values())
+
+
+def test_graphql_forbidden_for_one_pr_is_a_credential_error_for_that_pr(
+    fake_github, github_client, prs
+):
+    # e.g. an organization enforcing SAML SSO the token is not authorized for.
+    fake_github.add_fault(
+        "graphql_errors", path="/graphql", aliases=["pr1"], error_type="FORBIDDEN"
+    )
+    results = github_client.fetch_snapshots(prs)
+    error = results[prs[1]].error
+    assert isinstance(error, CredentialError)
+    assert error.kind == "forbidden"
+    assert error.source == "GITHUB_TOKEN"
+    assert "Injected FORBIDDEN for pr1" in error.message
+    assert results[prs[0]].ok and results[prs[2]].ok

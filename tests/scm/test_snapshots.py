@@ -177,3 +177,32 @@ def test_duplicate_refs_are_asked_once(fake_github, github_client):
     results = github_client.fetch_snapshots([ref, ref])
     assert list(results) == [ref]
     assert fake_github.graphql_requests()[0].aliases == 1
+
+
+def test_failing_required_check_past_the_first_page_is_checks_failing(fake_github, github_client):
+    from scm.graphql import CONTEXTS_LIMIT
+
+    fake_github.create_repo(REPO, required_checks={"deploy-preview"})
+    pr = fake_github.create_pr(REPO)
+    for i in range(CONTEXTS_LIMIT + 5):
+        fake_github.set_check(REPO, pr.number, f"test-shard-{i}", "success")
+    fake_github.set_check(REPO, pr.number, "deploy-preview", "failure")
+
+    snapshot = _snapshot(github_client, pr.number)
+    assert snapshot.merge_state_status == "BLOCKED"
+    assert snapshot.checks == "failing"
+    assert derive_blocker(snapshot) == Blocker.CHECKS_FAILING
+    assert derive_blocker(snapshot, required_checks_only=True) == Blocker.CHECKS_FAILING
+
+
+def test_pending_required_check_past_the_first_page_is_checks_pending(fake_github, github_client):
+    from scm.graphql import CONTEXTS_LIMIT
+
+    fake_github.create_repo(REPO, required_checks={"e2e"})
+    pr = fake_github.create_pr(REPO)
+    for i in range(CONTEXTS_LIMIT):
+        fake_github.set_check(REPO, pr.number, f"unit-{i}", "success")
+    fake_github.set_check(REPO, pr.number, "e2e", None, status="in_progress")
+
+    snapshot = _snapshot(github_client, pr.number)
+    assert derive_blocker(snapshot, required_checks_only=True) == Blocker.CHECKS_PENDING

@@ -84,3 +84,33 @@ def test_credential_never_shows_its_token(settings, caplog) -> None:
     assert "ghp_supersecret" not in repr(credential)
     assert "ghp_supersecret" not in str(credential)
     assert "ghp_supersecret" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/octo/app/pull/2147483648",
+        "https://github.com/octo/app/pull/99999999999999999999",
+        "https://[github.com/acme/web/pull/7",
+        "https://github.com:abc/octo/app/pull/7",
+        "https://github.com/./app/pull/7",
+        "https://github.com/octo/../pull/7",
+        "https://github.com/../app/pull/7",
+        "https://github.com/octo/./pull/7",
+    ],
+)
+def test_parse_pr_url_rejects_what_github_would_not_answer(url: str) -> None:
+    with pytest.raises(ScmError) as caught:
+        parse_pr_url(url)
+    assert caught.value.kind == "unrecognized_url"
+
+
+def test_parse_pr_url_accepts_the_largest_graphql_int() -> None:
+    assert parse_pr_url("https://github.com/octo/app/pull/2147483647").number == 2**31 - 1
+
+
+@pytest.mark.parametrize("value", [None, 42, b"https://github.com/octo/app/pull/1", ["x"]])
+def test_parse_pr_url_rejects_a_value_that_is_not_text(value) -> None:
+    with pytest.raises(ScmError) as caught:
+        parse_pr_url(value)
+    assert caught.value.kind == "unrecognized_url"

@@ -1,5 +1,8 @@
 """Opening PRs, creating branches and updating branches: idempotent, through the fake."""
 
+import pytest
+
+from scm.errors import ScmError
 from scm.types import PullRequestRef
 
 REPO = "octo/app"
@@ -66,3 +69,40 @@ def test_update_branch_brings_a_behind_pr_up_to_date(fake_github, github_client)
     assert fake_github.pull(REPO, pull.number).behind is False
     assert fake_github.pull(REPO, pull.number).head_sha != old_head
     assert github_client.update_branch(ref, head_sha=old_head) is False  # head moved since
+
+
+@pytest.mark.parametrize("value", [None, "seven", {"n": 7}])
+def test_opened_pr_answer_without_a_number_is_invalid_response(fake_github, github_client, value):
+    fake_github.create_repo(REPO)
+    fake_github.create_branch(REPO, "convoy-9")
+    fake_github.add_fault(
+        "rewrite_enum", method="POST", path=r"/pulls$", field="number", value=value
+    )
+    with pytest.raises(ScmError) as caught:
+        github_client.open_pull_request(REPO, head="convoy-9", base="main", title="x")
+    assert caught.value.kind == "invalid_response"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("number", None), ("number", "seven"), ("head", "convoy-9")]
+)
+def test_listed_pr_with_an_odd_shape_is_invalid_response(fake_github, github_client, field, value):
+    fake_github.create_repo(REPO)
+    fake_github.create_pr(REPO, head="convoy-9", base="main")
+    fake_github.add_fault("rewrite_enum", method="GET", path=r"/pulls$", field=field, value=value)
+    with pytest.raises(ScmError) as caught:
+        github_client.open_pull_request(REPO, head="convoy-9", base="main", title="x")
+    assert caught.value.kind == "invalid_response"
+
+
+@pytest.mark.parametrize(("field", "value"), [("object", None), ("sha", None), ("object", [])])
+def test_branch_answer_with_an_odd_shape_is_invalid_response(
+    fake_github, github_client, field, value
+):
+    fake_github.create_repo(REPO)
+    fake_github.add_fault(
+        "rewrite_enum", method="GET", path=r"/git/ref/heads/", field=field, value=value, times=None
+    )
+    with pytest.raises(ScmError) as caught:
+        github_client.create_branch(REPO, branch="convoy-10", from_branch="main")
+    assert caught.value.kind == "invalid_response"
