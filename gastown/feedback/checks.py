@@ -292,11 +292,26 @@ class _TownCheck:
                 observed.append((mr, obs))
             else:
                 errored.append((mr, url_error or _result_error(result)))
+        # GitHub may refuse the token for one PR only (a SAML-protected organisation): still a
+        # credential problem (SPEC §4), so the town pauses and that MR is neither failed nor
+        # counted toward the error policy; the others' answers are kept.
+        refused = [(mr, e) for mr, e in errored if isinstance(e, CredentialError)]
+        errored = [(mr, e) for mr, e in errored if not isinstance(e, CredentialError)]
         self.summary.checked += len(observed)
-        self.summary.errors += len(errored)
+        self.summary.errors += len(errored) + len(refused)
 
         self._store(observed, errored)
         self._follow_up(observed, errored)
+        if refused:
+            refusal = refused[0][1]
+            assert isinstance(refusal, CredentialError)
+            town_pause(
+                self.town,
+                refusal,
+                now=self.now,
+                claimed=[mr for mr, _ in refused],
+                summary=self.summary,
+            )
         candidates = [mr for mr, obs in observed if obs.blocker == Blocker.READY]
         auto_merge.merge_ready(
             candidates,

@@ -42,6 +42,33 @@ def test_one_deleted_pr_in_a_batch_of_30_fails_only_its_own_mr(fake_github, watc
         assert mr.blocker == Blocker.READY
 
 
+def test_forbidden_for_one_pr_pauses_the_town_and_fails_nothing(
+    fake_github, watch_only, rig, clock
+):
+    fake_github.create_repo(REPO)
+    mrs = [make_mr(fake_github, rig) for _ in range(3)]
+    # One PR's organisation enforces SAML SSO the token is not authorised for.
+    fake_github.add_fault(
+        "graphql_errors", path="/graphql", aliases=["pr1"], error_type="FORBIDDEN", times=None
+    )
+
+    for _ in range(30):
+        run(clock)
+        clock.advance(minutes=1)
+
+    assert all(reload(mr).bead.status == BeadStatus.OPEN for mr in mrs)
+    assert events("pr.poll_failed") == []
+    [escalation] = escalations("github:forbidden")
+    assert "Token tried" in escalation.body
+    assert Town.objects.get(pk=watch_only.pk).github_blocked_until is not None
+
+    fake_github.clear_faults()  # the token was authorised for the organisation
+    clock.advance(minutes=5)
+    run(clock)
+    assert Town.objects.get(pk=watch_only.pk).github_blocked_until is None
+    assert all(reload(mr).blocker == Blocker.READY for mr in mrs)
+
+
 def test_unrecognized_pr_url_fails_its_mr_at_once_saying_what_to_fix(
     fake_github, watch_only, rig, clock
 ):
