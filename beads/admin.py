@@ -1,9 +1,9 @@
 """Admin for beads, their dependencies, merge requests and audit trail.
 
-A bead's status never changes through a form: the close and fail actions call
-`bead_set_status`, which audits the change and refuses terminal beads. Other edits save only
-the fields the form changed, so a reconciler write that lands between loading and saving the
-page is not overwritten, and each edit is recorded as a bead event.
+A bead's status never changes through a form: the close action calls `bead_set_status`,
+which audits the change and refuses terminal beads; failing an MR is the audited override.
+Other edits save only the fields the form changed, so a reconciler write that lands between
+loading and saving the page is not overwritten, and each edit is recorded as a bead event.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from beads.services import (
     bead_event_record,
     bead_set_status,
 )
-from gastown.dashboard.admin_actions import override_admin_actions
+from gastown.dashboard.admin_actions import override_admin_action, override_admin_actions
 from scm.errors import ScmError
 from scm.urls import parse_pr_url
 
@@ -272,7 +272,13 @@ class BeadAdmin(admin.ModelAdmin):
     list_select_related = ("town", "rig", "convoy", "assignee", "merge_request")
     autocomplete_fields = ("town", "rig", "convoy", "parent", "assignee")
     inlines = (MergeRequestInline,)
-    actions = ("close_beads", "fail_beads", *override_admin_actions("bead"))
+    # Failing goes through the audited override (its permission, a reason, the wait's
+    # telemetry), and only for merge requests, as on the dashboard.
+    actions = (
+        "close_beads",
+        override_admin_action("merge_request_fail", on_beads=True),
+        *override_admin_actions("bead"),
+    )
     fieldsets = (
         (
             None,
@@ -390,12 +396,6 @@ class BeadAdmin(admin.ModelAdmin):
     def close_beads(self, request: HttpRequest, queryset: QuerySet[Bead]) -> None:
         _move_beads(request, queryset, status=BeadStatus.CLOSED, verb="closed")
 
-    @admin.action(description="Fail the selected beads (audited)", permissions=["change"])
-    def fail_beads(self, request: HttpRequest, queryset: QuerySet[Bead]) -> None:
-        _move_beads(
-            request, queryset, status=BeadStatus.FAILED, verb="failed", failure_code="admin"
-        )
-
 
 @admin.register(MergeRequest)
 class MergeRequestAdmin(admin.ModelAdmin):
@@ -424,7 +424,7 @@ class MergeRequestAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("bead",)
     autocomplete_fields = ("bead", "source", "landing_convoy")
-    actions = ("fail_merge_requests", *override_admin_actions("merge_request"))
+    actions = override_admin_actions("merge_request")
     fieldsets = (
         (
             None,
@@ -464,11 +464,6 @@ class MergeRequestAdmin(admin.ModelAdmin):
     @admin.display(description="events of the MR bead")
     def bead_events(self, obj: MergeRequest) -> SafeString:
         return _recent_events_table(obj.bead_id)
-
-    @admin.action(description="Fail the selected merge requests (audited)", permissions=["change"])
-    def fail_merge_requests(self, request: HttpRequest, queryset: QuerySet[MergeRequest]) -> None:
-        beads = Bead.objects.filter(merge_request__in=queryset)
-        _move_beads(request, beads, status=BeadStatus.FAILED, verb="failed", failure_code="admin")
 
 
 class BeadDependencyForm(forms.ModelForm):

@@ -10,7 +10,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -60,10 +59,10 @@ class TownAdminForm(forms.ModelForm):
     class Meta:
         model = Town
         # Never github_token_encrypted: the ciphertext is not editable nor shown.
+        # Never paused either: pausing and resuming are the audited overrides (actions).
         fields = (
             "name",
             "slug",
-            "paused",
             "member_users",
             "member_groups",
             "auto_merge",
@@ -120,7 +119,7 @@ class TownAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("member_users", "member_groups")
-    readonly_fields = ("token_configured", "created_at", "updated_at")
+    readonly_fields = ("paused", "token_configured", "created_at", "updated_at")
     inlines = (RigInline,)
     actions = override_admin_actions("town")
     fieldsets = (
@@ -257,10 +256,18 @@ class ConvoyAdmin(admin.ModelAdmin):
     search_fields = ("title", "feature_branch", "rig__repo", "suppressed_pr_url")
     date_hierarchy = "created_at"
     list_select_related = ("town", "rig")
-    autocomplete_fields = ("town", "rig", "held_escalation", "suppressed_landing_mr")
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    autocomplete_fields = ("town", "rig", "held_escalation")
     actions = override_admin_actions("convoy")
+    # Status, failure and suppression change only through the reconciler and the audited
+    # overrides (close, retry a landing, end a suppression), never through this form.
     readonly_fields = (
+        "status",
+        "failure_reason",
+        "failure_message",
+        "respawn_suppressed_since",
+        "suppressed_landing_mr",
+        "suppressed_pr_url",
+        "suppressed_attempt",
         "feature_branch_created_at",
         "landing_attempts",
         "last_landing_attempt_at",

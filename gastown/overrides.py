@@ -145,19 +145,24 @@ def merge_request_merge_now(
         raise OverrideRefused("This merge request has no pull request yet: nothing to merge.")
     if mr.blocker == Blocker.HUMAN_REVIEW or mr.awaiting_approval:
         raise OverrideRefused("The PR is waiting on a human: cannot merge.")
+    if mr.blocker != Blocker.READY:
+        # A request on a PR that is not ready would sit there and merge it days later, at
+        # the first ready check, whatever changed since: only a ready PR's delay is skipped.
+        raise OverrideRefused(
+            f"The PR is not ready to merge; it waits on: {Blocker(mr.blocker).label}. "
+            "Merge now only skips the delay of a ready PR."
+        )
     message = (
-        f"{_pr_name(mr)} will be merged at the next check if GitHub says it is ready "
+        f"{_pr_name(mr)} will be checked now and merged if GitHub says it is ready "
         "(the delay is skipped, the fresh check is not)."
     )
     with transaction.atomic():
-        changed = (
-            MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=False)
-            .exclude(blocker=Blocker.HUMAN_REVIEW)
-            .update(merge_requested_at=now, updated_at=now)
-        )
+        changed = MergeRequest.objects.filter(
+            pk=mr.pk, awaiting_approval=False, blocker=Blocker.READY
+        ).update(merge_requested_at=now, check_requested_at=now, updated_at=now)
         if changed != 1:
-            raise OverrideRefused("The PR started waiting on a human meanwhile: cannot merge.")
-        mr.merge_requested_at = now
+            raise OverrideRefused("The PR stopped being ready meanwhile: cannot merge.")
+        mr.merge_requested_at = mr.check_requested_at = now
         _audit(
             name="merge_request_merge_now",
             town=mr.bead.town,
@@ -178,15 +183,30 @@ def merge_request_clear_awaiting(
     now = now or timezone.now()
     if not mr.awaiting_approval:
         raise OverrideRefused("The PR is not awaiting approval: nothing to clear.")
+    if mr.bead.is_terminal:
+        # Its wait was recorded as resolved when the MR ended (mr_failed); clearing would
+        # resolve it twice. A failed landing MR held by a suppression is no exception: its
+        # flag belongs to the feedback checks, and clearing it would not end the suppression
+        # (rule C counts a PR with no blocker as still waiting).
+        raise OverrideRefused(
+            f"The MR is {mr.bead.status}; its wait already ended. To let a held landing go "
+            "on, use Re-check now or End suppression on its convoy."
+        )
     waiting_since = mr.waiting_since
     message = f"{_pr_name(mr)} is no longer marked as awaiting approval (until the next check)."
     with transaction.atomic():
         # The database requires awaiting_approval => blocker "human_review": clear both.
-        changed = MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=True).update(
-            awaiting_approval=False, blocker=Blocker.NONE, waiting_since=None, updated_at=now
+        changed = (
+            MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=True)
+            .exclude(bead__status__in=TERMINAL_STATUSES)
+            .update(
+                awaiting_approval=False, blocker=Blocker.NONE, waiting_since=None, updated_at=now
+            )
         )
         if changed != 1:
-            raise OverrideRefused("The PR stopped awaiting approval meanwhile: nothing to clear.")
+            raise OverrideRefused(
+                "The PR stopped awaiting approval (or the MR ended) meanwhile: nothing to clear."
+            )
         mr.awaiting_approval, mr.blocker, mr.waiting_since = False, Blocker.NONE, None
         TelemetryEvent.objects.create(
             name="pr.awaiting_approval_resolved",
@@ -473,48 +493,24 @@ def convoy_close(
     message = f"{convoy.title!r} closed without landing."
     bead = _landing_bead(convoy)
     with transaction.atomic():
-        # Re-read under the lock: the suppression to end is the one in the row now, not the
-        # page's copy (the reconciler may have started or ended one meanwhile).
-        current = (
-            Convoy.objects.select_for_update()
-            .filter(pk=convoy.pk)
+        changed = (
+            Convoy.objects.filter(pk=convoy.pk)
             .exclude(status__in=TERMINAL_CONVOY_STATUSES)
-            .values("respawn_suppressed_since", "suppressed_landing_mr_id", "suppressed_pr_url")
-            .first()
+            .update(status=ConvoyStatus.CLOSED, closed_at=now, updated_at=now)
         )
-        if current is None:
+        if changed != 1:
             raise OverrideRefused("The convoy ended meanwhile.")
-        # The reconciler only loads open convoys, so nothing else would ever end a closed
-        # convoy's suppression: it would stay on the overview and keep its PR polled.
-        since = current["respawn_suppressed_since"]
-        Convoy.objects.filter(pk=convoy.pk).update(
-            status=ConvoyStatus.CLOSED,
-            closed_at=now,
-            respawn_suppressed_since=None,
-            suppressed_landing_mr=None,
-            suppressed_pr_url="",
-            suppressed_attempt=None,
-            updated_at=now,
-        )
         convoy.status, convoy.closed_at = ConvoyStatus.CLOSED, now
-        convoy.respawn_suppressed_since, convoy.suppressed_landing_mr = None, None
-        convoy.suppressed_pr_url, convoy.suppressed_attempt = "", None
-        if since is not None:
-            suppression = {
-                "landing_mr": current["suppressed_landing_mr_id"],
-                "pr_url": current["suppressed_pr_url"],
-            }
-            TelemetryEvent.objects.create(
-                name="reconciler.respawn_suppression_ended",
-                town_id=convoy.town_id,
-                rig_id=convoy.rig_id,
-                convoy=convoy,
-                bead=bead,
-                label="by_user",
-                reason="convoy_closed",
-                duration_ms=_ms(since, now),
-                data=suppression,
-            )
+        # The reconciler only loads open convoys, so nothing else would ever end a closed
+        # convoy's suppression: it would stay on the overview and keep its PR polled. The row
+        # is locked by the update above; end the suppression it holds now, not the page's.
+        current = Convoy.objects.filter(pk=convoy.pk).values(
+            "respawn_suppressed_since", "suppressed_landing_mr_id", "suppressed_pr_url"
+        )[0]
+        convoy.respawn_suppressed_since = current["respawn_suppressed_since"]
+        convoy.suppressed_landing_mr_id = current["suppressed_landing_mr_id"]
+        convoy.suppressed_pr_url = current["suppressed_pr_url"]
+        ended = convoy_suppression_end(convoy=convoy, how="by_user", now=now)
         _audit(
             name="convoy_close",
             town=convoy.town,
@@ -523,7 +519,7 @@ def convoy_close(
             message=message,
             bead=bead,
             convoy=convoy,
-            data={"from_status": previous, "ended_suppression": since is not None},
+            data={"from_status": previous, "ended_suppression": ended},
         )
     return message
 
@@ -604,10 +600,12 @@ OVERRIDES: dict[str, Override] = {
             "Merge now",
             "merge_request",
             TownPermission.MERGE_NOW,
-            "Skips the auto-merge delay. The PR is still checked right before the merge and "
-            "is not merged unless GitHub says it is ready.",
+            "Skips the auto-merge delay of a ready PR and checks it at once. The PR is still "
+            "checked right before the merge and is not merged unless GitHub says it is ready.",
             merge_request_merge_now,
-            lambda mr: _mr_open_with_pr(mr) and mr.blocker != Blocker.HUMAN_REVIEW,
+            lambda mr: (
+                _mr_open_with_pr(mr) and mr.blocker == Blocker.READY and not mr.awaiting_approval
+            ),
         ),
         Override(
             "merge_request_clear_awaiting",
@@ -617,7 +615,7 @@ OVERRIDES: dict[str, Override] = {
             "Treats the PR as not waiting on a human until the next check says otherwise; "
             "the wait is recorded as resolved (cleared_by_user).",
             merge_request_clear_awaiting,
-            lambda mr: mr.awaiting_approval,
+            lambda mr: mr.awaiting_approval and not mr.bead.is_terminal,
         ),
         Override(
             "fake_pr_approve",

@@ -9,9 +9,10 @@ from django.db import connection
 from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from beads.models import Bead, BeadEvent, BeadEventKind, BeadStatus, MergeRequest
-from gastown.models import Town, TownEvent
+from gastown.models import Convoy, Town, TownEvent
 from tests.factories import (
     AgentFactory,
     BeadDependencyFactory,
@@ -276,16 +277,7 @@ def test_close_action_closes_open_beads_through_the_audited_service(admin_client
     assert "Closed 1 bead(s)" in html
 
 
-def test_fail_action_records_a_failure_code(admin_client):
-    bead = BeadFactory()
-    _run_action(admin_client, "beads.bead", "fail_beads", [bead.pk])
-    bead.refresh_from_db()
-    assert bead.status == BeadStatus.FAILED
-    assert bead.failure_code == "admin"
-    assert BeadEvent.objects.filter(bead=bead, to_status="failed", actor="user:admin").exists()
-
-
-@pytest.mark.parametrize("action", ["close_beads", "fail_beads"])
+@pytest.mark.parametrize("action", ["close_beads"])
 def test_bead_actions_refuse_terminal_beads(admin_client, action):
     closed = BeadFactory(status=BeadStatus.CLOSED)
     failed = BeadFactory(status=BeadStatus.FAILED)
@@ -299,7 +291,14 @@ def test_bead_actions_refuse_terminal_beads(admin_client, action):
 
 def test_fail_merge_request_action_fails_the_mr_bead_and_frees_the_slot(admin_client):
     mr = _merge_request()
-    _run_action(admin_client, "beads.mergerequest", "fail_merge_requests", [mr.pk])
+    admin_client.post(
+        _url("beads.mergerequest", "changelist"),
+        {
+            "action": "override_merge_request_fail",
+            "_selected_action": [str(mr.pk)],
+            "override_confirmed": "yes",
+        },
+    )
     mr.refresh_from_db()
     assert mr.bead.status == BeadStatus.FAILED
     assert mr.is_active is False
@@ -493,3 +492,92 @@ def test_script_in_a_bead_title_is_escaped_on_the_changelist(admin_client):
     html = admin_client.get(_url("beads.bead", "changelist")).content.decode()
     assert "<script>alert(" not in html
     assert "&lt;script&gt;alert(" in html
+
+
+# Convoy and town state changes only through the audited overrides ---------------------------
+
+
+def _convoy_form(convoy: Any, **overrides: Any) -> dict[str, Any]:
+    data = {
+        "town": convoy.town_id,
+        "rig": convoy.rig_id or "",
+        "title": convoy.title,
+        "merge_mode": convoy.merge_mode,
+        "feature_branch": convoy.feature_branch,
+        "created_by": convoy.created_by,
+        "held_escalation": "",
+        "_save": "Save",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_convoy_change_form_cannot_reopen_a_convoy_nor_end_its_suppression(admin_client):
+    convoy = ConvoyFactory(status="failed", failure_reason="landing_attempts_exhausted")
+    mr = MergeRequestFactory(bead__town=convoy.town, landing_convoy=convoy)
+    since = timezone.now()
+    Convoy.objects.filter(pk=convoy.pk).update(
+        respawn_suppressed_since=since,
+        suppressed_landing_mr=mr,
+        suppressed_pr_url="https://github.com/acme/web/pull/9",
+        suppressed_attempt=2,
+    )
+    form = admin_client.get(_url("gastown.convoy", "change", convoy.pk)).content.decode()
+    for field in [
+        "status",
+        "failure_reason",
+        "respawn_suppressed_since",
+        "suppressed_landing_mr",
+        "suppressed_pr_url",
+        "suppressed_attempt",
+    ]:
+        assert f'name="{field}' not in form, field
+    response = admin_client.post(
+        _url("gastown.convoy", "change", convoy.pk),
+        _convoy_form(
+            convoy,
+            title="Renamed",
+            status="ready_to_land",
+            failure_reason="",
+            respawn_suppressed_since_0="",
+            respawn_suppressed_since_1="",
+            suppressed_landing_mr="",
+            suppressed_pr_url="",
+            suppressed_attempt="",
+        ),
+    )
+    assert response.status_code == 302
+    convoy.refresh_from_db()
+    assert convoy.title == "Renamed"
+    assert (convoy.status, convoy.failure_reason) == ("failed", "landing_attempts_exhausted")
+    assert convoy.respawn_suppressed_since == since
+    assert convoy.suppressed_landing_mr_id == mr.pk
+    assert convoy.suppressed_pr_url == "https://github.com/acme/web/pull/9"
+    assert convoy.suppressed_attempt == 2
+
+
+def test_convoy_can_still_be_created_in_the_admin_and_starts_open(admin_client):
+    rig = RigFactory()
+    template = Convoy(town=rig.town, rig=rig, title="From the admin", merge_mode="review-then-land")
+    response = admin_client.post(
+        _url("gastown.convoy", "add"), _convoy_form(template, status="landed")
+    )
+    assert response.status_code == 302
+    convoy = Convoy.objects.get(title="From the admin")
+    assert convoy.status == "open"
+    assert convoy.respawn_suppressed_since is None
+
+
+@pytest.mark.parametrize("paused", [True, False])
+def test_town_change_form_cannot_pause_or_resume(admin_client, paused):
+    town = TownFactory(slug="acme", paused=paused)
+    form = admin_client.get(_url("gastown.town", "change", town.pk)).content.decode()
+    assert 'name="paused"' not in form
+    data = _town_form(name="Renamed")
+    if not paused:
+        data["paused"] = "on"
+    response = admin_client.post(_url("gastown.town", "change", town.pk), data)
+    assert response.status_code == 302
+    town.refresh_from_db()
+    assert town.name == "Renamed"
+    assert town.paused is paused

@@ -16,8 +16,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from beads.models import MergeRequest
 from gastown.dashboard.forms import OverrideForm
-from gastown.overrides import OVERRIDES, OverrideRefused, override_run
+from gastown.overrides import OVERRIDES, Override, OverrideRefused, override_run
 
 _RELATED = {
     "merge_request": ("bead", "bead__town", "bead__rig"),
@@ -29,8 +30,29 @@ _RELATED = {
 AdminAction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], TemplateResponse | None]
 
 
-def override_admin_action(name: str) -> AdminAction:
+def _targets(
+    chosen: Override, queryset: QuerySet[Any], on_beads: bool
+) -> tuple[list[Any], list[str]]:
+    """The objects the override acts on, and the selected rows it cannot act on."""
+    if not on_beads:
+        return list(queryset.select_related(*_RELATED[chosen.target])), []
+    beads = list(queryset)
+    by_bead = {
+        mr.bead_id: mr
+        for mr in MergeRequest.objects.filter(bead__in=beads).select_related(
+            *_RELATED["merge_request"]
+        )
+    }
+    targets = [by_bead[bead.pk] for bead in beads if bead.pk in by_bead]
+    others = [f"{bead}: not a merge request." for bead in beads if bead.pk not in by_bead]
+    return targets, others
+
+
+def override_admin_action(name: str, *, on_beads: bool = False) -> AdminAction:
+    """The override as an admin action; `on_beads` offers a merge request override on the
+    bead list (it acts on the selected MR beads' merge requests and refuses other beads)."""
     chosen = OVERRIDES[name]
+    assert not on_beads or chosen.target == "merge_request"
 
     def action(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
@@ -42,7 +64,7 @@ def override_admin_action(name: str) -> AdminAction:
                 messages.ERROR,
             )
             return None
-        targets = list(queryset.select_related(*_RELATED[chosen.target]))
+        targets, not_applicable = _targets(chosen, queryset, on_beads)
         if request.POST.get("override_confirmed") != "yes":
             context = {
                 **modeladmin.admin_site.each_context(request),
@@ -58,7 +80,7 @@ def override_admin_action(name: str) -> AdminAction:
         form = OverrideForm(request.POST)
         reason = form.cleaned_data["reason"] if form.is_valid() else ""
         done: list[str] = []
-        refused: list[str] = []
+        refused: list[str] = list(not_applicable)
         for target in targets:
             try:
                 done.append(

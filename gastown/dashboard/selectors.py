@@ -34,6 +34,7 @@ from beads.models import (
     MergeRequest,
 )
 from gastown.models import Convoy, ReconcilerTick, Rig, TelemetryEvent, Town
+from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 
 #: The newest tick younger than this means the workers are running.
 WORKERS_ALIVE_WINDOW = timedelta(minutes=2)
@@ -114,9 +115,7 @@ def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
         awaiting_count=awaiting["n"],
         oldest_wait_since=awaiting["oldest"],
         suppressed_now=list(
-            Convoy.objects.filter(town=town, respawn_suppressed_since__isnull=False).order_by(
-                "respawn_suppressed_since"
-            )[:20]
+            _suppressed_convoys().filter(town=town).order_by("respawn_suppressed_since")[:20]
         ),
         suppressed_today=TelemetryEvent.objects.filter(
             town=town, name="reconciler.respawn_suppressed", created_at__gte=start_of_day(now)
@@ -134,13 +133,19 @@ def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
 # --- awaiting approval ------------------------------------------------------------------
 
 
+def _suppressed_convoys() -> QuerySet[Convoy]:
+    # A terminal convoy's suppression is over whatever its row says (convoy_close ends it;
+    # older rows may still carry one): the reconciler never looks at that convoy again.
+    return Convoy.objects.filter(respawn_suppressed_since__isnull=False).exclude(
+        status__in=TERMINAL_CONVOY_STATUSES
+    )
+
+
 def _awaiting_base(town: Town) -> QuerySet[MergeRequest]:
     # A failed MR keeps its last snapshot, so only live MRs are listed, plus the failed landing
     # MR a suppression holds: its PR is open and still waits for the reviewer the team lead
     # has to chase.
-    held = Convoy.objects.filter(town=town, respawn_suppressed_since__isnull=False).values(
-        "suppressed_landing_mr"
-    )
+    held = _suppressed_convoys().filter(town=town).values("suppressed_landing_mr")
     return MergeRequest.objects.filter(bead__town=town, awaiting_approval=True).filter(
         Q(bead__status__in=ACTIVE_STATUSES) | Q(pk__in=held)
     )
@@ -157,9 +162,7 @@ def awaiting_approval_list(
         mrs = mrs.filter(
             Q(bead__convoy_id=convoy) | Q(source__convoy_id=convoy) | Q(landing_convoy_id=convoy)
         )
-    held = Convoy.objects.filter(
-        suppressed_landing_mr=OuterRef("pk"), respawn_suppressed_since__isnull=False
-    )
+    held = _suppressed_convoys().filter(suppressed_landing_mr=OuterRef("pk"))
     return (
         mrs.select_related(
             "bead", "bead__rig", "bead__convoy", "bead__town", "landing_convoy", "source__convoy"

@@ -99,3 +99,77 @@ def test_admin_action_needs_the_override_permission(client, town):
     town.refresh_from_db()
     assert not town.paused
     assert not TelemetryEvent.objects.exists()
+
+
+def test_the_unaudited_fail_actions_are_gone(admin_client):
+    from django.contrib.admin import site
+    from django.test import RequestFactory
+
+    from beads.models import Bead, MergeRequest
+
+    request = RequestFactory().get("/admin/")
+    request.user = UserFactory(username="root2", is_staff=True, is_superuser=True)
+    bead_actions = site._registry[Bead].get_actions(request)
+    mr_actions = site._registry[MergeRequest].get_actions(request)
+    assert "fail_beads" not in bead_actions and "fail_merge_requests" not in mr_actions
+    assert "override_merge_request_fail" in bead_actions
+    assert "override_merge_request_fail" in mr_actions
+
+
+def test_fail_mr_from_the_bead_list_runs_the_override_and_refuses_other_beads(admin_client, town):
+    from tests.factories import BeadFactory
+
+    mr = waiting_mr(town)
+    issue = BeadFactory(town=town, status=BeadStatus.IN_PROGRESS)
+    response = admin_client.post(
+        "/admin/beads/bead/",
+        {
+            "action": "override_merge_request_fail",
+            helpers.ACTION_CHECKBOX_NAME: [mr.bead_id, issue.pk],
+        },
+    )
+    assert b"Fail MR?" in response.content and b'name="reason"' in response.content
+    response = admin_client.post(
+        "/admin/beads/bead/",
+        {
+            "action": "override_merge_request_fail",
+            helpers.ACTION_CHECKBOX_NAME: [mr.bead_id, issue.pk],
+            "override_confirmed": "yes",
+            "reason": "wrong approach",
+        },
+        follow=True,
+    )
+    assert b"1 done" in response.content and b"1 refused" in response.content
+    assert b"not a merge request" in response.content
+    mr.bead.refresh_from_db()
+    issue.refresh_from_db()
+    assert (mr.bead.status, mr.bead.failure_code) == (BeadStatus.FAILED, "failed_by_user")
+    assert issue.status == BeadStatus.IN_PROGRESS
+    resolved = TelemetryEvent.objects.get(name="pr.awaiting_approval_resolved")
+    assert resolved.reason == "mr_failed"
+    assert TelemetryEvent.objects.get(name="override.merge_request_fail").reason == (
+        "wrong approach"
+    )
+
+
+def test_fail_mr_from_the_bead_list_needs_the_override_permission(client, town):
+    from django.contrib.auth.models import Permission
+
+    staff = UserFactory(username="staff", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_bead", "change_bead"])
+    )
+    client.force_login(staff)
+    mr = waiting_mr(town)
+    response = client.post(
+        "/admin/beads/bead/",
+        {
+            "action": "override_merge_request_fail",
+            helpers.ACTION_CHECKBOX_NAME: [mr.bead_id],
+            "override_confirmed": "yes",
+        },
+        follow=True,
+    )
+    assert b"you need the permission" in response.content
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS

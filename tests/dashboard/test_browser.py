@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connections
 from django.utils import timezone
 
 from beads.models import BeadEvent, BeadStatus, BeadType, Blocker
@@ -29,10 +30,6 @@ from tests.factories import (
     TownFactory,
     UserFactory,
 )
-
-# Playwright's sync API runs an event loop in this thread; the assertions below read the
-# database after browser steps, which Django would otherwise refuse inside a running loop.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -158,7 +155,11 @@ def demo_town():
 
 
 @pytest.fixture
-def page(live_server) -> Iterator:
+def page(live_server, monkeypatch) -> Iterator:
+    # Playwright's sync API runs an event loop in this thread; the assertions read the
+    # database after browser steps, which Django would otherwise refuse inside a running
+    # loop. Allowed for these tests only, not for the rest of the session.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     if not CHROMIUM.exists():
         pytest.fail(
             "Chromium is missing at /usr/bin/chromium: run scripts/ensure-chromium "
@@ -177,6 +178,10 @@ def page(live_server) -> Iterator:
         finally:
             context.close()
             browser.close()
+            # While Playwright's loop runs, asgiref keeps this thread's database connections
+            # in a context variable, not in the thread-local that pytest-django closes before
+            # dropping the test database (on PostgreSQL: "being accessed by other users").
+            connections.close_all()
 
 
 def sign_in(page, live_server, username: str) -> None:

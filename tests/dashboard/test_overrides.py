@@ -94,6 +94,40 @@ def test_merge_now_sets_the_request_but_never_for_a_pr_waiting_on_a_human(town, 
     assert len(override_events(ready.bead)) == 1
 
 
+def test_merge_now_makes_the_mr_due_so_the_fresh_check_runs_at_once(town, user):
+    ready = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY, waiting_since=None)
+    merge_request_merge_now(merge_request=ready, user=user, now=NOW)
+    ready.refresh_from_db()
+    assert ready.check_requested_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("blocker", "says"),
+    [
+        (Blocker.CHECKS_FAILING, "Checks failing"),
+        (Blocker.CHECKS_PENDING, "Checks pending"),
+        (Blocker.CONFLICT, "Conflict"),
+        (Blocker.NONE, "Not checked yet"),
+    ],
+)
+def test_merge_now_is_refused_unless_the_pr_is_ready(town, user, blocker, says):
+    mr = waiting_mr(town, awaiting_approval=False, blocker=blocker, waiting_since=None)
+    with pytest.raises(OverrideRefused, match=says):
+        merge_request_merge_now(merge_request=mr, user=user, now=NOW)
+    mr.refresh_from_db()
+    assert (mr.merge_requested_at, mr.check_requested_at) == (None, None)
+    assert not override_events(mr.bead)
+
+
+def test_merge_now_is_refused_if_the_pr_stopped_being_ready_meanwhile(town, user):
+    mr = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY, waiting_since=None)
+    type(mr).objects.filter(pk=mr.pk).update(blocker=Blocker.CHECKS_FAILING)
+    with pytest.raises(OverrideRefused, match="meanwhile"):
+        merge_request_merge_now(merge_request=mr, user=user, now=NOW)
+    mr.refresh_from_db()
+    assert mr.merge_requested_at is None
+
+
 def test_merge_now_is_refused_for_a_terminal_mr(town, user):
     mr = waiting_mr(
         town, bead__status=BeadStatus.CLOSED, awaiting_approval=False, blocker=Blocker.MERGED
@@ -120,6 +154,25 @@ def test_clear_awaiting_is_refused_when_not_waiting(town, user):
     mr = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY)
     with pytest.raises(OverrideRefused, match="not awaiting"):
         merge_request_clear_awaiting(merge_request=mr, user=user)
+    assert not TelemetryEvent.objects.exists()
+
+
+def test_clear_awaiting_is_refused_once_the_mr_failed_so_one_wait_ends_once(town, user):
+    mr = waiting_mr(town)
+    merge_request_fail(merge_request=mr, user=user, now=NOW)
+    mr.refresh_from_db()
+    assert mr.awaiting_approval, "failing keeps the PR snapshot"
+    with pytest.raises(OverrideRefused, match="failed"):
+        merge_request_clear_awaiting(merge_request=mr, user=user, now=NOW)
+    assert TelemetryEvent.objects.filter(name="pr.awaiting_approval_resolved").count() == 1
+
+
+def test_clear_awaiting_is_refused_for_the_failed_landing_mr_a_suppression_holds(town, user):
+    _convoy, held = suppressed_convoy(town)
+    with pytest.raises(OverrideRefused, match="End suppression"):
+        merge_request_clear_awaiting(merge_request=held, user=user, now=NOW)
+    held.refresh_from_db()
+    assert held.awaiting_approval
     assert not TelemetryEvent.objects.exists()
 
 
@@ -253,6 +306,34 @@ def test_close_convoy_closes_it_once(town, user):
         convoy_close(convoy=convoy, user=user)
 
 
+def suppressed_convoy(town, *, status=ConvoyStatus.LANDING):
+    convoy = ConvoyFactory(town=town, status=status)
+    landing = waiting_mr(
+        town, landing_convoy=convoy, bead__status=BeadStatus.FAILED, is_active=False
+    )
+    convoy.respawn_suppressed_since = NOW - timedelta(minutes=30)
+    convoy.suppressed_landing_mr = landing
+    convoy.suppressed_pr_url = PR
+    convoy.suppressed_attempt = 3
+    convoy.save()
+    return convoy, landing
+
+
+def test_close_convoy_ends_its_suppression_with_it(town, user):
+    convoy, landing = suppressed_convoy(town)
+    convoy_close(convoy=convoy, user=user, reason="dropped", now=NOW)
+    convoy.refresh_from_db()
+    assert convoy.status == ConvoyStatus.CLOSED
+    assert (convoy.respawn_suppressed_since, convoy.suppressed_landing_mr) == (None, None)
+    assert (convoy.suppressed_pr_url, convoy.suppressed_attempt) == ("", None)
+    ended = TelemetryEvent.objects.get(name="reconciler.respawn_suppression_ended")
+    assert (ended.label, ended.convoy_id, ended.bead_id) == ("by_user", convoy.pk, landing.bead_id)
+    assert ended.duration_ms == 30 * 60 * 1000
+    assert ended.data == {"landing_mr": landing.pk, "pr_url": PR}
+    audit = TelemetryEvent.objects.get(name="override.convoy_close")
+    assert audit.data["ended_suppression"] is True
+
+
 def test_pause_and_resume_a_town(town, user):
     town_pause(town=town, user=user, reason="incident", now=NOW)
     town.refresh_from_db()
@@ -277,3 +358,13 @@ def test_a_stale_copy_cannot_clear_a_wait_that_already_ended(town, user):
     with pytest.raises(OverrideRefused, match="meanwhile"):
         merge_request_clear_awaiting(merge_request=mr, user=user)
     assert not TelemetryEvent.objects.filter(name="pr.awaiting_approval_resolved").exists()
+
+
+def test_gc_keeps_the_override_audit_but_prunes_other_old_telemetry(town, user):
+    from gastown.reconciler.tick import prune
+
+    town_pause(town=town, user=user, reason="incident", now=NOW)
+    TelemetryEvent.objects.create(name="pr.merged", town=town)
+    TelemetryEvent.objects.update(created_at=NOW - timedelta(days=400))
+    prune(NOW)
+    assert list(TelemetryEvent.objects.values_list("name", flat=True)) == ["override.town_pause"]

@@ -222,12 +222,18 @@ def test_reconciler_page_lists_the_dry_run_actions(lead_client, town, monkeypatc
 def test_titles_and_bodies_are_escaped(lead_client, town, rig):
     evil = "<script>alert(1)</script>"
     mr = waiting(town, rig, bead__title=evil, bead__body=evil)
-    ConvoyFactory(town=town, title=evil)
+    convoy = ConvoyFactory(town=town, title=evil, respawn_suppressed_since=timezone.now())
     BeadEventFactory(bead=mr.bead, note=evil)
+    BeadFactory(town=town, type=BeadType.ESCALATION, title=evil)
+    TelemetryEventFactory(town=town, name="pr.merged", label=evil, reason=evil, convoy=convoy)
     for path in [
+        "/towns/acme/",
         "/towns/acme/awaiting/",
         "/towns/acme/convoys/",
         f"/towns/acme/beads/{mr.bead_id}/",
+        "/towns/acme/telemetry/",
+        f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/",
+        f"/towns/acme/overrides/convoy_close/{convoy.pk}/",
     ]:
         content = lead_client.get(path).content
         assert b"<script>alert" not in content, path
@@ -421,3 +427,33 @@ def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, r
     assert "pull/11" in page and "respawn suppressed" in page
     assert f"/overrides/merge_request_recheck/{held.pk}/" in page, "re-checking it is allowed"
     assert "pull/12" not in page, "a failed MR nobody holds is not waiting any more"
+
+
+def test_a_closed_convoys_leftover_suppression_is_neither_listed_nor_awaited(
+    lead_client, town, rig
+):
+    """Rows closed before convoy_close ended suppressions: the pages ignore them."""
+    from beads.audit import Actor
+    from beads.services import bead_set_status
+
+    convoy = ConvoyFactory(town=town, rig=rig, title="Dropped", status=ConvoyStatus.CLOSED)
+    held = waiting(town, rig, number=13, landing_convoy=convoy)
+    bead_set_status(bead=held.bead, status="failed", actor=Actor("user:x"))
+    convoy.respawn_suppressed_since = timezone.now()
+    convoy.suppressed_landing_mr = held
+    convoy.save()
+    o = lead_client.get("/towns/acme/").context["o"]
+    assert o.suppressed_now == [] and o.awaiting_count == 0
+    assert "pull/13" not in lead_client.get("/towns/acme/awaiting/").content.decode()
+
+
+def test_failed_mr_offers_no_clear_awaiting(lead_client, town, rig):
+    from beads.audit import Actor
+    from beads.services import bead_set_status
+
+    mr = waiting(town, rig)
+    page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
+    assert f"/overrides/merge_request_clear_awaiting/{mr.pk}/" in page
+    bead_set_status(bead=mr.bead, status="failed", actor=Actor("user:x"))
+    page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
+    assert f"/overrides/merge_request_clear_awaiting/{mr.pk}/" not in page
