@@ -5,11 +5,14 @@ has committed, so the town moves on at once instead of at the next scheduled vis
 API (gastown.api) only wraps these functions.
 
 A report is refused (ReportRefused, nothing written) when it does not match what the control
-plane knows: the bead is not this agent's assignment, is terminal, or the PR URL is not one.
+plane knows: the bead is not this agent's assignment or is terminal; or (ReportInvalid) when a
+field is unusable: the branch is no git branch name, the PR URL is not one or points outside
+the bead's rig's repository.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +30,10 @@ from beads.models import (
     ReviewStatus,
 )
 from beads.services import bead_event_record, bead_set_status, merge_request_create, rework_request
-from gastown.models import Agent, AgentRole, AgentStatus, MergeMode
+from gastown.models import Agent, AgentRole, AgentStatus, MergeMode, Rig
 from gastown.tasks import enqueue_tick
 from scm.errors import ScmError
-from scm.urls import parse_pr_url
+from scm.urls import PullRequestRef, parse_pr_url
 
 #: An agent that was dispatched (or stalled) and shows a sign of life is working again.
 _WAKEABLE = (AgentStatus.IDLE, AgentStatus.STALLED)
@@ -43,6 +46,46 @@ class ReportRefused(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class ReportInvalid(ReportRefused):
+    """A field of the report is unusable whatever the state (a malformed branch name, a PR
+    outside the rig's repository); nothing was written. The API answers 400, not 409."""
+
+
+#: MergeRequest.branch's column width.
+MAX_BRANCH_LENGTH = 200
+# git check-ref-format's rules, plus git branch's refusal of a leading "-" (it would read as
+# an option on a command line): https://git-scm.com/docs/git-check-ref-format
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def _check_branch(branch: str) -> None:
+    problem = ""
+    if len(branch) > MAX_BRANCH_LENGTH:
+        problem = f"is longer than {MAX_BRANCH_LENGTH} characters"
+    elif match := _REF_FORBIDDEN.search(branch):
+        problem = f"contains {match.group()!r}"
+    elif branch == "@" or branch.startswith(("-", "/")) or branch.endswith(("/", ".")):
+        problem = "may not be '@', start with '-' or '/', or end with '/' or '.'"
+    elif any(part.startswith(".") or part.endswith(".lock") for part in branch.split("/")):
+        problem = "has a part that starts with '.' or ends with '.lock'"
+    if problem:
+        raise ReportInvalid(
+            f"The branch {branch!r} is not a valid git branch name: it {problem}.", field="branch"
+        )
+
+
+def _check_pr_repo(ref: PullRequestRef, rig: Rig) -> None:
+    """The town only watches and merges PRs of its own rigs: a PR elsewhere (another town's
+    repository, someone else's) would be merged with this town's credentials."""
+    # GitHub compares owner and repository names case-insensitively.
+    if ref.repo.lower() != rig.repo.lower():
+        raise ReportInvalid(
+            f"The pull request is in {ref.repo}, but the bead's rig {rig.name} is the "
+            f"repository {rig.repo}; report a pull request of {rig.repo}.",
+            field="pr_url",
+        )
 
 
 def _tick_on_commit(town_id: int) -> None:
@@ -195,11 +238,14 @@ def agent_report_done(
     actor = Actor.for_agent(agent)
     branch = (branch or "").strip()
     pr_url = (pr_url or "").strip()
+    ref: PullRequestRef | None = None
+    if branch:
+        _check_branch(branch)
     if pr_url:
         try:
-            parse_pr_url(pr_url)
+            ref = parse_pr_url(pr_url)
         except ScmError as exc:
-            raise ReportRefused(exc.message, field="pr_url") from None
+            raise ReportInvalid(exc.message, field="pr_url") from None
     with transaction.atomic():
         _locked_agent(agent)
         _locked_bead(bead)
@@ -217,12 +263,14 @@ def agent_report_done(
             )
         else:
             if not branch:
-                raise ReportRefused("Name the branch the work was pushed to.", field="branch")
+                raise ReportInvalid("Name the branch the work was pushed to.", field="branch")
             if bead.rig is None:
                 raise ReportRefused(
                     f"Bead #{bead.pk} belongs to no rig, so there is no repository to merge into.",
                     field="bead",
                 )
+            if ref is not None:
+                _check_pr_repo(ref, bead.rig)
             try:
                 mr = merge_request_create(
                     town=bead.town,
@@ -235,7 +283,7 @@ def agent_report_done(
                     actor=actor,
                 )
             except ScmError as exc:
-                raise ReportRefused(exc.message, field="pr_url") from None
+                raise ReportInvalid(exc.message, field="pr_url") from None
             bead_set_status(
                 bead=bead,
                 status=BeadStatus.IN_REVIEW,
@@ -253,7 +301,7 @@ def _rework_merge_request(bead: Bead) -> MergeRequest | None:
     if not _is_rework(bead):
         return None
     return (
-        MergeRequest.objects.select_related("bead")
+        MergeRequest.objects.select_related("bead", "bead__rig")
         .filter(pk=bead.metadata["merge_request_id"], bead__town_id=bead.town_id)
         .first()
     )
@@ -262,6 +310,15 @@ def _rework_merge_request(bead: Bead) -> MergeRequest | None:
 def _rework_done(
     *, agent: Agent, bead: Bead, mr: MergeRequest, pr_url: str, actor: Actor, now: datetime
 ) -> MergeRequest:
+    ref = parse_pr_url(pr_url) if pr_url and not mr.pr_url else None
+    if ref is not None:
+        rig = mr.bead.rig
+        if rig is None:
+            raise ReportRefused(
+                f"MR #{mr.pk} belongs to no rig, so no pull request can be attached to it.",
+                field="bead",
+            )
+        _check_pr_repo(ref, rig)
     bead_set_status(
         bead=bead,
         status=BeadStatus.CLOSED,
@@ -273,8 +330,7 @@ def _rework_done(
     updates: dict[str, Any] = {"updated_at": now}
     if not mr.bead.is_terminal:
         updates["check_requested_at"] = now
-    if pr_url and not mr.pr_url:
-        ref = parse_pr_url(pr_url)
+    if ref is not None:
         updates.update(pr_url=ref.url, pr_repo=ref.repo, pr_number=ref.number)
     MergeRequest.objects.filter(pk=mr.pk).update(**updates)
     for name, value in updates.items():

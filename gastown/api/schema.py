@@ -32,6 +32,11 @@ _WRITE_ERRORS = {
     "400": _error("Invalid JSON or a field that fails validation (named in `field`)."),
     "415": _error("The body is not application/json."),
 }
+_BEAD_ERRORS = _error(
+    "Invalid JSON or a field that fails validation (named in `field`): no rig named in a "
+    "town of several, a convoy that is not open, a link to a bead that is not an open "
+    "issue, or a dependency cycle."
+)
 _AGENT_NAME = {
     "name": "name",
     "in": "path",
@@ -53,22 +58,36 @@ def _bead_input(*, in_convoy: bool) -> dict[str, Any]:
             "maxItems": 20,
             "items": {"type": "string", "minLength": 1, "maxLength": 50},
         },
-        "rig": {"type": "string", "maxLength": 100, "description": "The rig's name."},
+        "rig": {
+            "type": "string",
+            "maxLength": 100,
+            "description": (
+                "The rig's name. Defaults to the convoy's rig, else to the town's only rig; "
+                "required when the town has several."
+            ),
+        },
         "blocks": {
             "type": "array",
             "maxItems": 50,
             "items": _ID,
-            "description": "Beads that cannot start until this one is closed or failed.",
+            "description": (
+                "Open issue beads of the town that cannot start until this one is closed or "
+                "failed. A dependency cycle (one of them already blocks a bead in "
+                "blocked_by, directly or through others) is refused."
+            ),
         },
         "blocked_by": {
             "type": "array",
             "maxItems": 50,
             "items": _ID,
-            "description": "Beads this one waits for.",
+            "description": "Open issue beads of the town this one waits for.",
         },
     }
     if not in_convoy:
-        properties["convoy"] = {**_ID, "description": "An open convoy of the town."}
+        properties["convoy"] = {
+            **_ID,
+            "description": "A convoy of the town that is still open (not landing or landed).",
+        }
     return {"type": "object", "required": ["title"], "properties": properties}
 
 
@@ -110,6 +129,7 @@ OPENAPI: dict[str, Any] = {
                     },
                     "404": _error("A referenced rig, convoy or bead is not in this town."),
                     **_WRITE_ERRORS,
+                    "400": _BEAD_ERRORS,
                 },
             }
         },
@@ -148,6 +168,7 @@ OPENAPI: dict[str, Any] = {
                     },
                     "404": _error("A referenced rig or bead is not in this town."),
                     **_WRITE_ERRORS,
+                    "400": _BEAD_ERRORS,
                 },
             }
         },
@@ -227,11 +248,24 @@ OPENAPI: dict[str, Any] = {
                             "required": ["bead", "branch"],
                             "properties": {
                                 "bead": _ID,
-                                "branch": {"type": "string", "minLength": 1, "maxLength": 200},
+                                "branch": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "maxLength": 200,
+                                    "description": (
+                                        "A git branch name (as git check-ref-format: no "
+                                        "spaces, control characters, '..', '~^:?*[\\', "
+                                        "no trailing '/', '.' or '.lock'), not starting "
+                                        "with '-'."
+                                    ),
+                                },
                                 "pr_url": {
                                     "type": "string",
                                     "maxLength": 500,
-                                    "description": "https://github.com/OWNER/REPO/pull/N",
+                                    "description": (
+                                        "https://github.com/OWNER/REPO/pull/N, a pull "
+                                        "request of the bead's rig's repository."
+                                    ),
                                 },
                             },
                         }
@@ -243,6 +277,11 @@ OPENAPI: dict[str, Any] = {
                     "404": _error("No such agent or bead in this town."),
                     "409": _error("The bead is not this agent's assignment, or is terminal."),
                     **_WRITE_ERRORS,
+                    "400": _error(
+                        "Invalid JSON or a field that fails validation (named in `field`): "
+                        "a branch that is no git branch name, a pr_url that is no pull "
+                        "request or is outside the rig's repository."
+                    ),
                 },
             }
         },

@@ -12,7 +12,15 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.text import slugify
 
 from beads.audit import Actor
-from beads.models import Bead, BeadType, MergeRequest, Priority
+from beads.models import (
+    ACTIVE_STATUSES,
+    Bead,
+    BeadDependency,
+    BeadType,
+    DependencyKind,
+    MergeRequest,
+    Priority,
+)
 from beads.services import bead_add_dependency, bead_create
 from gastown.api.http import (
     ApiError,
@@ -30,8 +38,9 @@ from gastown.api.http import (
 )
 from gastown.api.serialize import agent_json, bead_json, convoy_json, merge_request_json
 from gastown.dashboard.selectors import awaiting_approval_list
-from gastown.models import Agent, ApiToken, Convoy, MergeMode, Rig, Town
+from gastown.models import Agent, ApiToken, Convoy, ConvoyStatus, MergeMode, Rig, Town
 from gastown.reports import (
+    ReportInvalid,
     ReportRefused,
     agent_fetch_assignment,
     agent_heartbeat,
@@ -86,7 +95,8 @@ def _bead(town: Town, bead_id: int, field: str) -> Bead:
 
 
 def _refused(exc: ReportRefused) -> ApiError:
-    return ApiError(409, exc.message, exc.field or None)
+    status = 400 if isinstance(exc, ReportInvalid) else 409
+    return ApiError(status, exc.message, exc.field or None)
 
 
 # --- beads and convoys --------------------------------------------------------------------
@@ -118,11 +128,24 @@ def _create_issue(
         convoy = Convoy.objects.select_related("rig").filter(town=town, pk=convoy_id).first()
         if convoy is None:
             not_found(f"No convoy {convoy_id} in this town.", prefix + "convoy")
-        if convoy.is_terminal:
+        if convoy.status != ConvoyStatus.OPEN:
+            # Past `open` the convoy's work is done and its landing is under way (or over):
+            # a new bead would miss it.
             bad_request(
-                f"Convoy {convoy_id} is {convoy.status}; it takes no new beads.", prefix + "convoy"
+                f"Convoy {convoy_id} is {convoy.status}; only an open convoy takes new beads.",
+                prefix + "convoy",
             )
         rig = rig or convoy.rig
+    if rig is None:
+        # B1 dispatches only beads of a rig (the repository the polecat works in).
+        rigs = list(Rig.objects.filter(town=town)[:2])
+        if len(rigs) != 1:
+            bad_request(
+                "Name the rig (repository) the bead belongs to: "
+                + ("this town has several." if rigs else "this town has no rig yet."),
+                prefix + "rig",
+            )
+        rig = rigs[0]
     if (
         convoy is not None
         and convoy.merge_mode == MergeMode.REVIEW_THEN_LAND
@@ -137,7 +160,13 @@ def _create_issue(
             other = _bead(town, as_id(value, f"{prefix}{field}[{i}]"), f"{prefix}{field}[{i}]")
             if other.is_terminal:
                 bad_request(f"Bead {other.pk} is {other.status}.", f"{prefix}{field}[{i}]")
+            if other.type != BeadType.ISSUE:
+                bad_request(
+                    f"Bead {other.pk} is a {other.type} bead; issues depend only on issues.",
+                    f"{prefix}{field}[{i}]",
+                )
             links[field].append(other)
+    _refuse_cycle(town, links["blocks"], links["blocked_by"], prefix)
     bead = bead_create(
         town=town,
         rig=rig,
@@ -155,6 +184,43 @@ def _create_issue(
     for blocker in links["blocked_by"]:
         bead_add_dependency(bead=bead, blocker=blocker)
     return bead
+
+
+def _refuse_cycle(town: Town, blocks: list[Bead], blocked_by: list[Bead], prefix: str) -> None:
+    """The new bead would wait for `blocked_by` and `blocks` would wait for it: if one of
+    `blocks` is already something a `blocked_by` bead waits for (directly or through other
+    beads), none of them could ever start. Closed and failed beads block nothing, so a chain
+    through one is no cycle."""
+    if not blocks or not blocked_by:
+        return
+    waits_for: dict[int, list[int]] = {}
+    edges = BeadDependency.objects.filter(
+        bead__town=town,
+        kind=DependencyKind.BLOCKS,
+        bead__status__in=ACTIVE_STATUSES,
+        depends_on__status__in=ACTIVE_STATUSES,
+    ).values_list("bead_id", "depends_on_id")
+    for bead_id, depends_on_id in edges:
+        waits_for.setdefault(bead_id, []).append(depends_on_id)
+    reached = {b.pk for b in blocked_by}
+    frontier = list(reached)
+    while frontier:
+        for nxt in waits_for.get(frontier.pop(), []):
+            if nxt not in reached:
+                reached.add(nxt)
+                frontier.append(nxt)
+    for i, dependent in enumerate(blocks):
+        if dependent.pk in reached:
+            why = (
+                "it is also in blocked_by"
+                if dependent.pk in {b.pk for b in blocked_by}
+                else "a bead in blocked_by already waits for it, directly or through others"
+            )
+            bad_request(
+                f"Bead {dependent.pk} cannot wait for this bead: {why}, so none of them could "
+                "ever start (a dependency cycle).",
+                f"{prefix}blocks[{i}]",
+            )
 
 
 @api_endpoint("POST", body_required=True)

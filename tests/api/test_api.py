@@ -19,10 +19,10 @@ from beads.models import (
     ReviewStatus,
 )
 from gastown.api.auth import api_token_create, api_token_revoke
-from gastown.models import AgentRole, AgentStatus, ApiToken, Convoy, MergeMode
-from tests.api.conftest import Api
+from gastown.models import AgentRole, AgentStatus, ApiToken, Convoy, ConvoyStatus, MergeMode
 from tests.factories import (
     AgentFactory,
+    BeadDependencyFactory,
     BeadFactory,
     ConvoyFactory,
     MergeRequestFactory,
@@ -194,6 +194,95 @@ def test_create_bead_validation_names_the_field(api, rig, body, field):
     assert Bead.objects.count() == 0
 
 
+def _field_of_rejected(api, path, body):
+    before = (Bead.objects.count(), BeadDependency.objects.count(), Convoy.objects.count())
+    response = api.post(path, body)
+    assert 400 <= response.status_code < 500, response.json()
+    assert (Bead.objects.count(), BeadDependency.objects.count(), Convoy.objects.count()) == before
+    return response.json()["field"]
+
+
+def test_create_bead_blocking_and_blocked_by_the_same_bead_is_a_cycle(api, rig):
+    other = BeadFactory(town=rig.town, rig=rig)
+    body = {"title": "t", "blocks": [other.pk], "blocked_by": [other.pk]}
+    assert _field_of_rejected(api, "/beads", body) == "blocks[0]"
+
+
+def test_create_bead_closing_a_longer_dependency_cycle_is_400(api, rig):
+    first, middle, last = (BeadFactory(town=rig.town, rig=rig) for _ in range(3))
+    BeadDependencyFactory(bead=first, depends_on=middle)
+    BeadDependencyFactory(bead=middle, depends_on=last)
+    # new waits for first, which waits (through middle) for last, which would wait for new.
+    unrelated = BeadFactory(town=rig.town, rig=rig)
+    body = {"title": "t", "blocked_by": [first.pk], "blocks": [unrelated.pk, last.pk]}
+    assert _field_of_rejected(api, "/beads", body) == "blocks[1]"
+
+
+def test_create_bead_next_to_a_chain_through_a_closed_bead_is_no_cycle(api, rig):
+    first, last = BeadFactory(town=rig.town, rig=rig), BeadFactory(town=rig.town, rig=rig)
+    done = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.CLOSED)
+    BeadDependencyFactory(bead=first, depends_on=done)
+    BeadDependencyFactory(bead=done, depends_on=last)
+    response = api.post("/beads", {"title": "t", "blocked_by": [first.pk], "blocks": [last.pk]})
+    assert response.status_code == 201, response.json()
+
+
+@pytest.mark.parametrize("field", ["blocks", "blocked_by"])
+@pytest.mark.parametrize("bead_type", [BeadType.MERGE_REQUEST, BeadType.ESCALATION])
+def test_create_bead_links_only_to_issue_beads(api, rig, field, bead_type):
+    target = BeadFactory(town=rig.town, rig=rig, type=bead_type)
+    assert _field_of_rejected(api, "/beads", {"title": "t", field: [target.pk]}) == f"{field}[0]"
+
+
+def test_create_bead_blocked_by_another_towns_bead_is_404(api, rig):
+    foreign = BeadFactory(town=RigFactory(town=TownFactory(slug="other")).town)
+    assert _field_of_rejected(api, "/beads", {"title": "t", "blocked_by": [foreign.pk]}) == (
+        "blocked_by[0]"
+    )
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        ConvoyStatus.READY_TO_LAND,
+        ConvoyStatus.LANDING,
+        ConvoyStatus.LANDED,
+        ConvoyStatus.FAILED,
+        ConvoyStatus.CLOSED,
+    ],
+)
+def test_create_bead_in_a_convoy_that_is_not_open_is_400(api, rig, status):
+    convoy = ConvoyFactory(town=rig.town, rig=rig, status=status)
+    assert _field_of_rejected(api, "/beads", {"title": "t", "convoy": convoy.pk}) == "convoy"
+
+
+def test_create_bead_without_a_rig_goes_to_the_towns_only_rig(api, rig):
+    response = api.post("/beads", {"title": "t"})
+    assert response.status_code == 201
+    assert Bead.objects.get().rig == rig
+
+
+def test_create_bead_without_a_rig_in_a_town_of_several_rigs_is_400(api, rig):
+    RigFactory(town=rig.town, name="api", repo="acme/api")
+    assert _field_of_rejected(api, "/beads", {"title": "t"}) == "rig"
+    response = api.post("/convoys", {"title": "c", "beads": [{"title": "t"}]})
+    assert response.status_code == 400
+    assert response.json()["field"] == "beads[0].rig"
+    assert Convoy.objects.count() == 0
+
+
+def test_create_bead_in_a_town_without_rigs_is_400(api):
+    assert _field_of_rejected(api, "/beads", {"title": "t"}) == "rig"
+
+
+def test_create_bead_in_a_convoy_takes_the_convoys_rig(api, rig):
+    RigFactory(town=rig.town, name="api", repo="acme/api")
+    convoy = ConvoyFactory(town=rig.town, rig=rig)
+    response = api.post("/beads", {"title": "t", "convoy": convoy.pk})
+    assert response.status_code == 201, response.json()
+    assert Bead.objects.get().rig == rig
+
+
 def test_create_bead_in_an_unknown_rig_is_404(api, rig):
     response = api.post("/beads", {"title": "t", "rig": "nope"})
     assert response.status_code == 404
@@ -297,6 +386,32 @@ def test_done_with_a_bad_pr_url_is_400_and_writes_nothing(api, rig):
     )
     assert response.status_code == 400
     assert response.json()["field"] == "pr_url"
+    assert MergeRequest.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "pr_url", ["https://github.com/other/web/pull/7", "https://github.com/acme/api/pull/7"]
+)
+def test_done_with_a_pr_outside_the_rigs_repository_is_400_and_writes_nothing(api, rig, pr_url):
+    bead = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_PROGRESS)
+    agent = hooked(bead, name="cat-1")
+    response = api.post("/agents/cat-1/done", {"bead": bead.pk, "branch": "b", "pr_url": pr_url})
+    assert response.status_code == 400
+    assert response.json()["field"] == "pr_url"
+    assert "acme/web" in response.json()["error"]
+    assert MergeRequest.objects.count() == 0
+    bead.refresh_from_db()
+    agent.refresh_from_db()
+    assert (bead.status, agent.hooked_bead) == (BeadStatus.IN_PROGRESS, bead)
+
+
+@pytest.mark.parametrize("branch", ["two words", "a..b", "-x", "x/", "x.lock", "a\x01b", "b" * 201])
+def test_done_with_a_branch_that_is_no_git_ref_is_400(api, rig, branch):
+    bead = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_PROGRESS)
+    hooked(bead, name="cat-1")
+    response = api.post("/agents/cat-1/done", {"bead": bead.pk, "branch": branch})
+    assert response.status_code == 400
+    assert response.json()["field"] == "branch"
     assert MergeRequest.objects.count() == 0
 
 
@@ -438,7 +553,3 @@ def test_api_token_create_refuses_a_duplicate_name(town):
     api_token_create(town=town, name="x")
     with pytest.raises(Exception, match="already has"):
         api_token_create(town=town, name="x")
-
-
-def test_api_fixture_is_used(api):
-    assert isinstance(api, Api)

@@ -17,6 +17,7 @@ from beads.models import (
 )
 from gastown.models import AgentRole, AgentStatus, MergeMode
 from gastown.reports import (
+    ReportInvalid,
     ReportRefused,
     agent_fetch_assignment,
     agent_heartbeat,
@@ -199,6 +200,101 @@ def test_done_with_a_malformed_pr_url_is_refused_and_writes_nothing(issue, bad):
     agent.refresh_from_db()
     assert issue.status == BeadStatus.IN_PROGRESS
     assert agent.hooked_bead == issue
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    ["https://github.com/other-town/web/pull/7", "https://github.com/acme/website/pull/7"],
+)
+def test_done_with_a_pr_of_another_repository_is_refused_and_writes_nothing(issue, foreign):
+    agent = hooked_polecat(issue, status=AgentStatus.WORKING)
+    events = BeadEvent.objects.count()
+    with pytest.raises(ReportInvalid) as exc:
+        agent_report_done(agent=agent, bead=issue, branch="b", pr_url=foreign, now=NOW)
+    assert exc.value.field == "pr_url"
+    assert "acme/web" in exc.value.message
+    assert MergeRequest.objects.count() == 0
+    assert BeadEvent.objects.count() == events
+    issue.refresh_from_db()
+    agent.refresh_from_db()
+    assert issue.status == BeadStatus.IN_PROGRESS
+    assert agent.hooked_bead == issue
+
+
+def test_done_accepts_the_rigs_repository_in_any_case(issue):
+    agent = hooked_polecat(issue)
+    mr = agent_report_done(
+        agent=agent, bead=issue, branch="b", pr_url="https://github.com/ACME/Web/pull/7", now=NOW
+    )
+    assert mr.pr_number == 7
+
+
+def test_rework_done_with_a_pr_of_another_repository_is_refused(rig):
+    source = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_REVIEW)
+    mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, source=source, pr_url="")
+    rework = BeadFactory(
+        town=rig.town,
+        rig=rig,
+        status=BeadStatus.IN_PROGRESS,
+        labels=["rework"],
+        metadata={"merge_request_id": mr.pk},
+    )
+    agent = hooked_polecat(rework)
+    with pytest.raises(ReportInvalid) as exc:
+        agent_report_done(
+            agent=agent,
+            bead=rework,
+            branch=mr.branch,
+            pr_url="https://github.com/evil/web/pull/1",
+            now=NOW,
+        )
+    assert exc.value.field == "pr_url"
+    rework.refresh_from_db()
+    mr.refresh_from_db()
+    assert rework.status == BeadStatus.IN_PROGRESS
+    assert mr.pr_url == ""
+
+
+@pytest.mark.parametrize(
+    "branch",
+    [
+        "has space",
+        "a..b",
+        "-rf",
+        "feature/",
+        "feature.lock",
+        "tab\there",
+        "del\x7f",
+        "a:b",
+        "a~1",
+        "a^",
+        "what?",
+        "star*",
+        "br[ack",
+        "back\\slash",
+        "a//b",
+        "/lead",
+        "dot.",
+        "x/.hidden",
+        "a@{1}",
+        "@",
+        "x" * 201,
+    ],
+)
+def test_done_with_a_branch_that_is_not_a_git_ref_name_is_refused(issue, branch):
+    agent = hooked_polecat(issue)
+    with pytest.raises(ReportInvalid) as exc:
+        agent_report_done(agent=agent, bead=issue, branch=branch, now=NOW)
+    assert exc.value.field == "branch"
+    assert MergeRequest.objects.count() == 0
+    issue.refresh_from_db()
+    assert issue.status == BeadStatus.IN_PROGRESS
+
+
+@pytest.mark.parametrize("branch", ["polecat/12-fix-login", "feature/ä-ü", "v1.2_rc-3", "a.b/c"])
+def test_done_accepts_ordinary_branch_names(issue, branch):
+    agent = hooked_polecat(issue)
+    assert agent_report_done(agent=agent, bead=issue, branch=branch, now=NOW).branch == branch
 
 
 def test_done_for_a_bead_hooked_to_another_agent_is_refused(issue):
