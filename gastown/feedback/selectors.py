@@ -8,6 +8,7 @@ from django.db.models import F, Q
 
 from beads.models import ACTIVE_STATUSES, MergeRequest
 from gastown.models import Convoy, EffectiveSettings, Rig, Town
+from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 
 #: At most this many MRs per town and pass; the oldest checks go first, so none starves.
 MAX_DUE_PER_PASS = 1000
@@ -39,9 +40,13 @@ def due_for_check(
         settings_by_rig[rig.pk] = town.effective(rig)
     shortest = min(s.poll_interval for s in settings_by_rig.values())
 
-    suppressed = Convoy.objects.filter(
-        town=town, respawn_suppressed_since__isnull=False, suppressed_landing_mr__isnull=False
-    ).values("suppressed_landing_mr_id")
+    suppressed = (
+        Convoy.objects.filter(
+            town=town, respawn_suppressed_since__isnull=False, suppressed_landing_mr__isnull=False
+        )
+        .exclude(status__in=TERMINAL_CONVOY_STATUSES)
+        .values("suppressed_landing_mr_id")
+    )
     candidates = (
         MergeRequest.objects.filter(bead__town=town)
         .filter(~Q(pr_url="") | Q(pr_number__isnull=False))

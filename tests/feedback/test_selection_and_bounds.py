@@ -13,6 +13,7 @@ from beads.models import BeadStatus, Blocker, MergeRequest
 from beads.services import bead_set_status
 from gastown.feedback.checks import _claim
 from gastown.feedback.selectors import due_for_check, merge_requests_due
+from gastown.models import Convoy
 from tests.factories import ConvoyFactory, MergeRequestFactory, RigFactory
 from tests.feedback.conftest import REPO, events, make_mr, reload, rework_beads, run
 
@@ -84,6 +85,21 @@ def test_a_failed_landing_mr_held_by_a_suppression_is_watched_but_never_moved(
     assert landing.blocker == Blocker.MERGED
     assert landing.bead.status == BeadStatus.FAILED
     assert events("pr.awaiting_approval_detected") == []
+
+
+def test_a_suppression_left_on_a_closed_convoy_is_not_watched(fake_github, town, rig, clock):
+    fake_github.create_repo(REPO, required_approvals=1)
+    convoy = ConvoyFactory(town=town, rig=rig, status="closed")
+    landing = make_mr(fake_github, rig)
+    MergeRequest.objects.filter(pk=landing.pk).update(landing_convoy=convoy, source=None)
+    bead_set_status(
+        bead=landing.bead, status=BeadStatus.FAILED, actor=Actor("test"), failure_code="x"
+    )
+    # Data from before closing a convoy ended its suppression.
+    Convoy.objects.filter(pk=convoy.pk).update(
+        respawn_suppressed_since=clock.now, suppressed_landing_mr=landing
+    )
+    assert merge_requests_due(town=town, now=clock.now) == []
 
 
 def test_a_second_worker_claims_nothing_the_first_one_checked(fake_github, town, rig, clock):

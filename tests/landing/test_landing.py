@@ -161,6 +161,10 @@ def test_failed_landing_mr_waiting_on_a_human_suppresses_the_respawn(fake_github
     [ended] = world.telemetry("reconciler.respawn_suppression_ended")
     assert ended.label == "approved"
     assert world.telemetry("reconciler.respawn_suppressed").count() == 1
+    # The held (failed) MR records no wait edges of its own: the held PR's end is the
+    # suppression's event, so one wait is never counted twice.
+    assert world.telemetry("pr.awaiting_approval_detected").count() == 1
+    assert not world.telemetry("pr.awaiting_approval_resolved").exists()
 
 
 def test_suppressed_pr_merged_on_github_lands_the_convoy(fake_github):
