@@ -49,6 +49,16 @@ logger = logging.getLogger(__name__)
 ThreadClassifier = Callable[[ReviewThread], bool]  # True: the thread blocks the merge
 
 
+def _no_data_error(errors: list[dict[str, Any]]) -> ScmError:
+    """GitHub answered a GraphQL document with errors only. Its own time-out ("Something went
+    wrong while executing your query. This may be the result of a timeout...") is transient,
+    like a 502: the same document usually goes through on the next poll."""
+    first = str(errors[0].get("message") or "") if errors else "no data"
+    lowered = first.lower()
+    kind = "transient" if "timeout" in lowered or "something went wrong" in lowered else None
+    return ScmError(kind or "invalid_response", f"GitHub's GraphQL answer has no data: {first}")
+
+
 class GitHubClient:
     def __init__(
         self, credential: GitHubCredential, *, api_url: str | None = None, timeout: float = 10
@@ -114,8 +124,7 @@ class GitHubClient:
     def _graphql(self, document: documents.Document) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         data, errors = self._graphql_answer(document)
         if data is None:
-            first = errors[0].get("message") if errors else "no data"
-            raise ScmError("invalid_response", f"GitHub's GraphQL answer has no data: {first}")
+            raise _no_data_error(errors)
         return data, errors
 
     def _graphql_answer(
@@ -192,7 +201,6 @@ class GitHubClient:
                 message = str(entry.get("message") or "")
                 for alias in documents.aliases_named_in(message, document):
                     blamed.setdefault(alias, message)
-            first = errors[0].get("message") if errors else "no data"
             rest = []
             for alias, ref in document.aliases.items():
                 if alias in blamed:
@@ -203,10 +211,7 @@ class GitHubClient:
                 elif blamed and retry:
                     rest.append(ref)
                 else:
-                    no_data = ScmError(
-                        "invalid_response", f"GitHub's GraphQL answer has no data: {first}"
-                    )
-                    results[ref] = SnapshotResult(ref, error=no_data)
+                    results[ref] = SnapshotResult(ref, error=_no_data_error(errors))
             if rest:
                 self._fetch_batch(rest, results, retry=False)
             return

@@ -15,6 +15,7 @@ FAULT_KINDS = frozenset(
         "slow",  # wait `delay` seconds, then answer normally
         "malformed",  # 200 with a body that is not JSON
         "graphql_errors",  # GraphQL: null the given aliases (or all) and add `errors`
+        "graphql_timeout",  # GraphQL: 200 with no data and GitHub's time-out message
         "rewrite_enum",  # replace every `field` value in the JSON answer with `value`
     }
 )

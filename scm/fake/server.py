@@ -232,6 +232,19 @@ class FakeGitHub(FakeControl):
         self, fault: Fault, rate_headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes] | None:
         docs = "https://docs.github.com/rest"
+        if fault.kind == "graphql_timeout":
+            # What GitHub answers when a document runs past its time limit.
+            body = {
+                "data": None,
+                "errors": [
+                    {
+                        "message": "Something went wrong while executing your query. This may "
+                        "be the result of a timeout, or it could be a GitHub bug. Please "
+                        "include `0400:3E0A:1F2B3C:4D5E6F:65A1B2C3` when reporting this issue."
+                    }
+                ],
+            }
+            return _reply(Reply(200, body), rate_headers)
         if fault.kind == "malformed":
             return (
                 200,

@@ -54,6 +54,13 @@ def test_graphql_internal_error_for_every_pr_is_transient(fake_github, github_cl
     assert {r.error.kind for r in results.values()} == {"transient"}
 
 
+def test_graphql_time_out_without_data_is_transient(fake_github, github_client, prs):
+    fake_github.add_fault("graphql_timeout", path="/graphql")
+    results = github_client.fetch_snapshots(prs)
+    assert {r.error.kind for r in results.values()} == {"transient"}
+    assert "timeout" in results[prs[0]].error.message
+
+
 def test_401_is_a_town_level_unauthorized(fake_github, github_client, prs):
     fake_github.tokens = {"another-token"}
     with pytest.raises(CredentialError) as caught:
