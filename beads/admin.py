@@ -36,6 +36,7 @@ from beads.services import (
     StaleBeadError,
     TerminalBeadError,
     bead_create,
+    bead_dependency_problem,
     bead_event_record,
     bead_set_status,
 )
@@ -125,6 +126,19 @@ class MergeRequestForm(forms.ModelForm):
             raise forms.ValidationError(error.message) from None
         self.instance.pr_repo, self.instance.pr_number = ref.repo, ref.number
         return ref.url
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        bead = cleaned.get("bead") or (self.instance.bead if self.instance.bead_id else None)
+        rig = bead.rig if bead is not None else None
+        repo = self.instance.pr_repo
+        # As for an agent's report: a PR outside the rig's repository would be watched and
+        # merged with this town's credentials. GitHub compares names case-insensitively.
+        if cleaned.get("pr_url") and rig is not None and repo.lower() != rig.repo.lower():
+            self.add_error(
+                "pr_url", f"The pull request is in {repo}, but the bead's rig is {rig.repo}."
+            )
+        return cleaned
 
 
 def _events_link(bead_ref: int, label: str) -> SafeString:
@@ -474,8 +488,12 @@ class BeadDependencyForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         bead, depends_on = cleaned.get("bead"), cleaned.get("depends_on")
-        if bead and depends_on and bead.town_id != depends_on.town_id:
-            raise forms.ValidationError("Dependencies must stay within one town.")
+        if bead and depends_on:
+            problem = bead_dependency_problem(
+                bead=bead, blocker=depends_on, kind=cleaned.get("kind") or ""
+            )
+            if problem:
+                raise forms.ValidationError(problem)
         return cleaned
 
 

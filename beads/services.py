@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from beads.audit import Actor
 from beads.models import (
+    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     Bead,
     BeadDependency,
@@ -171,12 +172,44 @@ class StaleBeadError(Exception):
         )
 
 
-def bead_add_dependency(*, bead: Bead, blocker: Bead, kind: str = DependencyKind.BLOCKS) -> None:
-    """`bead` cannot start until `blocker` is terminal."""
+def bead_dependency_problem(*, bead: Bead, blocker: Bead, kind: str) -> str:
+    """Why `bead` may not wait for `blocker` ("" when it may): itself, another town, or a
+    `blocks` cycle — `blocker` already waits for `bead`, directly or through other beads, so
+    none of them could ever start. Closed and failed beads block nothing: a chain through one
+    is no cycle. One query for the town's active `blocks` links, walked in memory."""
     if bead.pk == blocker.pk:
-        raise ValueError("A bead cannot depend on itself.")
+        return "A bead cannot depend on itself."
     if bead.town_id != blocker.town_id:
-        raise ValueError("Dependencies must stay within one town.")
+        return "Dependencies must stay within one town."
+    if kind != DependencyKind.BLOCKS:
+        return ""
+    waits_for: dict[int, list[int]] = {}
+    for waiting, on in BeadDependency.objects.filter(
+        bead__town_id=bead.town_id,
+        kind=DependencyKind.BLOCKS,
+        bead__status__in=ACTIVE_STATUSES,
+        depends_on__status__in=ACTIVE_STATUSES,
+    ).values_list("bead_id", "depends_on_id"):
+        waits_for.setdefault(waiting, []).append(on)
+    reached, frontier = {blocker.pk}, [blocker.pk]
+    while frontier:
+        for nxt in waits_for.get(frontier.pop(), []):
+            if nxt == bead.pk:
+                return (
+                    f"Bead {blocker.pk} already waits for bead {bead.pk}: making bead {bead.pk} "
+                    "wait for it would be a dependency cycle (neither could ever start)."
+                )
+            if nxt not in reached:
+                reached.add(nxt)
+                frontier.append(nxt)
+    return ""
+
+
+def bead_add_dependency(*, bead: Bead, blocker: Bead, kind: str = DependencyKind.BLOCKS) -> None:
+    """`bead` cannot start until `blocker` is terminal. Raises ValueError saying why not."""
+    problem = bead_dependency_problem(bead=bead, blocker=blocker, kind=kind)
+    if problem:
+        raise ValueError(problem)
     BeadDependency.objects.get_or_create(bead=bead, depends_on=blocker, kind=kind)
 
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from beads.models import Bead, BeadEvent, BeadEventKind, BeadStatus, MergeRequest
+from beads.models import Bead, BeadDependency, BeadEvent, BeadEventKind, BeadStatus, MergeRequest
 from gastown.models import Convoy, Town, TownEvent
 from tests.factories import (
     AgentFactory,
@@ -412,18 +412,32 @@ def test_malformed_pr_url_in_the_admin_is_a_form_error_that_changes_nothing(admi
 def test_new_pr_url_in_the_admin_is_parsed_and_checked_at_once(admin_client):
     mr = _merge_request()
     assert mr.check_requested_at is None
+    repo = mr.bead.rig.repo
     response = admin_client.post(
         _url("beads.mergerequest", "change", mr.pk),
-        _merge_request_form(mr, pr_url="https://github.com/acme/other/pull/99"),
+        _merge_request_form(mr, pr_url=f"https://github.com/{repo.upper()}/pull/99"),
     )
     assert response.status_code == 302
     mr.refresh_from_db()
-    assert (mr.pr_url, mr.pr_repo, mr.pr_number) == (
-        "https://github.com/acme/other/pull/99",
-        "acme/other",
+    assert (mr.pr_url, mr.pr_repo.lower(), mr.pr_number) == (
+        f"https://github.com/{repo.upper()}/pull/99",
+        repo,
         99,
     )
     assert mr.check_requested_at is not None
+
+
+def test_pr_of_another_repository_is_refused_in_the_admin(admin_client):
+    mr = _merge_request()
+    before = (mr.pr_url, mr.pr_repo, mr.pr_number)
+    response = admin_client.post(
+        _url("beads.mergerequest", "change", mr.pk),
+        _merge_request_form(mr, pr_url="https://github.com/someone/else/pull/1"),
+    )
+    assert response.status_code == 200
+    assert "rig" in str(response.context["adminform"].form.errors["pr_url"])
+    mr.refresh_from_db()
+    assert (mr.pr_url, mr.pr_repo, mr.pr_number) == before
 
 
 def test_cleared_pr_url_in_the_admin_clears_repository_and_number(admin_client):
@@ -581,3 +595,16 @@ def test_town_change_form_cannot_pause_or_resume(admin_client, paused):
     town.refresh_from_db()
     assert town.name == "Renamed"
     assert town.paused is paused
+
+
+def test_admin_refuses_a_dependency_cycle(admin_client):
+    a = BeadFactory()
+    b = BeadFactory(town=a.town)
+    BeadDependencyFactory(bead=a, depends_on=b, kind="blocks")
+    response = admin_client.post(
+        _url("beads.beaddependency", "add"),
+        {"bead": b.pk, "depends_on": a.pk, "kind": "blocks", "_save": "Save"},
+    )
+    assert response.status_code == 200
+    assert "cycle" in str(response.context["adminform"].form.non_field_errors())
+    assert not BeadDependency.objects.filter(bead=b).exists()

@@ -2,8 +2,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from beads.audit import Actor
-from beads.models import BeadEvent, BeadStatus, MergeRequest
-from beads.services import TerminalBeadError, bead_create, bead_set_status
+from beads.models import BeadDependency, BeadEvent, BeadStatus, MergeRequest
+from beads.services import TerminalBeadError, bead_add_dependency, bead_create, bead_set_status
 from gastown.models import Convoy, MergeMode
 from tests.factories import (
     AgentFactory,
@@ -158,3 +158,29 @@ def test_town_token_may_come_from_a_named_environment_variable(monkeypatch):
     monkeypatch.setenv("ACME_GH_TOKEN", "ghp_fromenv")
     town = TownFactory(github_token_env="ACME_GH_TOKEN")
     assert town.github_token() == "ghp_fromenv"
+
+
+def test_a_dependency_cycle_is_refused_at_any_length():
+    a = BeadFactory()
+    b = BeadFactory(town=a.town)
+    c = BeadFactory(town=a.town)
+    bead_add_dependency(bead=a, blocker=b)
+    bead_add_dependency(bead=b, blocker=c)
+    with pytest.raises(ValueError, match="cycle"):
+        bead_add_dependency(bead=c, blocker=a)
+    with pytest.raises(ValueError, match="itself"):
+        bead_add_dependency(bead=a, blocker=a)
+    assert BeadDependency.objects.count() == 2
+
+
+def test_a_chain_through_a_closed_bead_is_no_cycle():
+    a = BeadFactory()
+    b = BeadFactory(town=a.town, status=BeadStatus.CLOSED)
+    BeadDependency.objects.create(bead=a, depends_on=b, kind="blocks")
+    BeadDependency.objects.create(
+        bead=b, depends_on=a, kind="blocks"
+    )  # b is closed: it waits for nothing
+    c = BeadFactory(town=a.town)
+    bead_add_dependency(bead=b, blocker=c, kind="parent-child")
+    bead_add_dependency(bead=c, blocker=a)
+    assert BeadDependency.objects.filter(bead=c, depends_on=a).exists()
