@@ -27,7 +27,11 @@ def _run(traveller, rounds):
 def test_demo_town_flows_to_waiting_prs_then_lands_after_approval(fake_github, settings):
     settings.GASTOWN_SIMULATED_AGENTS = True
     fake_github.create_repo(
-        "demo/app", required_approvals=1, required_checks={"ci"}, protected_branches={"main"}
+        "demo/app",
+        required_approvals=1,
+        required_checks={"ci"},
+        protected_branches={"main"},
+        code_owners={"alice"},
     )
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         call_command("seed_demo", "--reset", stdout=StringIO())
@@ -45,6 +49,8 @@ def test_demo_town_flows_to_waiting_prs_then_lands_after_approval(fake_github, s
         waiting = MergeRequest.objects.filter(source__convoy=sign_in, awaiting_approval=True)
         assert waiting.count() == 2
         assert not any(fake_github.merge_calls("demo/app", mr.pr_number) for mr in waiting)
+        # Who is waited on: the code owner GitHub asked for a review.
+        assert {tuple(mr.requested_reviewers) for mr in [landing, *waiting]} == {("alice",)}
 
         for mr in [landing, *waiting, search.suppressed_landing_mr]:
             fake_github.approve("demo/app", mr.pr_number)

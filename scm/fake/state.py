@@ -240,6 +240,8 @@ class FakeState:
                 base=base,
                 head_sha=repo.branches[head],
                 draft=draft,
+                # As GitHub does for a CODEOWNERS file: its owners are asked for a review.
+                requested_reviewers=sorted(repo.code_owners),
             )
             repo.pulls[number] = pull
             return pull

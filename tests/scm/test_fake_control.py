@@ -82,6 +82,17 @@ def test_fake_review_command_finds_the_fake_through_github_api_url(
     assert snapshot.review_decision == "APPROVED"
 
 
+def test_code_owners_are_asked_for_a_review_when_a_pr_opens(fake_github, github_client):
+    fake_github.create_repo("octo/demo", required_approvals=1, code_owners={"alice", "bob"})
+    ref = PullRequestRef("octo/demo", fake_github.create_pr("octo/demo").number)
+
+    snapshot = github_client.fetch_snapshots([ref])[ref].snapshot
+    assert sorted(snapshot.requested_reviewers) == ["alice", "bob"]
+    fake_github.approve("octo/demo", ref.number, by="alice")
+    snapshot = github_client.fetch_snapshots([ref])[ref].snapshot
+    assert list(snapshot.requested_reviewers) == ["bob"]
+
+
 def test_bench_reports_requests_points_and_the_rest_ratio():
     out = StringIO()
     call_command("bench_scm", prs=60, stdout=out)
