@@ -116,14 +116,15 @@ def dry_run(town: Town, now: datetime | None = None) -> list[a.Action]:
 
 def prune(now: datetime) -> None:
     """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks after a day,
-    telemetry after 90, except the override audit."""
+    telemetry after 90, except the override audit and convoy transitions."""
     TownEvent.objects.filter(processed_at__lt=now - EVENT_HISTORY).delete()
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
     # override.* rows (gastown.overrides._audit) are the only record of a town pause or of an
-    # override on a convoy with no landing MR bead to hold a BeadEvent: kept like the audit.
+    # override on a convoy with no landing MR bead to hold a BeadEvent, and convoy.transition
+    # rows the only one of a convoy's early transitions: kept like the audit.
     TelemetryEvent.objects.filter(created_at__lt=now - TELEMETRY_HISTORY).exclude(
         name__startswith="override."
-    ).delete()
+    ).exclude(name="convoy.transition").delete()
     # A redelivery older than a week is not going to come: its id need not be remembered.
     WebhookDelivery.objects.filter(received_at__lt=now - EVENT_HISTORY).delete()
     # The bead audit (BeadEvent) is never pruned: it is the record of what happened.

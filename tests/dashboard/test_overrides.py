@@ -365,6 +365,10 @@ def test_gc_keeps_the_override_audit_but_prunes_other_old_telemetry(town, user):
 
     town_pause(town=town, user=user, reason="incident", now=NOW)
     TelemetryEvent.objects.create(name="pr.merged", town=town)
+    TelemetryEvent.objects.create(name="convoy.transition", town=town, label="ready_to_land")
     TelemetryEvent.objects.update(created_at=NOW - timedelta(days=400))
     prune(NOW)
-    assert list(TelemetryEvent.objects.values_list("name", flat=True)) == ["override.town_pause"]
+    assert sorted(TelemetryEvent.objects.values_list("name", flat=True)) == [
+        "convoy.transition",
+        "override.town_pause",
+    ]
