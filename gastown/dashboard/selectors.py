@@ -205,7 +205,10 @@ def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
         .prefetch_related(
             Prefetch(
                 "landing_merge_requests",
-                queryset=MergeRequest.objects.filter(is_active=True).select_related("bead"),
+                # The one in flight, or for a landed convoy the one that merged.
+                queryset=MergeRequest.objects.filter(Q(is_active=True) | Q(merged_at__isnull=False))
+                .select_related("bead")
+                .order_by("-pk"),
                 to_attr="active_landing",
             )
         )

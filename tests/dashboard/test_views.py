@@ -155,6 +155,21 @@ def test_convoys_show_progress_landing_and_suppression(lead_client, town, rig):
     assert "End suppression" in content
 
 
+def test_a_landed_convoy_shows_the_landing_mr_that_merged(lead_client, town, rig):
+    convoy = ConvoyFactory(town=town, rig=rig, status=ConvoyStatus.LANDED)
+    merged = MergeRequestFactory(
+        bead__town=town,
+        bead__rig=rig,
+        bead__status=BeadStatus.CLOSED,
+        landing_convoy=convoy,
+        is_active=False,
+        merged_at=timezone.now(),
+        blocker="merged",
+    )
+    content = lead_client.get("/towns/acme/convoys/?status=landed").content.decode()
+    assert f"MR #{merged.bead_id}" in content
+
+
 def test_bead_page_shows_its_pr_and_one_timeline_newest_first(lead_client, town, rig):
     mr = waiting(town, rig)
     old = BeadEventFactory(bead=mr.bead, note="first note")
