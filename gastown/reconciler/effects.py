@@ -24,16 +24,28 @@ from gastown.dispatch import dispatch_notify
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
 from gastown.reconciler.rules import BRANCH_FAILED
+from gastown.secrets import SecretUnreadable
 from scm.client import GitHubClient
-from scm.credentials import resolve_token
-from scm.errors import ScmError
+from scm.credentials import TOWN_TOKEN, resolve_token
+from scm.errors import CredentialError, ScmError
 
 log = logging.getLogger(__name__)
 
 
+def town_token(town: Town) -> str | None:
+    """The town's own token. One that cannot be decrypted (SECRET_KEY changed) is a credential
+    problem of the town (SPEC §4), never a silent fall back to GITHUB_TOKEN: a team lead gave
+    this town its own token for a reason."""
+    try:
+        return town.github_token()
+    except SecretUnreadable as error:
+        raise CredentialError("token_unreadable", str(error), source=TOWN_TOKEN) from None
+
+
 def github_client_for(town: Town) -> GitHubClient:
-    """Raises scm.errors.CredentialError when neither the town nor GITHUB_TOKEN has a token."""
-    return GitHubClient(resolve_token(town.github_token()), api_url=settings.GITHUB_API_URL)
+    """Raises scm.errors.CredentialError when neither the town nor GITHUB_TOKEN has a usable
+    token."""
+    return GitHubClient(resolve_token(town_token(town)), api_url=settings.GITHUB_API_URL)
 
 
 def run_side_effects(town: Town, effects: list[SideEffect], now: datetime) -> None:

@@ -372,6 +372,8 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
             continue
         gate = _refinery_gate(s, mr)
         if gate == _Gate.EXHAUSTED:
+            if is_waiting(mr):
+                continue  # the guarantee (SPEC §3): an MR whose PR waits is never failed
             if mr.pr_url:
                 yield _review_dispatch_exhausted("R5", mr)
             else:

@@ -396,3 +396,23 @@ def test_failed_feature_branch_is_escalated_once_and_retried_each_minute(fake_gi
     convoy.refresh_from_db()
     assert convoy.feature_branch_created_at is not None
     assert fake_github.branch_sha(REPO, convoy.feature_branch) is not None
+
+
+def test_unreadable_town_token_stops_branch_creation_with_one_escalation(fake_github, settings):
+    fake_github.create_repo(REPO)
+    rig = RigFactory(repo=REPO)
+    rig.town.set_github_token("town-secret-token")
+    rig.town.save()
+    settings.SECRET_KEY = "a-new-secret-key"  # the stored token can no longer be decrypted
+    convoy = ConvoyFactory(
+        town=rig.town, rig=rig, feature_branch="", merge_mode=MergeMode.REVIEW_THEN_LAND
+    )
+    BeadFactory(town=rig.town, rig=rig, convoy=convoy)
+    now = timezone.now()
+    for _ in range(10):
+        reconcile_town(rig.town, now=now)
+        now += timedelta(seconds=5)
+    assert fake_github.requests == [], "no fall back to GITHUB_TOKEN"
+    [escalation] = Bead.objects.filter(type="escalation", title__contains="feature branch")
+    assert "decrypt" in escalation.body
+    assert "town-secret-token" not in escalation.body

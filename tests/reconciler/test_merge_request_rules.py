@@ -347,6 +347,26 @@ def test_open_mr_with_a_pr_fails_past_max_attempts(tick, clock):
     assert mr.bead.failure_code == "review_dispatch_exhausted"
 
 
+@pytest.mark.parametrize("blocker", [Blocker.CHECKS_PENDING, Blocker.UNKNOWN])
+def test_exhausted_review_dispatch_never_fails_an_mr_whose_pr_waits(tick, clock, blocker):
+    rig = RigFactory(max_dispatch_attempts=2)
+    mr = MergeRequestFactory(
+        bead__town=rig.town,
+        bead__rig=rig,
+        bead__status=BeadStatus.IN_PROGRESS,
+        bead__dispatch_attempts=2,
+        bead__last_dispatch_attempt_at=clock.now - timedelta(hours=1),
+        pr_url=PR,
+        pr_state="OPEN",
+        blocker=blocker,
+    )
+    for _ in range(5):
+        tick(rig.town)
+        clock.advance(minutes=30)
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS
+
+
 def test_an_mr_that_waited_on_a_human_three_times_is_still_reviewed(tick, clock):
     rig = RigFactory(max_dispatch_attempts=2)
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
