@@ -72,6 +72,9 @@ def override_admin_action(name: str, *, on_beads: bool = False) -> AdminAction:
                 "opts": modeladmin.model._meta,
                 "override": chosen,
                 "targets": targets,
+                # What the admin selected, posted back as is: on the bead list these are bead
+                # ids, not the ids of the merge requests the override acts on.
+                "selected": list(queryset.values_list("pk", flat=True)),
                 "action_name": action.__name__,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "form": OverrideForm(),
