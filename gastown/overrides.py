@@ -31,6 +31,7 @@ from beads.models import (
     MergeRequest,
 )
 from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
+from gastown.feedback.transitions import mr_fail
 from gastown.landing import convoy_suppression_end
 from gastown.models import (
     Agent,
@@ -511,6 +512,16 @@ def convoy_close(
         convoy.suppressed_landing_mr_id = current["suppressed_landing_mr_id"]
         convoy.suppressed_pr_url = current["suppressed_pr_url"]
         ended = convoy_suppression_end(convoy=convoy, how="by_user", now=now)
+        # A landing MR in flight would still be merged by the next check: the convoy that asked
+        # for it is gone, so it fails with it (its wait, if any, ends as mr_failed).
+        landing = MergeRequest.objects.filter(landing_convoy=convoy, is_active=True)
+        for mr in landing.select_related("bead"):
+            mr_fail(
+                mr,
+                code="convoy_closed",
+                message=f"Its convoy {convoy.title!r} was closed by {user.get_username()}.",
+                now=now,
+            )
         _audit(
             name="convoy_close",
             town=convoy.town,

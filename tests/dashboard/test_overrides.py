@@ -334,6 +334,19 @@ def test_close_convoy_ends_its_suppression_with_it(town, user):
     assert audit.data["ended_suppression"] is True
 
 
+def test_close_convoy_fails_its_landing_mr_in_flight_so_it_is_never_merged(town, user):
+    convoy = ConvoyFactory(town=town, status=ConvoyStatus.LANDING)
+    landing = waiting_mr(town, landing_convoy=convoy)
+    convoy_close(convoy=convoy, user=user, reason="dropped", now=NOW)
+    landing.bead.refresh_from_db()
+    assert (landing.bead.status, landing.bead.failure_code) == (
+        BeadStatus.FAILED,
+        "convoy_closed",
+    )
+    resolved = TelemetryEvent.objects.get(name="pr.awaiting_approval_resolved")
+    assert resolved.reason == "mr_failed"
+
+
 def test_pause_and_resume_a_town(town, user):
     town_pause(town=town, user=user, reason="incident", now=NOW)
     town.refresh_from_db()
