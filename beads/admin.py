@@ -90,16 +90,33 @@ MR_BOOKKEEPING_FIELDS = (
     "updated_at",
 )
 MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIELDS
+#: What belongs to one PR and must not survive a change of the MR's PR URL.
+PR_STATE_FIELDS = (
+    *(f for f in MR_SNAPSHOT_FIELDS if f not in ("pr_repo", "pr_number")),
+    *MR_DERIVED_FIELDS,
+    "auto_merge_ready_since",
+    "merge_requested_at",
+    "merge_refused_head_sha",
+    "merge_refused_kind",
+    "merge_refused_state",
+    "consecutive_transient_failures",
+    "consecutive_malformed_failures",
+    "last_error",
+)
 
 
 def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
     """Write only what the form changed (plus updated_at), never a stale copy of the rest."""
     fields = list(changed)
     if "pr_url" in fields:
-        # The parsed repository and number follow the URL (MergeRequestForm set them), and the
-        # new PR is checked at once instead of trusting the old PR's snapshot.
+        # The parsed repository and number follow the URL (MergeRequestForm set them). Nothing
+        # learnt about the old PR holds for the new one (its snapshot, wait, review, auto-merge
+        # timer, merge request or refusal): reset, and the new PR is checked at once.
+        fresh = MergeRequest()
+        for name in PR_STATE_FIELDS:
+            setattr(obj, name, getattr(fresh, name))
         obj.check_requested_at = timezone.now()  # type: ignore[attr-defined]
-        fields += ["pr_repo", "pr_number", "check_requested_at"]
+        fields += ["pr_repo", "pr_number", "check_requested_at", *PR_STATE_FIELDS]
     if fields:
         obj.save(update_fields=[*fields, "updated_at"])
 

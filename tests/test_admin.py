@@ -427,6 +427,32 @@ def test_new_pr_url_in_the_admin_is_parsed_and_checked_at_once(admin_client):
     assert mr.check_requested_at is not None
 
 
+def test_new_pr_url_in_the_admin_forgets_what_was_known_of_the_old_pr(admin_client):
+    from django.utils import timezone
+
+    mr = _merge_request()
+    now = timezone.now()
+    MergeRequest.objects.filter(pk=mr.pk).update(
+        blocker="ready",
+        head_sha="abc123",
+        review_status="passed",
+        auto_merge_ready_since=now,
+        merge_requested_at=now,
+        merge_refused_kind="checks_required",
+    )
+    mr.refresh_from_db()
+    response = admin_client.post(
+        _url("beads.mergerequest", "change", mr.pk),
+        _merge_request_form(mr, pr_url=f"https://github.com/{mr.bead.rig.repo}/pull/99"),
+    )
+    assert response.status_code == 302
+    mr.refresh_from_db()
+    assert (mr.blocker, mr.head_sha, mr.review_status) == ("", "", "pending")
+    assert (mr.auto_merge_ready_since, mr.merge_requested_at) == (None, None)
+    assert mr.merge_refused_kind == ""
+    assert (mr.pr_repo, mr.pr_number) == (mr.bead.rig.repo, 99)
+
+
 def test_pr_of_another_repository_is_refused_in_the_admin(admin_client):
     mr = _merge_request()
     before = (mr.pr_url, mr.pr_repo, mr.pr_number)
