@@ -36,11 +36,15 @@ def _header(headers: dict[str, Any], name: str) -> str | None:
 
 
 def _reset_at(headers: dict[str, Any]) -> datetime:
+    """When to ask again, in GitHub's documented order: Retry-After; else the hourly reset,
+    only when the budget is spent (GitHub sends X-RateLimit-Reset on every answer); else a
+    minute (a secondary limit that named no wait).
+    https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#handle-rate-limit-errors-appropriately"""
     retry_after = _header(headers, "retry-after")
     if retry_after and retry_after.isdigit():
         return datetime.now(UTC) + timedelta(seconds=int(retry_after))
     reset = _header(headers, "x-ratelimit-reset")
-    if reset and reset.isdigit():
+    if _header(headers, "x-ratelimit-remaining") == "0" and reset and reset.isdigit():
         return datetime.fromtimestamp(int(reset), UTC)
     return datetime.now(UTC) + timedelta(seconds=60)
 

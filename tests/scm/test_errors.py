@@ -204,6 +204,29 @@ def test_secondary_rate_limit_waits_retry_after_not_the_hourly_reset(
     assert len(fake_github.requests) == calls  # held for Retry-After without asking
 
 
+def test_secondary_rate_limit_without_retry_after_waits_a_minute_not_the_hourly_reset():
+    from github import GithubException
+
+    from scm.github_errors import translate
+
+    hourly_reset = int(datetime.now(UTC).timestamp()) + 3000
+    error = GithubException(
+        403,
+        {"message": "You have exceeded a secondary rate limit. Please wait a few minutes."},
+        headers={"x-ratelimit-remaining": "4321", "x-ratelimit-reset": str(hourly_reset)},
+    )
+    translated = translate(error, source="GITHUB_TOKEN")
+    assert translated.kind == "rate_limited"
+    assert translated.reset_at <= datetime.now(UTC) + timedelta(seconds=61)
+
+    spent = GithubException(
+        403,
+        {"message": "API rate limit exceeded for user ID 1."},
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(hourly_reset)},
+    )
+    assert translate(spent).reset_at == datetime.fromtimestamp(hourly_reset, UTC)
+
+
 def test_spent_graphql_budget_does_not_refuse_a_rest_merge(fake_github, github_client, prs):
     fake_github.graphql_remaining = 1
     github_client.fetch_snapshots(prs)  # costs the last GraphQL point
