@@ -179,7 +179,10 @@ def merge_request_merge_now(
 def merge_request_clear_awaiting(
     *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
 ) -> str:
-    """Treat the PR as not waiting on a human until the next check says otherwise."""
+    """Treat the PR as not waiting on a human until the next check says otherwise.
+
+    The merge refusal that parked it (merge_refused_*) is forgotten too: else the next check
+    would hold it at human_review again on that refusal, without asking GitHub."""
     mr = merge_request
     now = now or timezone.now()
     if not mr.awaiting_approval:
@@ -201,7 +204,13 @@ def merge_request_clear_awaiting(
             MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=True)
             .exclude(bead__status__in=TERMINAL_STATUSES)
             .update(
-                awaiting_approval=False, blocker=Blocker.NONE, waiting_since=None, updated_at=now
+                awaiting_approval=False,
+                blocker=Blocker.NONE,
+                waiting_since=None,
+                merge_refused_head_sha="",
+                merge_refused_kind="",
+                merge_refused_state="",
+                updated_at=now,
             )
         )
         if changed != 1:
@@ -209,6 +218,7 @@ def merge_request_clear_awaiting(
                 "The PR stopped awaiting approval (or the MR ended) meanwhile: nothing to clear."
             )
         mr.awaiting_approval, mr.blocker, mr.waiting_since = False, Blocker.NONE, None
+        mr.merge_refused_head_sha = mr.merge_refused_kind = mr.merge_refused_state = ""
         TelemetryEvent.objects.create(
             name="pr.awaiting_approval_resolved",
             town_id=mr.bead.town_id,

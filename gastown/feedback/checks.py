@@ -300,7 +300,8 @@ class _TownCheck:
         self.summary.checked += len(observed)
         self.summary.errors += len(errored) + len(refused)
 
-        self._store(observed, errored)
+        # Observations another worker overtook are dropped: its newer write stands.
+        observed = self._store(observed, errored)
         self._follow_up(observed, errored)
         if refused:
             refusal = refused[0][1]
@@ -312,9 +313,9 @@ class _TownCheck:
                 claimed=[mr for mr, _ in refused],
                 summary=self.summary,
             )
-        candidates = [mr for mr, obs in observed if obs.blocker == Blocker.READY]
+        # Ready MRs, and MRs a merge refusal holds whose hold may be over (merge_due decides).
         auto_merge.merge_ready(
-            candidates,
+            [mr for mr, _ in observed],
             client=self.client,
             now=self.now,
             settings_for=self.settings_for,
@@ -334,21 +335,20 @@ class _TownCheck:
         self,
         observed: list[tuple[MergeRequest, Observation]],
         errored: list[tuple[MergeRequest, ScmError]],
-    ) -> None:
-        """Every observation in a few bulk writes: unchanged PRs only get their timestamps."""
+    ) -> list[tuple[MergeRequest, Observation]]:
+        """Every observation in a few bulk writes: unchanged PRs only get their timestamps.
+
+        A changed MR is written only if its row still holds what this pass read: another
+        worker (a refused merge parking it, a second check claimed through a webhook) may
+        have written it meanwhile, and a stale copy must not undo that (a second merge call,
+        a second wait detected). Those rows are skipped, with their telemetry and follow-up;
+        the next check sees the newer row. The rows are read once, locked, for all MRs.
+        Returns the observations stored (or unchanged)."""
         now = self.now
+        to_write = {mr.pk: (mr, obs) for mr, obs in observed if obs.changed}
+        read = {pk: _version(mr) for pk, (mr, _) in to_write.items()}
         changed: list[MergeRequest] = []
         events: list[TelemetryEvent] = []
-        for mr, obs in observed:
-            if not obs.changed:
-                continue
-            if mr.consecutive_transient_failures or mr.consecutive_malformed_failures:
-                mr.last_error = ""
-            for name, value in obs.fields.items():
-                setattr(mr, name, value)
-            mr.updated_at = now
-            changed.append(mr)
-            events.extend(edge_events(mr, obs, now=now))
         for mr, error in errored:
             if error.kind == "transient":
                 mr.consecutive_transient_failures += 1
@@ -357,12 +357,34 @@ class _TownCheck:
             mr.last_error = f"{error.kind}: {error.message}"[:2000]
             mr.auto_merge_ready_since = None  # "continuously ready" is unknown now
             mr.updated_at = now
-        self.summary.changed += len(changed)
         with transaction.atomic():
+            overtaken = set(read)
+            if read:
+                rows = (
+                    MergeRequest.objects.select_for_update()
+                    .filter(pk__in=list(read))
+                    .values_list("pk", *_VERSION_FIELDS)
+                )
+                for pk, *values in rows:
+                    if tuple(values) == read[pk]:
+                        overtaken.discard(pk)
+            for pk, (mr, obs) in to_write.items():
+                if pk in overtaken:
+                    log.info("%s changed meanwhile: this pass's snapshot not stored", pr_name(mr))
+                    continue
+                if mr.consecutive_transient_failures or mr.consecutive_malformed_failures:
+                    mr.last_error = ""
+                for name, value in obs.fields.items():
+                    setattr(mr, name, value)
+                mr.updated_at = now
+                changed.append(mr)
+                events.extend(edge_events(mr, obs, now=now))
+            self.summary.changed += len(changed)
             if changed:
                 MergeRequest.objects.bulk_update(
                     changed, [*OBSERVED_FIELDS, "last_error", "updated_at"]
                 )
+            observed = [(mr, obs) for mr, obs in observed if mr.pk not in overtaken]
             ok_ids = [mr.pk for mr, _ in observed]
             if ok_ids:
                 MergeRequest.objects.filter(pk__in=ok_ids).update(
@@ -383,6 +405,7 @@ class _TownCheck:
                 TelemetryEvent.objects.bulk_create(events)
         for mr, _ in observed:
             mr.last_successful_check_at = mr.snapshot_at = now
+        return observed
 
     def _follow_up(
         self,
@@ -476,6 +499,15 @@ class _TownCheck:
         )
         if mr_fail(mr, code=code, message=message, now=self.now, telemetry=[poll_failed]):
             self.summary.failed += 1
+
+
+#: What tells whether another worker wrote an MR since this pass read it: updated_at alone
+#: is not enough (one pass writes the same `now` twice: its check, then a refusal's park).
+_VERSION_FIELDS = ("updated_at", *OBSERVED_FIELDS)
+
+
+def _version(mr: MergeRequest) -> tuple[object, ...]:
+    return tuple(getattr(mr, name) for name in _VERSION_FIELDS)
 
 
 def _ref(mr: MergeRequest) -> PullRequestRef:

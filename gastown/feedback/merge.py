@@ -3,7 +3,8 @@
 Fail closed at every step: a PR waiting on a human is never merged whatever the timer says;
 the attempt is claimed with a conditional update that also restarts the timer, so two
 workers never both merge; a refusal about the head is remembered (merge_refused_*), so the
-same head in the same state is never asked again (SPEC §1: no merge call per poll); the PR
+same head in the same state is asked again only once REFUSAL_HOLD has passed (SPEC §1: no
+merge call per poll, and no PR parked for good on what GitHub's GraphQL cannot show); the PR
 is checked again right before the call and the call sends the head SHA that check saw; a
 409 or a 5xx is never retried blindly (the next pass looks at the PR first: it may have
 merged, or its head moved).
@@ -20,12 +21,21 @@ from django.db import transaction
 
 from beads.models import Blocker, MergeRequest, ReviewStatus
 from beads.services import escalation_raise
-from gastown.feedback.observe import observe, pr_name, refusal_state
+from gastown.feedback.observe import (
+    held_by_refusal,
+    observe,
+    pr_name,
+    refusal_expired,
+    refusal_marker,
+    refusal_parts,
+    refusal_state,
+)
 from gastown.feedback.transitions import (
     edge_events,
     mr_close_merged,
     telemetry_event,
     wait_began_event,
+    wait_ended_event,
 )
 from gastown.models import EffectiveSettings, TelemetryEvent
 from scm.client import GitHubClient
@@ -41,17 +51,25 @@ def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -
     """Whether the MR may be merged now, from what is stored (the fresh check comes after)."""
     if mr.bead.is_terminal or not mr.is_active:
         return False  # a failed landing MR is adopted by a new one, never merged here
-    if mr.blocker != Blocker.READY or mr.awaiting_approval:
-        return False
     requested = mr.merge_requested_at is not None
     if not (settings.auto_merge or requested):
         return False
     if settings.code_review and mr.review_status != ReviewStatus.PASSED:
         return False
+    if held_by_refusal(mr):
+        # Parked by a refusal whose head and state did not visibly change: ask GitHub
+        # again once the hold is over (the fresh check still has to show no blocker).
+        return refusal_expired(mr, now=now)
+    if mr.blocker != Blocker.READY or mr.awaiting_approval:
+        return False
     if requested:
         return True  # a team lead asked: try again even after a refusal
-    if mr.merge_refused_kind in _FINAL_REFUSALS and mr.merge_refused_head_sha == mr.head_sha:
-        return False  # GitHub refused this head for good; a new push may change that
+    if (
+        mr.merge_refused_kind in _FINAL_REFUSALS
+        and mr.merge_refused_head_sha == mr.head_sha
+        and not refusal_expired(mr, now=now)
+    ):
+        return False  # GitHub refused this head; a new push, or the hold's end, may change that
     ready_since = mr.auto_merge_ready_since
     return ready_since is not None and now - ready_since >= settings.auto_merge_delay
 
@@ -64,7 +82,7 @@ def merge_ready(
     settings_for: Callable[[MergeRequest], EffectiveSettings],
     summary: CheckSummary,
 ) -> None:
-    """Merge the candidates (MRs just observed ready) whose time has come."""
+    """Merge the candidates (MRs just observed) whose time has come."""
     for mr in candidates:
         settings = settings_for(mr)
         if merge_due(mr, settings=settings, now=now):
@@ -93,6 +111,31 @@ def _claim(mr: MergeRequest, *, now: datetime) -> bool:
     return True
 
 
+def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
+    """A held MR's new attempt is claimed on its refusal as read, and restarts the hold: a
+    second worker finds nothing to claim, and a failed fresh check waits for the next hold."""
+    _refused_at, state = refusal_parts(mr.merge_refused_state)
+    marker = refusal_marker(state, now=now)
+    claimed = MergeRequest.objects.filter(
+        pk=mr.pk,
+        is_active=True,
+        blocker=mr.blocker,
+        merge_refused_head_sha=mr.merge_refused_head_sha,
+        merge_refused_kind=mr.merge_refused_kind,
+        merge_refused_state=mr.merge_refused_state,
+    ).update(
+        merge_refused_state=marker,
+        auto_merge_ready_since=None,
+        merge_requested_at=None,
+        updated_at=now,
+    )
+    if claimed != 1:
+        return False
+    mr.merge_refused_state = marker
+    mr.auto_merge_ready_since = mr.merge_requested_at = None
+    return True
+
+
 def _save(mr: MergeRequest, fields: dict[str, Any], *, now: datetime) -> None:
     for name, value in fields.items():
         setattr(mr, name, value)
@@ -107,7 +150,8 @@ def merge_attempt(
     now: datetime,
     summary: CheckSummary,
 ) -> None:
-    if not _claim(mr, now=now):
+    retry = held_by_refusal(mr)
+    if not (_claim_retry(mr, now=now) if retry else _claim(mr, now=now)):
         return
     ref = PullRequestRef(mr.pr_repo, mr.pr_number or 0)
     # The fresh check. A CredentialError goes up: the town pauses, nothing is merged.
@@ -119,7 +163,7 @@ def merge_attempt(
         _save(mr, {"last_error": f"pre-merge check failed: {message}"[:2000]}, now=now)
         return
     snapshot = result.snapshot
-    obs = observe(mr, snapshot, settings=settings, now=now)
+    obs = observe(mr, snapshot, settings=settings, now=now, retry=retry)
     with transaction.atomic():
         _save(mr, {**obs.fields, "last_successful_check_at": now}, now=now)
         TelemetryEvent.objects.bulk_create(edge_events(mr, obs, now=now))
@@ -142,6 +186,7 @@ def merge_attempt(
 
 
 def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: datetime) -> None:
+    waiting_since = mr.waiting_since  # kept by a retry of a review refusal: GitHub said yes
     with transaction.atomic():
         _save(
             mr,
@@ -149,11 +194,14 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
                 "pr_state": "MERGED",
                 "blocker": Blocker.MERGED,
                 "awaiting_approval": False,
+                "waiting_since": None,
                 "auto_merge_ready_since": None,
                 "last_error": "",
             },
             now=now,
         )
+        if waiting_since is not None:
+            wait_ended_event(mr, how="approved", started_at=waiting_since, now=now).save()
         mr_close_merged(
             mr,
             now=now,
@@ -200,7 +248,7 @@ def _refused(
         fields.update(
             merge_refused_head_sha=head_sha[:64],
             merge_refused_kind=kind,
-            merge_refused_state=refusal_state(kind, snapshot),
+            merge_refused_state=refusal_marker(refusal_state(kind, snapshot), now=now),
         )
     events = [
         telemetry_event(
@@ -214,7 +262,8 @@ def _refused(
     if outcome.kind == "review_required":
         # GitHub's merge endpoint knows rules its GraphQL merge state may not show (rulesets,
         # approval of the latest push): park the MR as waiting on a human until the head
-        # or the review decision changes (observe() keeps it parked meanwhile).
+        # or the review state changes, or REFUSAL_HOLD passes (observe() keeps it parked
+        # meanwhile). A retry's refusal goes on with the same wait.
         fields.update(
             blocker=Blocker.HUMAN_REVIEW,
             awaiting_approval=True,

@@ -7,7 +7,7 @@ MRs in one bulk write and record telemetry and rework only at the edges (SPEC §
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beads.models import Blocker, MergeRequest
@@ -62,6 +62,12 @@ HELD_BY_REFUSAL = {
     Blocker.CHECKS_FAILING.value: Blocker.CHECKS_FAILING,
 }
 
+#: How long a merge refusal holds when nothing it depends on visibly changed. GitHub's merge
+#: endpoint knows what its GraphQL answer may not show (an approval by someone nobody asked,
+#: a missing required check that reported straight to success): past the hold, GitHub is
+#: asked again. One merge call per hold for an unchanged PR is not a loop (SPEC §1).
+REFUSAL_HOLD = timedelta(minutes=15)
+
 
 @dataclass(frozen=True)
 class Rework:
@@ -92,24 +98,55 @@ def pr_name(mr: MergeRequest) -> str:
 def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
     """What a merge refusal of `kind` depends on besides the head: when it changes, GitHub
     may answer differently and is asked again (once). A review refusal depends on the review
-    decision; a check refusal on the check rollup (and the merge state, which is all that
-    moves when a missing required check reports straight to success)."""
+    decision and on who is still asked to review (an approval by a requested reviewer takes
+    them off the list even when the decision does not move: null, or APPROVED already); a
+    check refusal on the check rollup, each check with its state. What the snapshot does not
+    show (an approval nobody asked for, a check that went straight to success) is covered
+    by REFUSAL_HOLD."""
     if kind == Blocker.HUMAN_REVIEW:
-        return snapshot.review_decision or "-"
+        reviewers = ",".join(sorted(snapshot.requested_reviewers))
+        return f"{snapshot.review_decision or '-'}|{reviewers}"[:480]
     if kind in {Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING}:
-        failing = ",".join(sorted({c.name for c in snapshot.failing_checks}))
-        pending = ",".join(sorted({c.name for c in snapshot.pending_checks}))
+        failing = ",".join(sorted({f"{c.name}:{c.state}" for c in snapshot.failing_checks}))
+        pending = ",".join(sorted({f"{c.name}:{c.state}" for c in snapshot.pending_checks}))
         state = f"{snapshot.merge_state_status}|{snapshot.checks}|{failing}|{pending}"
-        return state[:500]
+        return state[:480]
     return ""  # a final refusal depends on the head only
 
 
+def refusal_marker(state: str, *, now: datetime) -> str:
+    """merge_refused_state as stored: when GitHub refused (whole seconds), then the state."""
+    return f"{int(now.timestamp())}|{state}"[:500]
+
+
+def refusal_parts(marker: str) -> tuple[datetime | None, str]:
+    """A stored merge_refused_state split into when GitHub refused and the state. A marker
+    written before the time was kept has no time: its hold is over."""
+    stamp, sep, state = marker.partition("|")
+    if sep and stamp.isdigit():
+        return datetime.fromtimestamp(int(stamp), tz=UTC), state
+    return None, marker
+
+
 def refusal_stands(mr: MergeRequest, snapshot: PullRequestSnapshot) -> bool:
-    """Whether the MR's last merge refusal still answers for this snapshot."""
-    return bool(mr.merge_refused_kind) and (
-        mr.merge_refused_head_sha == snapshot.head_sha
-        and mr.merge_refused_state == refusal_state(mr.merge_refused_kind, snapshot)
-    )
+    """Whether the MR's last merge refusal still answers for this snapshot's head and state
+    (how long it holds is refusal_expired's business)."""
+    if not mr.merge_refused_kind or mr.merge_refused_head_sha != snapshot.head_sha:
+        return False
+    _refused_at, state = refusal_parts(mr.merge_refused_state)
+    return state == refusal_state(mr.merge_refused_kind, snapshot)
+
+
+def refusal_expired(mr: MergeRequest, *, now: datetime) -> bool:
+    """Whether the MR's merge refusal is older than REFUSAL_HOLD: GitHub may be asked again."""
+    refused_at, _state = refusal_parts(mr.merge_refused_state)
+    return refused_at is None or now - refused_at >= REFUSAL_HOLD
+
+
+def held_by_refusal(mr: MergeRequest) -> bool:
+    """Whether the MR, as stored, sits at the blocker a merge refusal holds it at."""
+    held = HELD_BY_REFUSAL.get(mr.merge_refused_kind)
+    return held is not None and mr.blocker == held
 
 
 def snapshot_fields(
@@ -140,11 +177,17 @@ def observe(
     *,
     settings: EffectiveSettings,
     now: datetime,
+    retry: bool = False,
 ) -> Observation:
+    """`retry`: the fresh check of a held MR whose refusal hold expired (merge.py). The hold
+    is not applied, so GitHub is asked again; the refusal is kept, and so is a wait on a
+    human it began (no resolved/detected pair per retry): the merge call's answer ends or
+    renews them."""
     blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
-    if refusal_stands(mr, snapshot):
+    stands = refusal_stands(mr, snapshot)
+    if stands:
         held = HELD_BY_REFUSAL.get(mr.merge_refused_kind)
-        if blocker == Blocker.READY and held is not None:
+        if blocker == Blocker.READY and held is not None and not retry:
             # The merge call refused this head in this state, whatever the merge state
             # says: hold the MR where GitHub's answer put it, no new attempt (no loop).
             blocker = held
@@ -172,6 +215,12 @@ def observe(
         blocker != Blocker.UNKNOWN
         and waiting_since is not None
         and not _wait_goes_on(blocker, snapshot)
+        and not (
+            retry
+            and stands
+            and blocker == Blocker.READY
+            and mr.merge_refused_kind == Blocker.HUMAN_REVIEW
+        )
     ):
         obs.wait_ended = not terminal
         obs.wait_started_at = waiting_since

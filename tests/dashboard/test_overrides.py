@@ -150,6 +150,23 @@ def test_clear_awaiting_clears_the_flag_and_records_the_resolved_wait(town, user
     assert len(override_events(mr.bead)) == 1
 
 
+def test_clear_awaiting_also_forgets_the_merge_refusal_that_parked_the_pr(town, user):
+    """Else the next check holds the PR at human_review again on the same refusal."""
+    mr = waiting_mr(
+        town,
+        merge_refused_head_sha="abc123",
+        merge_refused_kind=Blocker.HUMAN_REVIEW,
+        merge_refused_state="1772452800|-|",
+    )
+    merge_request_clear_awaiting(merge_request=mr, user=user, now=NOW)
+    mr.refresh_from_db()
+    assert (mr.merge_refused_head_sha, mr.merge_refused_kind, mr.merge_refused_state) == (
+        "",
+        "",
+        "",
+    )
+
+
 def test_clear_awaiting_is_refused_when_not_waiting(town, user):
     mr = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY)
     with pytest.raises(OverrideRefused, match="not awaiting"):

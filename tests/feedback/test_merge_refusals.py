@@ -4,9 +4,12 @@ never a merge call per poll (SPEC §1), and a 5xx is looked at before anything e
 from __future__ import annotations
 
 from beads.models import BeadStatus, Blocker
+from gastown.feedback.observe import REFUSAL_HOLD
 from scm.client import GitHubClient
 from scm.types import MergeOutcome
 from tests.feedback.conftest import REPO, events, make_mr, reload, run
+
+HOLD_MINUTES = int(REFUSAL_HOLD.total_seconds() // 60)
 
 
 def test_a_required_check_expected_at_merge_is_tried_once_until_the_rollup_changes(
@@ -29,7 +32,7 @@ def test_a_required_check_expected_at_merge_is_tried_once_until_the_rollup_chang
                 fake_repo.required_checks.discard("ci")  # GraphQL keeps saying CLEAN
 
     mr = make_mr(fake_github, rig)
-    for _ in range(30):  # half an hour, a pass a minute, delay 0
+    for _ in range(HOLD_MINUTES):  # a pass a minute for a whole hold, delay 0
         run(clock, client_factory=CheckRequiredAtMerge)
         clock.advance(minutes=1)
 
@@ -198,3 +201,194 @@ def test_a_review_required_park_survives_a_502_between_polls(fake_github, town, 
     assert len(events("pr.awaiting_approval_detected")) == 1
     assert events("pr.awaiting_approval_resolved") == []
     assert len(events("pr.merge_refused")) == 1
+
+
+def _rule_only_at_merge(fake_repo, **rule):
+    """A client whose merge call meets a repository rule GraphQL's answers do not show
+    (a ruleset GitHub's merge endpoint enforces while the merge state says CLEAN)."""
+
+    class RuleAtMerge(GitHubClient):
+        def merge(self, ref, **kwargs):
+            before = {name: getattr(fake_repo, name) for name in rule}
+            for name, value in rule.items():
+                setattr(fake_repo, name, value)
+            try:
+                return super().merge(ref, **kwargs)
+            finally:
+                for name, value in before.items():
+                    setattr(fake_repo, name, value)
+
+    return RuleAtMerge
+
+
+def _passes(clock, minutes, **kwargs):
+    for _ in range(minutes):
+        clock.advance(minutes=1)
+        run(clock, **kwargs)
+
+
+def test_an_approval_by_a_requested_reviewer_lifts_a_review_refusal_with_a_null_decision(
+    fake_github, town, rig, clock
+):
+    """Scenario A: GraphQL says CLEAN with no review decision, the merge endpoint wants an
+    approval. The approval leaves the decision null, but the reviewer leaves the requests."""
+    fake_repo = fake_github.create_repo(REPO)
+    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    fake_github.request_review(REPO, mr.pr_number, login="bob")
+    run(clock, client_factory=client)
+    assert (reload(mr).blocker, reload(mr).awaiting_approval) == (Blocker.HUMAN_REVIEW, True)
+    _passes(clock, 3, client_factory=client)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+
+    fake_github.approve(REPO, mr.pr_number, by="bob")
+    _passes(clock, 1, client_factory=client)
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    mr = reload(mr)
+    assert mr.bead.status == BeadStatus.CLOSED
+    [resolved] = events("pr.awaiting_approval_resolved")
+    assert resolved.reason == "approved"
+    assert len(events("pr.awaiting_approval_detected")) == 1
+
+
+def test_a_second_approval_lifts_a_review_refusal_while_the_decision_stays_approved(
+    fake_github, town, rig, clock
+):
+    """Scenario B: the decision is already APPROVED, the rule at merge needs two."""
+    fake_repo = fake_github.create_repo(REPO, required_approvals=1)
+    client = _rule_only_at_merge(fake_repo, required_approvals=2)
+    mr = make_mr(fake_github, rig)
+    fake_github.approve(REPO, mr.pr_number, by="alice")
+    fake_github.request_review(REPO, mr.pr_number, login="bob")
+    run(clock, client_factory=client)
+    parked = reload(mr)
+    assert (parked.review_decision, parked.blocker) == ("APPROVED", Blocker.HUMAN_REVIEW)
+    _passes(clock, 3, client_factory=client)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+
+    fake_github.approve(REPO, mr.pr_number, by="bob")
+    _passes(clock, 1, client_factory=client)
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    assert reload(mr).bead.status == BeadStatus.CLOSED
+
+
+def test_a_review_refusal_is_asked_again_after_the_hold_even_if_nothing_visible_changed(
+    fake_github, town, rig, clock
+):
+    """An approval by someone nobody requested changes nothing GraphQL shows here: the hold
+    lapses after REFUSAL_HOLD (one merge call per hold, not a loop), and the wait on a human
+    is one wait throughout (no resolved/detected pair per retry)."""
+    hold = HOLD_MINUTES
+    fake_repo = fake_github.create_repo(REPO)
+    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    run(clock, client_factory=client)
+    waiting_since = reload(mr).waiting_since
+    _passes(clock, hold - 1, client_factory=client)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+
+    _passes(clock, 1, client_factory=client)  # the hold lapsed: asked again, still refused
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    parked = reload(mr)
+    assert (parked.blocker, parked.awaiting_approval) == (Blocker.HUMAN_REVIEW, True)
+    assert parked.waiting_since == waiting_since
+    assert events("pr.awaiting_approval_resolved") == []
+
+    fake_github.approve(REPO, mr.pr_number, by="alice")
+    _passes(clock, hold - 1, client_factory=client)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    _passes(clock, 1, client_factory=client)
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 3
+    assert reload(mr).bead.status == BeadStatus.CLOSED
+    assert len(events("pr.awaiting_approval_detected")) == 1
+    [resolved] = events("pr.awaiting_approval_resolved")
+    assert resolved.reason == "approved"
+    assert len(events("pr.merge_refused")) == 2
+
+
+def test_a_required_check_expected_that_goes_straight_to_success_is_merged_within_the_hold(
+    fake_github, town, rig, clock
+):
+    """`lint` passes, the merge endpoint wants `ci`, then `ci` reports success directly:
+    nothing failing or pending ever shows, yet the MR merges within REFUSAL_HOLD, with
+    exactly one more merge call."""
+    hold = HOLD_MINUTES
+    fake_repo = fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    fake_github.set_check(REPO, mr.pr_number, "lint", "success")
+    client = _rule_only_at_merge(fake_repo, required_checks={"ci"})
+    run(clock, client_factory=client)
+    [refused] = events("pr.merge_refused")
+    assert '"ci" is expected' in refused.reason
+    assert reload(mr).blocker == Blocker.CHECKS_PENDING
+
+    fake_github.set_check(REPO, mr.pr_number, "ci", "success")
+    for _ in range(hold):
+        clock.advance(minutes=1)
+        run(clock, client_factory=client)
+        if reload(mr).bead.status == BeadStatus.CLOSED:
+            break
+
+    assert reload(mr).bead.status == BeadStatus.CLOSED
+    assert clock.now - clock.start <= REFUSAL_HOLD
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    assert len(events("pr.merge_refused")) == 1
+
+
+def test_clear_awaiting_lets_the_next_check_ask_github_again(fake_github, town, rig, clock):
+    from gastown.overrides import merge_request_clear_awaiting
+    from tests.factories import UserFactory
+
+    fake_repo = fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    run(clock, client_factory=_rule_only_at_merge(fake_repo, required_approvals=1))
+    assert reload(mr).awaiting_approval
+
+    merge_request_clear_awaiting(merge_request=reload(mr), user=UserFactory(), now=clock.now)
+    _passes(clock, 1)  # the rule is gone (approved on GitHub's side): merged
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    assert reload(mr).bead.status == BeadStatus.CLOSED
+
+
+def test_a_park_written_by_another_worker_meanwhile_is_not_overwritten(
+    fake_github, town, rig, clock, monkeypatch
+):
+    """Worker B read the MR before worker A's refused merge parked it (B claimed it through
+    a webhook's check_requested_at). B's stale copy must not write READY back over the park:
+    no second merge call, no second wait detected."""
+    from django.db.models import F
+
+    from beads.models import MergeRequest
+    from gastown.feedback import checks
+
+    fake_repo = fake_github.create_repo(REPO)
+    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    real_observe = checks.observe
+    interleaved = []
+
+    def observe_then_worker_a_runs(*args, **kwargs):
+        if not interleaved:
+            interleaved.append(True)
+            # A webhook makes the MR due again; worker A checks, merges, is refused, parks.
+            MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=F("created_at"))
+            checks.check_prs(now=clock.now, client_factory=client)
+            parked = reload(mr)
+            assert (parked.blocker, parked.merge_refused_kind) == (Blocker.HUMAN_REVIEW,) * 2
+        return real_observe(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "observe", observe_then_worker_a_runs)
+    summary = run(clock, client_factory=client)  # worker B, with its copy read before
+
+    assert interleaved
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+    assert len(events("pr.awaiting_approval_detected")) == 1
+    assert len(events("pr.merge_refused")) == 1
+    mr = reload(mr)
+    assert (mr.blocker, mr.awaiting_approval) == (Blocker.HUMAN_REVIEW, True)
+    assert mr.merge_refused_kind == Blocker.HUMAN_REVIEW
+    assert summary.changed == 0  # B's write was skipped: A's park is newer than B's copy

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from beads.models import BeadStatus, Blocker, MergeRequest
+from gastown.feedback.observe import REFUSAL_HOLD
 from tests.feedback.conftest import REPO, events, make_mr, reload, rework_beads, run
+
+HOLD_MINUTES = int(REFUSAL_HOLD.total_seconds() // 60)
 
 
 def test_pr_waiting_on_approval_is_parked_for_hours_then_merged_once(fake_github, town, rig, clock):
@@ -166,7 +169,7 @@ def test_merge_refused_with_review_required_parks_the_mr_as_waiting_on_a_human(
                 fake_repo.required_approvals = 0  # GraphQL keeps saying CLEAN
 
     mr = make_mr(fake_github, rig)
-    for _ in range(30):
+    for _ in range(HOLD_MINUTES):  # a pass a minute for a whole refusal hold
         run(clock, client_factory=RuleAddedBeforeMerge)
         clock.advance(minutes=1)
 
@@ -286,7 +289,7 @@ def test_a_final_merge_refusal_is_tried_once_per_head_and_escalated_once(
     town.save()
     fake_github.create_repo(REPO, allowed_merge_methods={"rebase"})
     mr = make_mr(fake_github, rig)
-    for _ in range(30):
+    for _ in range(HOLD_MINUTES):  # a pass a minute for a whole refusal hold
         run(clock)
         clock.advance(minutes=1)
 
@@ -296,6 +299,11 @@ def test_a_final_merge_refusal_is_tried_once_per_head_and_escalated_once(
     [escalation] = escalations(f"merge_refused:mr:{mr.pk}:{reload(mr).head_sha}")
     assert "Merge commits are not allowed" in escalation.title
     assert reload(mr).bead.status == BeadStatus.OPEN
+
+    # The hold is over: asked once more (not a loop), still one escalation.
+    run(clock)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 4
+    assert len(escalations(f"merge_refused:mr:{mr.pk}:{reload(mr).head_sha}")) == 1
 
     # Fixed on GitHub; the team lead presses merge now.
     fake_github.state.repo(REPO).allowed_merge_methods.add("merge")
