@@ -99,6 +99,7 @@ PR_STATE_FIELDS = (
     "merge_refused_head_sha",
     "merge_refused_kind",
     "merge_refused_state",
+    "merge_refused_at",
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
     "last_error",

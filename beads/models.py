@@ -296,8 +296,13 @@ class MergeRequest(models.Model):
         max_length=500,
         blank=True,
         default="",
-        help_text="What the refusal depends on besides the head: the review decision, or the "
-        "check rollup.",
+        help_text="What the refusal depends on besides the head: the review decision and who "
+        "is asked to review, or each check's state.",
+    )
+    merge_refused_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When GitHub refused; once the hold is over it is asked again.",
     )
 
     auto_merge_ready_since = models.DateTimeField(null=True, blank=True)

@@ -210,6 +210,7 @@ def merge_request_clear_awaiting(
                 merge_refused_head_sha="",
                 merge_refused_kind="",
                 merge_refused_state="",
+                merge_refused_at=None,
                 updated_at=now,
             )
         )
@@ -219,6 +220,7 @@ def merge_request_clear_awaiting(
             )
         mr.awaiting_approval, mr.blocker, mr.waiting_since = False, Blocker.NONE, None
         mr.merge_refused_head_sha = mr.merge_refused_kind = mr.merge_refused_state = ""
+        mr.merge_refused_at = None
         TelemetryEvent.objects.create(
             name="pr.awaiting_approval_resolved",
             town_id=mr.bead.town_id,

@@ -26,8 +26,6 @@ from gastown.feedback.observe import (
     observe,
     pr_name,
     refusal_expired,
-    refusal_marker,
-    refusal_parts,
     refusal_state,
 )
 from gastown.feedback.transitions import (
@@ -114,8 +112,6 @@ def _claim(mr: MergeRequest, *, now: datetime) -> bool:
 def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
     """A held MR's new attempt is claimed on its refusal as read, and restarts the hold: a
     second worker finds nothing to claim, and a failed fresh check waits for the next hold."""
-    _refused_at, state = refusal_parts(mr.merge_refused_state)
-    marker = refusal_marker(state, now=now)
     claimed = MergeRequest.objects.filter(
         pk=mr.pk,
         is_active=True,
@@ -123,15 +119,16 @@ def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
         merge_refused_head_sha=mr.merge_refused_head_sha,
         merge_refused_kind=mr.merge_refused_kind,
         merge_refused_state=mr.merge_refused_state,
+        merge_refused_at=mr.merge_refused_at,
     ).update(
-        merge_refused_state=marker,
+        merge_refused_at=now,
         auto_merge_ready_since=None,
         merge_requested_at=None,
         updated_at=now,
     )
     if claimed != 1:
         return False
-    mr.merge_refused_state = marker
+    mr.merge_refused_at = now
     mr.auto_merge_ready_since = mr.merge_requested_at = None
     return True
 
@@ -248,7 +245,8 @@ def _refused(
         fields.update(
             merge_refused_head_sha=head_sha[:64],
             merge_refused_kind=kind,
-            merge_refused_state=refusal_marker(refusal_state(kind, snapshot), now=now),
+            merge_refused_state=refusal_state(kind, snapshot),
+            merge_refused_at=now,
         )
     events = [
         telemetry_event(

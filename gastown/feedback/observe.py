@@ -7,7 +7,7 @@ MRs in one bulk write and record telemetry and rework only at the edges (SPEC §
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from beads.models import Blocker, MergeRequest
@@ -39,6 +39,7 @@ OBSERVED_FIELDS = (
     "merge_refused_head_sha",
     "merge_refused_kind",
     "merge_refused_state",
+    "merge_refused_at",
 )
 
 # How a wait on a human ended, by the blocker observed after it (SPEC §6).
@@ -114,32 +115,17 @@ def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
     return ""  # a final refusal depends on the head only
 
 
-def refusal_marker(state: str, *, now: datetime) -> str:
-    """merge_refused_state as stored: when GitHub refused (whole seconds), then the state."""
-    return f"{int(now.timestamp())}|{state}"[:500]
-
-
-def refusal_parts(marker: str) -> tuple[datetime | None, str]:
-    """A stored merge_refused_state split into when GitHub refused and the state. A marker
-    written before the time was kept has no time: its hold is over."""
-    stamp, sep, state = marker.partition("|")
-    if sep and stamp.isdigit():
-        return datetime.fromtimestamp(int(stamp), tz=UTC), state
-    return None, marker
-
-
 def refusal_stands(mr: MergeRequest, snapshot: PullRequestSnapshot) -> bool:
     """Whether the MR's last merge refusal still answers for this snapshot's head and state
     (how long it holds is refusal_expired's business)."""
     if not mr.merge_refused_kind or mr.merge_refused_head_sha != snapshot.head_sha:
         return False
-    _refused_at, state = refusal_parts(mr.merge_refused_state)
-    return state == refusal_state(mr.merge_refused_kind, snapshot)
+    return mr.merge_refused_state == refusal_state(mr.merge_refused_kind, snapshot)
 
 
 def refusal_expired(mr: MergeRequest, *, now: datetime) -> bool:
     """Whether the MR's merge refusal is older than REFUSAL_HOLD: GitHub may be asked again."""
-    refused_at, _state = refusal_parts(mr.merge_refused_state)
+    refused_at = mr.merge_refused_at
     return refused_at is None or now - refused_at >= REFUSAL_HOLD
 
 
@@ -191,14 +177,20 @@ def observe(
             # The merge call refused this head in this state, whatever the merge state
             # says: hold the MR where GitHub's answer put it, no new attempt (no loop).
             blocker = held
-        refusal = (mr.merge_refused_head_sha, mr.merge_refused_kind, mr.merge_refused_state)
+        refusal: tuple[str, str, str, datetime | None] = (
+            mr.merge_refused_head_sha,
+            mr.merge_refused_kind,
+            mr.merge_refused_state,
+            mr.merge_refused_at,
+        )
     else:
-        refusal = ("", "", "")  # something changed: GitHub may answer differently now
+        refusal = ("", "", "", None)  # something changed: GitHub may answer differently now
     fields = snapshot_fields(snapshot, blocker=blocker, now=now)
     (
         fields["merge_refused_head_sha"],
         fields["merge_refused_kind"],
         fields["merge_refused_state"],
+        fields["merge_refused_at"],
     ) = refusal
     terminal = mr.bead.is_terminal
     obs = Observation(blocker=blocker, fields=fields, changed=False)

@@ -156,7 +156,8 @@ def test_clear_awaiting_also_forgets_the_merge_refusal_that_parked_the_pr(town, 
         town,
         merge_refused_head_sha="abc123",
         merge_refused_kind=Blocker.HUMAN_REVIEW,
-        merge_refused_state="1772452800|-|",
+        merge_refused_state="-|",
+        merge_refused_at=NOW,
     )
     merge_request_clear_awaiting(merge_request=mr, user=user, now=NOW)
     mr.refresh_from_db()
