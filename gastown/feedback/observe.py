@@ -206,7 +206,7 @@ def observe(
     elif (
         blocker != Blocker.UNKNOWN
         and waiting_since is not None
-        and not _wait_goes_on(blocker, snapshot)
+        and not human_wait_goes_on(blocker, snapshot.review_decision)
         and not (
             retry
             and stands
@@ -243,11 +243,11 @@ def rework_handled(mr: MergeRequest, cause: str) -> bool:
     return cause == mr.last_rework_cause or cause in (mr.rework_causes or [])
 
 
-def _wait_goes_on(blocker: str, snapshot: PullRequestSnapshot) -> bool:
+def human_wait_goes_on(blocker: str, review_decision: str | None) -> bool:
     """A push re-runs the checks (or a thread opens) while a reviewer is awaited: GitHub then
     reports that first, but it is the same wait (SPEC §6), so waiting_since and rule W's
     clock stay. Only an approval, or GitHub no longer blocking on anything, ends it."""
-    return blocker in _WAIT_MASKING and snapshot.review_decision != "APPROVED"
+    return blocker in _WAIT_MASKING and review_decision != "APPROVED"
 
 
 def _ended_how(blocker: str, snapshot: PullRequestSnapshot) -> str:

@@ -20,6 +20,7 @@ from beads.models import (
     MergeRequest,
     ReviewStatus,
 )
+from gastown.feedback.observe import human_wait_goes_on
 from gastown.models import AgentRole, AgentStatus, Convoy, MergeMode
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
@@ -537,7 +538,9 @@ def _landing_steps(s: TownSnapshot, convoy: Convoy) -> Iterator[a.Action]:
                     rig_id=convoy.rig_id,
                     convoy_id=convoy.pk,
                 )
-        elif held.blocker not in _STILL_WAITING:
+        elif held.blocker not in _STILL_WAITING and not human_wait_goes_on(
+            held.blocker, held.review_decision
+        ):
             # Approved (or the rule that wanted a human is gone): the PR no longer waits on a
             # person. A new landing MR adopts it and the usual MR rules take over: merge when
             # ready, wait on checks, escalate what an agent cannot fix on a landing PR.

@@ -371,6 +371,24 @@ def test_starting_a_convoy_creates_its_feature_branch(fake_github):
     assert issue.status == BeadStatus.IN_PROGRESS
 
 
+def test_push_to_a_suppressed_pr_still_waiting_on_review_keeps_the_suppression(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    _fail_while_waiting(world, mr)
+
+    # Someone pushes to the feature branch: checks re-run, the reviewer is still awaited.
+    fake_github.push(REPO, mr.pr_number)
+    fake_github.set_check(REPO, mr.pr_number, "ci", None, status="in_progress")
+    world.cycle(3, seconds=61)
+    mr.refresh_from_db()
+    assert (mr.blocker, mr.review_decision) == ("checks_pending", "REVIEW_REQUIRED")
+
+    convoy = world.convoy_now()
+    assert convoy.respawn_suppressed_since is not None
+    assert not world.telemetry("reconciler.respawn_suppression_ended").exists()
+    assert len(world.landing_mrs()) == 1
+
+
 def test_failed_feature_branch_is_escalated_once_and_retried_each_minute(fake_github):
     rig = RigFactory(repo=REPO)  # the repository does not exist on GitHub yet
     convoy = ConvoyFactory(
