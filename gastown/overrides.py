@@ -29,6 +29,7 @@ from beads.models import (
     BeadType,
     Blocker,
     MergeRequest,
+    ReviewStatus,
 )
 from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
 from gastown.feedback.transitions import mr_fail
@@ -152,6 +153,12 @@ def merge_request_merge_now(
         raise OverrideRefused(
             f"The PR is not ready to merge; it waits on: {Blocker(mr.blocker).label}. "
             "Merge now only skips the delay of a ready PR."
+        )
+    settings = mr.bead.town.effective(mr.bead.rig)
+    if settings.code_review and mr.review_status != ReviewStatus.PASSED:
+        raise OverrideRefused(
+            "The rig's refinery has not passed this MR yet (code review is on): merge now "
+            "skips the delay, not the review."
         )
     message = (
         f"{_pr_name(mr)} will be checked now and merged if GitHub says it is ready "

@@ -40,6 +40,7 @@ OBSERVED_FIELDS = (
     "merge_refused_kind",
     "merge_refused_state",
     "merge_refused_at",
+    "merge_requested_at",
 )
 
 # How a wait on a human ended, by the blocker observed after it (SPEC §6).
@@ -186,6 +187,10 @@ def observe(
     else:
         refusal = ("", "", "", None)  # something changed: GitHub may answer differently now
     fields = snapshot_fields(snapshot, blocker=blocker, now=now)
+    # A team lead's merge now is for the PR as they saw it: ready, at this head. A push or any
+    # blocker withdraws it, so it cannot merge a different PR days later without the delay.
+    still_asked = blocker == Blocker.READY and snapshot.head_sha == mr.head_sha
+    fields["merge_requested_at"] = mr.merge_requested_at if still_asked else None
     (
         fields["merge_refused_head_sha"],
         fields["merge_refused_kind"],

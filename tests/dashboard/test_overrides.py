@@ -86,7 +86,12 @@ def test_merge_now_sets_the_request_but_never_for_a_pr_waiting_on_a_human(town, 
     assert mr.merge_requested_at is None
 
     ready = waiting_mr(
-        town, awaiting_approval=False, blocker=Blocker.READY, waiting_since=None, pr_number=8
+        town,
+        awaiting_approval=False,
+        blocker=Blocker.READY,
+        waiting_since=None,
+        pr_number=8,
+        review_status="passed",
     )
     merge_request_merge_now(merge_request=ready, user=user, now=NOW)
     ready.refresh_from_db()
@@ -95,7 +100,13 @@ def test_merge_now_sets_the_request_but_never_for_a_pr_waiting_on_a_human(town, 
 
 
 def test_merge_now_makes_the_mr_due_so_the_fresh_check_runs_at_once(town, user):
-    ready = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY, waiting_since=None)
+    ready = waiting_mr(
+        town,
+        awaiting_approval=False,
+        blocker=Blocker.READY,
+        waiting_since=None,
+        review_status="passed",
+    )
     merge_request_merge_now(merge_request=ready, user=user, now=NOW)
     ready.refresh_from_db()
     assert ready.check_requested_at == NOW
@@ -120,9 +131,24 @@ def test_merge_now_is_refused_unless_the_pr_is_ready(town, user, blocker, says):
 
 
 def test_merge_now_is_refused_if_the_pr_stopped_being_ready_meanwhile(town, user):
-    mr = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY, waiting_since=None)
+    mr = waiting_mr(
+        town,
+        awaiting_approval=False,
+        blocker=Blocker.READY,
+        waiting_since=None,
+        review_status="passed",
+    )
     type(mr).objects.filter(pk=mr.pk).update(blocker=Blocker.CHECKS_FAILING)
     with pytest.raises(OverrideRefused, match="meanwhile"):
+        merge_request_merge_now(merge_request=mr, user=user, now=NOW)
+    mr.refresh_from_db()
+    assert mr.merge_requested_at is None
+
+
+def test_merge_now_is_refused_before_the_refinery_passed_the_mr(town, user):
+    mr = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY, waiting_since=None)
+    assert town.code_review and mr.review_status == "pending"
+    with pytest.raises(OverrideRefused, match="refinery"):
         merge_request_merge_now(merge_request=mr, user=user, now=NOW)
     mr.refresh_from_db()
     assert mr.merge_requested_at is None

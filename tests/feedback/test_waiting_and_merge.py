@@ -242,6 +242,33 @@ def test_merge_now_skips_the_delay_but_not_the_fresh_check(fake_github, town, ri
     assert reload(mr).bead.status == BeadStatus.CLOSED
 
 
+def test_a_push_withdraws_merge_now(fake_github, town, rig, clock):
+    from gastown.overrides import merge_request_merge_now
+    from tests.factories import UserFactory
+
+    town.auto_merge_delay_minutes = 24 * 60
+    town.save()
+    fake_github.create_repo(REPO, required_checks={"ci"})
+    mr = make_mr(fake_github, rig)
+    fake_github.set_check(REPO, mr.pr_number, "ci", "success")
+    run(clock)
+    assert reload(mr).blocker == Blocker.READY
+    merge_request_merge_now(merge_request=reload(mr), user=UserFactory(), now=clock.now)
+
+    # Before the check the team lead asked for, someone pushes: CI runs again.
+    fake_github.push(REPO, mr.pr_number)
+    fake_github.set_check(REPO, mr.pr_number, "ci", None, status="in_progress")
+    run(clock)
+    assert reload(mr).merge_requested_at is None
+
+    fake_github.set_check(REPO, mr.pr_number, "ci", "success")
+    for _ in range(3):
+        clock.advance(minutes=1)
+        run(clock)
+    assert reload(mr).blocker == Blocker.READY
+    assert fake_github.merge_calls(REPO, mr.pr_number) == [], "the delay applies again"
+
+
 def test_pr_merged_on_github_closes_the_mr_and_its_source_issue(fake_github, town, rig, clock):
     town.auto_merge = False
     town.save()
