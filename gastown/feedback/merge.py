@@ -89,7 +89,17 @@ def merge_ready(
 
 #: Refusals a retry of the same head will not change (unlike missing checks, which may just
 #: be late): no new attempt until the head moves or a team lead presses "merge now".
-_FINAL_REFUSALS = frozenset({"not_mergeable", "permanent", "method_not_allowed"})
+_FINAL_REFUSALS = frozenset({"not_mergeable", "permanent", "method_not_allowed", "wrong_base"})
+
+
+_FINAL_REFUSAL_HELP = {
+    "": "{url} looks ready, but GitHub refused the merge ({outcome.kind}, method "
+    "{outcome.method}): {outcome.message}\n\nAuto-merge will not retry this head. Fix the "
+    "repository's merge settings (or the town's merge methods) and press merge now, or merge "
+    "on GitHub.",
+    "wrong_base": "{url} is not merged: {outcome.message}.\n\nChange the PR's base on "
+    "GitHub, or fail the MR and report the right PR.",
+}
 
 
 def _claim(mr: MergeRequest, *, now: datetime) -> bool:
@@ -169,6 +179,17 @@ def merge_attempt(
         if obs.blocker == Blocker.MERGED and mr_close_merged(mr, now=now):
             summary.closed += 1
         # Anything else (rework, a closed PR) is the next pass's business.
+        return
+
+    if snapshot.base_ref and snapshot.base_ref != mr.target_branch:
+        # The PR would land somewhere its MR does not (a review-then-land bead's PR aimed at
+        # the default branch would skip the convoy's landing): refused here, never sent.
+        message = (
+            f"the PR's base is {snapshot.base_ref}, but the merge request targets "
+            f"{mr.target_branch}"
+        )
+        summary.merge_refused += 1
+        _refused(mr, MergeOutcome("wrong_base", None, message), snapshot=snapshot, now=now)
         return
 
     summary.merge_attempts += 1
@@ -285,12 +306,13 @@ def _refused(
                 town=mr.bead.town,
                 rig=mr.bead.rig,
                 key=f"merge_refused:mr:{mr.pk}:{head_sha}",
-                title=f"GitHub refuses to merge {pr_name(mr)}: {outcome.message}"[:300],
-                body=(
-                    f"{mr.pr_url} looks ready, but GitHub refused the merge "
-                    f"({outcome.kind}, method {outcome.method}): {outcome.message}\n\n"
-                    "Auto-merge will not retry this head. Fix the repository's merge settings "
-                    "(or the town's merge methods) and press merge now, or merge on GitHub."
+                title=(
+                    f"Not merging {pr_name(mr)}: {outcome.message}"
+                    if outcome.kind == "wrong_base"
+                    else f"GitHub refuses to merge {pr_name(mr)}: {outcome.message}"
+                )[:300],
+                body=_FINAL_REFUSAL_HELP.get(outcome.kind, _FINAL_REFUSAL_HELP[""]).format(
+                    url=mr.pr_url, outcome=outcome
                 ),
                 data={"merge_request_id": mr.pk, "pr_url": mr.pr_url},
             )

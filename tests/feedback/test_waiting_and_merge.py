@@ -269,6 +269,25 @@ def test_a_push_withdraws_merge_now(fake_github, town, rig, clock):
     assert fake_github.merge_calls(REPO, mr.pr_number) == [], "the delay applies again"
 
 
+def test_a_pr_aimed_at_another_base_is_never_merged_and_escalated_once(
+    fake_github, town, rig, clock
+):
+    from tests.feedback.conftest import escalations
+
+    fake_github.create_repo(REPO)
+    pull = fake_github.create_pr(REPO, base="develop")  # the MR targets main
+    mr = make_mr(fake_github, rig, number=pull.number)
+    for _ in range(30):
+        run(clock)
+        clock.advance(minutes=1)
+
+    assert fake_github.merge_calls(REPO, mr.pr_number) == []
+    [escalation] = escalations(f"merge_refused:mr:{mr.pk}:{pull.head_sha}")
+    assert "base is develop" in escalation.title
+    assert reload(mr).bead.status == BeadStatus.OPEN
+    assert len(events("pr.merge_refused")) <= 2, "asked once per hold, not once per poll"
+
+
 def test_pr_merged_on_github_closes_the_mr_and_its_source_issue(fake_github, town, rig, clock):
     town.auto_merge = False
     town.save()
