@@ -74,6 +74,11 @@ class TownAdminForm(forms.ModelForm):
             "poll_interval_seconds",
             "max_dispatch_attempts",
             "max_landing_attempts",
+            "dispatch_backoff_seconds",
+            "landing_cooldown_base_seconds",
+            "landing_cooldown_max_seconds",
+            "breaker_threshold",
+            "breaker_window_minutes",
             "github_token_env",
         )
 
@@ -139,7 +144,18 @@ class TownAdmin(admin.ModelAdmin):
         ),
         (
             "Polling and retries",
-            {"fields": ("poll_interval_seconds", "max_dispatch_attempts", "max_landing_attempts")},
+            {
+                "fields": (
+                    "poll_interval_seconds",
+                    "max_dispatch_attempts",
+                    "dispatch_backoff_seconds",
+                    "max_landing_attempts",
+                    "landing_cooldown_base_seconds",
+                    "landing_cooldown_max_seconds",
+                    "breaker_threshold",
+                    "breaker_window_minutes",
+                )
+            },
         ),
         (
             "GitHub credential",

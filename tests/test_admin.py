@@ -186,6 +186,11 @@ def _town_form(**overrides: Any) -> dict[str, Any]:
         "poll_interval_seconds": "60",
         "max_dispatch_attempts": "5",
         "max_landing_attempts": "5",
+        "dispatch_backoff_seconds": "30,60,120,300,600",
+        "landing_cooldown_base_seconds": "30",
+        "landing_cooldown_max_seconds": "1800",
+        "breaker_threshold": "20",
+        "breaker_window_minutes": "30",
         "github_token_env": "",
         "github_token": "",
         "rigs-TOTAL_FORMS": "0",
@@ -606,6 +611,36 @@ def test_convoy_can_still_be_created_in_the_admin_and_starts_open(admin_client):
     convoy = Convoy.objects.get(title="From the admin")
     assert convoy.status == "open"
     assert convoy.respawn_suppressed_since is None
+
+
+def test_town_admin_edits_the_reconciler_thresholds(admin_client):
+    town = TownFactory(slug="acme")
+    form = admin_client.get(_url("gastown.town", "change", town.pk)).content.decode()
+    assert 'name="dispatch_backoff_seconds" value="30,60,120,300,600"' in form
+    data = _town_form(
+        dispatch_backoff_seconds="10,20",
+        landing_cooldown_base_seconds="15",
+        landing_cooldown_max_seconds="600",
+        breaker_threshold="5",
+        breaker_window_minutes="10",
+    )
+    response = admin_client.post(_url("gastown.town", "change", town.pk), data)
+    assert response.status_code == 302
+    town.refresh_from_db()
+    assert town.dispatch_backoff_seconds == "10,20"
+    assert (town.landing_cooldown_base_seconds, town.landing_cooldown_max_seconds) == (15, 600)
+    assert (town.breaker_threshold, town.breaker_window_minutes) == (5, 10)
+
+
+def test_malformed_dispatch_backoff_is_a_form_error_in_the_town_admin(admin_client):
+    town = TownFactory(slug="acme")
+    response = admin_client.post(
+        _url("gastown.town", "change", town.pk), _town_form(dispatch_backoff_seconds="30,soon")
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors.keys() == {"dispatch_backoff_seconds"}
+    town.refresh_from_db()
+    assert town.dispatch_backoff_seconds == "30,60,120,300,600"
 
 
 @pytest.mark.parametrize("paused", [True, False])

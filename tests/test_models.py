@@ -1,10 +1,13 @@
+from datetime import timedelta
+
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from beads.audit import Actor
 from beads.models import BeadDependency, BeadEvent, BeadStatus, MergeRequest
 from beads.services import TerminalBeadError, bead_add_dependency, bead_create, bead_set_status
-from gastown.models import Convoy, MergeMode
+from gastown.models import Convoy, MergeMode, Town
 from tests.factories import (
     AgentFactory,
     BeadFactory,
@@ -143,6 +146,63 @@ def test_rig_overrides_win_over_town_settings():
     assert effective.code_review is False
     assert effective.max_dispatch_attempts == 5
     assert town.effective().auto_merge_delay.total_seconds() == 600
+
+
+def test_reconciler_thresholds_default_to_the_spec():
+    defaults = Town().effective()
+    assert defaults.dispatch_backoff == (
+        timedelta(seconds=30),
+        timedelta(seconds=60),
+        timedelta(minutes=2),
+        timedelta(minutes=5),
+        timedelta(minutes=10),
+    )
+    assert defaults.landing_cooldown_base == timedelta(seconds=30)
+    assert defaults.landing_cooldown_max == timedelta(minutes=30)
+    assert defaults.breaker_threshold == 20
+    assert defaults.breaker_window == timedelta(minutes=30)
+
+
+def test_town_thresholds_are_read_through_the_effective_settings():
+    town = TownFactory(
+        dispatch_backoff_seconds="10, 20,40",
+        landing_cooldown_base_seconds=5,
+        landing_cooldown_max_seconds=50,
+        breaker_threshold=7,
+        breaker_window_minutes=15,
+    )
+    effective = RigFactory(town=town).settings
+    assert [d.total_seconds() for d in effective.dispatch_backoff] == [10, 20, 40]
+    assert effective.landing_cooldown_base == timedelta(seconds=5)
+    assert effective.landing_cooldown_max == timedelta(seconds=50)
+    assert effective.breaker_threshold == 7
+    assert effective.breaker_window == timedelta(minutes=15)
+
+
+@pytest.mark.parametrize(
+    "backoff", ["", "30,abc", "30,,60", "30,0", "-5", "30;60", "1.5", "30,86401"]
+)
+def test_malformed_dispatch_backoff_is_refused_naming_the_field(backoff):
+    town = TownFactory.build(slug="acme", name="Acme", dispatch_backoff_seconds=backoff)
+    with pytest.raises(ValidationError) as refused:
+        town.full_clean()
+    assert list(refused.value.message_dict) == ["dispatch_backoff_seconds"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("dispatch_backoff_seconds", ""),
+        ("landing_cooldown_base_seconds", 0),
+        ("landing_cooldown_max_seconds", 0),
+        ("breaker_threshold", 0),
+        ("breaker_window_minutes", 0),
+    ],
+)
+def test_database_refuses_an_unusable_threshold(column, value):
+    town = TownFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Town.objects.filter(pk=town.pk).update(**{column: value})
 
 
 def test_town_token_is_stored_encrypted():

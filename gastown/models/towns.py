@@ -38,6 +38,20 @@ def validate_merge_methods(value: str) -> None:
         raise ValidationError("A merge method is listed twice.")
 
 
+def parse_dispatch_backoff(value: str) -> tuple[int, ...]:
+    """Seconds to wait before dispatch attempt n+1 after n attempts; the last step repeats."""
+    steps = [step.strip() for step in value.split(",")]
+    if not all(step.isascii() and step.isdigit() and 0 < int(step) <= 86400 for step in steps):
+        raise ValidationError(
+            "List whole seconds from 1 to 86400, separated by commas (e.g. 30,60,120,300,600)."
+        )
+    return tuple(int(step) for step in steps)
+
+
+def validate_dispatch_backoff(value: str) -> None:
+    parse_dispatch_backoff(value)
+
+
 class TownPermission(models.TextChoices):
     """Custom permissions; each override button needs its own (SPEC §8)."""
 
@@ -68,6 +82,12 @@ class EffectiveSettings:
     human_wait_escalation: timedelta
     required_checks_only: bool
     allow_update_branch: bool
+    # Town-wide only: the breaker counts the town's failures, and no rig overrides these.
+    dispatch_backoff: tuple[timedelta, ...]
+    landing_cooldown_base: timedelta
+    landing_cooldown_max: timedelta
+    breaker_threshold: int
+    breaker_window: timedelta
 
 
 class Town(models.Model):
@@ -105,6 +125,34 @@ class Town(models.Model):
         default=24, help_text="Hours a PR may wait on a human before one escalation is raised."
     )
     paused = models.BooleanField(default=False, help_text="Stops all dispatch.")
+    dispatch_backoff_seconds = models.CharField(
+        max_length=200,
+        default="30,60,120,300,600",
+        validators=[validate_dispatch_backoff],
+        help_text="Seconds to wait before re-dispatching after 1, 2, ... attempts, "
+        "comma-separated; the last one repeats.",
+    )
+    landing_cooldown_base_seconds = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="A convoy's next landing attempt waits this many seconds x 2^attempts, "
+        "up to the maximum below.",
+    )
+    landing_cooldown_max_seconds = models.PositiveIntegerField(
+        default=1800,
+        validators=[MinValueValidator(1)],
+        help_text="The longest wait between landing attempts, in seconds.",
+    )
+    breaker_threshold = models.PositiveIntegerField(
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text="This many failed dispatches within the window stop dispatch.",
+    )
+    breaker_window_minutes = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="The window, in minutes, over which failed dispatches are counted.",
+    )
 
     # Secrets: the ciphertext of a token entered in the admin, or the name of an environment
     # variable that holds it. Neither is ever rendered back.
@@ -140,6 +188,20 @@ class Town(models.Model):
             models.CheckConstraint(
                 condition=models.Q(max_landing_attempts__gte=1),
                 name="town_max_landing_attempts_min",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(dispatch_backoff_seconds=""),
+                name="town_dispatch_backoff_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(landing_cooldown_base_seconds__gte=1)
+                & models.Q(landing_cooldown_max_seconds__gte=1),
+                name="town_landing_cooldown_min",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(breaker_threshold__gte=1)
+                & models.Q(breaker_window_minutes__gte=1),
+                name="town_breaker_min",
             ),
         ]
 
@@ -187,6 +249,14 @@ class Town(models.Model):
             ),
             required_checks_only=bool(r and r.required_checks_only),
             allow_update_branch=bool(r and r.allow_update_branch),
+            dispatch_backoff=tuple(
+                timedelta(seconds=step)
+                for step in parse_dispatch_backoff(self.dispatch_backoff_seconds)
+            ),
+            landing_cooldown_base=timedelta(seconds=self.landing_cooldown_base_seconds),
+            landing_cooldown_max=timedelta(seconds=self.landing_cooldown_max_seconds),
+            breaker_threshold=self.breaker_threshold,
+            breaker_window=timedelta(minutes=self.breaker_window_minutes),
         )
 
 

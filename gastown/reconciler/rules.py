@@ -21,38 +21,34 @@ from beads.models import (
     ReviewStatus,
 )
 from gastown.feedback.observe import human_wait_goes_on
-from gastown.models import AgentRole, AgentStatus, Convoy, MergeMode
+from gastown.models import AgentRole, AgentStatus, Convoy, EffectiveSettings, MergeMode
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
 from gastown.reconciler.snapshot import TownSnapshot
 
-DISPATCH_BACKOFF = (
-    timedelta(seconds=30),
-    timedelta(seconds=60),
-    timedelta(minutes=2),
-    timedelta(minutes=5),
-    timedelta(minutes=10),
-)
 LOST_AGENT_AFTER = timedelta(minutes=5)
 ORPHANED_REVIEW_AFTER = timedelta(minutes=30)
-BREAKER_THRESHOLD = 20
 IDLE_AGENT_GC_AFTER = timedelta(hours=24)
-LANDING_COOLDOWN_BASE = timedelta(seconds=30)
-LANDING_COOLDOWN_MAX = timedelta(minutes=30)
 
 
-def dispatch_backoff(attempts: int) -> timedelta:
+def dispatch_backoff(attempts: int, limits: EffectiveSettings) -> timedelta:
     if attempts <= 0:
         return timedelta(0)
-    return DISPATCH_BACKOFF[min(attempts, len(DISPATCH_BACKOFF)) - 1]
+    steps = limits.dispatch_backoff
+    return steps[min(attempts, len(steps)) - 1]
 
 
-def landing_cooldown(attempts: int) -> timedelta:
-    return min(LANDING_COOLDOWN_BASE * (2**attempts), LANDING_COOLDOWN_MAX)
+def landing_cooldown(attempts: int, limits: EffectiveSettings) -> timedelta:
+    # In whole seconds: Python's integers do not overflow where a timedelta would.
+    base = limits.landing_cooldown_base // timedelta(seconds=1)
+    cap = limits.landing_cooldown_max // timedelta(seconds=1)
+    return timedelta(seconds=min(base * 2**attempts, cap))
 
 
-def _backoff_elapsed(attempts: int, last: datetime | None, now: datetime) -> bool:
-    return last is None or now - last >= dispatch_backoff(attempts)
+def _backoff_elapsed(
+    attempts: int, last: datetime | None, now: datetime, limits: EffectiveSettings
+) -> bool:
+    return last is None or now - last >= dispatch_backoff(attempts, limits)
 
 
 def _terminal_map(s: TownSnapshot) -> dict[int, bool]:
@@ -60,7 +56,7 @@ def _terminal_map(s: TownSnapshot) -> dict[int, bool]:
 
 
 def breaker_open(s: TownSnapshot) -> bool:
-    return s.dispatch_failures_recent >= BREAKER_THRESHOLD
+    return s.dispatch_failures_recent >= s.settings_for(None).breaker_threshold
 
 
 def is_waiting(mr: MergeRequest) -> bool:
@@ -75,13 +71,15 @@ def rule_b1_dispatch(s: TownSnapshot) -> Iterator[a.Action]:
     if breaker_open(s):
         key = "dispatch-breaker"
         if key not in s.open_escalation_keys:
+            breaker = s.settings_for(None)
+            minutes = breaker.breaker_window // timedelta(minutes=1)
             yield a.RaiseEscalation(
                 rule="B1",
                 key=key,
                 title="Dispatch stopped: too many failed dispatches",
-                body=f"{s.dispatch_failures_recent} dispatches failed in the last 30 minutes; "
-                "dispatch is stopped until fewer than "
-                f"{BREAKER_THRESHOLD} failures remain in that window. Check the agent runtime.",
+                body=f"{s.dispatch_failures_recent} dispatches failed in the last {minutes} "
+                f"minutes; dispatch is stopped until fewer than {breaker.breaker_threshold} "
+                "failures remain in that window. Check the agent runtime.",
             )
         return
     if s.town.paused:
@@ -127,7 +125,9 @@ def rule_b1_dispatch(s: TownSnapshot) -> Iterator[a.Action]:
                 f"(max {limits.max_dispatch_attempts}).",
             )
             continue
-        if not _backoff_elapsed(bead.dispatch_attempts, bead.last_dispatch_attempt_at, s.now):
+        if not _backoff_elapsed(
+            bead.dispatch_attempts, bead.last_dispatch_attempt_at, s.now, limits
+        ):
             continue
         pool = free.get(bead.rig_id) or []
         agent_id = pool.pop(0) if pool else None
@@ -266,9 +266,10 @@ def _refinery_gate(s: TownSnapshot, mr: MergeRequest) -> _Gate:
     if _dispatch_stopped(s):
         return _Gate.WAIT
     bead = mr.bead
-    if not _backoff_elapsed(bead.dispatch_attempts, bead.last_dispatch_attempt_at, s.now):
+    limits = s.settings_for(bead.rig_id)
+    if not _backoff_elapsed(bead.dispatch_attempts, bead.last_dispatch_attempt_at, s.now, limits):
         return _Gate.WAIT
-    if bead.dispatch_attempts >= s.settings_for(bead.rig_id).max_dispatch_attempts:
+    if bead.dispatch_attempts >= limits.max_dispatch_attempts:
         return _Gate.EXHAUSTED
     return _Gate.GO
 
@@ -332,7 +333,8 @@ def rule_r5_r6_r7_refinery(s: TownSnapshot) -> Iterator[a.Action]:
 
 def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Action]:
     terminal = _terminal_map(s)
-    code_review = s.settings_for(rig_id).code_review
+    limits = s.settings_for(rig_id)
+    code_review = limits.code_review
     rig_mrs = sorted(
         (
             mr
@@ -344,7 +346,7 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
     if not code_review:
         for mr in rig_mrs:
             if mr.bead.status == BeadStatus.OPEN and _backoff_elapsed(
-                mr.bead.dispatch_attempts, mr.bead.last_dispatch_attempt_at, s.now
+                mr.bead.dispatch_attempts, mr.bead.last_dispatch_attempt_at, s.now, limits
             ):
                 yield a.WatchMergeRequest(
                     rule="R5", mr_id=mr.pk, bead_id=mr.bead_id, open_pr=not mr.pr_url
@@ -576,7 +578,7 @@ def _landing_steps(s: TownSnapshot, convoy: Convoy) -> Iterator[a.Action]:
         )
         return
     if convoy.last_landing_attempt_at is not None and (
-        s.now - convoy.last_landing_attempt_at < landing_cooldown(convoy.landing_attempts)
+        s.now - convoy.last_landing_attempt_at < landing_cooldown(convoy.landing_attempts, limits)
     ):
         return
     yield a.CreateLandingMergeRequest(

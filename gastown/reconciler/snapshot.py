@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db.models import Q
 
@@ -22,8 +22,6 @@ from beads.models import (
 )
 from gastown.models import Agent, Convoy, EffectiveSettings, Rig, TelemetryEvent, Town
 from gastown.models.convoys import ConvoyStatus
-
-BREAKER_WINDOW = timedelta(minutes=30)
 
 
 @dataclass
@@ -124,8 +122,11 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
         ).values_list("metadata__escalation_key", flat=True)
         if key
     }
+    town_settings = town.effective()
     failures = TelemetryEvent.objects.filter(
-        town=town, name="agent.dispatch_failed", created_at__gte=now - BREAKER_WINDOW
+        town=town,
+        name="agent.dispatch_failed",
+        created_at__gte=now - town_settings.breaker_window,
     ).count()
     return TownSnapshot(
         town=town,
@@ -141,4 +142,5 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
         blockers_of=dict(blockers_of),
         open_escalation_keys=open_escalation_keys,
         dispatch_failures_recent=failures,
+        settings_by_rig={None: town_settings},
     )

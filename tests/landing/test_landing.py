@@ -10,7 +10,7 @@ from beads.audit import Actor
 from beads.models import Bead, BeadStatus, MergeRequest
 from beads.services import bead_set_status
 from gastown.feedback.checks import check_prs
-from gastown.models import Convoy, ConvoyStatus, MergeMode, TelemetryEvent
+from gastown.models import Convoy, ConvoyStatus, MergeMode, TelemetryEvent, Town
 from gastown.reconciler import reconcile_town
 from gastown.reconciler.rules import landing_cooldown
 from tests.factories import BeadFactory, ConvoyFactory, RigFactory
@@ -304,7 +304,7 @@ def test_landing_fails_the_convoy_after_five_real_failures_with_cooldowns(fake_g
         assert mr.bead.status == BeadStatus.FAILED
         if attempt == 5:
             break
-        cooldown = landing_cooldown(attempt)
+        cooldown = landing_cooldown(attempt, world.town.effective())
         world.advance(seconds=cooldown.total_seconds() - 1)
         world.tick()
         assert len(world.landing_mrs()) == attempt, f"cool-down {cooldown} respected"
@@ -321,8 +321,28 @@ def test_landing_fails_the_convoy_after_five_real_failures_with_cooldowns(fake_g
     assert world.telemetry("convoy.failed").get().reason == "landing_mr_exhausted"
 
 
-def test_landing_cooldown_doubles_up_to_thirty_minutes():
-    assert [landing_cooldown(n).total_seconds() for n in (0, 1, 2, 5, 6, 10)] == [
+def test_town_with_a_custom_landing_cooldown_retries_on_its_own_schedule(fake_github):
+    world = World(fake_github)
+    Town.objects.filter(pk=world.town.pk).update(
+        landing_cooldown_base_seconds=10, landing_cooldown_max_seconds=25
+    )
+    world.cycle(2, seconds=1)  # open -> ready_to_land -> first landing MR
+    for attempt, cooldown in ((1, 20), (2, 25)):  # 10 s x 2^attempts, capped at 25 s
+        world.tick()  # opens the PR
+        mr = world.landing_mrs()[-1]
+        fake_github.close(REPO, mr.pr_number)
+        world.check()
+        world.advance(seconds=cooldown - 1)
+        world.tick()
+        assert len(world.landing_mrs()) == attempt, f"cool-down of {cooldown} s respected"
+        world.advance(seconds=1)
+        world.tick()
+        assert len(world.landing_mrs()) == attempt + 1, f"retried after {cooldown} s"
+
+
+def test_default_landing_cooldown_doubles_up_to_thirty_minutes():
+    defaults = Town().effective()
+    assert [landing_cooldown(n, defaults).total_seconds() for n in (0, 1, 2, 5, 6, 10)] == [
         30,
         60,
         120,

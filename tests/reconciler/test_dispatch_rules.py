@@ -7,13 +7,14 @@ import pytest
 from beads.audit import Actor
 from beads.models import Bead, BeadStatus
 from beads.services import bead_add_dependency, bead_set_status
-from gastown.models import Agent, AgentStatus, TelemetryEvent
+from gastown.models import Agent, AgentStatus, TelemetryEvent, Town
 from gastown.reconciler.rules import dispatch_backoff
 from tests.factories import (
     AgentFactory,
     BeadFactory,
     MergeRequestFactory,
     RigFactory,
+    TownFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -74,15 +75,16 @@ def test_blocked_bead_waits_for_its_blocker_to_be_terminal(tick):
 
 def test_backoff_delays_the_next_dispatch(tick, clock):
     bead = BeadFactory(dispatch_attempts=2, last_dispatch_attempt_at=clock.now)
-    assert dispatch_backoff(2) == timedelta(seconds=60)
+    assert dispatch_backoff(2, bead.town.effective()) == timedelta(seconds=60)
     clock.advance(seconds=59)
     assert kinds(tick(bead.town)) == []
     clock.advance(seconds=1)
     assert kinds(tick(bead.town)) == ["DispatchPolecat"]
 
 
-def test_backoff_grows_to_ten_minutes():
-    assert [dispatch_backoff(n).total_seconds() for n in range(1, 8)] == [
+def test_default_backoff_grows_to_ten_minutes():
+    defaults = Town().effective()
+    assert [dispatch_backoff(n, defaults).total_seconds() for n in range(1, 8)] == [
         30,
         60,
         120,
@@ -91,6 +93,17 @@ def test_backoff_grows_to_ten_minutes():
         600,
         600,
     ]
+
+
+def test_town_with_a_custom_backoff_dispatches_on_its_own_schedule(tick, clock):
+    town = TownFactory(dispatch_backoff_seconds="5,15")
+    bead = BeadFactory(town=town, dispatch_attempts=3, last_dispatch_attempt_at=clock.now)
+    clock.advance(seconds=14)
+    assert kinds(tick(town)) == []
+    clock.advance(seconds=1)
+    assert kinds(tick(town)) == ["DispatchPolecat"], "past the list, its last step repeats"
+    bead.refresh_from_db()
+    assert bead.dispatch_attempts == 4
 
 
 def test_bead_fails_past_max_dispatch_attempts(tick, clock):
@@ -202,3 +215,27 @@ def test_breaker_opens_at_twenty_failed_dispatches_in_thirty_minutes(
 def test_bead_with_an_empty_title_is_dispatched(tick):
     bead = BeadFactory(title="")
     assert kinds(tick(bead.town)) == ["DispatchPolecat"]
+
+
+@pytest.mark.parametrize(("failures", "dispatched"), [(2, True), (3, False)])
+def test_custom_breaker_threshold_opens_at_its_value(tick, failures, dispatched):
+    bead = BeadFactory(town__breaker_threshold=3)
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=bead.town, name="agent.dispatch_failed") for _ in range(failures)
+    )
+    assert ("DispatchPolecat" in kinds(tick(bead.town))) is dispatched
+    escalation = Bead.objects.filter(type="escalation").first()
+    assert (escalation is None) is dispatched
+    if escalation:
+        assert "fewer than 3 failures" in escalation.body
+
+
+def test_failures_older_than_the_breaker_window_do_not_count(tick, clock):
+    bead = BeadFactory(town__breaker_threshold=3, town__breaker_window_minutes=5)
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=bead.town, name="agent.dispatch_failed") for _ in range(3)
+    )
+    clock.advance(minutes=4)
+    assert "DispatchPolecat" not in kinds(tick(bead.town))
+    clock.advance(minutes=2)
+    assert "DispatchPolecat" in kinds(tick(bead.town))
