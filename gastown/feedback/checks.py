@@ -35,10 +35,10 @@ from gastown.feedback.transitions import (
     telemetry_event,
 )
 from gastown.models import EffectiveSettings, TelemetryEvent, Town
-from gastown.secrets import SecretUnreadable
+from gastown.reconciler.effects import town_token
 from gastown.tasks import enqueue_tick
 from scm.client import GitHubClient
-from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
+from scm.credentials import GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
@@ -137,7 +137,7 @@ def _check_town(
     if not mrs:
         return
     try:
-        credential = resolve_token(_town_token(town))
+        credential = resolve_token(town_token(town))
     except CredentialError as error:
         town_pause(town, error, now=now, claimed=mrs, summary=summary)
         return
@@ -151,16 +151,6 @@ def _check_town(
     finally:
         summary.github_requests += client.requests_made
         client.close()
-
-
-def _town_token(town: Town) -> str | None:
-    """The town's own token. One that cannot be decrypted (SECRET_KEY changed) is a credential
-    problem of the town (SPEC §4), never a silent fall back to GITHUB_TOKEN: a team lead gave
-    this town its own token for a reason."""
-    try:
-        return town.github_token()
-    except SecretUnreadable as error:
-        raise CredentialError("token_unreadable", str(error), source=TOWN_TOKEN) from None
 
 
 def _claim(due: list[MergeRequest], *, now: datetime, shortest: timedelta) -> list[MergeRequest]:
