@@ -181,28 +181,40 @@ def bead_dependency_problem(*, bead: Bead, blocker: Bead, kind: str) -> str:
         return "A bead cannot depend on itself."
     if bead.town_id != blocker.town_id:
         return "Dependencies must stay within one town."
-    if kind != DependencyKind.BLOCKS:
-        return ""
+    if kind == DependencyKind.BLOCKS and dependency_cycle(
+        town_id=bead.town_id, waiters=[bead.pk], blockers=[blocker.pk]
+    ):
+        return (
+            f"Bead {blocker.pk} already waits for bead {bead.pk}: making bead {bead.pk} "
+            "wait for it would be a dependency cycle (neither could ever start)."
+        )
+    return ""
+
+
+def dependency_cycle(*, town_id: int, waiters: list[int], blockers: list[int]) -> int | None:
+    """The first of `waiters` that one of `blockers` already waits for, directly or through
+    other beads (or is), so making the waiters wait for the blockers closes a cycle; None
+    when none does. Closed and failed beads block nothing: a chain through one is no cycle.
+    One query for the town's active `blocks` links, walked in memory."""
+    targets = set(waiters)
+    reached = set(blockers)
+    if not targets or not reached:
+        return None
     waits_for: dict[int, list[int]] = {}
     for waiting, on in BeadDependency.objects.filter(
-        bead__town_id=bead.town_id,
+        bead__town_id=town_id,
         kind=DependencyKind.BLOCKS,
         bead__status__in=ACTIVE_STATUSES,
         depends_on__status__in=ACTIVE_STATUSES,
     ).values_list("bead_id", "depends_on_id"):
         waits_for.setdefault(waiting, []).append(on)
-    reached, frontier = {blocker.pk}, [blocker.pk]
+    frontier = list(reached)
     while frontier:
         for nxt in waits_for.get(frontier.pop(), []):
-            if nxt == bead.pk:
-                return (
-                    f"Bead {blocker.pk} already waits for bead {bead.pk}: making bead {bead.pk} "
-                    "wait for it would be a dependency cycle (neither could ever start)."
-                )
             if nxt not in reached:
                 reached.add(nxt)
                 frontier.append(nxt)
-    return ""
+    return next((pk for pk in waiters if pk in reached), None)
 
 
 def bead_add_dependency(*, bead: Bead, blocker: Bead, kind: str = DependencyKind.BLOCKS) -> None:

@@ -13,15 +13,12 @@ from django.utils.text import slugify
 
 from beads.audit import Actor
 from beads.models import (
-    ACTIVE_STATUSES,
     Bead,
-    BeadDependency,
     BeadType,
-    DependencyKind,
     MergeRequest,
     Priority,
 )
-from beads.services import bead_add_dependency, bead_create
+from beads.services import bead_add_dependency, bead_create, dependency_cycle
 from gastown.api.http import (
     ApiError,
     api_endpoint,
@@ -188,39 +185,22 @@ def _create_issue(
 
 def _refuse_cycle(town: Town, blocks: list[Bead], blocked_by: list[Bead], prefix: str) -> None:
     """The new bead would wait for `blocked_by` and `blocks` would wait for it: if one of
-    `blocks` is already something a `blocked_by` bead waits for (directly or through other
-    beads), none of them could ever start. Closed and failed beads block nothing, so a chain
-    through one is no cycle."""
-    if not blocks or not blocked_by:
+    `blocks` is (or is already awaited by) a `blocked_by` bead, none of them could start."""
+    cycle = dependency_cycle(
+        town_id=town.pk, waiters=[b.pk for b in blocks], blockers=[b.pk for b in blocked_by]
+    )
+    if cycle is None:
         return
-    waits_for: dict[int, list[int]] = {}
-    edges = BeadDependency.objects.filter(
-        bead__town=town,
-        kind=DependencyKind.BLOCKS,
-        bead__status__in=ACTIVE_STATUSES,
-        depends_on__status__in=ACTIVE_STATUSES,
-    ).values_list("bead_id", "depends_on_id")
-    for bead_id, depends_on_id in edges:
-        waits_for.setdefault(bead_id, []).append(depends_on_id)
-    reached = {b.pk for b in blocked_by}
-    frontier = list(reached)
-    while frontier:
-        for nxt in waits_for.get(frontier.pop(), []):
-            if nxt not in reached:
-                reached.add(nxt)
-                frontier.append(nxt)
-    for i, dependent in enumerate(blocks):
-        if dependent.pk in reached:
-            why = (
-                "it is also in blocked_by"
-                if dependent.pk in {b.pk for b in blocked_by}
-                else "a bead in blocked_by already waits for it, directly or through others"
-            )
-            bad_request(
-                f"Bead {dependent.pk} cannot wait for this bead: {why}, so none of them could "
-                "ever start (a dependency cycle).",
-                f"{prefix}blocks[{i}]",
-            )
+    why = (
+        "it is also in blocked_by"
+        if cycle in {b.pk for b in blocked_by}
+        else "a bead in blocked_by already waits for it, directly or through others"
+    )
+    bad_request(
+        f"Bead {cycle} cannot wait for this bead: {why}, so none of them could ever start "
+        "(a dependency cycle).",
+        f"{prefix}blocks[{[b.pk for b in blocks].index(cycle)}]",
+    )
 
 
 @api_endpoint("POST", body_required=True)
