@@ -304,6 +304,11 @@ class MergeRequest(models.Model):
         blank=True,
         help_text="When GitHub refused; once the hold is over it is asked again.",
     )
+    merge_refusals = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="The same refusal in a row (same head, kind and state): each one doubles "
+        "the hold.",
+    )
 
     auto_merge_ready_since = models.DateTimeField(null=True, blank=True)
     merge_requested_at = models.DateTimeField(

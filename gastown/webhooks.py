@@ -26,7 +26,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from beads.models import MergeRequest
+from beads.models import Blocker, MergeRequest
 from gastown.models import (
     Convoy,
     TownEvent,
@@ -131,6 +131,12 @@ def _make_due(
     MergeRequest.objects.filter(pk__in=[mr.pk for mr in rows]).update(
         check_requested_at=now, updated_at=now
     )
+    if event == "pull_request_review":
+        # A review was submitted: what GitHub's merge endpoint refused for a missing review
+        # may pass now, so that refusal's hold ends (the next check may ask again).
+        MergeRequest.objects.filter(
+            pk__in=[mr.pk for mr in rows], merge_refused_kind=Blocker.HUMAN_REVIEW
+        ).update(merge_refused_at=None)
     TownEvent.objects.bulk_create(
         TownEvent(
             town_id=mr.bead.town_id,

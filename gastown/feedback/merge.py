@@ -62,12 +62,8 @@ def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -
         return False
     if requested:
         return True  # a team lead asked: try again even after a refusal
-    if (
-        mr.merge_refused_kind in _FINAL_REFUSALS
-        and mr.merge_refused_head_sha == mr.head_sha
-        and not refusal_expired(mr, now=now)
-    ):
-        return False  # GitHub refused this head; a new push, or the hold's end, may change that
+    if mr.merge_refused_kind in _FINAL_REFUSALS and mr.merge_refused_head_sha == mr.head_sha:
+        return False  # refused for good: a new push (or base, or merge now) may change that
     ready_since = mr.auto_merge_ready_since
     return ready_since is not None and now - ready_since >= settings.auto_merge_delay
 
@@ -262,22 +258,37 @@ def _refused(
         "last_error": f"merge refused ({outcome.kind}): {outcome.message}"[:2000],
     }
     kind = _refusal_kind(outcome)
+    repeated = False
     if kind:
+        state = refusal_state(kind, snapshot)
+        repeated = (mr.merge_refused_head_sha, mr.merge_refused_kind, mr.merge_refused_state) == (
+            head_sha[:64],
+            kind,
+            state,
+        )
         fields.update(
             merge_refused_head_sha=head_sha[:64],
             merge_refused_kind=kind,
-            merge_refused_state=refusal_state(kind, snapshot),
+            merge_refused_state=state,
             merge_refused_at=now,
+            # The same answer again doubles the hold (refusal_hold).
+            merge_refusals=mr.merge_refusals + 1 if repeated else 1,
         )
-    events = [
-        telemetry_event(
-            mr,
-            "pr.merge_refused",
-            label=outcome.method or "",
-            reason=outcome.message,
-            data={"pr_url": mr.pr_url, "head_sha": head_sha, "outcome": outcome.kind},
-        )
-    ]
+    # Telemetry at the edges (SPEC §6): the same refusal of the same head and state again is
+    # no news, so a PR that keeps waiting adds no refusal per hold to the charts.
+    events = (
+        []
+        if repeated
+        else [
+            telemetry_event(
+                mr,
+                "pr.merge_refused",
+                label=outcome.method or "",
+                reason=outcome.message,
+                data={"pr_url": mr.pr_url, "head_sha": head_sha, "outcome": outcome.kind},
+            )
+        ]
+    )
     if outcome.kind == "review_required":
         # GitHub's merge endpoint knows rules its GraphQL merge state may not show (rulesets,
         # approval of the latest push): park the MR as waiting on a human until the head

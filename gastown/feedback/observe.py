@@ -40,6 +40,7 @@ OBSERVED_FIELDS = (
     "merge_refused_kind",
     "merge_refused_state",
     "merge_refused_at",
+    "merge_refusals",
     "merge_requested_at",
 )
 
@@ -67,8 +68,11 @@ HELD_BY_REFUSAL = {
 #: How long a merge refusal holds when nothing it depends on visibly changed. GitHub's merge
 #: endpoint knows what its GraphQL answer may not show (an approval by someone nobody asked,
 #: a missing required check that reported straight to success): past the hold, GitHub is
-#: asked again. One merge call per hold for an unchanged PR is not a loop (SPEC §1).
+#: asked again. Each identical refusal in a row doubles the hold, up to REFUSAL_HOLD_MAX, so
+#: a PR that keeps waiting costs a handful of calls a day, not one per poll (SPEC §1); a
+#: review submitted (webhook) lifts a review refusal's hold at once.
 REFUSAL_HOLD = timedelta(minutes=15)
+REFUSAL_HOLD_MAX = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
         pending = ",".join(sorted({f"{c.name}:{c.state}" for c in snapshot.pending_checks}))
         state = f"{snapshot.merge_state_status}|{snapshot.checks}|{failing}|{pending}"
         return state[:480]
+    if kind == "wrong_base":
+        return snapshot.base_ref[:480]  # a new base lifts it
     return ""  # a final refusal depends on the head only
 
 
@@ -121,13 +127,27 @@ def refusal_stands(mr: MergeRequest, snapshot: PullRequestSnapshot) -> bool:
     (how long it holds is refusal_expired's business)."""
     if not mr.merge_refused_kind or mr.merge_refused_head_sha != snapshot.head_sha:
         return False
-    return mr.merge_refused_state == refusal_state(mr.merge_refused_kind, snapshot)
+    now_state = refusal_state(mr.merge_refused_kind, snapshot)
+    if mr.merge_refused_kind == Blocker.HUMAN_REVIEW:
+        # Only a requested reviewer leaving the list (an approval) is news: asking one more
+        # reviewer changes nothing GitHub's merge endpoint would answer.
+        decision, _, reviewers = mr.merge_refused_state.partition("|")
+        now_decision, _, now_reviewers = now_state.partition("|")
+        asked = set(filter(None, reviewers.split(",")))
+        return decision == now_decision and asked <= set(filter(None, now_reviewers.split(",")))
+    return mr.merge_refused_state == now_state
+
+
+def refusal_hold(mr: MergeRequest) -> timedelta:
+    """REFUSAL_HOLD, doubled for each identical refusal in a row, at most REFUSAL_HOLD_MAX."""
+    doublings = min(max(mr.merge_refusals - 1, 0), 10)
+    return min(REFUSAL_HOLD * 2**doublings, REFUSAL_HOLD_MAX)
 
 
 def refusal_expired(mr: MergeRequest, *, now: datetime) -> bool:
-    """Whether the MR's merge refusal is older than REFUSAL_HOLD: GitHub may be asked again."""
+    """Whether the MR's merge refusal is older than its hold: GitHub may be asked again."""
     refused_at = mr.merge_refused_at
-    return refused_at is None or now - refused_at >= REFUSAL_HOLD
+    return refused_at is None or now - refused_at >= refusal_hold(mr)
 
 
 def held_by_refusal(mr: MergeRequest) -> bool:
@@ -172,20 +192,29 @@ def observe(
     renews them."""
     blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
     stands = refusal_stands(mr, snapshot)
-    if stands:
+    # A review refusal of this head whose reviewers moved (an approval, perhaps): not held any
+    # more, but remembered, so the wait on a human it began goes on until a merge call
+    # answers instead of ending as "approved" and starting again on the next refusal.
+    review_lapsed = (
+        not stands
+        and mr.merge_refused_kind == Blocker.HUMAN_REVIEW
+        and mr.merge_refused_head_sha == snapshot.head_sha
+    )
+    if stands or review_lapsed:
         held = HELD_BY_REFUSAL.get(mr.merge_refused_kind)
-        if blocker == Blocker.READY and held is not None and not retry:
+        if stands and blocker == Blocker.READY and held is not None and not retry:
             # The merge call refused this head in this state, whatever the merge state
             # says: hold the MR where GitHub's answer put it, no new attempt (no loop).
             blocker = held
-        refusal: tuple[str, str, str, datetime | None] = (
+        refusal: tuple[str, str, str, datetime | None, int] = (
             mr.merge_refused_head_sha,
             mr.merge_refused_kind,
             mr.merge_refused_state,
             mr.merge_refused_at,
+            mr.merge_refusals,
         )
     else:
-        refusal = ("", "", "", None)  # something changed: GitHub may answer differently now
+        refusal = ("", "", "", None, 0)  # something changed: GitHub may answer differently now
     fields = snapshot_fields(snapshot, blocker=blocker, now=now)
     # A team lead's merge now is for the PR as they saw it: ready, at this head. A push or any
     # blocker withdraws it, so it cannot merge a different PR days later without the delay.
@@ -196,6 +225,7 @@ def observe(
         fields["merge_refused_kind"],
         fields["merge_refused_state"],
         fields["merge_refused_at"],
+        fields["merge_refusals"],
     ) = refusal
     terminal = mr.bead.is_terminal
     obs = Observation(blocker=blocker, fields=fields, changed=False)
@@ -213,10 +243,12 @@ def observe(
         and waiting_since is not None
         and not human_wait_goes_on(blocker, snapshot.review_decision)
         and not (
-            retry
-            and stands
-            and blocker == Blocker.READY
+            # GitHub's merge endpoint said a review is missing and this head now looks ready
+            # (a retry, or a reviewer left the list): the wait goes on until the merge call
+            # answers, so one wait is never split into two.
+            blocker == Blocker.READY
             and mr.merge_refused_kind == Blocker.HUMAN_REVIEW
+            and mr.merge_refused_head_sha == snapshot.head_sha
         )
     ):
         obs.wait_ended = not terminal

@@ -296,8 +296,12 @@ def test_a_review_refusal_is_asked_again_after_the_hold_even_if_nothing_visible_
     assert parked.waiting_since == waiting_since
     assert events("pr.awaiting_approval_resolved") == []
 
+    # The same refusal again: the hold doubles, and it is no new refusal for the charts.
+    assert reload(mr).merge_refusals == 2
+    assert len(events("pr.merge_refused")) == 1
+
     fake_github.approve(REPO, mr.pr_number, by="alice")
-    _passes(clock, hold - 1, client_factory=client)
+    _passes(clock, 2 * hold - 1, client_factory=client)
     assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
     _passes(clock, 1, client_factory=client)
 
@@ -306,7 +310,40 @@ def test_a_review_refusal_is_asked_again_after_the_hold_even_if_nothing_visible_
     assert len(events("pr.awaiting_approval_detected")) == 1
     [resolved] = events("pr.awaiting_approval_resolved")
     assert resolved.reason == "approved"
-    assert len(events("pr.merge_refused")) == 2
+
+
+def test_a_waiting_pr_costs_a_handful_of_merge_calls_a_day_not_one_per_hold(
+    fake_github, town, rig, clock
+):
+    fake_repo = fake_github.create_repo(REPO)
+    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    for _ in range(24 * 6):  # a day, a pass every ten minutes
+        run(clock, client_factory=client)
+        clock.advance(minutes=10)
+    calls = len(fake_github.merge_calls(REPO, mr.pr_number))
+    assert 3 <= calls <= 10, calls  # 15 min, 30, 1 h, 2 h, 4 h, then every 6 h
+    assert len(events("pr.merge_refused")) == 1
+    assert len(events("pr.awaiting_approval_detected")) == 1
+    assert events("pr.awaiting_approval_resolved") == []
+
+
+def test_a_submitted_review_lifts_the_hold_at_once(fake_github, town, rig, clock):
+    from gastown.webhooks import _make_due
+
+    fake_repo = fake_github.create_repo(REPO)
+    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    run(clock, client_factory=client)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+
+    fake_github.approve(REPO, mr.pr_number, by="zoe")  # nobody asked zoe: GraphQL shows nothing
+    _make_due([reload(mr)], event="pull_request_review", action="submitted", delivery="d-1")
+    clock.advance(minutes=1)
+    run(clock, client_factory=client)
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    assert reload(mr).bead.status == BeadStatus.CLOSED
 
 
 def test_a_required_check_expected_that_goes_straight_to_success_is_merged_within_the_hold(

@@ -285,7 +285,13 @@ def test_a_pr_aimed_at_another_base_is_never_merged_and_escalated_once(
     [escalation] = escalations(f"merge_refused:mr:{mr.pk}:{pull.head_sha}")
     assert "base is develop" in escalation.title
     assert reload(mr).bead.status == BeadStatus.OPEN
-    assert len(events("pr.merge_refused")) <= 2, "asked once per hold, not once per poll"
+    assert len(events("pr.merge_refused")) == 1
+
+    fake_github.set_pr(REPO, pull.number, base="main")  # someone fixes the PR's base
+    clock.advance(minutes=1)
+    run(clock)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+    assert reload(mr).bead.status == BeadStatus.CLOSED
 
 
 def test_pr_merged_on_github_closes_the_mr_and_its_source_issue(fake_github, town, rig, clock):
@@ -346,9 +352,11 @@ def test_a_final_merge_refusal_is_tried_once_per_head_and_escalated_once(
     assert "Merge commits are not allowed" in escalation.title
     assert reload(mr).bead.status == BeadStatus.OPEN
 
-    # The hold is over: asked once more (not a loop), still one escalation.
-    run(clock)
-    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 4
+    # Final: not asked again on this head, however long it stays.
+    for _ in range(6 * 60):
+        clock.advance(minutes=1)
+        run(clock)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
     assert len(escalations(f"merge_refused:mr:{mr.pk}:{reload(mr).head_sha}")) == 1
 
     # Fixed on GitHub; the team lead presses merge now.
