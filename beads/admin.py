@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
@@ -41,6 +41,7 @@ from beads.services import (
     bead_set_status,
 )
 from gastown.dashboard.admin_actions import override_admin_action, override_admin_actions
+from gastown.feedback.transitions import wait_ended_event
 from scm.errors import ScmError
 from scm.urls import parse_pr_url
 
@@ -100,6 +101,7 @@ PR_STATE_FIELDS = (
     "merge_refused_kind",
     "merge_refused_state",
     "merge_refused_at",
+    "merge_refusals",
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
     "last_error",
@@ -113,11 +115,25 @@ def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
         # The parsed repository and number follow the URL (MergeRequestForm set them). Nothing
         # learnt about the old PR holds for the new one (its snapshot, wait, review, auto-merge
         # timer, merge request or refusal): reset, and the new PR is checked at once.
+        now = timezone.now()
+        # The old PR's wait (if any) ends here: its resolved event pairs the detected one,
+        # with the values of the old PR (the form already holds the new URL).
+        old = MergeRequest.objects.select_related("bead").filter(pk=obj.pk).first()
+        ended = None
+        if old is not None and old.waiting_since is not None:
+            ended = wait_ended_event(
+                old, how="cleared_by_user", started_at=old.waiting_since, now=now
+            )
         fresh = MergeRequest()
         for name in PR_STATE_FIELDS:
             setattr(obj, name, getattr(fresh, name))
-        obj.check_requested_at = timezone.now()  # type: ignore[attr-defined]
+        obj.check_requested_at = now  # type: ignore[attr-defined]
         fields += ["pr_repo", "pr_number", "check_requested_at", *PR_STATE_FIELDS]
+        with transaction.atomic():
+            obj.save(update_fields=[*fields, "updated_at"])
+            if ended is not None:
+                ended.save()
+        return
     if fields:
         obj.save(update_fields=[*fields, "updated_at"])
 

@@ -218,6 +218,7 @@ def merge_request_clear_awaiting(
                 merge_refused_kind="",
                 merge_refused_state="",
                 merge_refused_at=None,
+                merge_refusals=0,
                 updated_at=now,
             )
         )
@@ -227,7 +228,7 @@ def merge_request_clear_awaiting(
             )
         mr.awaiting_approval, mr.blocker, mr.waiting_since = False, Blocker.NONE, None
         mr.merge_refused_head_sha = mr.merge_refused_kind = mr.merge_refused_state = ""
-        mr.merge_refused_at = None
+        mr.merge_refused_at, mr.merge_refusals = None, 0
         TelemetryEvent.objects.create(
             name="pr.awaiting_approval_resolved",
             town_id=mr.bead.town_id,
@@ -540,6 +541,7 @@ def convoy_close(
                 code="convoy_closed",
                 message=f"Its convoy {convoy.title!r} was closed by {user.get_username()}.",
                 now=now,
+                actor=Actor.for_user(user),
             )
         _audit(
             name="convoy_close",

@@ -458,6 +458,47 @@ def test_new_pr_url_in_the_admin_forgets_what_was_known_of_the_old_pr(admin_clie
     assert (mr.pr_repo, mr.pr_number) == (mr.bead.rig.repo, 99)
 
 
+def test_new_pr_url_in_the_admin_ends_the_old_prs_wait_with_an_event(admin_client):
+    from datetime import timedelta
+
+    from gastown.models import TelemetryEvent
+
+    mr = _merge_request()
+    old_url = mr.pr_url
+    since = timezone.now() - timedelta(hours=2)
+    MergeRequest.objects.filter(pk=mr.pk).update(
+        blocker="human_review",
+        awaiting_approval=True,
+        review_decision="REVIEW_REQUIRED",
+        waiting_since=since,
+    )
+    mr.refresh_from_db()
+    response = admin_client.post(
+        _url("beads.mergerequest", "change", mr.pk),
+        _merge_request_form(mr, pr_url=f"https://github.com/{mr.bead.rig.repo}/pull/99"),
+    )
+    assert response.status_code == 302
+    mr.refresh_from_db()
+    assert mr.waiting_since is None
+    [resolved] = TelemetryEvent.objects.filter(name="pr.awaiting_approval_resolved")
+    assert (resolved.reason, resolved.label) == ("cleared_by_user", "REVIEW_REQUIRED")
+    assert resolved.data["pr_url"] == old_url, "the wait that ended was the old PR's"
+    assert resolved.bead_id == mr.bead_id
+    assert resolved.duration_ms >= 2 * 3600 * 1000
+
+
+def test_new_pr_url_in_the_admin_with_no_wait_records_no_wait_event(admin_client):
+    from gastown.models import TelemetryEvent
+
+    mr = _merge_request()
+    response = admin_client.post(
+        _url("beads.mergerequest", "change", mr.pk),
+        _merge_request_form(mr, pr_url=f"https://github.com/{mr.bead.rig.repo}/pull/99"),
+    )
+    assert response.status_code == 302
+    assert not TelemetryEvent.objects.filter(name="pr.awaiting_approval_resolved").exists()
+
+
 def test_pr_of_another_repository_is_refused_in_the_admin(admin_client):
     mr = _merge_request()
     before = (mr.pr_url, mr.pr_repo, mr.pr_number)

@@ -121,15 +121,17 @@ def mr_fail(
     message: str,
     now: datetime,
     telemetry: list[TelemetryEvent] | None = None,
+    actor: Actor | None = None,
 ) -> bool:
-    """Fail the MR bead (audited); a wait in progress ends with reason mr_failed.
-    False if the bead was already terminal or moved by another worker."""
+    """Fail the MR bead (audited as `actor`, the reconciler by default); a wait in progress
+    ends with reason mr_failed. False if the bead was already terminal or moved by another
+    worker."""
     with transaction.atomic():
         try:
             bead_set_status(
                 bead=mr.bead,
                 status=BeadStatus.FAILED,
-                actor=Actor.reconciler(),
+                actor=actor or Actor.reconciler(),
                 failure_code=code,
                 failure_message=message,
                 now=now,

@@ -454,6 +454,11 @@ BRANCH_RETRY = timedelta(minutes=1)
 _STILL_WAITING = frozenset({Blocker.HUMAN_REVIEW, Blocker.UNKNOWN, Blocker.NONE})
 #: Failure codes of a landing MR whose PR is gone or never was: its last snapshot is stale.
 _PR_GONE = frozenset({"pr_not_found", "unrecognized_url"})
+#: What a held landing PR waiting on a reviewer may also need fixed on its feature branch.
+_HELD_FIXABLE = {
+    Blocker.CHECKS_FAILING: "failing checks",
+    Blocker.THREADS: "unresolved threads",
+}
 
 
 def rule_c_landing(s: TownSnapshot) -> Iterator[a.Action]:
@@ -537,6 +542,22 @@ def _landing_steps(s: TownSnapshot, convoy: Convoy) -> Iterator[a.Action]:
                     title=f"Changes requested on a landing PR: {convoy.title}"[:300],
                     body=f"A reviewer requested changes on {held.pr_url}. Fix the feature "
                     f"branch {convoy.feature_branch}; the respawn stays suppressed.",
+                    rig_id=convoy.rig_id,
+                    convoy_id=convoy.pk,
+                )
+        elif held.blocker in _HELD_FIXABLE and held.review_decision != "APPROVED":
+            # Still waiting on a reviewer, so the suppression stays; but the held MR is
+            # terminal (no rework is asked) and rule W skips it: tell the team lead.
+            cause = _HELD_FIXABLE[Blocker(held.blocker)]
+            key = f"suppression-{held.blocker}:{convoy.pk}:{held.pk}:{held.head_sha}"
+            if key not in s.open_escalation_keys:
+                yield a.RaiseEscalation(
+                    rule="C",
+                    key=key,
+                    title=f"Landing PR waiting for review has {cause}: {convoy.title}"[:300],
+                    body=f"{held.pr_url} waits for review and also has {cause}. Fix them "
+                    f"on the feature branch {convoy.feature_branch}; the respawn stays "
+                    "suppressed.",
                     rig_id=convoy.rig_id,
                     convoy_id=convoy.pk,
                 )

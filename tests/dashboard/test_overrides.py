@@ -389,6 +389,8 @@ def test_close_convoy_fails_its_landing_mr_in_flight_so_it_is_never_merged(town,
     )
     resolved = TelemetryEvent.objects.get(name="pr.awaiting_approval_resolved")
     assert resolved.reason == "mr_failed"
+    [failed] = BeadEvent.objects.filter(bead=landing.bead, kind="status")
+    assert failed.actor == "user:lead", "the team lead failed it, not the reconciler"
 
 
 def test_pause_and_resume_a_town(town, user):

@@ -409,6 +409,40 @@ def test_push_to_a_suppressed_pr_still_waiting_on_review_keeps_the_suppression(f
     assert len(world.landing_mrs()) == 1
 
 
+def test_failing_checks_on_a_suppressed_pr_waiting_on_review_escalate_once(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    _fail_while_waiting(world, mr)
+
+    # The held MR is terminal (no rework is asked) and rule W skips it: someone must be told.
+    fake_github.set_check(REPO, mr.pr_number, "ci", "failure")
+    world.cycle(6, seconds=61)
+    mr.refresh_from_db()
+    assert (mr.blocker, mr.review_decision) == ("checks_failing", "REVIEW_REQUIRED")
+
+    [escalation] = Bead.objects.filter(type="escalation", title__contains="landing PR")
+    assert mr.pr_url in escalation.body and "failing checks" in escalation.body
+    assert world.convoy_now().respawn_suppressed_since is not None
+    assert not world.telemetry("reconciler.respawn_suppression_ended").exists()
+    assert len(world.landing_mrs()) == 1
+
+
+def test_unresolved_threads_on_a_suppressed_pr_waiting_on_review_escalate_once(fake_github):
+    world = World(fake_github)
+    mr = world.landing_pr_waiting()
+    _fail_while_waiting(world, mr)
+
+    fake_github.add_thread(REPO, mr.pr_number, body="Why this way?")
+    world.cycle(6, seconds=61)
+    mr.refresh_from_db()
+    assert (mr.blocker, mr.review_decision) == ("threads", "REVIEW_REQUIRED")
+
+    [escalation] = Bead.objects.filter(type="escalation", title__contains="landing PR")
+    assert mr.pr_url in escalation.body and "unresolved threads" in escalation.body
+    assert world.convoy_now().respawn_suppressed_since is not None
+    assert len(world.landing_mrs()) == 1
+
+
 def test_failed_feature_branch_is_escalated_once_and_retried_each_minute(fake_github):
     rig = RigFactory(repo=REPO)  # the repository does not exist on GitHub yet
     convoy = ConvoyFactory(
