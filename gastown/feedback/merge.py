@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -98,9 +98,18 @@ _FINAL_REFUSAL_HELP = {
 }
 
 
+#: How far ahead a claimed attempt moves the auto-merge timer while its fresh check and merge
+#: call are in flight.
+IN_FLIGHT = timedelta(minutes=2)
+
+
 def _claim(mr: MergeRequest, *, now: datetime) -> bool:
     """One attempt per ready window: the timer and the merge-now request are consumed here,
-    conditionally on what was read, so a second worker finds nothing to claim."""
+    conditionally on what was read, so a second worker finds nothing to claim. The timer is
+    not cleared but moved ahead while the attempt is in flight: a check pass reading the MR
+    meanwhile keeps it (a ready PR's timer is never reset) and so finds nothing due, instead
+    of starting a new timer and claiming a second merge call."""
+    in_flight = now + IN_FLIGHT
     claimed = MergeRequest.objects.filter(
         pk=mr.pk,
         is_active=True,
@@ -108,10 +117,10 @@ def _claim(mr: MergeRequest, *, now: datetime) -> bool:
         awaiting_approval=False,
         auto_merge_ready_since=mr.auto_merge_ready_since,
         merge_requested_at=mr.merge_requested_at,
-    ).update(auto_merge_ready_since=None, merge_requested_at=None, updated_at=now)
+    ).update(auto_merge_ready_since=in_flight, merge_requested_at=None, updated_at=now)
     if claimed != 1:
         return False
-    mr.auto_merge_ready_since = mr.merge_requested_at = None
+    mr.auto_merge_ready_since, mr.merge_requested_at = in_flight, None
     return True
 
 
@@ -163,7 +172,9 @@ def merge_attempt(
         error = result.error if result is not None else None
         message = error.message if error is not None else "no answer"
         log.info("no merge of %s: the pre-merge check failed (%s)", pr_name(mr), message)
-        _save(mr, {"last_error": f"pre-merge check failed: {message}"[:2000]}, now=now)
+        # Fail closed; the timer restarts at the next ready observation.
+        fields = {"last_error": f"pre-merge check failed: {message}"[:2000]}
+        _save(mr, {**fields, "auto_merge_ready_since": None}, now=now)
         return
     snapshot = result.snapshot
     obs = observe(mr, snapshot, settings=settings, now=now, retry=retry)

@@ -3,7 +3,7 @@ never a merge call per poll (SPEC §1), and a 5xx is looked at before anything e
 
 from __future__ import annotations
 
-from beads.models import BeadStatus, Blocker
+from beads.models import BeadStatus, Blocker, MergeRequest
 from gastown.feedback.observe import REFUSAL_HOLD
 from scm.client import GitHubClient
 from scm.types import MergeOutcome
@@ -429,3 +429,27 @@ def test_a_park_written_by_another_worker_meanwhile_is_not_overwritten(
     assert (mr.blocker, mr.awaiting_approval) == (Blocker.HUMAN_REVIEW, True)
     assert mr.merge_refused_kind == Blocker.HUMAN_REVIEW
     assert summary.changed == 0  # B's write was skipped: A's park is newer than B's copy
+
+
+def test_a_check_pass_during_an_attempt_in_flight_makes_no_second_merge_call(
+    fake_github, town, rig, clock
+):
+    """Worker A claimed the merge and is between its fresh check and the merge call when
+    worker B's pass (a webhook made the MR due) reads the MR: B must find nothing due."""
+    from gastown.feedback import merge
+
+    fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    town.auto_merge = False  # the first pass only observes: ready, timer started
+    town.save()
+    run(clock)
+    town.auto_merge = True
+    town.save()
+    claimed = reload(mr)
+    assert merge._claim(claimed, now=clock.now)  # A, in flight
+
+    MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=clock.now)
+    clock.advance(seconds=1)
+    run(clock)  # B
+
+    assert fake_github.merge_calls(REPO, mr.pr_number) == []
