@@ -420,7 +420,9 @@ def test_failing_checks_on_a_suppressed_pr_waiting_on_review_escalate_once(fake_
     mr.refresh_from_db()
     assert (mr.blocker, mr.review_decision) == ("checks_failing", "REVIEW_REQUIRED")
 
-    [escalation] = Bead.objects.filter(type="escalation", title__startswith="Landing PR waiting for review")
+    [escalation] = Bead.objects.filter(
+        type="escalation", title__startswith="Landing PR waiting for review"
+    )
     assert mr.pr_url in escalation.body and "failing checks" in escalation.body
     assert world.convoy_now().respawn_suppressed_since is not None
     assert not world.telemetry("reconciler.respawn_suppression_ended").exists()
@@ -437,7 +439,9 @@ def test_unresolved_threads_on_a_suppressed_pr_waiting_on_review_escalate_once(f
     mr.refresh_from_db()
     assert (mr.blocker, mr.review_decision) == ("threads", "REVIEW_REQUIRED")
 
-    [escalation] = Bead.objects.filter(type="escalation", title__startswith="Landing PR waiting for review")
+    [escalation] = Bead.objects.filter(
+        type="escalation", title__startswith="Landing PR waiting for review"
+    )
     assert mr.pr_url in escalation.body and "unresolved threads" in escalation.body
     assert world.convoy_now().respawn_suppressed_since is not None
     assert len(world.landing_mrs()) == 1
