@@ -120,7 +120,8 @@ def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
         # with the values of the old PR (the form already holds the new URL).
         old = MergeRequest.objects.select_related("bead").filter(pk=obj.pk).first()
         ended = None
-        if old is not None and old.waiting_since is not None:
+        # A terminal MR's wait already ended when it failed (mr_fail): never twice.
+        if old is not None and old.waiting_since is not None and not old.bead.is_terminal:
             ended = wait_ended_event(
                 old, how="cleared_by_user", started_at=old.waiting_since, now=now
             )

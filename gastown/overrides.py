@@ -264,32 +264,18 @@ def merge_request_fail(
     bead = mr.bead
     if bead.is_terminal:
         raise OverrideRefused(f"The MR is already {bead.status}; terminal beads never change.")
-    actor = Actor.for_user(user)
     message = f"MR #{bead.pk} ({_pr_name(mr)}) failed by {user.get_username()}."
     with transaction.atomic():
-        try:
-            bead_set_status(
-                bead=bead,
-                status=BeadStatus.FAILED,
-                actor=actor,
-                failure_code="failed_by_user",
-                failure_message=reason or f"Failed by {user.get_username()} on the dashboard.",
-                now=now,
-            )
-        except (TerminalBeadError, StaleBeadError) as error:
-            raise OverrideRefused(str(error)) from None
-        if mr.awaiting_approval:
-            TelemetryEvent.objects.create(
-                name="pr.awaiting_approval_resolved",
-                town_id=bead.town_id,
-                rig_id=bead.rig_id,
-                bead=bead,
-                convoy_id=_mr_convoy_id(mr),
-                label=mr.review_decision,
-                reason="mr_failed",
-                duration_ms=_ms(mr.waiting_since, now),
-                data={"pr_url": mr.pr_url},
-            )
+        # The wait in progress, if any, ends as mr_failed (once: mr_fail is the one place).
+        failed = mr_fail(
+            mr,
+            code="failed_by_user",
+            message=reason or f"Failed by {user.get_username()} on the dashboard.",
+            now=now,
+            actor=Actor.for_user(user),
+        )
+        if not failed:
+            raise OverrideRefused("The MR ended meanwhile; terminal beads never change.")
         _audit(
             name="merge_request_fail",
             town=bead.town,

@@ -137,14 +137,14 @@ def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
         merge_refused_at=mr.merge_refused_at,
     ).update(
         merge_refused_at=now,
-        auto_merge_ready_since=None,
+        auto_merge_ready_since=now + IN_FLIGHT,  # in flight, as in _claim
         merge_requested_at=None,
         updated_at=now,
     )
     if claimed != 1:
         return False
-    mr.merge_refused_at = now
-    mr.auto_merge_ready_since = mr.merge_requested_at = None
+    mr.merge_refused_at, mr.auto_merge_ready_since = now, now + IN_FLIGHT
+    mr.merge_requested_at = None
     return True
 
 

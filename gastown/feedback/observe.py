@@ -206,10 +206,15 @@ def observe(
             # The merge call refused this head in this state, whatever the merge state
             # says: hold the MR where GitHub's answer put it, no new attempt (no loop).
             blocker = held
+        state = mr.merge_refused_state
+        if stands and mr.merge_refused_kind == Blocker.HUMAN_REVIEW:
+            # Reviewers asked since the refusal join what it waits on, so their approval
+            # (their leaving the list) lifts it too.
+            state = refusal_state(mr.merge_refused_kind, snapshot)
         refusal: tuple[str, str, str, datetime | None, int] = (
             mr.merge_refused_head_sha,
             mr.merge_refused_kind,
-            mr.merge_refused_state,
+            state,
             mr.merge_refused_at,
             mr.merge_refusals,
         )

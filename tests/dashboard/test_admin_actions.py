@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.admin import helpers
+from django.utils import timezone
 
 from beads.models import BeadEvent, BeadStatus, Blocker
 from gastown.models import ConvoyStatus, TelemetryEvent
@@ -27,6 +28,7 @@ def waiting_mr(town):
         pr_url="https://github.com/acme/web/pull/5",
         awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
+        waiting_since=timezone.now(),
     )
 
 

@@ -252,6 +252,24 @@ def test_an_approval_by_a_requested_reviewer_lifts_a_review_refusal_with_a_null_
     assert len(events("pr.awaiting_approval_detected")) == 1
 
 
+def test_a_reviewer_asked_after_the_refusal_lifts_it_by_approving(fake_github, town, rig, clock):
+    fake_repo = fake_github.create_repo(REPO)
+    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    run(clock, client_factory=client)  # refused: nobody was asked yet
+    fake_github.request_review(REPO, mr.pr_number, login="bob")
+    _passes(clock, 2, client_factory=client)
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+
+    fake_github.approve(REPO, mr.pr_number, by="bob")
+    _passes(clock, 1, client_factory=client)
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2
+    assert reload(mr).bead.status == BeadStatus.CLOSED
+    [resolved] = events("pr.awaiting_approval_resolved")
+    assert resolved.reason == "approved"
+
+
 def test_a_second_approval_lifts_a_review_refusal_while_the_decision_stays_approved(
     fake_github, town, rig, clock
 ):
@@ -453,3 +471,25 @@ def test_a_check_pass_during_an_attempt_in_flight_makes_no_second_merge_call(
     run(clock)  # B
 
     assert fake_github.merge_calls(REPO, mr.pr_number) == []
+
+
+def test_a_retry_in_flight_makes_no_second_merge_call(fake_github, town, rig, clock):
+    """The same guard as a first attempt's when a held MR's hold is over: a pass reading the
+    MR while the retry is between its fresh check and its merge call finds nothing due."""
+    from gastown.feedback import merge
+
+    fake_repo = fake_github.create_repo(REPO)
+    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    fake_github.request_review(REPO, mr.pr_number, login="zoe")
+    run(clock, client_factory=client)  # refused: held
+    clock.advance(minutes=HOLD_MINUTES)
+    held = reload(mr)
+    assert merge._claim_retry(held, now=clock.now)  # A, in flight
+    fake_github.approve(REPO, mr.pr_number, by="zoe")  # the refusal lapses for B
+
+    MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=clock.now)
+    clock.advance(seconds=1)
+    run(clock, client_factory=client)  # B
+
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
