@@ -315,21 +315,27 @@ def merge_request_create(
 MAX_REWORK_CAUSES = 200
 
 
+def _rework_causes_locked(mr: MergeRequest) -> tuple[list[str], str] | None:
+    """The MR's handled causes and its last one, read under a row lock (None: it is gone)."""
+    row = (
+        MergeRequest.objects.select_for_update()
+        .filter(pk=mr.pk)
+        .values_list("rework_causes", "last_rework_cause")
+        .first()
+    )
+    return None if row is None else (list(row[0] or []), row[1])
+
+
 def rework_cause_claim(*, mr: MergeRequest, cause: str) -> bool:
     """Record `cause` as handled for the MR; False when it was already, by this worker or
     another. Every cause is kept (not only the last one), so a review in between does not
     make an old cause new again. The row is locked (SQLite's IMMEDIATE transactions
     serialise the same way), so two workers never both claim a cause."""
     with transaction.atomic():
-        row = (
-            MergeRequest.objects.select_for_update()
-            .filter(pk=mr.pk)
-            .values_list("rework_causes", "last_rework_cause")
-            .first()
-        )
+        row = _rework_causes_locked(mr)
         if row is None:
             return False
-        causes, last = list(row[0] or []), row[1]
+        causes, last = row
         if cause in causes or cause == last:
             mr.rework_causes, mr.last_rework_cause = causes, last
             return False
@@ -343,15 +349,10 @@ def rework_cause_release(*, mr: MergeRequest, cause: str, previous: str) -> None
     """Give a claimed cause back (what it asked for could not be done): a later check
     handles it again."""
     with transaction.atomic():
-        row = (
-            MergeRequest.objects.select_for_update()
-            .filter(pk=mr.pk)
-            .values_list("rework_causes", "last_rework_cause")
-            .first()
-        )
+        row = _rework_causes_locked(mr)
         if row is None:
             return
-        causes = [c for c in row[0] or [] if c != cause]
+        causes = [c for c in row[0] if c != cause]
         last = previous if row[1] == cause else row[1]
         MergeRequest.objects.filter(pk=mr.pk).update(rework_causes=causes, last_rework_cause=last)
         mr.rework_causes, mr.last_rework_cause = causes, last
