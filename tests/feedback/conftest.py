@@ -16,6 +16,7 @@ from beads.models import Bead, BeadStatus, BeadType, MergeRequest
 from beads.services import merge_request_create
 from gastown.feedback.checks import CheckSummary, check_prs
 from gastown.models import Rig, TelemetryEvent, Town
+from scm.client import GitHubClient
 from tests.factories import BeadFactory, RigFactory, TownFactory
 
 REPO = "octo/app"
@@ -86,3 +87,21 @@ def rework_beads(mr: MergeRequest) -> list[Bead]:
 
 def escalations(key: str) -> list[Bead]:
     return list(Bead.objects.filter(type=BeadType.ESCALATION, metadata__escalation_key=key))
+
+
+def rule_only_at_merge(fake_repo, **rule):
+    """A client whose merge call meets a repository rule GraphQL's answers do not show
+    (a ruleset GitHub's merge endpoint enforces while the merge state says CLEAN)."""
+
+    class RuleAtMerge(GitHubClient):
+        def merge(self, ref, **kwargs):
+            before = {name: getattr(fake_repo, name) for name in rule}
+            for name, value in rule.items():
+                setattr(fake_repo, name, value)
+            try:
+                return super().merge(ref, **kwargs)
+            finally:
+                for name, value in before.items():
+                    setattr(fake_repo, name, value)
+
+    return RuleAtMerge

@@ -7,7 +7,7 @@ from beads.models import BeadStatus, Blocker, MergeRequest
 from gastown.feedback.observe import REFUSAL_HOLD
 from scm.client import GitHubClient
 from scm.types import MergeOutcome
-from tests.feedback.conftest import REPO, events, make_mr, reload, run
+from tests.feedback.conftest import REPO, events, make_mr, reload, rule_only_at_merge, run
 
 HOLD_MINUTES = int(REFUSAL_HOLD.total_seconds() // 60)
 
@@ -170,14 +170,8 @@ def test_a_review_required_park_survives_a_502_between_polls(fake_github, town, 
     """The park must not live in last_error, which any failed check overwrites."""
     fake_repo = fake_github.create_repo(REPO)
 
-    class RuleAddedBeforeMerge(GitHubClient):
-        def merge(self, ref, **kwargs):
-            fake_repo.required_approvals = 1
-            try:
-                return super().merge(ref, **kwargs)
-            finally:
-                fake_repo.required_approvals = 0  # GraphQL keeps saying CLEAN
-
+    # A rule GitHub's merge endpoint enforces while GraphQL keeps saying CLEAN.
+    RuleAddedBeforeMerge = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     run(clock, client_factory=RuleAddedBeforeMerge)
     parked = reload(mr)
@@ -203,24 +197,6 @@ def test_a_review_required_park_survives_a_502_between_polls(fake_github, town, 
     assert len(events("pr.merge_refused")) == 1
 
 
-def _rule_only_at_merge(fake_repo, **rule):
-    """A client whose merge call meets a repository rule GraphQL's answers do not show
-    (a ruleset GitHub's merge endpoint enforces while the merge state says CLEAN)."""
-
-    class RuleAtMerge(GitHubClient):
-        def merge(self, ref, **kwargs):
-            before = {name: getattr(fake_repo, name) for name in rule}
-            for name, value in rule.items():
-                setattr(fake_repo, name, value)
-            try:
-                return super().merge(ref, **kwargs)
-            finally:
-                for name, value in before.items():
-                    setattr(fake_repo, name, value)
-
-    return RuleAtMerge
-
-
 def _passes(clock, minutes, **kwargs):
     for _ in range(minutes):
         clock.advance(minutes=1)
@@ -233,7 +209,7 @@ def test_an_approval_by_a_requested_reviewer_lifts_a_review_refusal_with_a_null_
     """Scenario A: GraphQL says CLEAN with no review decision, the merge endpoint wants an
     approval. The approval leaves the decision null, but the reviewer leaves the requests."""
     fake_repo = fake_github.create_repo(REPO)
-    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     fake_github.request_review(REPO, mr.pr_number, login="bob")
     run(clock, client_factory=client)
@@ -254,7 +230,7 @@ def test_an_approval_by_a_requested_reviewer_lifts_a_review_refusal_with_a_null_
 
 def test_a_reviewer_asked_after_the_refusal_lifts_it_by_approving(fake_github, town, rig, clock):
     fake_repo = fake_github.create_repo(REPO)
-    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     run(clock, client_factory=client)  # refused: nobody was asked yet
     fake_github.request_review(REPO, mr.pr_number, login="bob")
@@ -275,7 +251,7 @@ def test_a_second_approval_lifts_a_review_refusal_while_the_decision_stays_appro
 ):
     """Scenario B: the decision is already APPROVED, the rule at merge needs two."""
     fake_repo = fake_github.create_repo(REPO, required_approvals=1)
-    client = _rule_only_at_merge(fake_repo, required_approvals=2)
+    client = rule_only_at_merge(fake_repo, required_approvals=2)
     mr = make_mr(fake_github, rig)
     fake_github.approve(REPO, mr.pr_number, by="alice")
     fake_github.request_review(REPO, mr.pr_number, login="bob")
@@ -300,7 +276,7 @@ def test_a_review_refusal_is_asked_again_after_the_hold_even_if_nothing_visible_
     is one wait throughout (no resolved/detected pair per retry)."""
     hold = HOLD_MINUTES
     fake_repo = fake_github.create_repo(REPO)
-    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     run(clock, client_factory=client)
     waiting_since = reload(mr).waiting_since
@@ -334,7 +310,7 @@ def test_a_waiting_pr_costs_a_handful_of_merge_calls_a_day_not_one_per_hold(
     fake_github, town, rig, clock
 ):
     fake_repo = fake_github.create_repo(REPO)
-    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     for _ in range(24 * 6):  # a day, a pass every ten minutes
         run(clock, client_factory=client)
@@ -350,7 +326,7 @@ def test_a_submitted_review_lifts_the_hold_at_once(fake_github, town, rig, clock
     from gastown.webhooks import _make_due
 
     fake_repo = fake_github.create_repo(REPO)
-    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     run(clock, client_factory=client)
     assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
@@ -374,7 +350,7 @@ def test_a_required_check_expected_that_goes_straight_to_success_is_merged_withi
     fake_repo = fake_github.create_repo(REPO)
     mr = make_mr(fake_github, rig)
     fake_github.set_check(REPO, mr.pr_number, "lint", "success")
-    client = _rule_only_at_merge(fake_repo, required_checks={"ci"})
+    client = rule_only_at_merge(fake_repo, required_checks={"ci"})
     run(clock, client_factory=client)
     [refused] = events("pr.merge_refused")
     assert '"ci" is expected' in refused.reason
@@ -399,7 +375,7 @@ def test_clear_awaiting_lets_the_next_check_ask_github_again(fake_github, town, 
 
     fake_repo = fake_github.create_repo(REPO)
     mr = make_mr(fake_github, rig)
-    run(clock, client_factory=_rule_only_at_merge(fake_repo, required_approvals=1))
+    run(clock, client_factory=rule_only_at_merge(fake_repo, required_approvals=1))
     assert reload(mr).awaiting_approval
 
     merge_request_clear_awaiting(merge_request=reload(mr), user=UserFactory(), now=clock.now)
@@ -421,7 +397,7 @@ def test_a_park_written_by_another_worker_meanwhile_is_not_overwritten(
     from gastown.feedback import checks
 
     fake_repo = fake_github.create_repo(REPO)
-    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     real_observe = checks.observe
     interleaved = []
@@ -479,7 +455,7 @@ def test_a_retry_in_flight_makes_no_second_merge_call(fake_github, town, rig, cl
     from gastown.feedback import merge
 
     fake_repo = fake_github.create_repo(REPO)
-    client = _rule_only_at_merge(fake_repo, required_approvals=1)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     fake_github.request_review(REPO, mr.pr_number, login="zoe")
     run(clock, client_factory=client)  # refused: held

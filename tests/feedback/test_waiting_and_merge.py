@@ -7,7 +7,15 @@ import pytest
 
 from beads.models import BeadStatus, Blocker, MergeRequest
 from gastown.feedback.observe import REFUSAL_HOLD
-from tests.feedback.conftest import REPO, events, make_mr, reload, rework_beads, run
+from tests.feedback.conftest import (
+    REPO,
+    events,
+    make_mr,
+    reload,
+    rework_beads,
+    rule_only_at_merge,
+    run,
+)
 
 HOLD_MINUTES = int(REFUSAL_HOLD.total_seconds() // 60)
 
@@ -156,18 +164,10 @@ def test_merge_refused_with_review_required_parks_the_mr_as_waiting_on_a_human(
 ):
     """GitHub's merge endpoint can know a rule GraphQL's merge state does not show (a
     ruleset added between the check and the merge): the 405 parks the MR, no loop."""
-    from scm.client import GitHubClient
-
     fake_repo = fake_github.create_repo(REPO)
 
-    class RuleAddedBeforeMerge(GitHubClient):
-        def merge(self, ref, **kwargs):
-            fake_repo.required_approvals = 1
-            try:
-                return super().merge(ref, **kwargs)
-            finally:
-                fake_repo.required_approvals = 0  # GraphQL keeps saying CLEAN
-
+    # A rule GitHub's merge endpoint enforces while GraphQL keeps saying CLEAN.
+    RuleAddedBeforeMerge = rule_only_at_merge(fake_repo, required_approvals=1)
     mr = make_mr(fake_github, rig)
     for _ in range(HOLD_MINUTES):  # a pass a minute for a whole refusal hold
         run(clock, client_factory=RuleAddedBeforeMerge)
