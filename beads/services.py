@@ -311,6 +311,12 @@ def merge_request_create(
         )
 
 
+def merge_request_request_check(*, merge_request: MergeRequest, now: datetime) -> None:
+    """Make the MR due for a feedback check at once (a re-check, a webhook, an approval)."""
+    MergeRequest.objects.filter(pk=merge_request.pk).update(check_requested_at=now, updated_at=now)
+    merge_request.check_requested_at = now
+
+
 #: How many handled rework causes an MR remembers (one per push or review: plenty).
 MAX_REWORK_CAUSES = 200
 

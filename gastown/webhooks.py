@@ -34,7 +34,7 @@ from gastown.models import (
     WebhookDelivery,
     WebhookDeliveryStatus,
 )
-from gastown.tasks import enqueue_feedback_check
+from gastown.scheduling import enqueue_feedback_check
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from gastown.api.http import (
 from gastown.api.serialize import agent_json, bead_json, convoy_json, merge_request_json
 from gastown.dashboard.selectors import awaiting_approval_list
 from gastown.models import Agent, ApiToken, Convoy, ConvoyStatus, MergeMode, Rig, Town
-from gastown.reports import (
+from gastown.services.reports import (
     ReportInvalid,
     ReportRefused,
     agent_fetch_assignment,

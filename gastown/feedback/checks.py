@@ -35,8 +35,8 @@ from gastown.feedback.transitions import (
     telemetry_event,
 )
 from gastown.models import EffectiveSettings, TelemetryEvent, Town
-from gastown.reconciler.effects import town_token
-from gastown.tasks import enqueue_tick
+from gastown.scheduling import enqueue_tick
+from gastown.services.github import town_token
 from scm.client import GitHubClient
 from scm.credentials import GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError

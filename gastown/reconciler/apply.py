@@ -24,11 +24,11 @@ from beads.services import (
     escalation_raise,
     merge_request_create,
 )
-from gastown.landing import convoy_suppression_end
 from gastown.models import Agent, AgentRole, AgentStatus, Convoy, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
-from gastown.telemetry import duration_ms, telemetry_record
+from gastown.services.convoys import convoy_suppression_end
+from gastown.services.telemetry import duration_ms, telemetry_record
 
 log = logging.getLogger(__name__)
 RECONCILER = Actor.reconciler()

@@ -8,7 +8,6 @@ import contextlib
 import logging
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 
 from beads.audit import Actor
@@ -20,32 +19,14 @@ from beads.services import (
     bead_set_status,
     escalation_raise,
 )
-from gastown.dispatch import dispatch_notify
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
 from gastown.reconciler.rules import BRANCH_FAILED
-from gastown.secrets import SecretUnreadable
-from scm.client import GitHubClient
-from scm.credentials import TOWN_TOKEN, resolve_token
-from scm.errors import CredentialError, ScmError
+from gastown.services.dispatch import dispatch_notify
+from gastown.services.github import github_client_for
+from scm.errors import ScmError
 
 log = logging.getLogger(__name__)
-
-
-def town_token(town: Town) -> str | None:
-    """The town's own token. One that cannot be decrypted (SECRET_KEY changed) is a credential
-    problem of the town (SPEC §4), never a silent fall back to GITHUB_TOKEN: a team lead gave
-    this town its own token for a reason."""
-    try:
-        return town.github_token()
-    except SecretUnreadable as error:
-        raise CredentialError("token_unreadable", str(error), source=TOWN_TOKEN) from None
-
-
-def github_client_for(town: Town) -> GitHubClient:
-    """Raises scm.errors.CredentialError when neither the town nor GITHUB_TOKEN has a usable
-    token."""
-    return GitHubClient(resolve_token(town_token(town)), api_url=settings.GITHUB_API_URL)
 
 
 def run_side_effects(town: Town, effects: list[SideEffect], now: datetime) -> None:
@@ -59,7 +40,7 @@ def run_side_effects(town: Town, effects: list[SideEffect], now: datetime) -> No
             elif effect.kind == "create_branch":
                 create_feature_branch(town=town, convoy_id=effect.target_id, now=now)
             elif effect.kind == "feedback_check":
-                from gastown.tasks import enqueue_feedback_check
+                from gastown.scheduling import enqueue_feedback_check
 
                 enqueue_feedback_check(town.pk)
         except Exception:  # one broken side effect must not stop the others

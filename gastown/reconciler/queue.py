@@ -56,7 +56,7 @@ def apply_event(event: TownEvent, now: datetime) -> None:
                 now=now,
             )
     elif event.kind == TownEventKind.AGENT_REPORT:
-        # Agent reports are applied synchronously by gastown.reports; an event of this kind
+        # Agent reports are applied synchronously by gastown.services.reports; an event of this kind
         # only wakes the town up.
         pass
     else:

@@ -119,9 +119,9 @@ def prune(now: datetime) -> None:
     telemetry after 90, except the override audit and convoy transitions."""
     TownEvent.objects.filter(processed_at__lt=now - EVENT_HISTORY).delete()
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
-    # override.* rows (gastown.overrides._audit) are the only record of a town pause or of an
-    # override on a convoy with no landing MR bead to hold a BeadEvent, and convoy.transition
-    # rows the only one of a convoy's early transitions: kept like the audit.
+    # override.* rows (services.overrides.override_audit) are the only record of a town pause
+    # or of an override on a convoy with no landing MR bead to hold a BeadEvent, and
+    # convoy.transition rows the only one of a convoy's early transitions: kept like the audit.
     TelemetryEvent.objects.filter(created_at__lt=now - TELEMETRY_HISTORY).exclude(
         name__startswith="override."
     ).exclude(name="convoy.transition").delete()
@@ -149,7 +149,7 @@ def reconcile_towns(
             continue
         ticks.append(tick)
         if reschedule and tick.active and not dry_run:
-            from gastown.tasks import enqueue_tick
+            from gastown.scheduling import enqueue_tick
 
             enqueue_tick(town.pk, delay_seconds=settings.GASTOWN_ACTIVE_TICK_SECONDS)
     if not dry_run and (now or timezone.now()).minute % PRUNE_EVERY == 0:

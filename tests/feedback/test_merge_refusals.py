@@ -370,7 +370,7 @@ def test_a_required_check_expected_that_goes_straight_to_success_is_merged_withi
 
 
 def test_clear_awaiting_lets_the_next_check_ask_github_again(fake_github, town, rig, clock):
-    from gastown.overrides import merge_request_clear_awaiting
+    from gastown.services.overrides import merge_request_clear_awaiting
     from tests.factories import UserFactory
 
     fake_repo = fake_github.create_repo(REPO)

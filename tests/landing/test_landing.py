@@ -215,7 +215,7 @@ def _fail_while_waiting(world, mr):
 
 
 def test_suppression_ended_by_hand_stays_ended_and_the_normal_respawn_applies(fake_github):
-    from gastown.overrides import convoy_end_suppression
+    from gastown.services.overrides import convoy_end_suppression
     from tests.factories import UserFactory
 
     world = World(fake_github)

@@ -202,7 +202,8 @@ def _queued_tasks():
 def test_active_tick_enqueues_the_next_one_once(settings):
     settings.GASTOWN_ENQUEUE_TASKS = True
     settings.GASTOWN_ACTIVE_TICK_SECONDS = 3
-    from gastown.tasks import enqueue_tick, reconcile_town_task
+    from gastown.scheduling import enqueue_tick
+    from gastown.tasks import reconcile_town_task
 
     bead = BeadFactory()
     reconcile_town_task(bead.town.pk)
@@ -229,7 +230,7 @@ def test_a_running_tick_does_not_hide_the_next_one(settings, func, args, delay):
     settings.GASTOWN_ENQUEUE_TASKS = True
     from django_q.tasks import async_task
 
-    from gastown.tasks import enqueue_tick
+    from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     async_task(func, town.pk, *args)
@@ -240,7 +241,7 @@ def test_a_running_tick_does_not_hide_the_next_one(settings, func, args, delay):
 
 def test_a_queued_tick_is_not_queued_twice(settings):
     settings.GASTOWN_ENQUEUE_TASKS = True
-    from gastown.tasks import enqueue_tick
+    from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     enqueue_tick(town.pk)
@@ -253,7 +254,7 @@ def test_a_claim_whose_worker_died_still_counts_as_queued(settings):
     from django.utils import timezone
     from django_q.models import OrmQ
 
-    from gastown.tasks import enqueue_tick
+    from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     enqueue_tick(town.pk)
@@ -269,7 +270,8 @@ def test_a_delayed_tick_waits_in_the_queue_not_in_a_worker(settings, monkeypatch
     from django.utils import timezone
     from django_q.brokers import get_broker
 
-    from gastown.tasks import enqueue_tick, reconcile_town_later_task
+    from gastown.scheduling import enqueue_tick
+    from gastown.tasks import reconcile_town_later_task
 
     town = TownFactory()
     enqueue_tick(town.pk, delay_seconds=3)
@@ -284,7 +286,7 @@ def test_a_claimed_row_stays_locked_past_the_longest_tick_delay():
     """_already_queued tells a claimed row from a delayed one by how far ahead its lock is."""
     from django_q.conf import Conf
 
-    from gastown.tasks import MAX_TICK_DELAY_SECONDS
+    from gastown.scheduling import MAX_TICK_DELAY_SECONDS
 
     assert Conf.RETRY - Conf.TIMEOUT > MAX_TICK_DELAY_SECONDS
 

@@ -91,7 +91,7 @@ def test_pr_events_make_the_mr_due_at_once(
     unrelated = watched_mr(number=3)
     settings.GASTOWN_ENQUEUE_TASKS = True
     with (
-        mock.patch("gastown.tasks._enqueue") as enqueue,
+        mock.patch("gastown.scheduling._enqueue") as enqueue,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = deliver(client, event, fixture(name))

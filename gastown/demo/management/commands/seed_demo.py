@@ -24,7 +24,7 @@ from beads.services import (
 )
 from gastown.management.commands.create_team_lead_group import team_lead_group_sync
 from gastown.models import Convoy, ConvoyStatus, MergeMode, Rig, Town
-from gastown.reconciler.effects import github_client_for
+from gastown.services.github import github_client_for
 from scm.errors import ScmError
 from scm.fake.remote import fake_control
 

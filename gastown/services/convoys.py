@@ -9,7 +9,7 @@ from django.db import transaction
 
 from beads.models import BeadStatus, Blocker, MergeRequest
 from gastown.models import Convoy
-from gastown.telemetry import duration_ms, telemetry_record
+from gastown.services.telemetry import duration_ms, telemetry_record
 
 
 def convoy_suppression_end(*, convoy: Convoy, how: str, now: datetime) -> bool:
