@@ -22,8 +22,6 @@ from gastown.models import (
     Rig,
     TelemetryEvent,
     Town,
-    TownEvent,
-    TownEventKind,
 )
 
 
@@ -137,15 +135,6 @@ class BeadEventFactory(factory.django.DjangoModelFactory):
     town = factory.SelfAttribute("bead.town")
     kind = "note"
     actor = "test"
-
-
-class TownEventFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = TownEvent
-
-    town = factory.SubFactory(TownFactory)
-    kind = TownEventKind.AGENT_REPORT
-    payload = factory.LazyFunction(dict)
 
 
 class TelemetryEventFactory(factory.django.DjangoModelFactory):

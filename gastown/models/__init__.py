@@ -4,8 +4,6 @@ from gastown.models.convoys import Convoy, ConvoyStatus
 from gastown.models.events import (
     ReconcilerTick,
     TelemetryEvent,
-    TownEvent,
-    TownEventKind,
 )
 from gastown.models.towns import (
     EffectiveSettings,
@@ -30,8 +28,6 @@ __all__ = [
     "Rig",
     "TelemetryEvent",
     "Town",
-    "TownEvent",
-    "TownEventKind",
     "TownPermission",
     "WebhookDelivery",
     "WebhookDeliveryStatus",

@@ -46,10 +46,6 @@ class Convoy(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=100, blank=True, default="")
     failure_message = models.TextField(blank=True, default="")
-    # Held members raise one escalation (SPEC §5 step 1); remembered so it is raised once.
-    held_escalation = models.ForeignKey(
-        "beads.Bead", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
 
     # The respawn suppression (SPEC §5 step 4); respawn_suppressed_since is null when none.
     respawn_suppressed_since = models.DateTimeField(null=True, blank=True)
