@@ -4,21 +4,20 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('gastown', '0004_town_thresholds'),
+        ("gastown", "0004_town_thresholds"),
     ]
 
     operations = [
         migrations.RemoveField(
-            model_name='convoy',
-            name='held_escalation',
+            model_name="convoy",
+            name="held_escalation",
         ),
         migrations.RemoveField(
-            model_name='reconcilertick',
-            name='events_drained',
+            model_name="reconcilertick",
+            name="events_drained",
         ),
         migrations.DeleteModel(
-            name='TownEvent',
+            name="TownEvent",
         ),
     ]

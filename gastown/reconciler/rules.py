@@ -19,8 +19,8 @@ from beads.models import (
     Blocker,
     MergeRequest,
     ReviewStatus,
+    human_wait_goes_on,
 )
-from gastown.feedback.observe import human_wait_goes_on
 from gastown.models import AgentRole, AgentStatus, Convoy, EffectiveSettings, MergeMode
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
