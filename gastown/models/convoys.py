@@ -35,6 +35,9 @@ class Convoy(models.Model):
     )
     feature_branch = models.CharField(max_length=200, blank=True, default="")
     feature_branch_created_at = models.DateTimeField(null=True, blank=True)
+    feature_branch_failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last failed attempt to create the feature branch."
+    )
     status = models.CharField(
         max_length=20, choices=ConvoyStatus.choices, default=ConvoyStatus.OPEN
     )

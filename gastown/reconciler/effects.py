@@ -21,7 +21,7 @@ from beads.services import (
 )
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
-from gastown.reconciler.rules import BRANCH_FAILED
+from gastown.services.convoys import convoy_feature_branch_created, convoy_feature_branch_failed
 from gastown.services.dispatch import dispatch_notify
 from gastown.services.github import github_client_for
 from scm.errors import ScmError
@@ -112,9 +112,7 @@ def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
         # lead hears of it once (a missing repository or a token without write access will not
         # fix itself; the convoy's beads are not dispatched until the branch exists).
         with transaction.atomic():
-            Convoy.objects.filter(pk=convoy.pk).update(
-                failure_message=f"{BRANCH_FAILED}: {exc.message}", updated_at=now
-            )
+            convoy_feature_branch_failed(convoy=convoy, message=exc.message, now=now)
             if exc.kind != "transient":
                 escalation_raise(
                     town=town,
@@ -127,6 +125,4 @@ def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
                     convoy=convoy,
                 )
         return
-    Convoy.objects.filter(pk=convoy.pk, feature_branch_created_at__isnull=True).update(
-        feature_branch_created_at=now, failure_message=""
-    )
+    convoy_feature_branch_created(convoy=convoy, now=now)

@@ -48,8 +48,11 @@ from gastown.models import (
     Town,
     TownPermission,
 )
-from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
-from gastown.services.convoys import convoy_suppression_end
+from gastown.services.convoys import (
+    ConvoyTransitionRefused,
+    convoy_suppression_end,
+    convoy_transition,
+)
 
 
 class OverrideRefused(Exception):
@@ -418,19 +421,20 @@ def convoy_retry_landing(
     previous_reason = convoy.failure_reason
     message = f"{convoy.title!r} is ready to land again (landing attempts reset)."
     with transaction.atomic():
-        changed = Convoy.objects.filter(pk=convoy.pk, status=ConvoyStatus.FAILED).update(
-            status=ConvoyStatus.READY_TO_LAND,
-            landing_attempts=0,
-            last_landing_attempt_at=None,
-            failure_reason="",
-            failure_message="",
-            updated_at=now,
-        )
-        if changed != 1:
-            raise OverrideRefused("The convoy changed meanwhile; it is no longer failed.")
-        convoy.status = ConvoyStatus.READY_TO_LAND
-        convoy.landing_attempts, convoy.last_landing_attempt_at = 0, None
-        convoy.failure_reason, convoy.failure_message = "", ""
+        try:
+            convoy_transition(
+                convoy=convoy,
+                to=ConvoyStatus.READY_TO_LAND,
+                now=now,
+                note=message,
+                audit=False,  # the override's own audit below says who and why
+                landing_attempts=0,
+                last_landing_attempt_at=None,
+                failure_reason="",
+                failure_message="",
+            )
+        except ConvoyTransitionRefused:
+            raise OverrideRefused("The convoy changed meanwhile; it is no longer failed.") from None
         override_audit(
             name="convoy_retry_landing",
             town=convoy.town,
@@ -455,14 +459,22 @@ def convoy_close(
     message = f"{convoy.title!r} closed without landing."
     bead = _landing_bead(convoy)
     with transaction.atomic():
-        changed = (
-            Convoy.objects.filter(pk=convoy.pk)
-            .exclude(status__in=TERMINAL_CONVOY_STATUSES)
-            .update(status=ConvoyStatus.CLOSED, closed_at=now, updated_at=now)
-        )
-        if changed != 1:
-            raise OverrideRefused("The convoy ended meanwhile.")
-        convoy.status, convoy.closed_at = ConvoyStatus.CLOSED, now
+        # Closing applies to whatever non-terminal status the convoy has now, not only the
+        # one the page showed: read it under the row lock the transition then takes.
+        convoy.status = (
+            Convoy.objects.select_for_update().filter(pk=convoy.pk).values_list("status", flat=True)
+        ).first() or convoy.status
+        try:
+            convoy_transition(
+                convoy=convoy,
+                to=ConvoyStatus.CLOSED,
+                now=now,
+                note=message,
+                audit=False,  # the override's own audit below says who and why
+                closed_at=now,
+            )
+        except ConvoyTransitionRefused:
+            raise OverrideRefused("The convoy ended meanwhile.") from None
         # The reconciler only loads open convoys, so nothing else would ever end a closed
         # convoy's suppression: it would stay on the overview and keep its PR polled. The row
         # is locked by the update above; end the suppression it holds now, not the page's.
