@@ -13,3 +13,14 @@ from gastown.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Ticks and checks run explicitly in tests; a test that checks enqueueing turns this on.
 GASTOWN_ENQUEUE_TASKS = False
+# The suite renders templates without running collectstatic, so the manifest of hashed names
+# does not exist here; the plain storage serves the same files under their own names. The
+# production storage (hashed, compressed) is proven by tests/test_production.py, which runs
+# collectstatic and gunicorn with gastown.settings.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# No collected files either: WhiteNoise serves the source folders, as with DEBUG on.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
