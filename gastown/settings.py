@@ -14,6 +14,8 @@ from gastown.env import (
     env_database,
     env_int,
     env_list,
+    env_origins,
+    env_proxy_ssl_header,
     env_str,
     env_url,
 )
@@ -38,6 +40,32 @@ try:
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
+
+    # Behind a TLS-terminating proxy (README, "Deploying"). Django trusts the proxy's header
+    # only when told which one: a client could send it too, so the proxy must set or strip it.
+    SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+    # Origins a POST may come from besides the request's own host; Django compares the
+    # Origin header with these when the proxy's host or scheme differs from the app's.
+    CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
+    USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", default=False)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_REFERRER_POLICY = env_choice(
+        "SECURE_REFERRER_POLICY",
+        "same-origin",
+        (
+            "no-referrer",
+            "no-referrer-when-downgrade",
+            "origin",
+            "origin-when-cross-origin",
+            "same-origin",
+            "strict-origin",
+            "strict-origin-when-cross-origin",
+        ),
+    )
+    SECURE_COOKIES = env_bool("SECURE_COOKIES", default=False)
 except ImproperlyConfiguredEnv as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
@@ -48,6 +76,12 @@ if not SECRET_KEY:
             "development key."
         )
     SECRET_KEY = "django-insecure-development-key-only-for-debug"
+
+if (SECURE_HSTS_INCLUDE_SUBDOMAINS or SECURE_HSTS_PRELOAD) and not SECURE_HSTS_SECONDS:
+    raise ImproperlyConfigured(
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_PRELOAD have no effect without "
+        "SECURE_HSTS_SECONDS (for example 31536000, a year)."
+    )
 
 if AGENT_RUNTIME_URL and not AGENT_RUNTIME_SECRET:
     raise ImproperlyConfigured(
@@ -126,8 +160,8 @@ LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SESSION_COOKIE_SECURE = SECURE_COOKIES
+    CSRF_COOKIE_SECURE = SECURE_COOKIES
 
 _IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
