@@ -145,6 +145,24 @@ def env_bind(name: str, default: str) -> str:
     return raw
 
 
+def env_redis_url(name: str, default: str) -> str:
+    """redis://[:password@]host[:port][/db] or rediss:// (TLS). The error never repeats the
+    value: it may hold a password."""
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        parts = _split_url(raw)
+        db = parts.path.strip("/")
+        valid = parts.scheme in ("redis", "rediss") and parts.hostname and (not db or db.isdigit())
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ImproperlyConfiguredEnv(
+            f"{name} is not a Redis URL; use redis://host:6379/0 (rediss:// for TLS, "
+            "redis://:password@host:6379/0 with a password)."
+        )
+    return raw
+
+
 def _split_url(raw: str) -> SplitResult:
     """urlsplit, also raising ValueError for a port that is not a number or out of range
     (urlsplit itself only checks brackets; `.port` checks the port)."""

@@ -16,6 +16,7 @@ from gastown.env import (
     env_list,
     env_origins,
     env_proxy_ssl_header,
+    env_redis_url,
     env_str,
     env_url,
 )
@@ -40,6 +41,14 @@ try:
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
+    # django-q2's queue: the database (nothing more to run) or Redis (README, "Deploying").
+    Q_BROKER = env_choice("Q_BROKER", "orm", ("orm", "redis"))
+    REDIS_URL = env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Worker processes of one qcluster. SQLite allows one writer: one worker keeps it from
+    # fighting itself.
+    Q_WORKERS = env_int(
+        "Q_WORKERS", 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 2, minimum=1
+    )
 
     # Behind a TLS-terminating proxy (README, "Deploying"). Django trusts the proxy's header
     # only when told which one: a client could send it too, so the proxy must set or strip it.
@@ -163,13 +172,15 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = SECURE_COOKIES
     CSRF_COOKIE_SECURE = SECURE_COOKIES
 
-_IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+_BROKERS: dict[str, dict[str, str]] = {
+    "orm": {"orm": "default", "broker_class": "gastown.broker.OrmBroker"},
+    "redis": {"redis": REDIS_URL, "broker_class": "gastown.broker.RedisBroker"},
+}
 
 Q_CLUSTER = {
     "name": "gastown",
-    "orm": "default",
-    # SQLite allows one writer: one worker process keeps it from fighting itself.
-    "workers": 1 if _IS_SQLITE else 2,
+    **_BROKERS[Q_BROKER],
+    "workers": Q_WORKERS,
     "timeout": 120,
     # With the ORM broker, retry must exceed the longest task or a task runs twice.
     "retry": 300,

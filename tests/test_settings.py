@@ -48,6 +48,9 @@ SETTINGS_VARIABLES = {
     "SECURE_HSTS_PRELOAD",
     "SECURE_REFERRER_POLICY",
     "STATIC_ROOT",
+    "Q_BROKER",
+    "REDIS_URL",
+    "Q_WORKERS",
 }
 
 
@@ -276,6 +279,10 @@ def test_start_up_names_a_malformed_github_api_url(tmp_path):
         ("SECURE_REFERRER_POLICY", "none"),
         ("CSRF_TRUSTED_ORIGINS", "gastown.example.com"),
         ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto=https"),
+        ("Q_BROKER", "rabbitmq"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/zero"),
+        ("Q_WORKERS", "0"),
     ],
 )
 def test_start_up_names_a_malformed_variable(tmp_path, variable, raw):
@@ -330,3 +337,27 @@ def test_check_deploy_warns_when_a_documented_setting_is_left_out(tmp_path):
     result = _check_deploy(tmp_path, env)
     assert result.returncode != 0
     assert "security.W004" in result.stderr
+
+
+def test_a_malformed_redis_url_is_named_but_its_password_is_not_shown(tmp_path):
+    result = _start(tmp_path, DEBUG="1", REDIS_URL="redis://:hunter2@127.0.0.1:port/0")
+    assert result.returncode != 0
+    assert "REDIS_URL is not a Redis URL" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_q_broker_picks_the_broker_workers_and_tasks_use(tmp_path):
+    code = (
+        "from django_q.brokers import get_broker\n"
+        "b = get_broker()\n"
+        "print(type(b).__name__, b.connection.connection_pool.connection_kwargs['db'])\n"
+    )
+    result = _start(tmp_path, code, DEBUG="1", Q_BROKER="redis", REDIS_URL="redis://h:1/7")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["RedisBroker", "7"]
+    result = _start(
+        tmp_path,
+        "from django_q.brokers import get_broker\nprint(type(get_broker()).__name__)",
+        DEBUG="1",
+    )
+    assert result.stdout.split() == ["OrmBroker"]
