@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.github_fixtures"]
+pytest_plugins = ["tests.github_fixtures", "tests.processes"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

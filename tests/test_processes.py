@@ -6,67 +6,18 @@ with (.ci/run runs them again with Q_BROKER=redis)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-STOP_WITHIN_SECONDS = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process started from `pid`, at any depth, from /proc (setsid does not hide them:
-    the parent link stays)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Those still running (an exited process nobody reaped yet is not running)."""
-    running = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.add(pid)
-    return running
-
-
-def wait_for(condition, *, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {seconds} s")
+from tests.processes import REPO, STOP_WITHIN_SECONDS, alive, descendants, free_port, wait_for
 
 
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -102,30 +53,11 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 @pytest.fixture
-def serve(tmp_path) -> Iterator:
-    """Start scripts/serve (a session of its own, like a terminal's); kill what is left after
-    the test, whatever happened."""
-    started: list[subprocess.Popen] = []
-
+def serve(spawn, tmp_path):
     def start(env: dict[str, str], *args: str) -> subprocess.Popen:
-        log = (tmp_path / "serve.log").open("w")
-        proc = subprocess.Popen(
-            ["scripts/serve", *args],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        started.append(proc)
-        return proc
+        return spawn(["scripts/serve", *args], env=env, log=tmp_path / "serve.log")
 
-    yield start
-    for proc in started:
-        for pid in descendants(proc.pid) | {proc.pid}:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    return start
 
 
 def _page(url: str) -> int | None:
