@@ -154,8 +154,7 @@ def rule_x_watchdog(s: TownSnapshot, planned: list[a.Action]) -> Iterator[a.Acti
                 rule="X",
                 key=key,
                 title=f"Stalled: bead #{bead_id} {bead.title}"[:300],
-                body=f"Bead #{bead_id} ({bead.type}, {bead.status}) will not move: "
-                f"{verdict.why}",
+                body=f"Bead #{bead_id} ({bead.type}, {bead.status}) will not move: {verdict.why}",
                 rig_id=bead.rig_id,
             )
     for convoy in s.convoys:
