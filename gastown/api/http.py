@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -45,6 +46,46 @@ def error_response(status: int, message: str, field: str | None = None) -> JsonR
     return JsonResponse({"error": message, "field": field}, status=status)
 
 
+#: What PostgreSQL cannot store in text or jsonb: NUL, and surrogate code points (json.loads
+#: joins a valid pair into one character, so any left are lone and not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_text(data: Any) -> tuple[str, str] | None:
+    """The JSON path of the first string (value or key) in decoded JSON that the database
+    cannot store, and what is wrong with it; None when every string is safe.
+
+    The one check for strings from outside (API bodies and webhook payloads): it runs before
+    anything reads a field, so no field can forget it. Iterative, so any depth json.loads
+    accepts is walked."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found = _UNSTORABLE.search(value)
+            if found:
+                return path, _unstorable_reason(found.group())
+        elif isinstance(value, dict):
+            children = []
+            for key, item in value.items():
+                found = _UNSTORABLE.search(key)
+                if found:
+                    name = ascii(key)[1:-1]  # the path itself must be printable
+                    where = f"{path}.{name}" if path else name
+                    return where, _unstorable_reason(found.group()) + " (in the key)"
+                children.append((f"{path}.{key}" if path else key, item))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(value)]))
+    return None
+
+
+def _unstorable_reason(char: str) -> str:
+    if char == "\x00":
+        return "Text may not contain NUL characters."
+    return "Text must be valid Unicode (a lone surrogate such as \\ud800 is not)."
+
+
 def _read_json(request: HttpRequest, *, body_required: bool) -> dict[str, Any]:
     if not request.body:
         if body_required:
@@ -60,6 +101,8 @@ def _read_json(request: HttpRequest, *, body_required: bool) -> dict[str, Any]:
         bad_request("The request body is not valid JSON.")
     if not isinstance(data, dict):
         bad_request("The request body must be a JSON object.")
+    if bad := unstorable_text(data):
+        bad_request(bad[1], bad[0])
     return data
 
 
@@ -107,17 +150,6 @@ def api_endpoint(
 # --- validators ---------------------------------------------------------------------------
 
 
-def check_text(value: str, field: str) -> str:
-    # PostgreSQL refuses NUL in text and lone surrogates cannot be stored as UTF-8.
-    if "\x00" in value:
-        bad_request("Text may not contain NUL characters.", field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        bad_request("Text must be valid Unicode.", field)
-    return value
-
-
 def get_str(
     data: dict[str, Any],
     field: str,
@@ -135,7 +167,7 @@ def get_str(
         return default
     if not isinstance(value, str):
         bad_request(f"{name} must be a string.", name)
-    value = check_text(value, name).strip()
+    value = value.strip()
     if required and not value:
         bad_request(f"{name} may not be empty.", name)
     if len(value) > max_length:
@@ -166,6 +198,9 @@ def get_id(data: dict[str, Any], field: str, *, required: bool = False, prefix: 
 
 
 def as_id(value: Any, name: str) -> int:
+    # JSON has one number type: 7.0 is the integer 7 (as JSON Schema's "integer" says).
+    if isinstance(value, float) and value.is_integer() and 1 <= value <= MAX_ID:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         bad_request(f"{name} must be a positive integer id.", name)
     return value
@@ -196,10 +231,6 @@ def get_list(data: dict[str, Any], field: str, *, max_items: int, prefix: str = 
 
 def clean_path_text(value: str) -> str:
     """A name taken from the URL: anything unusable simply matches nothing."""
-    if "\x00" in value or len(value) > 100:
-        return ""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if len(value) > 100 or unstorable_text(value):
         return ""
     return value

@@ -24,7 +24,6 @@ from gastown.api.http import (
     api_endpoint,
     as_id,
     bad_request,
-    check_text,
     clean_path_text,
     get_bool,
     get_choice,
@@ -118,7 +117,6 @@ def _create_issue(
         field = f"{prefix}labels[{i}]"
         if not isinstance(label, str) or not label.strip() or len(label) > 50:
             bad_request("Each label must be a non-empty string of up to 50 characters.", field)
-        check_text(label, field)
     rig_name = get_str(data, "rig", max_length=100, prefix=prefix)
     rig = _rig(town, rig_name, prefix + "rig") if rig_name else convoy_rig
     if convoy is None and (convoy_id := get_id(data, "convoy", prefix=prefix)):
@@ -334,10 +332,12 @@ def agent_review(
 @api_endpoint("GET")
 def awaiting_approval(request: HttpRequest, token: ApiToken, data: Any) -> JsonResponse:
     """MRs waiting on a human, oldest wait first; at most `limit` (bounded queries)."""
-    raw = request.GET.get("limit", "")
     limit = AWAITING_DEFAULT_LIMIT
-    if raw:
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= AWAITING_MAX_LIMIT:
+    if "limit" in request.GET:
+        # Present means an integer, as the document says: `limit=` is no way to ask for the
+        # default (leave the parameter out).
+        raw = request.GET["limit"]
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= AWAITING_MAX_LIMIT):
             bad_request(f"limit must be an integer from 1 to {AWAITING_MAX_LIMIT}.", "limit")
         limit = int(raw)
     mrs = awaiting_approval_list(town=token.town)
