@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from django.db import transaction
@@ -110,11 +110,12 @@ View = Callable[..., JsonResponse]
 
 
 def api_endpoint(
-    *methods: str, auth: bool = True, body_required: bool = False
+    *methods: str, auth: bool = True, body_required: bool = False, query: tuple[str, ...] = ()
 ) -> Callable[[View], View]:
     """Wrap a view `view(request, token, data, **kwargs)`: only `methods` (405 otherwise, with
-    Allow), a valid bearer token (401), JSON in for writes (415, 400), ApiError out as
-    {"error", "field"}; writes run in one transaction."""
+    Allow), a valid bearer token (401), only the `query` parameters (400 naming another),
+    JSON in for writes (415, 400), ApiError out as {"error", "field"}; writes run in one
+    transaction."""
 
     def decorate(view: View) -> View:
         @csrf_exempt
@@ -134,6 +135,7 @@ def api_endpoint(
                     response["WWW-Authenticate"] = 'Bearer realm="gastown"'
                     return response
             try:
+                refuse_unknown(request.GET, frozenset(query), what="query parameter")
                 if request.method == "GET":
                     return view(request, token, {}, **kwargs)
                 data = _read_json(request, body_required=body_required)
@@ -158,7 +160,11 @@ def get_str(
     default: str = "",
     max_length: int = 300,
     prefix: str = "",
+    strip: bool = True,
 ) -> str:
+    """A string field; null is the same as leaving it out. Its length counts as sent (the
+    document's maxLength); text is stored stripped, so required text needs a non-space
+    character. An identifier (`strip=False`) may not start or end with whitespace at all."""
     name = prefix + field
     value = data.get(field)
     if value is None:
@@ -167,12 +173,28 @@ def get_str(
         return default
     if not isinstance(value, str):
         bad_request(f"{name} must be a string.", name)
+    if len(value) > max_length:
+        bad_request(f"{name} is longer than {max_length} characters.", name)
+    if not strip and value != value.strip():
+        bad_request(f"{name} may not start or end with whitespace.", name)
     value = value.strip()
     if required and not value:
         bad_request(f"{name} may not be empty.", name)
-    if len(value) > max_length:
-        bad_request(f"{name} is longer than {max_length} characters.", name)
     return value
+
+
+def refuse_unknown(
+    data: Mapping[str, Any], known: frozenset[str], *, prefix: str = "", what: str = "field"
+) -> None:
+    """A field the endpoint does not read is a mistake the client should hear about (a typo
+    would otherwise be dropped silently); the document says so with additionalProperties."""
+    for key in data:
+        if key not in known:
+            names = ", ".join(sorted(known)) or "none"
+            bad_request(
+                f"Unknown {what} {prefix}{key[:100]!r}; the known ones are: {names}.",
+                prefix + key,
+            )
 
 
 def get_choice(
