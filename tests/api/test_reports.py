@@ -1,4 +1,4 @@
-"""Agent report services (gastown/reports.py): effects, audit, refusals, tick enqueueing."""
+"""Agent report services (gastown/services/reports.py): effects, audit, refusals, ticks."""
 
 from __future__ import annotations
 
