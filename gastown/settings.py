@@ -23,6 +23,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 try:
     DEBUG = env_bool("DEBUG", default=False)
     SECRET_KEY = env_str("SECRET_KEY")
+    # Old keys, newest first: signatures and stored tokens made with them stay valid.
+    SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
     DATABASES = {"default": env_database("DATABASE_URL", BASE_DIR / "db.sqlite3")}
     GITHUB_TOKEN = env_str("GITHUB_TOKEN")

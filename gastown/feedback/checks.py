@@ -201,8 +201,9 @@ def town_pause(
     }.get(error.kind, "GitHub refused the token.")
     if error.kind == "token_unreadable":
         needed = (
-            " SECRET_KEY probably changed since it was saved. Enter the town's GitHub token "
-            "again (or set SECRET_KEY back)."
+            " SECRET_KEY probably changed since it was saved. Put the old key in "
+            "SECRET_KEY_FALLBACKS (then run manage.py rotate_secrets), or enter the town's "
+            "GitHub token again."
         )
     elif error.permission:
         needed = f" Missing permission: {error.permission}."
