@@ -37,6 +37,9 @@ try:
     GASTOWN_SIMULATED_AGENTS = env_bool("GASTOWN_SIMULATED_AGENTS", default=False)
     # Seconds between a tick of an active town and the next one it enqueues.
     GASTOWN_ACTIVE_TICK_SECONDS = env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
+    # /readyz fails for a town whose last reconciler tick is older than this (3 schedule
+    # intervals: one missed visit is not an outage).
+    GASTOWN_TICK_STALE_SECONDS = env_int("GASTOWN_TICK_STALE_SECONDS", 180, minimum=60)
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
@@ -115,6 +118,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Load balancers probe over plain HTTP inside the network: with SECURE_SSL_REDIRECT on they
+# would get a redirect instead of the answer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from gastown.health import healthz, readyz
 from gastown.webhooks import github_webhook
 
 urlpatterns = [
@@ -14,5 +15,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("gastown.api.urls")),
     path("webhooks/github", github_webhook, name="github-webhook"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("", include("gastown.dashboard.urls")),
 ]
