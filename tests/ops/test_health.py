@@ -80,7 +80,7 @@ def test_a_new_town_without_ticks_fails_only_once_older_than_the_threshold(clien
     assert stale["last_tick"] is None
 
 
-def test_an_unapplied_migration_fails_readiness(client):
+def test_an_unapplied_migration_fails_readiness_even_below_an_applied_one(client):
     MigrationRecorder(connection).record_unapplied("gastown", "0004_town_thresholds")
     status, body = _ready(client)
     assert status == 503
@@ -89,6 +89,13 @@ def test_an_unapplied_migration_fails_readiness(client):
         "unapplied": ["gastown.0004_town_thresholds"],
         "unapplied_count": 1,
     }
+
+
+def test_the_newest_migration_unapplied_fails_readiness(client):
+    MigrationRecorder(connection).record_unapplied("gastown", "0005_health_feedback_check_runs")
+    status, body = _ready(client)
+    assert status == 503
+    assert body["checks"]["migrations"]["unapplied"] == ["gastown.0005_health_feedback_check_runs"]
 
 
 def test_an_unreadable_orm_broker_fails_readiness(client):
