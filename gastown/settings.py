@@ -40,6 +40,8 @@ try:
     # /readyz fails for a town whose last reconciler tick is older than this (3 schedule
     # intervals: one missed visit is not an outage).
     GASTOWN_TICK_STALE_SECONDS = env_int("GASTOWN_TICK_STALE_SECONDS", 180, minimum=60)
+    # /metrics is off (404) without it; with it, scrapers send "Authorization: Bearer <it>".
+    METRICS_TOKEN = env_str("METRICS_TOKEN")
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from gastown.health import healthz, readyz
+from gastown.metrics import metrics
 from gastown.webhooks import github_webhook
 
 urlpatterns = [
@@ -17,5 +18,6 @@ urlpatterns = [
     path("webhooks/github", github_webhook, name="github-webhook"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("", include("gastown.dashboard.urls")),
 ]

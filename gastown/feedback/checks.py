@@ -10,6 +10,7 @@ few queries as a pass over five, and repeated checks of an unchanged PR record n
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,11 +35,11 @@ from gastown.feedback.transitions import (
     mr_fail,
     telemetry_event,
 )
-from gastown.models import EffectiveSettings, TelemetryEvent, Town
+from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
 from gastown.reconciler.effects import town_token
 from gastown.tasks import enqueue_tick
 from scm.client import GitHubClient
-from scm.credentials import GitHubCredential, resolve_token
+from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
@@ -142,6 +143,8 @@ def _check_town(
         town_pause(town, error, now=now, claimed=mrs, summary=summary)
         return
     client = factory(credential)
+    started = time.monotonic()
+    checked, errors = summary.checked, summary.errors
     try:
         check = _TownCheck(town, client, now=now, summary=summary, settings=settings_by_rig)
         try:
@@ -151,6 +154,30 @@ def _check_town(
     finally:
         summary.github_requests += client.requests_made
         client.close()
+        graphql, core = client.rate_limit.budget("graphql"), client.rate_limit.budget("core")
+        FeedbackCheckRun.objects.create(
+            town=town,
+            started_at=now,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            checked=summary.checked - checked,
+            errors=summary.errors - errors,
+            github_requests=client.requests_made,
+            graphql_points=client.rate_limit.points_spent,
+            token=token_label(town, credential),
+            graphql_remaining=graphql.remaining,
+            graphql_reset_at=graphql.reset_at,
+            core_remaining=core.remaining,
+            core_reset_at=core.reset_at,
+        )
+
+
+def token_label(town: Town, credential: GitHubCredential) -> str:
+    """Which token a check used, for the metrics: never the token itself."""
+    if credential.source != TOWN_TOKEN:
+        return credential.source
+    if town.github_token_encrypted:
+        return f"town:{town.slug}"
+    return f"env:{town.github_token_env}"
 
 
 def _claim(due: list[MergeRequest], *, now: datetime, shortest: timedelta) -> list[MergeRequest]:

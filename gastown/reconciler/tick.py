@@ -12,7 +12,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from gastown.models import ReconcilerTick, TelemetryEvent, Town, TownEvent, WebhookDelivery
+from gastown.models import (
+    FeedbackCheckRun,
+    ReconcilerTick,
+    TelemetryEvent,
+    Town,
+    TownEvent,
+    WebhookDelivery,
+)
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
 from gastown.reconciler.effects import run_side_effects
@@ -115,10 +122,12 @@ def dry_run(town: Town, now: datetime | None = None) -> list[a.Action]:
 
 
 def prune(now: datetime) -> None:
-    """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks after a day,
-    telemetry after 90, except the override audit and convoy transitions."""
+    """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks and feedback
+    check records after a day, telemetry after 90, except the override audit and convoy
+    transitions."""
     TownEvent.objects.filter(processed_at__lt=now - EVENT_HISTORY).delete()
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
+    FeedbackCheckRun.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
     # override.* rows (gastown.overrides._audit) are the only record of a town pause or of an
     # override on a convoy with no landing MR bead to hold a BeadEvent, and convoy.transition
     # rows the only one of a convoy's early transitions: kept like the audit.

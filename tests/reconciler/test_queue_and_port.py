@@ -302,7 +302,7 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     from datetime import timedelta
 
     from beads.models import BeadEvent
-    from gastown.models import WebhookDelivery
+    from gastown.models import FeedbackCheckRun, WebhookDelivery
     from gastown.reconciler.tick import prune
 
     bead = BeadFactory()
@@ -312,6 +312,10 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     TownEventFactory(town=bead.town, processed_at=clock.now - timedelta(days=8))
     fresh = TownEventFactory(town=bead.town, processed_at=clock.now - timedelta(days=6))
     ReconcilerTick.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
+    FeedbackCheckRun.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
+    recent_check = FeedbackCheckRun.objects.create(
+        town=bead.town, started_at=clock.now - timedelta(hours=23)
+    )
     TelemetryEvent.objects.create(town=bead.town, name="x")
     TelemetryEvent.objects.filter(name="x").update(created_at=clock.now - timedelta(days=91))
     WebhookDelivery.objects.create(delivery_id="old", event="ping", status="ignored")
@@ -321,6 +325,7 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     prune(clock.now)
     assert list(TownEvent.objects.all()) == [fresh]
     assert not ReconcilerTick.objects.exists()
+    assert list(FeedbackCheckRun.objects.all()) == [recent_check]
     assert not TelemetryEvent.objects.filter(name="x").exists()
     assert not WebhookDelivery.objects.exists()
     assert BeadEvent.objects.filter(bead_ref=bead.pk).count() == 1
