@@ -17,6 +17,7 @@ from gastown.env import (
     env_str,
     env_url,
 )
+from gastown.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -43,6 +44,8 @@ try:
     # /metrics is off (404) without it; with it, scrapers send "Authorization: Bearer <it>".
     METRICS_TOKEN = env_str("METRICS_TOKEN")
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    # One line per record: logfmt key=value (kv), JSON, or plain text for a terminal.
+    LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "kv", ("json", "kv", "plain"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
 except ImproperlyConfiguredEnv as exc:
@@ -149,13 +152,6 @@ Q_CLUSTER = {
     "label": "Tasks",
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django_q": {"level": "WARNING"}},
-}
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 
 TESTING = "pytest" in sys.modules

@@ -35,6 +35,7 @@ from gastown.feedback.transitions import (
     mr_fail,
     telemetry_event,
 )
+from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
 from gastown.reconciler.effects import town_token
 from gastown.tasks import enqueue_tick
@@ -112,14 +113,16 @@ def check_prs(
         summary.towns += 1
         before = summary.moves()
         try:
-            _check_town(town, now=now, factory=factory, summary=summary)
+            with log_context(town=town.slug):
+                _check_town(town, now=now, factory=factory, summary=summary)
             if summary.moves() != before:
                 # A merge, a failure, a new wait or rework: the reconciler acts on it now,
                 # not at its next scheduled visit.
                 enqueue_tick(town.pk)
         except Exception:
             # One town's surprise must not stop the others; the schedule comes back.
-            log.exception("feedback check of town %s failed", town.slug)
+            with log_context(town=town.slug):
+                log.exception("feedback check of town %s failed", town.slug)
             summary.town_errors.append(f"{town.slug}: unexpected error (logged)")
     return summary
 
@@ -431,24 +434,28 @@ class _TownCheck:
         errored: list[tuple[MergeRequest, ScmError]],
     ) -> None:
         """The rare per-MR writes and calls: state transitions, rework, branch updates."""
-        now = self.now
         for mr, obs in observed:
             if mr.bead.is_terminal:
                 continue  # a failed landing MR held by a suppression: snapshot only
-            if obs.blocker == Blocker.MERGED:
-                if mr_close_merged(mr, now=now):
-                    self.summary.closed += 1
-            elif obs.blocker == Blocker.CLOSED:
-                message = (
-                    f"{pr_name(mr)} was closed without merging. Reopen it and re-check, or "
-                    "retry the work as a new bead."
-                )
-                if mr_fail(mr, code="pr_closed", message=message, now=now):
-                    self.summary.failed += 1
-            elif obs.rework is not None:
-                self._rework(mr, obs)
+            with mr_log_context(mr):
+                self._follow_up_one(mr, obs)
         for mr, error in errored:
-            self._apply_error_policy(mr, error)
+            with mr_log_context(mr):
+                self._apply_error_policy(mr, error)
+
+    def _follow_up_one(self, mr: MergeRequest, obs: Observation) -> None:
+        if obs.blocker == Blocker.MERGED:
+            if mr_close_merged(mr, now=self.now):
+                self.summary.closed += 1
+        elif obs.blocker == Blocker.CLOSED:
+            message = (
+                f"{pr_name(mr)} was closed without merging. Reopen it and re-check, or "
+                "retry the work as a new bead."
+            )
+            if mr_fail(mr, code="pr_closed", message=message, now=self.now):
+                self.summary.failed += 1
+        elif obs.rework is not None:
+            self._rework(mr, obs)
 
     def _rework(self, mr: MergeRequest, obs: Observation) -> None:
         rework = obs.rework

@@ -25,6 +25,7 @@ from beads.services import (
     merge_request_create,
 )
 from gastown.landing import convoy_suppression_end
+from gastown.logs import log_context
 from gastown.models import Agent, AgentRole, AgentStatus, Convoy, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
@@ -53,10 +54,11 @@ def apply_actions(
     for action in planned:
         handler = _HANDLERS[type(action)]
         try:
-            with transaction.atomic():
+            with log_context(bead=getattr(action, "bead_id", None)), transaction.atomic():
                 effects.extend(handler(town, action, now))
         except (Skipped, StaleBeadError, TerminalBeadError, IntegrityError) as exc:
-            log.info("reconciler skipped %s: %s", action.describe(), exc)
+            with log_context(bead=getattr(action, "bead_id", None)):
+                log.info("reconciler skipped %s: %s", action.describe(), exc)
             continue
         applied.append(action)
     return applied, effects

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from gastown.logs import log_context
 from gastown.models import (
     FeedbackCheckRun,
     ReconcilerTick,
@@ -88,6 +89,12 @@ def _lock_town(town_id: int) -> Town | None:
 
 def reconcile_town(town: Town, *, now: datetime | None = None, dry_run: bool = False) -> TickResult:
     now = now or timezone.now()
+    # The tick is named by its start, as its ReconcilerTick row and the dashboard show it.
+    with log_context(town=town.slug, tick=None if dry_run else now.isoformat()):
+        return _reconcile_town(town, now=now, dry_run=dry_run)
+
+
+def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
     started = time.monotonic()
     if dry_run:
         snapshot = load_snapshot(town, now)
@@ -154,7 +161,8 @@ def reconcile_towns(
         try:
             tick = reconcile_town(town, now=now, dry_run=dry_run)
         except Exception:
-            log.exception("reconciler tick of town %s failed", town.slug)
+            with log_context(town=town.slug):
+                log.exception("reconciler tick of town %s failed", town.slug)
             continue
         ticks.append(tick)
         if reschedule and tick.active and not dry_run:
