@@ -7,9 +7,11 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from beads.models import BeadStatus, BeadType, Blocker
-from gastown.feedback.checks import check_prs
+from gastown.feedback.checks import check_prs, token_label
 from gastown.metrics import render
 from gastown.models import FeedbackCheckRun, TelemetryEvent, WebhookDelivery
+from gastown.reconciler.effects import town_token
+from scm.credentials import resolve_token
 from tests.factories import (
     BeadFactory,
     FeedbackCheckRunFactory,
@@ -315,3 +317,14 @@ def test_a_feedback_check_records_what_the_metrics_show(fake_github, settings):
     text = render().decode()
     for secret in ("ghp_townsecret_never_shown", town.github_token_encrypted, "test-token"):
         assert secret not in text
+
+
+def test_tokens_are_labelled_by_where_they_came_from_never_by_value(settings, monkeypatch):
+    settings.GITHUB_TOKEN = "ghp_processwide"
+    monkeypatch.setenv("ACME_GH_TOKEN", "ghp_fromenv")
+    own = TownFactory(slug="own")
+    own.set_github_token("ghp_own")
+    by_env = TownFactory(slug="byenv", github_token_env="ACME_GH_TOKEN")
+    shared = TownFactory(slug="shared")
+    labels = [token_label(t, resolve_token(town_token(t))) for t in (own, by_env, shared)]
+    assert labels == ["town:own", "env:ACME_GH_TOKEN", "GITHUB_TOKEN"]
