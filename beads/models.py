@@ -204,6 +204,17 @@ class Blocker(models.TextChoices):
 #: Blockers under which the PR is "waiting" and no rule may fail or replace its MR (SPEC §3).
 WAITING_BLOCKERS = frozenset({Blocker.HUMAN_REVIEW, Blocker.CHECKS_PENDING, Blocker.UNKNOWN})
 
+#: What GitHub reports first while a reviewer is still awaited (a push re-ran the checks, a
+#: thread opened): the wait on the human goes on underneath.
+_WAIT_MASKING = frozenset({Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING, Blocker.THREADS})
+
+
+def human_wait_goes_on(blocker: str, review_decision: str | None) -> bool:
+    """A push re-runs the checks (or a thread opens) while a reviewer is awaited: GitHub then
+    reports that first, but it is the same wait (docs/domain.md §6), so waiting_since and rule W's
+    clock stay. Only an approval, or GitHub no longer blocking on anything, ends it."""
+    return blocker in _WAIT_MASKING and review_decision != "APPROVED"
+
 
 class ReviewStatus(models.TextChoices):
     PENDING = "pending", "Pending"

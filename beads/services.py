@@ -64,6 +64,39 @@ def bead_event_record(
     )
 
 
+def bead_convoy_problem(*, convoy: Convoy, rig: Rig | None, town_id: int) -> tuple[str, str]:
+    """Why a new bead may not join `convoy` as (field, message), or ("", "") when it may.
+
+    One rule for the API and the admin: only an open convoy takes beads (past `open` its work
+    is done and its landing is under way or over: a new bead would miss it); a convoy stays
+    in its town; a review-then-land convoy's beads belong to the convoy's rig (their MRs
+    merge into its feature branch)."""
+    from gastown.models import ConvoyStatus, MergeMode
+
+    if convoy.town_id != town_id:
+        return "convoy", "The convoy belongs to another town."
+    if convoy.status != ConvoyStatus.OPEN:
+        return "convoy", (
+            f"Convoy {convoy.pk} is {convoy.status}; only an open convoy takes new beads."
+        )
+    if (
+        convoy.merge_mode == MergeMode.REVIEW_THEN_LAND
+        and rig is not None
+        and rig.pk != convoy.rig_id
+    ):
+        return "rig", "A review-then-land convoy's beads belong to the convoy's rig."
+    return "", ""
+
+
+class BeadRefused(ValueError):
+    """A bead that may not be created as asked; `field` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(message)
+
+
 def bead_create(
     *,
     town: Town,
@@ -80,6 +113,10 @@ def bead_create(
     status: str = BeadStatus.OPEN,
     note: str = "",
 ) -> Bead:
+    if convoy is not None:
+        field, problem = bead_convoy_problem(convoy=convoy, rig=rig, town_id=town.pk)
+        if problem:
+            raise BeadRefused(field, problem)
     with transaction.atomic():
         bead = Bead.objects.create(
             town=town,
@@ -309,6 +346,12 @@ def merge_request_create(
             pr_number=ref.number if ref else None,
             adopted=adopted,
         )
+
+
+def merge_request_request_check(*, merge_request: MergeRequest, now: datetime) -> None:
+    """Make the MR due for a feedback check at once (a re-check, a webhook, an approval)."""
+    MergeRequest.objects.filter(pk=merge_request.pk).update(check_requested_at=now, updated_at=now)
+    merge_request.check_requested_at = now
 
 
 #: How many handled rework causes an MR remembers (one per push or review: plenty).

@@ -22,7 +22,6 @@ from gastown.models import (
     Rig,
     TelemetryEvent,
     Town,
-    TownEvent,
     WebhookDelivery,
 )
 
@@ -272,7 +271,7 @@ class ConvoyAdmin(admin.ModelAdmin):
     search_fields = ("title", "feature_branch", "rig__repo", "suppressed_pr_url")
     date_hierarchy = "created_at"
     list_select_related = ("town", "rig")
-    autocomplete_fields = ("town", "rig", "held_escalation")
+    autocomplete_fields = ("town", "rig")
     actions = override_admin_actions("convoy")
     # Status, failure and suppression change only through the reconciler and the audited
     # overrides (close, retry a landing, end a suppression), never through this form.
@@ -296,61 +295,6 @@ class ConvoyAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="respawn suppressed")
     def suppressed(self, obj: Convoy) -> bool:
         return obj.is_suppressed
-
-
-class TownEventStateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("pending", "Pending"), ("processed", "Processed"), ("parked", "Parked")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() == "pending":
-            return queryset.filter(processed_at__isnull=True, parked_at__isnull=True)
-        if self.value() == "processed":
-            return queryset.filter(processed_at__isnull=False)
-        if self.value() == "parked":
-            return queryset.filter(parked_at__isnull=False)
-        return queryset
-
-
-@admin.register(TownEvent)
-class TownEventAdmin(admin.ModelAdmin):
-    """The reconciler's queue: viewable with its errors; stuck rows may be deleted."""
-
-    list_display = (
-        "id",
-        "kind",
-        "town",
-        "bead",
-        "agent",
-        "state",
-        "attempts",
-        "short_error",
-        "created_at",
-        "processed_at",
-        "parked_at",
-    )
-    list_filter = (TownEventStateFilter, "kind", "town")
-    search_fields = ("last_error", "warning", "bead__title", "agent__name")
-    date_hierarchy = "created_at"
-    list_select_related = ("town", "bead", "agent")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="state")
-    def state(self, obj: TownEvent) -> str:
-        return obj.state
-
-    @admin.display(description="last error")
-    def short_error(self, obj: TownEvent) -> str:
-        first_line = obj.last_error.splitlines()[0] if obj.last_error else ""
-        return first_line[:120]
 
 
 @admin.register(TelemetryEvent)
@@ -378,7 +322,6 @@ class ReconcilerTickAdmin(ViewOnlyAdmin):
         "started_at",
         "town",
         "duration_ms",
-        "events_drained",
         "action_total",
         "short_error",
     )

@@ -43,7 +43,7 @@ from gastown.models import (
 
 WINDOW = timedelta(hours=1)
 
-#: Telemetry counted over the window (SPEC §6), by the metric that shows it.
+#: Telemetry counted over the window (docs/domain.md §6), by the metric that shows it.
 TELEMETRY_METRICS = {
     "pr.merged": ("gastown_merges_last_hour", "PRs merged by gastown in the last hour."),
     "pr.merge_refused": (

@@ -36,6 +36,8 @@ try:
     AGENT_RUNTIME_SECRET = env_str("AGENT_RUNTIME_SECRET")
     # The built-in simulated agents answer dispatches (the demo turns this on).
     GASTOWN_SIMULATED_AGENTS = env_bool("GASTOWN_SIMULATED_AGENTS", default=False)
+    # The demo app (gastown.demo): simulated agents, seed_demo, the fake-GitHub approval.
+    GASTOWN_DEMO = env_bool("GASTOWN_DEMO", default=GASTOWN_SIMULATED_AGENTS)
     # Seconds between a tick of an active town and the next one it enqueues.
     GASTOWN_ACTIVE_TICK_SECONDS = env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
     # /readyz fails for a town whose last reconciler tick is older than this (3 schedule
@@ -78,6 +80,9 @@ INSTALLED_APPS = [
     "beads",
     "scm",
 ]
+if GASTOWN_DEMO:
+    # First: its ready() adds the fake-GitHub approval before the admin builds its actions.
+    INSTALLED_APPS.insert(0, "gastown.demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -29,12 +29,10 @@ from django.views.decorators.csrf import csrf_exempt
 from beads.models import Blocker, MergeRequest
 from gastown.models import (
     Convoy,
-    TownEvent,
-    TownEventKind,
     WebhookDelivery,
     WebhookDeliveryStatus,
 )
-from gastown.tasks import enqueue_feedback_check
+from gastown.scheduling import enqueue_feedback_check
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +119,7 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
     return repo, watched.filter(Q(head_sha__iexact=sha) | Q(pr_number__in=numbers))
 
 
-def _make_due(
-    mrs: Iterable[MergeRequest], *, event: str, action: str, delivery: str
-) -> list[MergeRequest]:
+def _make_due(mrs: Iterable[MergeRequest], *, event: str) -> list[MergeRequest]:
     now = timezone.now()
     rows = list(mrs)
     if not rows:
@@ -137,20 +133,6 @@ def _make_due(
         MergeRequest.objects.filter(
             pk__in=[mr.pk for mr in rows], merge_refused_kind=Blocker.HUMAN_REVIEW
         ).update(merge_refused_at=None)
-    TownEvent.objects.bulk_create(
-        TownEvent(
-            town_id=mr.bead.town_id,
-            kind=TownEventKind.WEBHOOK_RECEIVED,
-            bead_id=mr.bead_id,
-            payload={
-                "event": event,
-                "action": action,
-                "delivery": delivery,
-                "pr": f"{mr.pr_repo}#{mr.pr_number}",
-            },
-        )
-        for mr in rows
-    )
     for town_id in sorted({mr.bead.town_id for mr in rows}):
         transaction.on_commit(functools.partial(enqueue_feedback_check, town_id))
     return rows
@@ -213,8 +195,6 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
                     "pk", "pr_repo", "pr_number", "bead__id", "bead__town_id"
                 )[:MAX_PR_NUMBERS],
                 event=event,
-                action=action,
-                delivery=delivery,
             )
             WebhookDelivery.objects.filter(pk=record.pk).update(
                 status=WebhookDeliveryStatus.PROCESSED, repo=repo[:200], merge_requests=len(due)

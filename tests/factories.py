@@ -24,8 +24,6 @@ from gastown.models import (
     Rig,
     TelemetryEvent,
     Town,
-    TownEvent,
-    TownEventKind,
 )
 
 
@@ -139,15 +137,6 @@ class BeadEventFactory(factory.django.DjangoModelFactory):
     town = factory.SelfAttribute("bead.town")
     kind = "note"
     actor = "test"
-
-
-class TownEventFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = TownEvent
-
-    town = factory.SubFactory(TownFactory)
-    kind = TownEventKind.AGENT_REPORT
-    payload = factory.LazyFunction(dict)
 
 
 class TelemetryEventFactory(factory.django.DjangoModelFactory):

@@ -13,3 +13,6 @@ from gastown.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Ticks and checks run explicitly in tests; a test that checks enqueueing turns this on.
 GASTOWN_ENQUEUE_TASKS = False
+# The suite covers the demo too (simulated agents, seed_demo, the fake-GitHub approval).
+if "gastown.demo" not in INSTALLED_APPS:  # noqa: F405
+    INSTALLED_APPS = ["gastown.demo", *INSTALLED_APPS]  # noqa: F405

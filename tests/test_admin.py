@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from beads.models import Bead, BeadDependency, BeadEvent, BeadEventKind, BeadStatus, MergeRequest
-from gastown.models import Convoy, Town, TownEvent
+from gastown.models import Convoy, Town
 from tests.factories import (
     AgentFactory,
     BeadDependencyFactory,
@@ -23,7 +23,6 @@ from tests.factories import (
     ReconcilerTickFactory,
     RigFactory,
     TelemetryEventFactory,
-    TownEventFactory,
     TownFactory,
 )
 
@@ -49,12 +48,6 @@ def _merge_request() -> MergeRequest:
     )
 
 
-def _town_event() -> TownEvent:
-    bead = BeadFactory()
-    agent = AgentFactory(town=bead.town, rig=bead.rig)
-    return TownEventFactory(town=bead.town, bead=bead, agent=agent, last_error="boom")
-
-
 def _telemetry() -> Model:
     bead = BeadFactory(convoy=ConvoyFactory())
     return TelemetryEventFactory(town=bead.town, rig=bead.rig, bead=bead, convoy=bead.convoy)
@@ -73,7 +66,6 @@ MAKERS: dict[str, Callable[[], Model]] = {
     "gastown.rig": RigFactory,
     "gastown.agent": lambda: AgentFactory(hooked_bead=BeadFactory()),
     "gastown.convoy": ConvoyFactory,
-    "gastown.townevent": _town_event,
     "gastown.telemetryevent": _telemetry,
     "gastown.reconcilertick": ReconcilerTickFactory,
     "beads.bead": _bead_with_everything,
@@ -82,7 +74,7 @@ MAKERS: dict[str, Callable[[], Model]] = {
     "beads.mergerequest": _merge_request,
 }
 VIEW_ONLY = {"gastown.telemetryevent", "gastown.reconcilertick", "beads.beadevent"}
-NO_ADD = VIEW_ONLY | {"gastown.townevent"}
+NO_ADD = VIEW_ONLY
 
 
 def _url(label: str, view: str, *args: Any) -> str:
@@ -555,22 +547,6 @@ def test_audit_and_telemetry_are_view_only(admin_client, label):
     assert admin_client.post(_url(label, "change", obj.pk), {}).status_code == 403
     assert admin_client.post(_url(label, "delete", obj.pk), {"post": "yes"}).status_code == 403
     assert type(obj).objects.filter(pk=obj.pk).exists()
-
-
-def test_town_event_shows_its_error_and_parked_state_and_may_be_deleted(admin_client):
-    event = _town_event()
-    TownEvent.objects.filter(pk=event.pk).update(
-        attempts=5, last_error="GitHub said 502", parked_at="2025-01-01T00:00:00Z"
-    )
-    listing = admin_client.get(_url("gastown.townevent", "changelist") + "?state=parked")
-    change = admin_client.get(_url("gastown.townevent", "change", event.pk)).content.decode()
-    assert "GitHub said 502" in listing.content.decode()
-    assert "GitHub said 502" in change
-    assert 'name="_save"' not in change
-    assert admin_client.post(_url("gastown.townevent", "change", event.pk), {}).status_code == 403
-    deleted = admin_client.post(_url("gastown.townevent", "delete", event.pk), {"post": "yes"})
-    assert deleted.status_code == 302
-    assert not TownEvent.objects.filter(pk=event.pk).exists()
 
 
 def test_script_in_a_bead_title_is_escaped_on_the_changelist(admin_client):

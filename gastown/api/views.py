@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
-from django.utils.text import slugify
 
 from beads.audit import Actor
 from beads.models import (
@@ -18,7 +17,12 @@ from beads.models import (
     MergeRequest,
     Priority,
 )
-from beads.services import bead_add_dependency, bead_create, dependency_cycle
+from beads.services import (
+    bead_add_dependency,
+    bead_convoy_problem,
+    bead_create,
+    dependency_cycle,
+)
 from gastown.api.http import (
     ApiError,
     api_endpoint,
@@ -35,8 +39,9 @@ from gastown.api.http import (
 )
 from gastown.api.serialize import agent_json, bead_json, convoy_json, merge_request_json
 from gastown.dashboard.selectors import awaiting_approval_list
-from gastown.models import Agent, ApiToken, Convoy, ConvoyStatus, MergeMode, Rig, Town
-from gastown.reports import (
+from gastown.models import Agent, ApiToken, Convoy, MergeMode, Rig, Town
+from gastown.services.convoys import convoy_create
+from gastown.services.reports import (
     ReportInvalid,
     ReportRefused,
     agent_fetch_assignment,
@@ -125,13 +130,6 @@ def _create_issue(
         convoy = Convoy.objects.select_related("rig").filter(town=town, pk=convoy_id).first()
         if convoy is None:
             not_found(f"No convoy {convoy_id} in this town.", prefix + "convoy")
-        if convoy.status != ConvoyStatus.OPEN:
-            # Past `open` the convoy's work is done and its landing is under way (or over):
-            # a new bead would miss it.
-            bad_request(
-                f"Convoy {convoy_id} is {convoy.status}; only an open convoy takes new beads.",
-                prefix + "convoy",
-            )
         rig = rig or convoy.rig
     if rig is None:
         # B1 dispatches only beads of a rig (the repository the polecat works in).
@@ -143,13 +141,10 @@ def _create_issue(
                 prefix + "rig",
             )
         rig = rigs[0]
-    if (
-        convoy is not None
-        and convoy.merge_mode == MergeMode.REVIEW_THEN_LAND
-        and rig is not None
-        and rig.pk != convoy.rig_id
-    ):
-        bad_request("A review-then-land convoy's beads belong to the convoy's rig.", prefix + "rig")
+    if convoy is not None:
+        field, problem = bead_convoy_problem(convoy=convoy, rig=rig, town_id=town.pk)
+        if problem:
+            bad_request(problem, prefix + field)
     links: dict[str, list[Bead]] = {}
     for field in ("blocks", "blocked_by"):
         links[field] = []
@@ -216,20 +211,13 @@ def convoys_create(request: HttpRequest, token: ApiToken, data: dict[str, Any]) 
     merge_mode = get_choice(data, "merge_mode", MergeMode.values, default=town.default_merge_mode)
     rig_name = get_str(data, "rig", max_length=100)
     rig = _rig(town, rig_name, "rig") if rig_name else None
-    if merge_mode == MergeMode.REVIEW_THEN_LAND and rig is None:
-        bad_request(
-            "A review-then-land convoy names its rig (the feature branch's repository).", "rig"
-        )
     items = get_list(data, "beads", max_items=MAX_CONVOY_BEADS)
-    convoy = Convoy.objects.create(
-        town=town, rig=rig, title=title, merge_mode=merge_mode, created_by=_actor(token).label
-    )
-    if merge_mode == MergeMode.REVIEW_THEN_LAND:
-        # The name is fixed now so done reports can target it; the branch itself is created
-        # from the default branch when the convoy starts (SPEC §2).
-        slug = slugify(title)[:40].strip("-")
-        convoy.feature_branch = f"convoy/{convoy.pk}-{slug}" if slug else f"convoy/{convoy.pk}"
-        Convoy.objects.filter(pk=convoy.pk).update(feature_branch=convoy.feature_branch)
+    try:
+        convoy = convoy_create(
+            town=town, title=title, merge_mode=merge_mode, rig=rig, actor=_actor(token)
+        )
+    except ValueError as error:
+        bad_request(str(error), "rig")
     beads = [
         _create_issue(
             town=town,

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 
 from beads.models import MergeRequest
 from gastown.dashboard.forms import OverrideForm
-from gastown.overrides import OVERRIDES, Override, OverrideRefused, override_run
+from gastown.services.overrides import OVERRIDES, Override, OverrideRefused, override_run
 
 _RELATED = {
     "merge_request": ("bead", "bead__town", "bead__rig"),

@@ -30,7 +30,7 @@ from gastown.dashboard import selectors
 from gastown.dashboard.charts import Series, bar_chart
 from gastown.dashboard.forms import AwaitingFilterForm, OverrideForm, TelemetryFilterForm
 from gastown.models import Convoy, ConvoyStatus, Town, TownPermission
-from gastown.overrides import OVERRIDES, Override, OverrideRefused, override_run
+from gastown.services.overrides import OVERRIDES, Override, OverrideRefused, override_run
 
 logger = logging.getLogger(__name__)
 

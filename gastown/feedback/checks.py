@@ -37,8 +37,8 @@ from gastown.feedback.transitions import (
 )
 from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
-from gastown.reconciler.effects import town_token
-from gastown.tasks import enqueue_tick
+from gastown.scheduling import enqueue_tick
+from gastown.services.github import town_token
 from scm.client import GitHubClient
 from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from beads.models import Blocker, MergeRequest
+from beads.models import Blocker, MergeRequest, human_wait_goes_on
 from gastown.models import EffectiveSettings
 from scm.blocker import awaiting_approval, derive_blocker
 from scm.types import PullRequestSnapshot
@@ -55,8 +55,6 @@ _ENDED_BY = {
 
 # Blockers that hide whether a human is still awaited (GitHub reports them before a missing
 # review): while one shows and GitHub has not said the review is done, the wait goes on.
-_WAIT_MASKING = frozenset({Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING, Blocker.THREADS})
-
 #: A merge refusal that stands for its head and state holds the MR at this blocker, whatever
 #: GraphQL's merge state says (GitHub's merge endpoint knows rules GraphQL may not show).
 HELD_BY_REFUSAL = {
@@ -283,13 +281,6 @@ def observe(
 
 def rework_handled(mr: MergeRequest, cause: str) -> bool:
     return cause == mr.last_rework_cause or cause in (mr.rework_causes or [])
-
-
-def human_wait_goes_on(blocker: str, review_decision: str | None) -> bool:
-    """A push re-runs the checks (or a thread opens) while a reviewer is awaited: GitHub then
-    reports that first, but it is the same wait (SPEC §6), so waiting_since and rule W's
-    clock stay. Only an approval, or GitHub no longer blocking on anything, ends it."""
-    return blocker in _WAIT_MASKING and review_decision != "APPROVED"
 
 
 def _ended_how(blocker: str, snapshot: PullRequestSnapshot) -> str:

@@ -14,7 +14,7 @@ from beads.models import BeadStatus, MergeRequest
 from beads.services import StaleBeadError, TerminalBeadError, bead_set_status
 from gastown.feedback.observe import Observation, pr_name
 from gastown.models import TelemetryEvent
-from gastown.telemetry import duration_ms
+from gastown.services.telemetry import duration_ms
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,6 @@ from gastown.models.events import (
     FeedbackCheckRun,
     ReconcilerTick,
     TelemetryEvent,
-    TownEvent,
-    TownEventKind,
 )
 from gastown.models.towns import (
     EffectiveSettings,
@@ -32,8 +30,6 @@ __all__ = [
     "Rig",
     "TelemetryEvent",
     "Town",
-    "TownEvent",
-    "TownEventKind",
     "TownPermission",
     "WebhookDelivery",
     "WebhookDeliveryStatus",

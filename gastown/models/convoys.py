@@ -35,6 +35,9 @@ class Convoy(models.Model):
     )
     feature_branch = models.CharField(max_length=200, blank=True, default="")
     feature_branch_created_at = models.DateTimeField(null=True, blank=True)
+    feature_branch_failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last failed attempt to create the feature branch."
+    )
     status = models.CharField(
         max_length=20, choices=ConvoyStatus.choices, default=ConvoyStatus.OPEN
     )
@@ -46,10 +49,6 @@ class Convoy(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=100, blank=True, default="")
     failure_message = models.TextField(blank=True, default="")
-    # Held members raise one escalation (SPEC §5 step 1); remembered so it is raised once.
-    held_escalation = models.ForeignKey(
-        "beads.Bead", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
 
     # The respawn suppression (SPEC §5 step 4); respawn_suppressed_since is null when none.
     respawn_suppressed_since = models.DateTimeField(null=True, blank=True)

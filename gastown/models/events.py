@@ -3,69 +3,6 @@ from __future__ import annotations
 from django.db import models
 
 
-class TownEventKind(models.TextChoices):
-    AGENT_REPORT = "agent_report", "Agent report"
-    PR_STATE_CHANGED = "pr_state_changed", "PR state changed"
-    WEBHOOK_RECEIVED = "webhook_received", "Webhook received"
-    BEAD_CANCELLED = "bead_cancelled", "Bead cancelled"
-    RECHECK_REQUESTED = "recheck_requested", "Re-check requested"
-
-
-class TownEvent(models.Model):
-    """A queued input for the reconciler (SPEC §7)."""
-
-    MAX_ATTEMPTS = 5
-
-    town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=30, choices=TownEventKind.choices)
-    # Deleting a bead or an agent deletes its queued events (SPEC §7).
-    bead = models.ForeignKey(
-        "beads.Bead", on_delete=models.CASCADE, null=True, blank=True, related_name="town_events"
-    )
-    agent = models.ForeignKey(
-        "gastown.Agent",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="town_events",
-    )
-    payload = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True, default="")
-    parked_at = models.DateTimeField(null=True, blank=True)
-    warning = models.TextField(blank=True, default="")
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(kind__in=TownEventKind.values), name="townevent_kind_valid"
-            )
-        ]
-        indexes = [
-            # The drain scans exactly these rows.
-            models.Index(
-                fields=["town", "created_at"],
-                condition=models.Q(processed_at__isnull=True, parked_at__isnull=True),
-                name="townevent_pending",
-            ),
-            models.Index(fields=["processed_at"], name="townevent_processed"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} #{self.pk}"
-
-    @property
-    def state(self) -> str:
-        if self.parked_at:
-            return "parked"
-        if self.processed_at:
-            return "processed"
-        return "pending"
-
-
 class TelemetryEvent(models.Model):
     """An append-only named record the team lead counts or charts (SPEC §6)."""
 
@@ -107,7 +44,6 @@ class ReconcilerTick(models.Model):
     town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="ticks")
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
-    events_drained = models.PositiveIntegerField(default=0)
     actions = models.JSONField(default=dict, blank=True, help_text="Action count by kind.")
     error = models.TextField(blank=True, default="")
 
@@ -124,9 +60,9 @@ class ReconcilerTick(models.Model):
 
 
 class FeedbackCheckRun(models.Model):
-    """One feedback check of a town that asked GitHub (SPEC §4): how many PRs it checked and
-    the token's GitHub budget afterwards, kept a day like ticks. /metrics reads them; nothing
-    else is stored about the budget (the client learns it from every answer)."""
+    """One feedback check of a town that asked GitHub (docs/domain.md §4): how many PRs it
+    checked and the token's GitHub budget afterwards, kept a day like ticks. /metrics reads
+    them; nothing else stores the budget (the client learns it from every answer)."""
 
     town = models.ForeignKey(
         "gastown.Town", on_delete=models.CASCADE, related_name="feedback_checks"

@@ -24,12 +24,18 @@ from beads.services import (
     escalation_raise,
     merge_request_create,
 )
-from gastown.landing import convoy_suppression_end
 from gastown.logs import log_context
 from gastown.models import Agent, AgentRole, AgentStatus, Convoy, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
-from gastown.telemetry import duration_ms, telemetry_record
+from gastown.services.convoys import (
+    ConvoyTransitionRefused,
+    convoy_feature_branch_assign,
+    convoy_suppress,
+    convoy_suppression_end,
+    convoy_transition,
+)
+from gastown.services.telemetry import duration_ms, telemetry_record
 
 log = logging.getLogger(__name__)
 RECONCILER = Actor.reconciler()
@@ -291,40 +297,16 @@ def _convoy(convoy_id: int, *statuses: str) -> Convoy:
     return convoy
 
 
-def _convoy_audit(convoy: Convoy, note: str, data: dict[str, Any] | None = None) -> None:
-    """Convoy transitions are audited on its landing MR's bead when it has one, and always
-    as a telemetry row, so the team lead sees one history."""
-    mr = convoy.landing_merge_requests.select_related("bead").order_by("-pk").first()
-    if mr is not None:
-        bead_event_record(
-            bead=mr.bead, kind=BeadEventKind.NOTE, actor=RECONCILER, note=note, data=data
-        )
-    telemetry_record(
-        name="convoy.transition",
-        town_id=convoy.town_id,
-        rig_id=convoy.rig_id,
-        convoy_id=convoy.pk,
-        label=convoy.status,
-        reason=note,
-        data=data,
-    )
-
-
-def _set_convoy(convoy: Convoy, expected: str, now: datetime, note: str, **fields: object) -> None:
-    changed = Convoy.objects.filter(pk=convoy.pk, status=expected).update(updated_at=now, **fields)
-    if changed != 1:
-        raise Skipped("convoy changed concurrently")
-    for name, value in fields.items():
-        setattr(convoy, name, value)
-    _convoy_audit(convoy, note)
+def _set_convoy(convoy: Convoy, now: datetime, note: str, *, status: str, **fields: Any) -> None:
+    try:
+        convoy_transition(convoy=convoy, to=status, now=now, note=note, **fields)
+    except ConvoyTransitionRefused as refused:
+        raise Skipped(str(refused)) from None
 
 
 def _convoy_start(town: Town, action: a.ConvoyStart, now: datetime) -> list[SideEffect]:
     convoy = _convoy(action.convoy_id, ConvoyStatus.OPEN)
-    if not convoy.feature_branch:
-        Convoy.objects.filter(pk=convoy.pk, feature_branch="").update(
-            feature_branch=f"convoy/{convoy.pk}"
-        )
+    convoy_feature_branch_assign(convoy=convoy)
     return [SideEffect("create_branch", convoy.pk)]
 
 
@@ -332,7 +314,6 @@ def _convoy_ready(town: Town, action: a.ConvoyReadyToLand, now: datetime) -> lis
     convoy = _convoy(action.convoy_id, ConvoyStatus.OPEN)
     _set_convoy(
         convoy,
-        ConvoyStatus.OPEN,
         now,
         "ready to land: every bead is closed",
         status=ConvoyStatus.READY_TO_LAND,
@@ -343,14 +324,13 @@ def _convoy_ready(town: Town, action: a.ConvoyReadyToLand, now: datetime) -> lis
 def _landing_mr(town: Town, action: a.CreateLandingMergeRequest, now: datetime) -> list[SideEffect]:
     convoy = _convoy(action.convoy_id, ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING)
     assert convoy.rig is not None
-    fields: dict[str, object] = {"status": ConvoyStatus.LANDING}
+    fields: dict[str, Any] = {"status": ConvoyStatus.LANDING}
     attempt = convoy.landing_attempts
     if action.count_attempt:
         attempt += 1
         fields.update(landing_attempts=attempt, last_landing_attempt_at=now)
     _set_convoy(
         convoy,
-        convoy.status,
         now,
         f"landing MR created (attempt {attempt})"
         if action.count_attempt
@@ -380,7 +360,6 @@ def _convoy_land(town: Town, action: a.ConvoyLand, now: datetime) -> list[SideEf
     )
     _set_convoy(
         convoy,
-        convoy.status,
         now,
         f"landed: {action.note}",
         status=ConvoyStatus.LANDED,
@@ -402,7 +381,6 @@ def _convoy_fail(town: Town, action: a.ConvoyFail, now: datetime) -> list[SideEf
     convoy = _convoy(action.convoy_id, ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING)
     _set_convoy(
         convoy,
-        convoy.status,
         now,
         f"failed: {action.message}",
         status=ConvoyStatus.FAILED,
@@ -422,21 +400,14 @@ def _convoy_fail(town: Town, action: a.ConvoyFail, now: datetime) -> list[SideEf
 
 
 def _suppress(town: Town, action: a.SuppressRespawn, now: datetime) -> list[SideEffect]:
-    changed = Convoy.objects.filter(
-        pk=action.convoy_id,
-        respawn_suppressed_since__isnull=True,
-        status__in=[ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING],
-    ).update(
-        respawn_suppressed_since=now,
-        suppressed_landing_mr_id=action.mr_id,
-        suppressed_pr_url=action.pr_url,
-        suppressed_attempt=action.attempt,
-        updated_at=now,
-    )
-    if changed != 1:
+    mr = MergeRequest.objects.select_related("bead").filter(pk=action.mr_id).first()
+    if mr is None:
+        raise Skipped(f"landing MR {action.mr_id} is gone")
+    if not convoy_suppress(
+        convoy_id=action.convoy_id, mr=mr, pr_url=action.pr_url, attempt=action.attempt, now=now
+    ):
         raise Skipped("suppression already recorded")
     convoy = _convoy(action.convoy_id)
-    mr = MergeRequest.objects.select_related("bead").get(pk=action.mr_id)
     bead_event_record(
         bead=mr.bead,
         kind=BeadEventKind.NOTE,

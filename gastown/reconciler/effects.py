@@ -8,7 +8,6 @@ import contextlib
 import logging
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 
 from beads.audit import Actor
@@ -20,33 +19,15 @@ from beads.services import (
     bead_set_status,
     escalation_raise,
 )
-from gastown.dispatch import dispatch_notify
 from gastown.logs import log_context
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
-from gastown.reconciler.rules import BRANCH_FAILED
-from gastown.secrets import SecretUnreadable
-from scm.client import GitHubClient
-from scm.credentials import TOWN_TOKEN, resolve_token
-from scm.errors import CredentialError, ScmError
+from gastown.services.convoys import convoy_feature_branch_created, convoy_feature_branch_failed
+from gastown.services.dispatch import dispatch_notify
+from gastown.services.github import github_client_for
+from scm.errors import ScmError
 
 log = logging.getLogger(__name__)
-
-
-def town_token(town: Town) -> str | None:
-    """The town's own token. One that cannot be decrypted (SECRET_KEY changed) is a credential
-    problem of the town (SPEC §4), never a silent fall back to GITHUB_TOKEN: a team lead gave
-    this town its own token for a reason."""
-    try:
-        return town.github_token()
-    except SecretUnreadable as error:
-        raise CredentialError("token_unreadable", str(error), source=TOWN_TOKEN) from None
-
-
-def github_client_for(town: Town) -> GitHubClient:
-    """Raises scm.errors.CredentialError when neither the town nor GITHUB_TOKEN has a usable
-    token."""
-    return GitHubClient(resolve_token(town_token(town)), api_url=settings.GITHUB_API_URL)
 
 
 def run_side_effects(town: Town, effects: list[SideEffect], now: datetime) -> None:
@@ -68,7 +49,7 @@ def _run_side_effect(town: Town, effect: SideEffect, now: datetime) -> None:
     elif effect.kind == "create_branch":
         create_feature_branch(town=town, convoy_id=effect.target_id, now=now)
     elif effect.kind == "feedback_check":
-        from gastown.tasks import enqueue_feedback_check
+        from gastown.scheduling import enqueue_feedback_check
 
         enqueue_feedback_check(town.pk)
 
@@ -138,9 +119,7 @@ def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
         # lead hears of it once (a missing repository or a token without write access will not
         # fix itself; the convoy's beads are not dispatched until the branch exists).
         with transaction.atomic():
-            Convoy.objects.filter(pk=convoy.pk).update(
-                failure_message=f"{BRANCH_FAILED}: {exc.message}", updated_at=now
-            )
+            convoy_feature_branch_failed(convoy=convoy, message=exc.message, now=now)
             if exc.kind != "transient":
                 escalation_raise(
                     town=town,
@@ -153,6 +132,4 @@ def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
                     convoy=convoy,
                 )
         return
-    Convoy.objects.filter(pk=convoy.pk, feature_branch_created_at__isnull=True).update(
-        feature_branch_created_at=now, failure_message=""
-    )
+    convoy_feature_branch_created(convoy=convoy, now=now)

@@ -19,8 +19,8 @@ from beads.models import (
     Blocker,
     MergeRequest,
     ReviewStatus,
+    human_wait_goes_on,
 )
-from gastown.feedback.observe import human_wait_goes_on
 from gastown.models import AgentRole, AgentStatus, Convoy, EffectiveSettings, MergeMode
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
@@ -446,8 +446,7 @@ def _mr_merged(mr: MergeRequest) -> bool:
     )
 
 
-#: How a failed feature-branch creation is recorded on the convoy, and when it is tried again.
-BRANCH_FAILED = "creating the feature branch failed"
+#: When a failed feature-branch creation (Convoy.feature_branch_failed_at) is tried again.
 BRANCH_RETRY = timedelta(minutes=1)
 #: A held landing PR in one of these states keeps its suppression: a person (or GitHub, still
 #: computing) has yet to move. Any other open state means the approval landed.
@@ -470,9 +469,8 @@ def rule_c_landing(s: TownSnapshot) -> Iterator[a.Action]:
                 convoy.merge_mode == MergeMode.REVIEW_THEN_LAND
                 and not convoy.feature_branch_created_at
             ):
-                failed_lately = convoy.failure_message.startswith(BRANCH_FAILED) and (
-                    s.now - convoy.updated_at < BRANCH_RETRY
-                )
+                failed_at = convoy.feature_branch_failed_at
+                failed_lately = failed_at is not None and s.now - failed_at < BRANCH_RETRY
                 if not failed_lately:
                     yield a.ConvoyStart(rule="C", convoy_id=convoy.pk)
                 continue

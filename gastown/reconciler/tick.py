@@ -13,25 +13,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from gastown.logs import log_context
-from gastown.models import (
-    FeedbackCheckRun,
-    ReconcilerTick,
-    TelemetryEvent,
-    Town,
-    TownEvent,
-    WebhookDelivery,
-)
+from gastown.models import FeedbackCheckRun, ReconcilerTick, TelemetryEvent, Town, WebhookDelivery
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
 from gastown.reconciler.effects import run_side_effects
-from gastown.reconciler.queue import drain_events
 from gastown.reconciler.rules import plan
 from gastown.reconciler.snapshot import load_snapshot
 
 log = logging.getLogger(__name__)
 
 TICK_HISTORY = timedelta(days=1)
-EVENT_HISTORY = timedelta(days=7)
+DELIVERY_HISTORY = timedelta(days=7)
 TELEMETRY_HISTORY = timedelta(days=90)
 # Not every tick needs to prune; one in this many does (the deletes use indexed scans).
 PRUNE_EVERY = 20
@@ -42,7 +34,6 @@ class TickResult:
     town: Town
     planned: list[a.Action] = field(default_factory=list)
     applied: list[a.Action] = field(default_factory=list)
-    events_drained: int = 0
     duration_ms: int = 0
     skipped: bool = False  # another worker holds the town
     dry_run: bool = False
@@ -56,7 +47,7 @@ class TickResult:
         """Something moved: the next tick comes a few seconds later. A feedback check request
         alone does not count, or a town with a watched PR would never go idle."""
         moved = [x for x in self.applied if not isinstance(x, a.RequestFeedbackCheck)]
-        return bool(moved) or self.events_drained > 0
+        return bool(moved)
 
 
 @dataclass
@@ -72,10 +63,7 @@ class TownsResult:
         verb = "planned" if any(t.dry_run for t in self.ticks) else "applied"
         busy = sum(1 for t in self.ticks if t.skipped)
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(applied.items())) or "nothing"
-        drained = sum(t.events_drained for t in self.ticks)
-        return f"{len(self.ticks)} town(s), {drained} event(s) drained, {verb}: {kinds}" + (
-            f", {busy} busy" if busy else ""
-        )
+        return f"{len(self.ticks)} town(s), {verb}: {kinds}" + (f", {busy} busy" if busy else "")
 
 
 def _lock_town(town_id: int) -> Town | None:
@@ -107,7 +95,6 @@ def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
             result.skipped = True
             return result
         result.town = town = locked
-        result.events_drained = drain_events(town, now)
         snapshot = load_snapshot(town, now)
         result.planned = plan(snapshot)
         result.applied, effects = apply_actions(town, result.planned, now)
@@ -116,7 +103,6 @@ def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
             town=town,
             started_at=now,
             duration_ms=result.duration_ms,
-            events_drained=result.events_drained,
             actions=result.actions_by_kind,
         )
     run_side_effects(town, effects, now)
@@ -132,17 +118,16 @@ def prune(now: datetime) -> None:
     """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks and feedback
     check records after a day, telemetry after 90, except the override audit and convoy
     transitions."""
-    TownEvent.objects.filter(processed_at__lt=now - EVENT_HISTORY).delete()
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
     FeedbackCheckRun.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
-    # override.* rows (gastown.overrides._audit) are the only record of a town pause or of an
-    # override on a convoy with no landing MR bead to hold a BeadEvent, and convoy.transition
-    # rows the only one of a convoy's early transitions: kept like the audit.
+    # override.* rows (services.overrides.override_audit) are the only record of a town pause
+    # or of an override on a convoy with no landing MR bead to hold a BeadEvent, and
+    # convoy.transition rows the only one of a convoy's early transitions: kept like the audit.
     TelemetryEvent.objects.filter(created_at__lt=now - TELEMETRY_HISTORY).exclude(
         name__startswith="override."
     ).exclude(name="convoy.transition").delete()
     # A redelivery older than a week is not going to come: its id need not be remembered.
-    WebhookDelivery.objects.filter(received_at__lt=now - EVENT_HISTORY).delete()
+    WebhookDelivery.objects.filter(received_at__lt=now - DELIVERY_HISTORY).delete()
     # The bead audit (BeadEvent) is never pruned: it is the record of what happened.
 
 
@@ -166,7 +151,7 @@ def reconcile_towns(
             continue
         ticks.append(tick)
         if reschedule and tick.active and not dry_run:
-            from gastown.tasks import enqueue_tick
+            from gastown.scheduling import enqueue_tick
 
             enqueue_tick(town.pk, delay_seconds=settings.GASTOWN_ACTIVE_TICK_SECONDS)
     if not dry_run and (now or timezone.now()).minute % PRUNE_EVERY == 0:

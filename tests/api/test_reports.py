@@ -16,7 +16,7 @@ from beads.models import (
     ReviewStatus,
 )
 from gastown.models import AgentRole, AgentStatus, MergeMode
-from gastown.reports import (
+from gastown.services.reports import (
     ReportInvalid,
     ReportRefused,
     agent_fetch_assignment,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from beads.models import BeadEvent, BeadStatus, Blocker
-from gastown.overrides import OverrideRefused, fake_pr_approve
+from gastown.demo.overrides import fake_pr_approve
+from gastown.services.overrides import OverrideRefused
 from tests.factories import MergeRequestFactory
 
 pytestmark = pytest.mark.django_db

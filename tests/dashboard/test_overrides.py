@@ -8,7 +8,7 @@ import pytest
 
 from beads.models import BeadEvent, BeadStatus, BeadType, Blocker
 from gastown.models import AgentStatus, ConvoyStatus, TelemetryEvent
-from gastown.overrides import (
+from gastown.services.overrides import (
     OverrideRefused,
     bead_redispatch,
     convoy_close,

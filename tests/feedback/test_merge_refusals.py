@@ -332,7 +332,7 @@ def test_a_submitted_review_lifts_the_hold_at_once(fake_github, town, rig, clock
     assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
 
     fake_github.approve(REPO, mr.pr_number, by="zoe")  # nobody asked zoe: GraphQL shows nothing
-    _make_due([reload(mr)], event="pull_request_review", action="submitted", delivery="d-1")
+    _make_due([reload(mr)], event="pull_request_review")
     clock.advance(minutes=1)
     run(clock, client_factory=client)
 
@@ -370,7 +370,7 @@ def test_a_required_check_expected_that_goes_straight_to_success_is_merged_withi
 
 
 def test_clear_awaiting_lets_the_next_check_ask_github_again(fake_github, town, rig, clock):
-    from gastown.overrides import merge_request_clear_awaiting
+    from gastown.services.overrides import merge_request_clear_awaiting
     from tests.factories import UserFactory
 
     fake_repo = fake_github.create_repo(REPO)

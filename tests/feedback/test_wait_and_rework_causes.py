@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from beads.models import BeadStatus, Blocker
 from gastown.models import AgentRole
-from gastown.reports import refinery_report_review
+from gastown.services.reports import refinery_report_review
 from scm.client import GitHubClient
 from tests.factories import AgentFactory
 from tests.feedback.conftest import REPO, events, make_mr, reload, rework_beads, run

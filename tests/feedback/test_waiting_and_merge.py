@@ -212,7 +212,7 @@ def test_code_review_on_means_no_merge_until_the_refinery_review_passed(
 
 
 def test_merge_now_skips_the_delay_but_not_the_fresh_check(fake_github, town, rig, clock):
-    from gastown.overrides import merge_request_merge_now
+    from gastown.services.overrides import merge_request_merge_now
     from tests.factories import UserFactory
 
     town.auto_merge_delay_minutes = 60
@@ -243,7 +243,7 @@ def test_merge_now_skips_the_delay_but_not_the_fresh_check(fake_github, town, ri
 
 
 def test_a_push_withdraws_merge_now(fake_github, town, rig, clock):
-    from gastown.overrides import merge_request_merge_now
+    from gastown.services.overrides import merge_request_merge_now
     from tests.factories import UserFactory
 
     town.auto_merge_delay_minutes = 24 * 60
@@ -333,7 +333,7 @@ def test_pr_closed_without_merging_fails_the_mr(fake_github, town, rig, clock):
 def test_a_final_merge_refusal_is_tried_once_per_head_and_escalated_once(
     fake_github, town, rig, clock
 ):
-    from gastown.overrides import merge_request_merge_now
+    from gastown.services.overrides import merge_request_merge_now
     from tests.factories import UserFactory
     from tests.feedback.conftest import escalations
 

@@ -215,7 +215,7 @@ def _fail_while_waiting(world, mr):
 
 
 def test_suppression_ended_by_hand_stays_ended_and_the_normal_respawn_applies(fake_github):
-    from gastown.overrides import convoy_end_suppression
+    from gastown.services.overrides import convoy_end_suppression
     from tests.factories import UserFactory
 
     world = World(fake_github)
@@ -376,14 +376,19 @@ def test_failed_member_holds_the_convoy_with_one_escalation(fake_github):
 def test_starting_a_convoy_creates_its_feature_branch(fake_github):
     fake_github.create_repo(REPO)
     rig = RigFactory(repo=REPO)
+    # A row written outside the services (the admin, a fixture) gets the name the API gives.
     convoy = ConvoyFactory(
-        town=rig.town, rig=rig, feature_branch="", merge_mode=MergeMode.REVIEW_THEN_LAND
+        town=rig.town,
+        rig=rig,
+        title="Billing v2!",
+        feature_branch="",
+        merge_mode=MergeMode.REVIEW_THEN_LAND,
     )
     issue = BeadFactory(town=rig.town, rig=rig, convoy=convoy)
     result = reconcile_town(rig.town)
     assert [a.kind for a in result.applied] == ["ConvoyStart"], "no dispatch before the branch"
     convoy.refresh_from_db()
-    assert convoy.feature_branch == f"convoy/{convoy.pk}"
+    assert convoy.feature_branch == f"convoy/{convoy.pk}-billing-v2"
     assert convoy.feature_branch_created_at is not None
     assert fake_github.branch_sha(REPO, convoy.feature_branch) is not None
     reconcile_town(rig.town)

@@ -92,10 +92,10 @@ def test_an_unapplied_migration_fails_readiness_even_below_an_applied_one(client
 
 
 def test_the_newest_migration_unapplied_fails_readiness(client):
-    MigrationRecorder(connection).record_unapplied("gastown", "0005_health_feedback_check_runs")
+    MigrationRecorder(connection).record_unapplied("gastown", "0006_health_feedback_check_runs")
     status, body = _ready(client)
     assert status == 503
-    assert body["checks"]["migrations"]["unapplied"] == ["gastown.0005_health_feedback_check_runs"]
+    assert body["checks"]["migrations"]["unapplied"] == ["gastown.0006_health_feedback_check_runs"]
 
 
 def test_an_unreadable_orm_broker_fails_readiness(client):

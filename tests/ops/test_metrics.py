@@ -10,7 +10,7 @@ from beads.models import BeadStatus, BeadType, Blocker
 from gastown.feedback.checks import check_prs, token_label
 from gastown.metrics import render
 from gastown.models import FeedbackCheckRun, TelemetryEvent, WebhookDelivery
-from gastown.reconciler.effects import town_token
+from gastown.services.github import town_token
 from scm.credentials import resolve_token
 from tests.factories import (
     BeadFactory,

@@ -5,7 +5,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from gastown.models import Town
-from gastown.secrets import SecretUnreadable, secrets_rotate
+from gastown.secrets import SecretUnreadable
+from gastown.services.secrets import secrets_rotate
 from tests.factories import TownFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import pytest
 
 from beads.models import Bead, BeadEvent, BeadStatus, Blocker, MergeRequest, ReviewStatus
 from gastown.models import Agent, AgentStatus, TelemetryEvent
-from gastown.reports import refinery_report_review
+from gastown.services.reports import refinery_report_review
 from tests.factories import AgentFactory, MergeRequestFactory, RigFactory
 
 pytestmark = pytest.mark.django_db

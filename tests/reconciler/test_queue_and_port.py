@@ -13,76 +13,16 @@ from django.test.utils import CaptureQueriesContext
 from django_q.models import Schedule
 
 from beads.models import Bead, BeadStatus
-from gastown.models import Agent, ReconcilerTick, TelemetryEvent, TownEvent, TownEventKind
+from gastown.models import Agent, ReconcilerTick, TelemetryEvent
 from gastown.reconciler import dry_run
-from gastown.reconciler import queue as queue_module
 from tests.factories import (
     AgentFactory,
     BeadFactory,
-    MergeRequestFactory,
     RigFactory,
-    TownEventFactory,
     TownFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def test_event_is_applied_and_marked_processed(tick):
-    mr = MergeRequestFactory(bead__status=BeadStatus.IN_PROGRESS)
-    event = TownEventFactory(town=mr.bead.town, kind=TownEventKind.WEBHOOK_RECEIVED, bead=mr.bead)
-    result = tick(mr.bead.town)
-    event.refresh_from_db()
-    mr.refresh_from_db()
-    assert result.events_drained == 1
-    assert event.processed_at is not None
-    assert mr.check_requested_at is not None
-
-
-def test_deleting_a_bead_deletes_its_queued_events():
-    bead = BeadFactory()
-    TownEventFactory(town=bead.town, bead=bead)
-    bead.delete()
-    assert not TownEvent.objects.exists()
-
-
-def test_event_naming_a_gone_object_is_processed_with_a_warning(tick):
-    town = TownFactory()
-    event = TownEventFactory(
-        town=town, kind=TownEventKind.RECHECK_REQUESTED, payload={"merge_request_id": 999999}
-    )
-    tick(town)
-    tick(town)
-    event.refresh_from_db()
-    assert event.processed_at is not None
-    assert "no longer exists" in event.warning
-    assert event.attempts == 0
-
-
-def test_failing_event_is_retried_then_parked_with_its_error(tick, monkeypatch):
-    town = TownFactory()
-    event = TownEventFactory(town=town, kind=TownEventKind.AGENT_REPORT)
-
-    def explode(event, now):
-        raise RuntimeError("payload version 3 is not understood")
-
-    monkeypatch.setattr(queue_module, "apply_event", explode)
-    for _ in range(TownEvent.MAX_ATTEMPTS + 3):
-        tick(town)
-    event.refresh_from_db()
-    assert event.attempts == TownEvent.MAX_ATTEMPTS
-    assert event.parked_at is not None and event.processed_at is None
-    assert "payload version 3" in event.last_error
-
-
-def test_cancelled_bead_event_fails_the_bead(tick):
-    bead = BeadFactory(status=BeadStatus.IN_PROGRESS)
-    TownEventFactory(
-        town=bead.town, kind=TownEventKind.BEAD_CANCELLED, bead=bead, payload={"reason": "dup"}
-    )
-    tick(bead.town)
-    bead.refresh_from_db()
-    assert bead.status == BeadStatus.FAILED and bead.failure_code == "cancelled"
 
 
 def test_each_tick_is_recorded_with_actions_by_kind(tick):
@@ -163,7 +103,7 @@ def test_reconcile_command_prints_a_one_line_summary():
     bead = BeadFactory()
     out = StringIO()
     call_command("reconcile", "--town", bead.town.slug, stdout=out)
-    assert out.getvalue().strip() == "1 town(s), 0 event(s) drained, applied: DispatchPolecat=1"
+    assert out.getvalue().strip() == "1 town(s), applied: DispatchPolecat=1"
     assert Bead.objects.get(pk=bead.pk).status == BeadStatus.IN_PROGRESS
 
 
@@ -202,7 +142,8 @@ def _queued_tasks():
 def test_active_tick_enqueues_the_next_one_once(settings):
     settings.GASTOWN_ENQUEUE_TASKS = True
     settings.GASTOWN_ACTIVE_TICK_SECONDS = 3
-    from gastown.tasks import enqueue_tick, reconcile_town_task
+    from gastown.scheduling import enqueue_tick
+    from gastown.tasks import reconcile_town_task
 
     bead = BeadFactory()
     reconcile_town_task(bead.town.pk)
@@ -229,7 +170,7 @@ def test_a_running_tick_does_not_hide_the_next_one(settings, func, args, delay):
     settings.GASTOWN_ENQUEUE_TASKS = True
     from django_q.tasks import async_task
 
-    from gastown.tasks import enqueue_tick
+    from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     async_task(func, town.pk, *args)
@@ -240,7 +181,7 @@ def test_a_running_tick_does_not_hide_the_next_one(settings, func, args, delay):
 
 def test_a_queued_tick_is_not_queued_twice(settings):
     settings.GASTOWN_ENQUEUE_TASKS = True
-    from gastown.tasks import enqueue_tick
+    from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     enqueue_tick(town.pk)
@@ -253,7 +194,7 @@ def test_a_claim_whose_worker_died_still_counts_as_queued(settings):
     from django.utils import timezone
     from django_q.models import OrmQ
 
-    from gastown.tasks import enqueue_tick
+    from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     enqueue_tick(town.pk)
@@ -269,7 +210,8 @@ def test_a_delayed_tick_waits_in_the_queue_not_in_a_worker(settings, monkeypatch
     from django.utils import timezone
     from django_q.brokers import get_broker
 
-    from gastown.tasks import enqueue_tick, reconcile_town_later_task
+    from gastown.scheduling import enqueue_tick
+    from gastown.tasks import reconcile_town_later_task
 
     town = TownFactory()
     enqueue_tick(town.pk, delay_seconds=3)
@@ -284,7 +226,7 @@ def test_a_claimed_row_stays_locked_past_the_longest_tick_delay():
     """_already_queued tells a claimed row from a delayed one by how far ahead its lock is."""
     from django_q.conf import Conf
 
-    from gastown.tasks import MAX_TICK_DELAY_SECONDS
+    from gastown.scheduling import MAX_TICK_DELAY_SECONDS
 
     assert Conf.RETRY - Conf.TIMEOUT > MAX_TICK_DELAY_SECONDS
 
@@ -309,8 +251,6 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     BeadEvent.objects.create(
         bead=bead, bead_ref=bead.pk, bead_title="t", town=bead.town, kind="note", actor="x"
     )
-    TownEventFactory(town=bead.town, processed_at=clock.now - timedelta(days=8))
-    fresh = TownEventFactory(town=bead.town, processed_at=clock.now - timedelta(days=6))
     ReconcilerTick.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
     FeedbackCheckRun.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
     recent_check = FeedbackCheckRun.objects.create(
@@ -322,10 +262,13 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     WebhookDelivery.objects.filter(delivery_id="old").update(
         received_at=clock.now - timedelta(days=8)
     )
+    WebhookDelivery.objects.create(delivery_id="fresh", event="ping", status="ignored")
+    WebhookDelivery.objects.filter(delivery_id="fresh").update(
+        received_at=clock.now - timedelta(days=6)
+    )
     prune(clock.now)
-    assert list(TownEvent.objects.all()) == [fresh]
     assert not ReconcilerTick.objects.exists()
     assert list(FeedbackCheckRun.objects.all()) == [recent_check]
     assert not TelemetryEvent.objects.filter(name="x").exists()
-    assert not WebhookDelivery.objects.exists()
+    assert list(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["fresh"]
     assert BeadEvent.objects.filter(bead_ref=bead.pk).count() == 1

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gastown.secrets import secrets_rotate
+from gastown.services.secrets import secrets_rotate
 
 
 class Command(BaseCommand):

@@ -31,7 +31,7 @@ from beads.models import (
 )
 from beads.services import bead_event_record, bead_set_status, merge_request_create, rework_request
 from gastown.models import Agent, AgentRole, AgentStatus, MergeMode, Rig
-from gastown.tasks import enqueue_tick
+from gastown.scheduling import enqueue_tick
 from scm.errors import ScmError
 from scm.urls import PullRequestRef, parse_pr_url
 

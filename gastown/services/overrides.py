@@ -31,9 +31,14 @@ from beads.models import (
     MergeRequest,
     ReviewStatus,
 )
-from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
+from beads.services import (
+    StaleBeadError,
+    TerminalBeadError,
+    bead_event_record,
+    bead_set_status,
+    merge_request_request_check,
+)
 from gastown.feedback.transitions import mr_fail
-from gastown.landing import convoy_suppression_end
 from gastown.models import (
     Agent,
     AgentStatus,
@@ -43,9 +48,11 @@ from gastown.models import (
     Town,
     TownPermission,
 )
-from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
-from scm.errors import ScmError
-from scm.fake.remote import fake_control, fake_root_url
+from gastown.services.convoys import (
+    ConvoyTransitionRefused,
+    convoy_suppression_end,
+    convoy_transition,
+)
 
 
 class OverrideRefused(Exception):
@@ -60,7 +67,7 @@ def _ms(start: datetime | None, end: datetime) -> int | None:
     return None if start is None else max(0, int((end - start).total_seconds() * 1000))
 
 
-def _audit(
+def override_audit(
     *,
     name: str,
     town: Town,
@@ -97,7 +104,7 @@ def _mr_convoy_id(mr: MergeRequest) -> int | None:
     return mr.landing_convoy_id or mr.bead.convoy_id
 
 
-def _pr_name(mr: MergeRequest) -> str:
+def pr_display_name(mr: MergeRequest) -> str:
     if mr.pr_repo and mr.pr_number:
         return f"{mr.pr_repo}#{mr.pr_number}"
     return mr.pr_url or f"MR #{mr.bead_id}"
@@ -119,11 +126,10 @@ def merge_request_recheck(
             f"The MR is {mr.bead.status}; its PR is no longer watched, so there is nothing "
             "to re-check."
         )
-    message = f"{_pr_name(mr)} will be checked at the next feedback run."
+    message = f"{pr_display_name(mr)} will be checked at the next feedback run."
     with transaction.atomic():
-        MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=now, updated_at=now)
-        mr.check_requested_at = now
-        _audit(
+        merge_request_request_check(merge_request=mr, now=now)
+        override_audit(
             name="merge_request_recheck",
             town=mr.bead.town,
             user=user,
@@ -161,7 +167,7 @@ def merge_request_merge_now(
             "skips the delay, not the review."
         )
     message = (
-        f"{_pr_name(mr)} will be checked now and merged if GitHub says it is ready "
+        f"{pr_display_name(mr)} will be checked now and merged if GitHub says it is ready "
         "(the delay is skipped, the fresh check is not)."
     )
     with transaction.atomic():
@@ -171,7 +177,7 @@ def merge_request_merge_now(
         if changed != 1:
             raise OverrideRefused("The PR stopped being ready meanwhile: cannot merge.")
         mr.merge_requested_at = mr.check_requested_at = now
-        _audit(
+        override_audit(
             name="merge_request_merge_now",
             town=mr.bead.town,
             user=user,
@@ -204,7 +210,9 @@ def merge_request_clear_awaiting(
             "on, use Re-check now or End suppression on its convoy."
         )
     waiting_since = mr.waiting_since
-    message = f"{_pr_name(mr)} is no longer marked as awaiting approval (until the next check)."
+    message = (
+        f"{pr_display_name(mr)} is no longer marked as awaiting approval (until the next check)."
+    )
     with transaction.atomic():
         # The database requires awaiting_approval => blocker "human_review": clear both.
         changed = (
@@ -240,7 +248,7 @@ def merge_request_clear_awaiting(
             duration_ms=_ms(waiting_since, now),
             data={"pr_url": mr.pr_url},
         )
-        _audit(
+        override_audit(
             name="merge_request_clear_awaiting",
             town=mr.bead.town,
             user=user,
@@ -264,7 +272,7 @@ def merge_request_fail(
     bead = mr.bead
     if bead.is_terminal:
         raise OverrideRefused(f"The MR is already {bead.status}; terminal beads never change.")
-    message = f"MR #{bead.pk} ({_pr_name(mr)}) failed by {user.get_username()}."
+    message = f"MR #{bead.pk} ({pr_display_name(mr)}) failed by {user.get_username()}."
     with transaction.atomic():
         # The wait in progress, if any, ends as mr_failed (once: mr_fail is the one place).
         failed = mr_fail(
@@ -276,7 +284,7 @@ def merge_request_fail(
         )
         if not failed:
             raise OverrideRefused("The MR ended meanwhile; terminal beads never change.")
-        _audit(
+        override_audit(
             name="merge_request_fail",
             town=bead.town,
             user=user,
@@ -284,56 +292,6 @@ def merge_request_fail(
             message=message,
             bead=bead,
             data={"pr_url": mr.pr_url},
-        )
-    return message
-
-
-def fake_github_enabled() -> bool:
-    return fake_root_url() is not None
-
-
-def fake_pr_approve(
-    *,
-    merge_request: MergeRequest,
-    user: Any,
-    reason: str = "",
-    now: datetime | None = None,
-    timeout: float = 5.0,
-) -> str:
-    """Demo only: approve the PR on the fake GitHub (its /_fake/ control API) as a reviewer,
-    then make the MR due so the approval is noticed at once."""
-    mr = merge_request
-    now = now or timezone.now()
-    root = fake_root_url()
-    if root is None:
-        raise OverrideRefused("Approving on GitHub is only for the demo's fake GitHub.")
-    if mr.bead.is_terminal and not Convoy.objects.filter(suppressed_landing_mr=mr).exists():
-        raise OverrideRefused(f"The MR is {mr.bead.status}: nothing to approve.")
-    if not (mr.pr_repo and mr.pr_number):
-        raise OverrideRefused("This merge request has no pull request yet: nothing to approve.")
-    reviewer = (mr.requested_reviewers or ["alice"])[0]
-    if not isinstance(reviewer, str) or not reviewer:
-        reviewer = "alice"
-    try:
-        state = fake_control(
-            f"pulls/{mr.pr_repo}/{mr.pr_number}/approve", {"by": reviewer}, timeout=timeout
-        )
-    except ScmError as error:
-        raise OverrideRefused(f"The fake GitHub did not approve: {error.message}") from None
-    message = (
-        f"{_pr_name(mr)} approved on the fake GitHub as {reviewer}; review decision now "
-        f"{state.get('review_decision') or 'unknown'}. It will be re-checked at once."
-    )
-    with transaction.atomic():
-        MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=now, updated_at=now)
-        _audit(
-            name="fake_pr_approve",
-            town=mr.bead.town,
-            user=user,
-            reason=reason,
-            message=message,
-            bead=mr.bead,
-            data={"pr_url": mr.pr_url, "reviewer": reviewer},
         )
     return message
 
@@ -390,7 +348,7 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
                 raise OverrideRefused(str(error)) from None
             parts.append("agent unhooked, back to open")
         message = f"Bead #{bead.pk} will be dispatched again ({', '.join(parts)})."
-        _audit(
+        override_audit(
             name="bead_redispatch",
             town=bead.town,
             user=user,
@@ -438,7 +396,7 @@ def convoy_end_suppression(
     with transaction.atomic():
         if not convoy_suppression_end(convoy=convoy, how="by_user", now=now):
             raise OverrideRefused("The suppression ended meanwhile.")
-        _audit(
+        override_audit(
             name="convoy_end_suppression",
             town=convoy.town,
             user=user,
@@ -463,20 +421,21 @@ def convoy_retry_landing(
     previous_reason = convoy.failure_reason
     message = f"{convoy.title!r} is ready to land again (landing attempts reset)."
     with transaction.atomic():
-        changed = Convoy.objects.filter(pk=convoy.pk, status=ConvoyStatus.FAILED).update(
-            status=ConvoyStatus.READY_TO_LAND,
-            landing_attempts=0,
-            last_landing_attempt_at=None,
-            failure_reason="",
-            failure_message="",
-            updated_at=now,
-        )
-        if changed != 1:
-            raise OverrideRefused("The convoy changed meanwhile; it is no longer failed.")
-        convoy.status = ConvoyStatus.READY_TO_LAND
-        convoy.landing_attempts, convoy.last_landing_attempt_at = 0, None
-        convoy.failure_reason, convoy.failure_message = "", ""
-        _audit(
+        try:
+            convoy_transition(
+                convoy=convoy,
+                to=ConvoyStatus.READY_TO_LAND,
+                now=now,
+                note=message,
+                audit=False,  # the override's own audit below says who and why
+                landing_attempts=0,
+                last_landing_attempt_at=None,
+                failure_reason="",
+                failure_message="",
+            )
+        except ConvoyTransitionRefused:
+            raise OverrideRefused("The convoy changed meanwhile; it is no longer failed.") from None
+        override_audit(
             name="convoy_retry_landing",
             town=convoy.town,
             user=user,
@@ -500,14 +459,22 @@ def convoy_close(
     message = f"{convoy.title!r} closed without landing."
     bead = _landing_bead(convoy)
     with transaction.atomic():
-        changed = (
-            Convoy.objects.filter(pk=convoy.pk)
-            .exclude(status__in=TERMINAL_CONVOY_STATUSES)
-            .update(status=ConvoyStatus.CLOSED, closed_at=now, updated_at=now)
-        )
-        if changed != 1:
-            raise OverrideRefused("The convoy ended meanwhile.")
-        convoy.status, convoy.closed_at = ConvoyStatus.CLOSED, now
+        # Closing applies to whatever non-terminal status the convoy has now, not only the
+        # one the page showed: read it under the row lock the transition then takes.
+        convoy.status = (
+            Convoy.objects.select_for_update().filter(pk=convoy.pk).values_list("status", flat=True)
+        ).first() or convoy.status
+        try:
+            convoy_transition(
+                convoy=convoy,
+                to=ConvoyStatus.CLOSED,
+                now=now,
+                note=message,
+                audit=False,  # the override's own audit below says who and why
+                closed_at=now,
+            )
+        except ConvoyTransitionRefused:
+            raise OverrideRefused("The convoy ended meanwhile.") from None
         # The reconciler only loads open convoys, so nothing else would ever end a closed
         # convoy's suppression: it would stay on the overview and keep its PR polled. The row
         # is locked by the update above; end the suppression it holds now, not the page's.
@@ -529,7 +496,7 @@ def convoy_close(
                 now=now,
                 actor=Actor.for_user(user),
             )
-        _audit(
+        override_audit(
             name="convoy_close",
             town=convoy.town,
             user=user,
@@ -553,7 +520,7 @@ def town_pause(*, town: Town, user: Any, reason: str = "", now: datetime | None 
             raise OverrideRefused(f"{town.name} is already paused.")
         town.paused = True
         message = f"{town.name} is paused: nothing will be dispatched until it is resumed."
-        _audit(name="town_pause", town=town, user=user, reason=reason, message=message)
+        override_audit(name="town_pause", town=town, user=user, reason=reason, message=message)
     return message
 
 
@@ -565,7 +532,7 @@ def town_resume(*, town: Town, user: Any, reason: str = "", now: datetime | None
             raise OverrideRefused(f"{town.name} is not paused.")
         town.paused = False
         message = f"{town.name} resumed: dispatch starts again."
-        _audit(name="town_resume", town=town, user=user, reason=reason, message=message)
+        override_audit(name="town_resume", town=town, user=user, reason=reason, message=message)
     return message
 
 
@@ -594,7 +561,7 @@ def _mr_open_with_pr(mr: MergeRequest) -> bool:
     return bool(mr.pr_url) and not mr.bead.is_terminal
 
 
-def _mr_watched(mr: MergeRequest) -> bool:
+def merge_request_is_watched(mr: MergeRequest) -> bool:
     """Open with a PR, or the failed landing MR a suppression holds (its PR is still open and
     watched: re-checking or approving it is what ends the suppression). `held` is annotated
     by the awaiting-approval selector."""
@@ -611,7 +578,7 @@ OVERRIDES: dict[str, Override] = {
             TownPermission.RECHECK_PR,
             "Makes the MR due for a feedback check at once; nothing else changes.",
             merge_request_recheck,
-            _mr_watched,
+            merge_request_is_watched,
         ),
         Override(
             "merge_request_merge_now",
@@ -634,16 +601,6 @@ OVERRIDES: dict[str, Override] = {
             "the wait is recorded as resolved (cleared_by_user).",
             merge_request_clear_awaiting,
             lambda mr: mr.awaiting_approval and not mr.bead.is_terminal,
-        ),
-        Override(
-            "fake_pr_approve",
-            "Approve (fake GitHub)",
-            "merge_request",
-            TownPermission.APPROVE_FAKE_PR,
-            "Demo only: approves the PR on the fake GitHub as the requested reviewer, then "
-            "re-checks it.",
-            fake_pr_approve,
-            lambda mr: fake_github_enabled() and _mr_watched(mr) and bool(mr.pr_number),
         ),
         Override(
             "merge_request_fail",
@@ -723,3 +680,9 @@ def override_run(
 ) -> str:
     """Run an override on its target (the dashboard and the admin both come through here)."""
     return override.service(**{override.target: target}, user=user, reason=reason.strip(), now=now)
+
+
+def override_register(override: Override) -> None:
+    """Add an override to the catalogue (the demo adds its fake-GitHub approval this way, so
+    production code never imports the fake GitHub)."""
+    OVERRIDES[override.name] = override

@@ -24,7 +24,12 @@ from beads.services import (
 )
 from gastown.management.commands.create_team_lead_group import team_lead_group_sync
 from gastown.models import Convoy, ConvoyStatus, MergeMode, Rig, Town
-from gastown.reconciler.effects import github_client_for
+from gastown.services.convoys import (
+    convoy_create,
+    convoy_feature_branch_created,
+    convoy_transition,
+)
+from gastown.services.github import github_client_for
 from scm.errors import ScmError
 from scm.fake.remote import fake_control
 
@@ -97,12 +102,8 @@ class Command(BaseCommand):
         rig = Rig.objects.create(town=town, name="app", repo=DEMO_REPO, default_branch="main")
         actor = Actor("user:demo-seed")
         for convoy_title, merge_mode, bead_specs in CONVOYS:
-            convoy = Convoy.objects.create(
-                town=town,
-                rig=rig,
-                title=convoy_title,
-                merge_mode=merge_mode,
-                created_by=actor.label,
+            convoy = convoy_create(
+                town=town, rig=rig, title=convoy_title, merge_mode=merge_mode, actor=actor
             )
             previous = None
             for title, priority in bead_specs:
@@ -125,13 +126,12 @@ class Command(BaseCommand):
         (not gastown) failed its landing MR. The PR is real, on the fake GitHub."""
         rig = town.rigs.get()
         actor = Actor("user:demo-seed")
-        convoy = Convoy.objects.create(
+        convoy = convoy_create(
             town=town,
             rig=rig,
             title="Search revamp",
             merge_mode=MergeMode.REVIEW_THEN_LAND,
-            feature_branch="convoy/search-revamp",
-            created_by=actor.label,
+            actor=actor,
         )
         client = github_client_for(town)
         client.create_branch(rig.repo, branch=convoy.feature_branch, from_branch="main")
@@ -143,9 +143,15 @@ class Command(BaseCommand):
         for title in ("Index titles and bodies", "Rank exact matches first"):
             bead = bead_create(town=town, rig=rig, convoy=convoy, title=title, actor=actor)
             bead_set_status(bead=bead, status=BeadStatus.CLOSED, actor=actor)
-        Convoy.objects.filter(pk=convoy.pk).update(
-            status=ConvoyStatus.LANDING,
-            feature_branch_created_at=now,
+        convoy_feature_branch_created(convoy=convoy, now=now)
+        convoy_transition(
+            convoy=convoy, to=ConvoyStatus.READY_TO_LAND, now=now, note="every bead is closed"
+        )
+        convoy_transition(
+            convoy=convoy,
+            to=ConvoyStatus.LANDING,
+            now=now,
+            note="landing MR created (attempt 1)",
             landing_attempts=1,
             last_landing_attempt_at=now,
         )

@@ -18,6 +18,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from beads.audit import Actor
 from beads.models import Bead, BeadEventKind, BeadStatus
 from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
 from gastown.models import Agent, AgentStatus
-from gastown.telemetry import telemetry_record
+from gastown.services.telemetry import telemetry_record
 
 log = logging.getLogger(__name__)
 NOTIFY_TIMEOUT_SECONDS = 5
@@ -92,6 +93,17 @@ def notify_runtime(agent: Agent, bead: Bead) -> str:
         return f"the runtime could not be reached ({reason})"
 
 
+#: Agents that run inside this process (the demo's simulated agents): called with the agent
+#: and bead ids after a dispatch commits, when GASTOWN_SIMULATED_AGENTS is on. The demo app
+#: registers them, so this module never imports the demo.
+_local_agents: Callable[..., None] | None = None
+
+
+def dispatch_register_local_agents(handler: Callable[..., None]) -> None:
+    global _local_agents
+    _local_agents = handler
+
+
 def dispatch_notify(*, agent_id: int, bead_id: int, now: datetime | None = None) -> bool:
     """Run after the dispatch committed. Returns whether the agent was told."""
     now = now or timezone.now()
@@ -102,10 +114,8 @@ def dispatch_notify(*, agent_id: int, bead_id: int, now: datetime | None = None)
     error = ""
     if settings.AGENT_RUNTIME_URL:
         error = notify_runtime(agent, bead)
-    elif settings.GASTOWN_SIMULATED_AGENTS:
-        from gastown.simulation import simulate_dispatch
-
-        simulate_dispatch(agent_id=agent.pk, bead_id=bead.pk)
+    elif settings.GASTOWN_SIMULATED_AGENTS and _local_agents is not None:
+        _local_agents(agent_id=agent.pk, bead_id=bead.pk)
     if error:
         dispatch_failed(agent=agent, bead=bead, reason=error, now=now)
         return False

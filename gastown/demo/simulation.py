@@ -14,8 +14,8 @@ from django.utils.text import slugify
 
 from beads.models import Bead, BeadType, MergeRequest
 from gastown.models import Agent, AgentRole
-from gastown.reconciler.effects import github_client_for
-from gastown.reports import (
+from gastown.services.github import github_client_for
+from gastown.services.reports import (
     ReportRefused,
     agent_fetch_assignment,
     agent_report_done,
