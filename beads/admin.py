@@ -28,7 +28,6 @@ from beads.models import (
     Bead,
     BeadDependency,
     BeadEvent,
-    BeadEventKind,
     BeadStatus,
     MergeRequest,
 )
@@ -37,7 +36,7 @@ from beads.services import (
     TerminalBeadError,
     bead_create,
     bead_dependency_problem,
-    bead_event_record,
+    bead_edit,
     bead_set_status,
 )
 from gastown.dashboard.admin_actions import override_admin_action, override_admin_actions
@@ -409,25 +408,7 @@ class BeadAdmin(admin.ModelAdmin):
             obj._state.adding = False
             obj.refresh_from_db()
             return
-        changed = list(form.changed_data)
-        _save_changed_fields(obj, changed)
-        if "assignee" in changed:
-            bead_event_record(
-                bead=obj,
-                kind=BeadEventKind.ASSIGNED,
-                actor=actor,
-                note=f"Assigned to {obj.assignee or 'nobody'} in the admin.",
-                data={"assignee_id": obj.assignee_id},
-            )
-        others = [name for name in changed if name != "assignee"]
-        if others:
-            bead_event_record(
-                bead=obj,
-                kind=BeadEventKind.NOTE,
-                actor=actor,
-                note=f"Edited in the admin: {', '.join(others)}.",
-                data={"fields": others},
-            )
+        bead_edit(bead=obj, fields=list(form.changed_data), actor=actor, where="the admin")
 
     @admin.display(description="PR")
     def pr(self, obj: Bead) -> SafeString | str:

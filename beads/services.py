@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from beads.audit import Actor
@@ -25,7 +26,7 @@ from beads.models import (
 )
 
 if TYPE_CHECKING:
-    from gastown.models import Convoy, Rig, Town
+    from gastown.models import Agent, Convoy, Rig, Town
 
 
 class TerminalBeadError(Exception):
@@ -197,6 +198,72 @@ def bead_set_status(
             data={"failure_code": failure_code, **(data or {})} if failure_code else data,
         )
     return bead
+
+
+def bead_edit(*, bead: Bead, fields: list[str], actor: Actor, where: str) -> None:
+    """Save the named fields of an edited bead (never a stale copy of the rest), audited:
+    an assignee change as such, any other field as a note naming them."""
+    if not fields:
+        return
+    with transaction.atomic():
+        bead.save(update_fields=[*fields, "updated_at"])
+        if "assignee" in fields:
+            bead_event_record(
+                bead=bead,
+                kind=BeadEventKind.ASSIGNED,
+                actor=actor,
+                note=f"Assigned to {bead.assignee or 'nobody'} in {where}.",
+                data={"assignee_id": bead.assignee_id},
+            )
+        others = [name for name in fields if name != "assignee"]
+        if others:
+            bead_event_record(
+                bead=bead,
+                kind=BeadEventKind.NOTE,
+                actor=actor,
+                note=f"Edited in {where}: {', '.join(others)}.",
+                data={"fields": others},
+            )
+
+
+def bead_assign(*, bead: Bead, agent: Agent | None) -> None:
+    """Set (or clear) the bead's assignee; the caller audits the hook or unhook it goes with."""
+    Bead.objects.filter(pk=bead.pk).update(assignee=agent)
+    bead.assignee = agent
+
+
+def bead_dispatch_count(*, bead: Bead, now: datetime) -> None:
+    """Count one dispatch attempt, conditional on the count read: a second worker dispatching
+    the same bead meanwhile loses (StaleBeadError) instead of counting twice."""
+    expected = bead.dispatch_attempts
+    changed = Bead.objects.filter(pk=bead.pk, dispatch_attempts=expected).update(
+        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_attempt_at=now
+    )
+    if changed != 1:
+        raise StaleBeadError(bead, bead.status)
+    bead.dispatch_attempts = expected + 1
+    bead.last_dispatch_attempt_at = now
+
+
+def bead_dispatch_reset(*, bead: Bead, now: datetime | None = None) -> bool:
+    """Forget a non-terminal bead's dispatch attempts and back-off (a wait on a human counts
+    none; a team lead's re-dispatch starts afresh). False when the bead is terminal."""
+    fields: dict[str, Any] = {"dispatch_attempts": 0, "last_dispatch_attempt_at": None}
+    if now is not None:
+        fields["updated_at"] = now
+    changed = Bead.objects.filter(pk=bead.pk).exclude(status__in=TERMINAL_STATUSES).update(**fields)
+    if changed == 1:
+        bead.dispatch_attempts, bead.last_dispatch_attempt_at = 0, None
+    return changed == 1
+
+
+def bead_metadata_set(*, bead: Bead, key: str, value: Any) -> None:
+    """Set one key of the bead's metadata, read and written under the bead's row lock."""
+    with transaction.atomic():
+        locked = Bead.objects.select_for_update().only("metadata").get(pk=bead.pk)
+        metadata = {**(locked.metadata or {}), key: value}
+        Bead.objects.filter(pk=bead.pk).update(metadata=metadata)
+    bead.metadata = metadata
 
 
 class StaleBeadError(Exception):

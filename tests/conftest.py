@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.github_fixtures"]
+pytest_plugins = ["tests.github_fixtures", "tests.write_guard"]

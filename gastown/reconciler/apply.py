@@ -19,6 +19,9 @@ from beads.models import Bead, BeadEventKind, BeadStatus, BeadType, MergeRequest
 from beads.services import (
     StaleBeadError,
     TerminalBeadError,
+    bead_assign,
+    bead_dispatch_count,
+    bead_dispatch_reset,
     bead_event_record,
     bead_set_status,
     escalation_raise,
@@ -95,16 +98,6 @@ def _hook(agent: Agent, bead: Bead, now: datetime, note: str) -> None:
     )
 
 
-def _count_dispatch(bead: Bead, now: datetime, expected_attempts: int) -> None:
-    changed = Bead.objects.filter(pk=bead.pk, dispatch_attempts=expected_attempts).update(
-        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_attempt_at=now
-    )
-    if changed != 1:
-        raise Skipped(f"bead {bead.pk} was dispatched concurrently")
-    bead.dispatch_attempts = expected_attempts + 1
-    bead.last_dispatch_attempt_at = now
-
-
 def _new_agent(town: Town, rig_id: int, role: str) -> Agent:
     suffix = uuid.uuid4().hex[:6]
     if role == AgentRole.REFINERY:
@@ -123,8 +116,8 @@ def _dispatch_polecat(town: Town, action: a.DispatchPolecat, now: datetime) -> l
         if action.agent_id
         else _new_agent(town, action.rig_id, AgentRole.POLECAT)
     )
-    _count_dispatch(bead, now, bead.dispatch_attempts)
-    Bead.objects.filter(pk=bead.pk).update(assignee=agent)
+    bead_dispatch_count(bead=bead, now=now)
+    bead_assign(bead=bead, agent=agent)
     bead_set_status(
         bead=bead,
         status=BeadStatus.IN_PROGRESS,
@@ -144,7 +137,7 @@ def _dispatch_refinery(town: Town, action: a.DispatchRefinery, now: datetime) ->
         agent = Agent.objects.get(pk=action.agent_id)
     else:
         agent = _new_agent(town, action.rig_id, AgentRole.REFINERY)
-    _count_dispatch(bead, now, bead.dispatch_attempts)
+    bead_dispatch_count(bead=bead, now=now)
     if bead.status == BeadStatus.OPEN:
         bead_set_status(
             bead=bead,
@@ -170,7 +163,7 @@ def _watch(town: Town, action: a.WatchMergeRequest, now: datetime) -> list[SideE
     if bead.status != BeadStatus.OPEN:
         raise Skipped("MR is no longer open")
     if action.open_pr:
-        _count_dispatch(bead, now, bead.dispatch_attempts)
+        bead_dispatch_count(bead=bead, now=now)
     bead_set_status(
         bead=bead,
         status=BeadStatus.IN_PROGRESS,
@@ -213,7 +206,7 @@ def _fail(town: Town, action: a.FailBead, now: datetime) -> list[SideEffect]:
 def _reopen(town: Town, action: a.ReopenBead, now: datetime) -> list[SideEffect]:
     bead = _bead(action.bead_id)
     _unhook_agents_of(bead, now, action.note)
-    Bead.objects.filter(pk=bead.pk).update(assignee=None)
+    bead_assign(bead=bead, agent=None)
     bead_set_status(bead=bead, status=BeadStatus.OPEN, actor=RECONCILER, now=now, note=action.note)
     return []
 
@@ -245,8 +238,8 @@ def _unhook(town: Town, action: a.UnhookAgent, now: datetime) -> list[SideEffect
             # R7 releases a refinery from a live MR only while its PR waits on a human, and a
             # wait counts no attempts (SPEC §3): the review dispatches after it start afresh,
             # or an MR that waited a few times would fail as review_dispatch_exhausted.
-            Bead.objects.filter(pk=bead.pk).update(dispatch_attempts=0)
             data["dispatch_attempts_reset_from"] = bead.dispatch_attempts
+            bead_dispatch_reset(bead=bead)
         bead_event_record(
             bead=bead,
             kind=BeadEventKind.UNHOOKED,
@@ -339,7 +332,7 @@ def _landing_mr(town: Town, action: a.CreateLandingMergeRequest, now: datetime) 
     )
     # The partial unique index allows one active landing MR per convoy: a racing worker's
     # insert fails with IntegrityError and its whole action rolls back.
-    mr = merge_request_create(
+    merge_request_create(
         town=town,
         rig=convoy.rig,
         title=f"Land convoy: {convoy.title}"[:300],
@@ -350,7 +343,6 @@ def _landing_mr(town: Town, action: a.CreateLandingMergeRequest, now: datetime) 
         pr_url=action.adopt_pr_url,
         adopted=bool(action.adopt_pr_url),
     )
-    Bead.objects.filter(pk=mr.bead_id).update(convoy=None)
     return []
 
 

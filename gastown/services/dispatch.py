@@ -27,7 +27,13 @@ from django.utils import timezone
 
 from beads.audit import Actor
 from beads.models import Bead, BeadEventKind, BeadStatus
-from beads.services import StaleBeadError, TerminalBeadError, bead_event_record, bead_set_status
+from beads.services import (
+    StaleBeadError,
+    TerminalBeadError,
+    bead_assign,
+    bead_event_record,
+    bead_set_status,
+)
 from gastown.models import Agent, AgentStatus
 from gastown.services.telemetry import telemetry_record
 
@@ -144,7 +150,7 @@ def dispatch_failed(*, agent: Agent, bead: Bead, reason: str, now: datetime) -> 
             data={"agent": agent.name, "failed": True},
         )
         if released and bead.type == "issue" and bead.status == BeadStatus.IN_PROGRESS:
-            Bead.objects.filter(pk=bead.pk).update(assignee=None)
+            bead_assign(bead=bead, agent=None)
             with contextlib.suppress(StaleBeadError, TerminalBeadError):
                 bead_set_status(
                     bead=bead,

@@ -34,6 +34,8 @@ from beads.models import (
 from beads.services import (
     StaleBeadError,
     TerminalBeadError,
+    bead_assign,
+    bead_dispatch_reset,
     bead_event_record,
     bead_set_status,
     merge_request_request_check,
@@ -313,14 +315,8 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
     actor = Actor.for_user(user)
     parts = ["attempts and back-off reset"]
     with transaction.atomic():
-        changed = (
-            Bead.objects.filter(pk=bead.pk)
-            .exclude(status__in=TERMINAL_STATUSES)
-            .update(dispatch_attempts=0, last_dispatch_attempt_at=None, updated_at=now)
-        )
-        if changed != 1:
+        if not bead_dispatch_reset(bead=bead, now=now):
             raise OverrideRefused(f"Bead #{bead.pk} became terminal meanwhile; not touched.")
-        bead.dispatch_attempts, bead.last_dispatch_attempt_at = 0, None
         if bead.type == BeadType.ISSUE and bead.status == BeadStatus.IN_PROGRESS:
             agents = list(Agent.objects.filter(hooked_bead=bead))
             Agent.objects.filter(hooked_bead=bead).update(
@@ -334,8 +330,7 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
                     note=f"{agent.name} unhooked by a re-dispatch.",
                     data={"agent": agent.name},
                 )
-            Bead.objects.filter(pk=bead.pk).update(assignee=None)
-            bead.assignee = None
+            bead_assign(bead=bead, agent=None)
             try:
                 bead_set_status(
                     bead=bead,

@@ -29,7 +29,14 @@ from beads.models import (
     MergeRequest,
     ReviewStatus,
 )
-from beads.services import bead_event_record, bead_set_status, merge_request_create, rework_request
+from beads.services import (
+    bead_assign,
+    bead_event_record,
+    bead_metadata_set,
+    bead_set_status,
+    merge_request_create,
+    rework_request,
+)
 from gastown.models import Agent, AgentRole, AgentStatus, MergeMode, Rig
 from gastown.scheduling import enqueue_tick
 from scm.errors import ScmError
@@ -364,13 +371,12 @@ def agent_report_failure(
         _locked_agent(agent)
         locked = _locked_bead(bead)
         _require_hooked(agent, bead)
-        bead.metadata = dict(locked.metadata or {})
-        bead.metadata["last_failure"] = {
-            "message": message,
-            "agent": agent.name,
-            "at": now.isoformat(),
-        }
-        Bead.objects.filter(pk=bead.pk).update(metadata=bead.metadata)
+        bead_metadata_set(
+            bead=locked,
+            key="last_failure",
+            value={"message": message, "agent": agent.name, "at": now.isoformat()},
+        )
+        bead.metadata = locked.metadata
         bead_event_record(
             bead=bead,
             kind=BeadEventKind.NOTE,
@@ -402,8 +408,7 @@ def agent_report_failure(
                     now=now,
                 )
                 if bead.assignee_id is not None:
-                    Bead.objects.filter(pk=bead.pk).update(assignee=None)
-                    bead.assignee = None
+                    bead_assign(bead=bead, agent=None)
                     bead_event_record(
                         bead=bead,
                         kind=BeadEventKind.ASSIGNED,
