@@ -20,12 +20,15 @@ from gastown.env import (
     env_str,
     env_url,
 )
+from gastown.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 try:
     DEBUG = env_bool("DEBUG", default=False)
     SECRET_KEY = env_str("SECRET_KEY")
+    # Old keys, newest first: signatures and stored tokens made with them stay valid.
+    SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
     DATABASES = {"default": env_database("DATABASE_URL", BASE_DIR / "db.sqlite3")}
     GITHUB_TOKEN = env_str("GITHUB_TOKEN")
@@ -40,7 +43,14 @@ try:
     GASTOWN_DEMO = env_bool("GASTOWN_DEMO", default=GASTOWN_SIMULATED_AGENTS)
     # Seconds between a tick of an active town and the next one it enqueues.
     GASTOWN_ACTIVE_TICK_SECONDS = env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
+    # /readyz fails for a town whose last reconciler tick is older than this (3 schedule
+    # intervals: one missed visit is not an outage).
+    GASTOWN_TICK_STALE_SECONDS = env_int("GASTOWN_TICK_STALE_SECONDS", 180, minimum=60)
+    # /metrics is off (404) without it; with it, scrapers send "Authorization: Bearer <it>".
+    METRICS_TOKEN = env_str("METRICS_TOKEN")
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    # One line per record: logfmt key=value (kv), JSON, or plain text for a terminal.
+    LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "kv", ("json", "kv", "plain"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
     # django-q2's queue: the database (nothing more to run) or Redis (README, "Deploying").
@@ -171,6 +181,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Load balancers probe over plain HTTP inside the network: with SECURE_SSL_REDIRECT on they
+# would get a redirect instead of the answer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 if not DEBUG:
@@ -197,13 +211,6 @@ Q_CLUSTER = {
     "label": "Tasks",
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django_q": {"level": "WARNING"}},
-}
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 
 TESTING = "pytest" in sys.modules

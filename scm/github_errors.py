@@ -128,6 +128,7 @@ class RateLimit:
     def __init__(self) -> None:
         self.budgets: dict[str, Budget] = {}
         self.last_cost: int | None = None
+        self.points_spent = 0  # GraphQL points, summed over this client's documents
 
     def budget(self, resource: str) -> Budget:
         return self.budgets.setdefault(resource, Budget())
@@ -150,6 +151,7 @@ class RateLimit:
             budget.remaining = rate["remaining"]
         if isinstance(rate.get("cost"), int):
             self.last_cost = rate["cost"]
+            self.points_spent += rate["cost"]
         reset = rate.get("resetAt")
         if isinstance(reset, str):
             with contextlib.suppress(ValueError):

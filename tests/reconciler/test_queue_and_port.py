@@ -289,7 +289,7 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     from datetime import timedelta
 
     from beads.models import BeadEvent
-    from gastown.models import WebhookDelivery
+    from gastown.models import FeedbackCheckRun, WebhookDelivery
     from gastown.reconciler.tick import prune
 
     bead = BeadFactory()
@@ -297,6 +297,10 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
         bead=bead, bead_ref=bead.pk, bead_title="t", town=bead.town, kind="note", actor="x"
     )
     ReconcilerTick.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
+    FeedbackCheckRun.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
+    recent_check = FeedbackCheckRun.objects.create(
+        town=bead.town, started_at=clock.now - timedelta(hours=23)
+    )
     TelemetryEvent.objects.create(town=bead.town, name="x")
     TelemetryEvent.objects.filter(name="x").update(created_at=clock.now - timedelta(days=91))
     WebhookDelivery.objects.create(delivery_id="old", event="ping", status="ignored")
@@ -309,6 +313,7 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     )
     prune(clock.now)
     assert not ReconcilerTick.objects.exists()
+    assert list(FeedbackCheckRun.objects.all()) == [recent_check]
     assert not TelemetryEvent.objects.filter(name="x").exists()
     assert list(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["fresh"]
     assert BeadEvent.objects.filter(bead_ref=bead.pk).count() == 1
