@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from scm.types import MERGE_STATE_STATUSES, REVIEW_DECISIONS, PullRequestSnapshot
+from scm.types import MERGE_STATE_STATUSES, REVIEW_DECISIONS, PullRequestSnapshot, Refusal
 
 
 class Blocker(StrEnum):
@@ -17,6 +17,8 @@ class Blocker(StrEnum):
     CHECKS_PENDING = "checks_pending"
     THREADS = "threads"
     HUMAN_REVIEW = "human_review"
+    # The base branch takes changes only through GitHub's merge queue: enqueue, never merge.
+    MERGE_QUEUE = "merge_queue"
     BEHIND = "behind"
     UNKNOWN = "unknown"
     READY = "ready"
@@ -26,6 +28,69 @@ class Blocker(StrEnum):
 REWORK_BLOCKERS = frozenset(
     {Blocker.CONFLICT, Blocker.CHANGES_REQUESTED, Blocker.CHECKS_FAILING, Blocker.THREADS}
 )
+
+
+#: What a refused merge waits on. A refusal with no blocker is either final (FINAL_REFUSALS:
+#: escalate once, no retry of this head) or says nothing about this head (head moved: look
+#: again). Messages are GitHub's (scm.github_errors.classify_refusal reads them); rulesets
+#: put "Repository rule violations found" and a paragraph per violated rule.
+#:
+#: ========================  =================  ============================================
+#: Refusal                   Blocker            GitHub says
+#: ========================  =================  ============================================
+#: review_required           human_review       At least 2 approving reviews are required by
+#:                                              reviewers with write access. / New changes
+#:                                              require approval from someone other than the
+#:                                              last pusher.
+#: code_owner_review         human_review       Waiting on code owner review from octo/core.
+#: changes_requested         changes_requested  Changes must be made before merging
+#: checks_expected           checks_pending     Required status check "ci" is expected. /
+#:                                              2 of 2 required status checks are expected.
+#: checks_failing            checks_failing     Required status check "ci" is failing. / 2 of
+#:                                              3 required status checks have not succeeded
+#: threads_unresolved        threads            A conversation must be resolved before this
+#:                                              pull request can be merged.
+#: merge_queue_required      merge_queue        Changes must be made through the merge queue
+#: draft                     draft              Pull Request is still a draft
+#: signed_commits_required   (final)            Commits must have verified signatures.
+#: linear_history_required   (final)            This branch must not contain merge commits.
+#: branch_locked             (final)            Cannot change this locked branch / Cannot
+#:                                              update this protected ref.
+#: method_not_allowed        (final)            Squash merges are not allowed on this
+#:                                              repository.
+#: not_mergeable             (final)            Pull Request is not mergeable
+#: unknown                   (final)            anything else
+#: head_moved                (none: look again) Head branch was modified. Review and try the
+#:                                              merge again. (409)
+#: ========================  =================  ============================================
+REFUSAL_BLOCKERS: dict[Refusal, Blocker] = {
+    Refusal.REVIEW_REQUIRED: Blocker.HUMAN_REVIEW,
+    Refusal.CODE_OWNER_REVIEW: Blocker.HUMAN_REVIEW,
+    Refusal.CHANGES_REQUESTED: Blocker.CHANGES_REQUESTED,
+    Refusal.CHECKS_EXPECTED: Blocker.CHECKS_PENDING,
+    Refusal.CHECKS_FAILING: Blocker.CHECKS_FAILING,
+    Refusal.THREADS_UNRESOLVED: Blocker.THREADS,
+    Refusal.MERGE_QUEUE_REQUIRED: Blocker.MERGE_QUEUE,
+    Refusal.DRAFT: Blocker.DRAFT,
+}
+
+#: Refusals a retry of the same head cannot change: escalated once, not retried on that head.
+FINAL_REFUSALS = frozenset(
+    {
+        Refusal.SIGNED_COMMITS_REQUIRED,
+        Refusal.LINEAR_HISTORY_REQUIRED,
+        Refusal.BRANCH_LOCKED,
+        Refusal.METHOD_NOT_ALLOWED,
+        Refusal.NOT_MERGEABLE,
+        Refusal.UNKNOWN,
+    }
+)
+
+
+def refusal_blocker(refusal: Refusal) -> Blocker | None:
+    """The blocker a refused merge holds the PR at; None for a final refusal or a moved
+    head (see the table above)."""
+    return REFUSAL_BLOCKERS.get(refusal)
 
 
 def awaiting_approval(blocker: Blocker | str | None) -> bool:

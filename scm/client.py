@@ -33,12 +33,13 @@ from github import Auth, Github, GithubException
 from scm import graphql as documents
 from scm.credentials import GitHubCredential
 from scm.errors import CredentialError, ScmError
-from scm.github_errors import RateLimit, classify_merge_refusal, translate
+from scm.github_errors import RateLimit, classify_refusal, translate
 from scm.snapshots import parse_snapshot, parse_threads
 from scm.types import (
     MergeOutcome,
     PullRequestRef,
     PullRequestSnapshot,
+    Refusal,
     ReviewThread,
     SnapshotResult,
 )
@@ -47,6 +48,11 @@ from scm.urls import ref_problem
 logger = logging.getLogger(__name__)
 
 ThreadClassifier = Callable[[ReviewThread], bool]  # True: the thread blocks the merge
+
+
+#: Refusals of one merge method that another method may not get: a linear history refuses a
+#: merge commit, not a squash or rebase.
+_TRY_NEXT_METHOD = frozenset({Refusal.METHOD_NOT_ALLOWED, Refusal.LINEAR_HISTORY_REQUIRED})
 
 
 def _no_data_error(errors: list[dict[str, Any]]) -> ScmError:
@@ -308,8 +314,10 @@ class GitHubClient:
     # --- writes -------------------------------------------------------------------------
 
     def merge(self, ref: PullRequestRef, *, head_sha: str, methods: Sequence[str]) -> MergeOutcome:
-        """Try each method in order, moving on only when GitHub says that method is not
-        allowed. Sends the head SHA checked, so GitHub refuses (409) if the head moved."""
+        """Try each method in order, moving on only when GitHub refuses that method (not
+        allowed on the repository, or a merge commit on a branch requiring a linear history).
+        Sends the head SHA checked, so GitHub refuses (409) if the head moved. A refusal's
+        `refusal` says why (scm.blocker.REFUSAL_BLOCKERS: what it waits on)."""
         outcome = MergeOutcome("permanent", None, "No merge method configured.")
         url = f"/repos/{ref.repo}/pulls/{ref.number}/merge"
         for method in methods:
@@ -322,10 +330,10 @@ class GitHubClient:
                 message = _message(error)
                 if translated.kind == "transient":
                     return MergeOutcome("transient", method, translated.message)
-                kind = classify_merge_refusal(error.status, message)
-                outcome = MergeOutcome(kind, method, message)
-                logger.info("merge of %s with %s refused: %s (%s)", ref, method, kind, message)
-                if kind == "method_not_allowed":
+                refusal = classify_refusal(error.status, message)
+                outcome = MergeOutcome.refused(refusal, method, message)
+                logger.info("merge of %s with %s refused: %s (%s)", ref, method, refusal, message)
+                if refusal in _TRY_NEXT_METHOD:
                     continue
                 return outcome
             except ScmError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from django.conf import settings
@@ -123,18 +124,68 @@ class SnapshotResult:
         return self.snapshot is not None
 
 
+class Refusal(StrEnum):
+    """Why GitHub refused a merge, read from its message (scm.github_errors.classify_refusal);
+    scm.blocker.refusal_blocker says what each one waits on."""
+
+    REVIEW_REQUIRED = "review_required"
+    CODE_OWNER_REVIEW = "code_owner_review"
+    CHANGES_REQUESTED = "changes_requested"
+    CHECKS_EXPECTED = "checks_expected"
+    CHECKS_FAILING = "checks_failing"
+    THREADS_UNRESOLVED = "threads_unresolved"
+    MERGE_QUEUE_REQUIRED = "merge_queue_required"
+    SIGNED_COMMITS_REQUIRED = "signed_commits_required"
+    LINEAR_HISTORY_REQUIRED = "linear_history_required"
+    BRANCH_LOCKED = "branch_locked"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    DRAFT = "draft"
+    NOT_MERGEABLE = "not_mergeable"
+    HEAD_MOVED = "head_moved"
+    UNKNOWN = "unknown"
+
+
+#: MergeOutcome.kind for each refusal: the coarse family callers read before `refusal`
+#: existed. Thread resolution stays review_required there (it parked the MR before);
+#: the merge queue never is (it is no human's to give).
+REFUSAL_FAMILY: dict[Refusal, str] = {
+    Refusal.REVIEW_REQUIRED: "review_required",
+    Refusal.CODE_OWNER_REVIEW: "review_required",
+    Refusal.CHANGES_REQUESTED: "review_required",
+    Refusal.THREADS_UNRESOLVED: "review_required",
+    Refusal.CHECKS_EXPECTED: "checks_required",
+    Refusal.CHECKS_FAILING: "checks_required",
+    Refusal.MERGE_QUEUE_REQUIRED: "merge_queue_required",
+    Refusal.SIGNED_COMMITS_REQUIRED: "permanent",
+    Refusal.LINEAR_HISTORY_REQUIRED: "permanent",
+    Refusal.BRANCH_LOCKED: "permanent",
+    Refusal.METHOD_NOT_ALLOWED: "method_not_allowed",
+    Refusal.DRAFT: "not_mergeable",
+    Refusal.NOT_MERGEABLE: "not_mergeable",
+    Refusal.HEAD_MOVED: "head_moved",
+    Refusal.UNKNOWN: "permanent",
+}
+
+
 @dataclass(frozen=True)
 class MergeOutcome:
     """The answer to one merge call.
 
-    kind: merged, method_not_allowed (every configured method refused), review_required,
-    checks_required, not_mergeable, head_moved, transient, permanent.
+    kind: merged, transient, or a refused merge's family (REFUSAL_FAMILY): method_not_allowed
+    (every configured method refused), review_required, checks_required,
+    merge_queue_required, not_mergeable, head_moved, permanent. `refusal` says exactly why
+    (None when merged or transient); scm.blocker.refusal_blocker maps it to a blocker.
     """
 
     kind: str
     method: str | None
     message: str
     sha: str | None = None
+    refusal: Refusal | None = None
+
+    @classmethod
+    def refused(cls, refusal: Refusal, method: str | None, message: str) -> MergeOutcome:
+        return cls(REFUSAL_FAMILY[refusal], method, message, refusal=refusal)
 
     @property
     def merged(self) -> bool:

@@ -49,6 +49,73 @@ def _iso(value: Any) -> str:
     return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
+# A ruleset's refusal lists every rule it violates, a paragraph each; classic branch
+# protection names the first one.
+RULESET_PREFIX = "Repository rule violations found\n\n"
+
+
+def protection_violations(repo: FakeRepo, pull: FakePull, method: str) -> list[str]:
+    """GitHub's words for each rule this merge breaks, in the order GitHub checks them."""
+    if not protection_applies(repo, pull):
+        return []
+    violations = []
+    if repo.lock_branch:
+        violations.append(
+            "Cannot update this protected ref."
+            if repo.rulesets
+            else "Cannot change this locked branch"
+        )
+    if repo.require_merge_queue:
+        violations.append("Changes must be made through the merge queue")
+    if repo.require_signed_commits and not pull.signed:
+        violations.append("Commits must have verified signatures.")
+    if repo.require_linear_history and method == "merge":
+        violations.append("This branch must not contain merge commits.")
+    decision = review_decision(repo, pull)
+    if decision == "CHANGES_REQUESTED":
+        violations.append("Changes must be made before merging")
+    elif decision == "REVIEW_REQUIRED":
+        approvals = sum(1 for s in latest_reviews(pull).values() if s == "APPROVED")
+        if approvals < repo.required_approvals:
+            needed = repo.required_approvals
+            violations.append(
+                f"At least {needed} approving review{'s are' if needed > 1 else ' is'} "
+                "required by reviewers with write access."
+            )
+        else:
+            violations.append(
+                f"Waiting on code owner review from {', '.join(sorted(repo.code_owners))}."
+            )
+    if not required_checks_pass(repo, pull):
+        missing = [
+            n
+            for n in sorted(repo.required_checks)
+            if n not in pull.checks or pull.checks[n].pending
+        ]
+        failing = [
+            n
+            for n in sorted(repo.required_checks)
+            if n in pull.checks and not pull.checks[n].pending and not pull.checks[n].passing
+        ]
+        unmet = len(missing) + len(failing)
+        if unmet > 1:
+            total = len(repo.required_checks)
+            if failing:
+                violations.append(
+                    f"{unmet} of {total} required status checks have not succeeded: "
+                    f"{len(failing)} failing."
+                )
+            else:
+                violations.append(f"{unmet} of {total} required status checks are expected.")
+        elif failing:
+            violations.append(f'Required status check "{failing[0]}" is failing.')
+        else:
+            violations.append(f'Required status check "{missing[0]}" is expected.')
+    if repo.require_conversation_resolution and any(not t.resolved for t in pull.threads):
+        violations.append("A conversation must be resolved before this pull request can be merged.")
+    return violations
+
+
 class RestApi:
     """Routes `METHOD /path` to a handler over the fake state."""
 
@@ -251,35 +318,11 @@ class RestApi:
             return refuse(405, METHOD_NOT_ALLOWED.get(method, "Invalid merge method."))
         if pull.conflict or not pull.mergeable_known:
             return refuse(405, "Pull Request is not mergeable")
-        decision = review_decision(repo, pull)
-        if decision == "CHANGES_REQUESTED":
-            return refuse(405, "Changes must be made before merging")
-        if decision == "REVIEW_REQUIRED":
-            approvals = sum(1 for s in latest_reviews(pull).values() if s == "APPROVED")
-            if approvals < repo.required_approvals:
-                missing = repo.required_approvals
-                return refuse(
-                    405,
-                    f"At least {missing} approving review{'s are' if missing > 1 else ' is'} "
-                    "required by reviewers with write access.",
-                )
-            owners = ", ".join(sorted(repo.code_owners))
-            return refuse(405, f"Waiting on code owner review from {owners}.")
-        if not required_checks_pass(repo, pull):
-            for check_name in sorted(repo.required_checks):
-                check = pull.checks.get(check_name)
-                if check is None or check.pending:
-                    return refuse(405, f'Required status check "{check_name}" is expected.')
-                if not check.passing:
-                    return refuse(405, f'Required status check "{check_name}" is failing.')
-        if (
-            repo.require_conversation_resolution
-            and protection_applies(repo, pull)
-            and any(not t.resolved for t in pull.threads)
-        ):
-            return refuse(
-                405, "A conversation must be resolved before this pull request can be merged."
-            )
+        violations = protection_violations(repo, pull, method)
+        if violations:
+            if repo.rulesets:
+                return refuse(405, RULESET_PREFIX + "".join(f"{v}\n\n" for v in violations))
+            return refuse(405, violations[0])
         merge_sha = new_sha(f"merge-{repo.full_name}-{pull.number}")
         pull.merged = True
         pull.state = "closed"

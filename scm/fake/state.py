@@ -76,6 +76,7 @@ class FakePull:
     behind: bool = False
     mergeable_known: bool = True
     has_hooks: bool = False
+    signed: bool = True  # every commit has a verified signature
     reviews: list[tuple[str, str]] = field(default_factory=list)  # (login, APPROVED/...)
     requested_reviewers: list[str] = field(default_factory=list)
     requested_teams: list[str] = field(default_factory=list)
@@ -97,6 +98,13 @@ class FakeRepo:
     require_code_owner_review: bool = False
     code_owners: set[str] = field(default_factory=set)
     require_conversation_resolution: bool = False
+    require_signed_commits: bool = False
+    require_linear_history: bool = False
+    lock_branch: bool = False
+    require_merge_queue: bool = False
+    # Protection comes from rulesets (a refusal lists every violated rule) rather than
+    # classic branch protection (it names the first).
+    rulesets: bool = False
     # Branch protection applies to PRs into these bases; None protects every base.
     protected_branches: set[str] | None = None
     branches: dict[str, str] = field(default_factory=dict)
