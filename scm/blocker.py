@@ -19,6 +19,8 @@ class Blocker(StrEnum):
     HUMAN_REVIEW = "human_review"
     # The base branch takes changes only through GitHub's merge queue: enqueue, never merge.
     MERGE_QUEUE = "merge_queue"
+    # In the merge queue (snapshot.queue_entry: position and state): GitHub merges it.
+    QUEUED = "queued"
     BEHIND = "behind"
     UNKNOWN = "unknown"
     READY = "ready"
@@ -115,6 +117,9 @@ def derive_blocker(snapshot: PullRequestSnapshot, *, required_checks_only: bool 
         return Blocker.CLOSED
     if snapshot.state != "OPEN":
         return Blocker.UNKNOWN
+    if snapshot.queue_entry is not None:
+        # GitHub owns the merge now; a push or a failing merge group takes it out again.
+        return Blocker.QUEUED
     if snapshot.is_draft or status == "DRAFT":
         return Blocker.DRAFT
     if status == "DIRTY" or snapshot.mergeable == "CONFLICTING":

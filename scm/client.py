@@ -34,14 +34,22 @@ from scm import graphql as documents
 from scm.credentials import GitHubCredential
 from scm.errors import CredentialError, ScmError
 from scm.github_errors import RateLimit, classify_refusal, translate
-from scm.snapshots import parse_snapshot, parse_threads
+from scm.snapshots import parse_snapshot, parse_threads, parse_time
 from scm.types import (
+    MERGE_METHODS,
+    MERGE_QUEUE_ENTRY_STATES,
+    AutoMergeRequest,
+    LabelEvent,
     MergeOutcome,
+    MergeQueueEntry,
     PullRequestRef,
     PullRequestSnapshot,
+    QueueRemoval,
     Refusal,
     ReviewThread,
     SnapshotResult,
+    WriteKind,
+    WriteOutcome,
 )
 from scm.urls import ref_problem
 
@@ -347,6 +355,148 @@ class GitHubClient:
             )
         return outcome
 
+    # --- merge queue and native auto-merge (GraphQL writes) -------------------------------
+
+    def enqueue(
+        self, ref: PullRequestRef, *, expected_head_sha: str, node_id: str = ""
+    ) -> WriteOutcome:
+        """Add the PR to its base branch's merge queue (enqueuePullRequest), only while its
+        head is `expected_head_sha`. `node_id` is the snapshot's (else one look-up first)."""
+        return self._write(
+            ref,
+            documents.ENQUEUE,
+            {"head": expected_head_sha},
+            node_id=node_id,
+        )
+
+    def enable_auto_merge(
+        self,
+        ref: PullRequestRef,
+        *,
+        method: str,
+        expected_head_sha: str,
+        node_id: str = "",
+    ) -> WriteOutcome:
+        """Turn on GitHub's native auto-merge with `method` (merge, squash, rebase). GitHub
+        refuses (kind "clean") when it could merge right now: merge it then."""
+        return self._write(
+            ref,
+            documents.ENABLE_AUTO_MERGE,
+            {"head": expected_head_sha, "method": method.upper()},
+            node_id=node_id,
+        )
+
+    def disable_auto_merge(self, ref: PullRequestRef, *, node_id: str = "") -> WriteOutcome:
+        return self._write(ref, documents.DISABLE_AUTO_MERGE, {}, node_id=node_id)
+
+    def _node_id(self, ref: PullRequestRef) -> str:
+        document = documents.single_document(
+            documents.PULL_REQUEST_ID, {"owner": ref.owner, "name": ref.name, "number": ref.number}
+        )
+        data, errors = self._graphql(document)
+        repository = data.get("repository")
+        node = repository.get("pullRequest") if isinstance(repository, dict) else None
+        node_id = node.get("id") if isinstance(node, dict) else None
+        if not isinstance(node_id, str) or not node_id:
+            message = str(errors[0].get("message") or "") if errors else "no ID"
+            raise ScmError("not_found", f"GitHub has no pull request {ref} ({message}).")
+        return node_id
+
+    def _write(
+        self, ref: PullRequestRef, query: str, variables: dict[str, Any], *, node_id: str
+    ) -> WriteOutcome:
+        """One mutation; GitHub's refusals come back as a WriteOutcome, never retried."""
+        try:
+            node_id = node_id or self._node_id(ref)
+            document = documents.single_document(query, {"id": node_id, **variables})
+            data, errors = self._graphql_answer(document)
+        except CredentialError:
+            raise
+        except ScmError as error:
+            if error.kind in {"transient", "invalid_response"}:
+                return WriteOutcome("transient", error.message)
+            return WriteOutcome("refused", error.message)
+        for entry in errors:
+            if entry.get("type") == "FORBIDDEN":
+                raise CredentialError(
+                    "forbidden",
+                    f"GitHub refused the {self.credential.source or 'token'} a write on "
+                    f"{ref.url}: {entry.get('message')}",
+                    source=self.credential.source,
+                    permission=str(entry.get("message") or "") or None,
+                )
+        if errors:
+            message = str(errors[0].get("message") or "")
+            logger.info("GitHub refused %s on %s: %s", document.operation, ref, message)
+            return WriteOutcome(_write_refusal(message), message)
+        answer = next(iter((data or {}).values()), None)
+        payload: dict[str, Any] = answer if isinstance(answer, dict) else {}
+        queued = payload.get("mergeQueueEntry")
+        pull = payload.get("pullRequest")
+        request = pull.get("autoMergeRequest") if isinstance(pull, dict) else None
+        return WriteOutcome(
+            "done",
+            f"{document.operation} done for {ref}",
+            queue_entry=_entry(queued) if isinstance(queued, dict) else None,
+            auto_merge=_auto_merge_request(request) if isinstance(request, dict) else None,
+        )
+
+    # --- timeline look-ups (only for the PRs that need them) ----------------------------
+
+    def label_events(
+        self, refs: Sequence[PullRequestRef], label: str
+    ) -> dict[PullRequestRef, LabelEvent | None]:
+        """Who last added `label` to each PR (LabeledEvent), for the PRs that carry it; None
+        when the timeline does not say (e.g. added over LABEL_EVENTS_LIMIT events ago)."""
+        found: dict[PullRequestRef, LabelEvent | None] = {}
+        for ref, nodes in self._timeline(refs, documents.LABELED_EVENTS).items():
+            events = [
+                LabelEvent(
+                    label=label,
+                    actor=(n.get("actor") or {}).get("login"),
+                    at=parse_time(n.get("createdAt")),
+                )
+                for n in nodes
+                if (n.get("label") or {}).get("name") == label
+            ]
+            found[ref] = events[-1] if events else None
+        return found
+
+    def queue_removals(
+        self, refs: Sequence[PullRequestRef]
+    ) -> dict[PullRequestRef, QueueRemoval | None]:
+        """Why the merge queue last dropped each PR (None: it never did), for PRs gastown
+        enqueued that left the queue unmerged."""
+        found: dict[PullRequestRef, QueueRemoval | None] = {}
+        for ref, nodes in self._timeline(refs, documents.QUEUE_REMOVALS).items():
+            last = nodes[-1] if nodes else None
+            found[ref] = (
+                None
+                if last is None
+                else QueueRemoval(
+                    reason=str(last.get("reason") or ""),
+                    at=parse_time(last.get("createdAt")),
+                    head_sha=(last.get("beforeCommit") or {}).get("oid"),
+                )
+            )
+        return found
+
+    def _timeline(
+        self, refs: Sequence[PullRequestRef], kind: tuple[str, str, int]
+    ) -> dict[PullRequestRef, list[dict[str, Any]]]:
+        """Timeline nodes per PR; a PR GitHub could not answer for is left out."""
+        found: dict[PullRequestRef, list[dict[str, Any]]] = {}
+        askable = [ref for ref in dict.fromkeys(refs) if ref_problem(ref) is None]
+        for batch in documents.batched(askable):
+            document = documents.timeline_document(batch, kind)
+            data, _ = self._graphql(document)
+            for alias, ref in document.aliases.items():
+                repository = data.get(alias)
+                node = repository.get("pullRequest") if isinstance(repository, dict) else None
+                if isinstance(node, dict):
+                    found[ref] = _timeline_nodes(node)
+        return found
+
     def open_pull_request(
         self, repo: str, *, head: str, base: str, title: str, body: str = ""
     ) -> PullRequestRef:
@@ -439,6 +589,46 @@ class GitHubClient:
                 return False
             raise translate(error, source=self.credential.source) from None
         return True
+
+
+def _timeline_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    items = node.get("timelineItems")
+    nodes = items.get("nodes") if isinstance(items, dict) else None
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def _write_refusal(message: str) -> WriteKind:
+    """GitHub's refusal of a mutation, by its message (type UNPROCESSABLE)."""
+    text = message.lower()
+    if "clean status" in text:
+        return "clean"
+    if "head" in text and ("expected" in text or "match" in text or "changed" in text):
+        return "head_moved"
+    if "not allowed" in text or "not enabled" in text or "merge queue-enabled" in text:
+        return "not_allowed"
+    if "something went wrong" in text or "timeout" in text:
+        return "transient"
+    return "refused"
+
+
+def _entry(node: dict[str, Any]) -> MergeQueueEntry:
+    position = node.get("position")
+    state = node.get("state")
+    return MergeQueueEntry(
+        position=position if isinstance(position, int) else 0,
+        state=state if state in MERGE_QUEUE_ENTRY_STATES else "UNKNOWN",
+    )
+
+
+def _auto_merge_request(node: dict[str, Any]) -> AutoMergeRequest:
+    by = node.get("enabledBy")
+    login = by.get("login") if isinstance(by, dict) else None
+    method = node.get("mergeMethod")
+    return AutoMergeRequest(
+        enabled_by=login if isinstance(login, str) else None,
+        method=method if method in MERGE_METHODS else "UNKNOWN",
+        enabled_at=parse_time(node.get("enabledAt")),
+    )
 
 
 def _pr_number(data: Any, what: str) -> int:

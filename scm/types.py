@@ -75,6 +75,61 @@ class ReviewThread:
     comments: tuple[ReviewComment, ...]
 
 
+MERGE_QUEUE_ENTRY_STATES = frozenset(
+    {"AWAITING_CHECKS", "LOCKED", "MERGEABLE", "QUEUED", "UNMERGEABLE"}
+)
+MERGE_METHODS = frozenset({"MERGE", "SQUASH", "REBASE"})
+
+
+@dataclass(frozen=True)
+class MergeQueueEntry:
+    """The PR's place in its base branch's merge queue. `state` is GitHub's
+    MergeQueueEntryState (QUEUED, AWAITING_CHECKS, MERGEABLE, UNMERGEABLE, LOCKED) or
+    UNKNOWN. https://docs.github.com/en/graphql/reference/objects#mergequeueentry"""
+
+    position: int
+    state: str
+
+
+@dataclass(frozen=True)
+class AutoMergeRequest:
+    """GitHub's native auto-merge, enabled on the PR: GitHub merges (or enqueues) it by
+    itself once its rules are met. `method` is MERGE, SQUASH, REBASE or UNKNOWN;
+    `enabled_by` a login (None: a deleted account)."""
+
+    enabled_by: str | None
+    method: str
+    enabled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueueRemoval:
+    """The last time the merge queue dropped the PR (RemovedFromMergeQueueEvent): `reason` is
+    GitHub's text, `head_sha` the head it dropped."""
+
+    reason: str
+    at: datetime | None
+    head_sha: str | None
+
+    @property
+    def cause(self) -> Literal["checks_failing", "conflict", "other"]:
+        text = self.reason.lower()
+        if "conflict" in text:
+            return "conflict"
+        if "check" in text or "fail" in text:
+            return "checks_failing"
+        return "other"
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """Who added a label, and when (the latest LabeledEvent of that label)."""
+
+    label: str
+    actor: str | None
+    at: datetime | None
+
+
 @dataclass(frozen=True)
 class PullRequestSnapshot:
     """What GitHub said about one pull request at `fetched_at`.
@@ -105,10 +160,41 @@ class PullRequestSnapshot:
     # Fields whose value GitHub did not give or gave in a form we could not read; the rest
     # of the snapshot is still GitHub's answer.
     odd_fields: tuple[str, ...] = field(default=())
+    node_id: str = ""  # GitHub's global ID, what mutations take
+    # The base branch takes changes only through its merge queue (isMergeQueueEnabled): a
+    # ready PR is enqueued (GitHubClient.enqueue), never merged.
+    merge_queue_required: bool = False
+    queue_entry: MergeQueueEntry | None = None
+    auto_merge: AutoMergeRequest | None = None
+    labels: tuple[str, ...] = ()  # names only; GitHubClient.label_events says who added one
 
     @property
     def ref(self) -> PullRequestRef:
         return PullRequestRef(self.repo, self.number)
+
+
+WriteKind = Literal["done", "head_moved", "clean", "not_allowed", "refused", "transient"]
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """The answer to a GraphQL write (enqueue, enable or disable auto-merge).
+
+    kind: done; head_moved (the head is not the SHA checked: look again); clean (auto-merge
+    refused because GitHub could merge the PR right now: merge it); not_allowed (the
+    repository does not allow auto-merge, or the base has no merge queue); refused (any other
+    of GitHub's refusals, in `message`); transient (a 5xx or time-out: it may have happened,
+    look again before retrying).
+    """
+
+    kind: WriteKind
+    message: str
+    queue_entry: MergeQueueEntry | None = None
+    auto_merge: AutoMergeRequest | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.kind == "done"
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from scm.fake.state import (
+    RULESET_PREFIX,
     FakePull,
     FakeRepo,
     FakeState,
-    latest_reviews,
+    merge,
     merge_state_status,
     new_sha,
     now,
-    protection_applies,
-    required_checks_pass,
-    review_decision,
+    protection_violations,
 )
 
 DOCS = "https://docs.github.com/rest"
@@ -47,73 +46,6 @@ def not_found() -> Reply:
 
 def _iso(value: Any) -> str:
     return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
-
-
-# A ruleset's refusal lists every rule it violates, a paragraph each; classic branch
-# protection names the first one.
-RULESET_PREFIX = "Repository rule violations found\n\n"
-
-
-def protection_violations(repo: FakeRepo, pull: FakePull, method: str) -> list[str]:
-    """GitHub's words for each rule this merge breaks, in the order GitHub checks them."""
-    if not protection_applies(repo, pull):
-        return []
-    violations = []
-    if repo.lock_branch:
-        violations.append(
-            "Cannot update this protected ref."
-            if repo.rulesets
-            else "Cannot change this locked branch"
-        )
-    if repo.require_merge_queue:
-        violations.append("Changes must be made through the merge queue")
-    if repo.require_signed_commits and not pull.signed:
-        violations.append("Commits must have verified signatures.")
-    if repo.require_linear_history and method == "merge":
-        violations.append("This branch must not contain merge commits.")
-    decision = review_decision(repo, pull)
-    if decision == "CHANGES_REQUESTED":
-        violations.append("Changes must be made before merging")
-    elif decision == "REVIEW_REQUIRED":
-        approvals = sum(1 for s in latest_reviews(pull).values() if s == "APPROVED")
-        if approvals < repo.required_approvals:
-            needed = repo.required_approvals
-            violations.append(
-                f"At least {needed} approving review{'s are' if needed > 1 else ' is'} "
-                "required by reviewers with write access."
-            )
-        else:
-            violations.append(
-                f"Waiting on code owner review from {', '.join(sorted(repo.code_owners))}."
-            )
-    if not required_checks_pass(repo, pull):
-        missing = [
-            n
-            for n in sorted(repo.required_checks)
-            if n not in pull.checks or pull.checks[n].pending
-        ]
-        failing = [
-            n
-            for n in sorted(repo.required_checks)
-            if n in pull.checks and not pull.checks[n].pending and not pull.checks[n].passing
-        ]
-        unmet = len(missing) + len(failing)
-        if unmet > 1:
-            total = len(repo.required_checks)
-            if failing:
-                violations.append(
-                    f"{unmet} of {total} required status checks have not succeeded: "
-                    f"{len(failing)} failing."
-                )
-            else:
-                violations.append(f"{unmet} of {total} required status checks are expected.")
-        elif failing:
-            violations.append(f'Required status check "{failing[0]}" is failing.')
-        else:
-            violations.append(f'Required status check "{missing[0]}" is expected.')
-    if repo.require_conversation_resolution and any(not t.resolved for t in pull.threads):
-        violations.append("A conversation must be resolved before this pull request can be merged.")
-    return violations
 
 
 class RestApi:
@@ -323,13 +255,7 @@ class RestApi:
             if repo.rulesets:
                 return refuse(405, RULESET_PREFIX + "".join(f"{v}\n\n" for v in violations))
             return refuse(405, violations[0])
-        merge_sha = new_sha(f"merge-{repo.full_name}-{pull.number}")
-        pull.merged = True
-        pull.state = "closed"
-        pull.merge_commit_sha = merge_sha
-        pull.merge_method = method
-        pull.updated_at = now()
-        repo.branches[pull.base] = merge_sha
+        merge_sha = merge(repo, pull, method)
         return Reply(
             200, {"sha": merge_sha, "merged": True, "message": "Pull Request successfully merged"}
         )

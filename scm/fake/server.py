@@ -24,11 +24,12 @@ from scm.fake.control import ControlApi, FakeControl
 from scm.fake.faults import Fault, rewrite
 from scm.fake.graphql_exec import execute_graphql
 from scm.fake.rest import Reply, RestApi
-from scm.fake.state import FakeState
+from scm.fake.state import FakeState, settle
 
 logger = logging.getLogger(__name__)
 
 RATE_LIMIT = 5000
+VIEWER = "gastown"  # the login behind a token the fake was not told about
 
 
 @dataclass
@@ -52,6 +53,7 @@ class FakeGitHub(FakeControl):
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
         self.tokens: set[str] | None = None  # None: any non-empty token is accepted
+        self.logins: dict[str, str] = {}  # token -> login (VIEWER for any other)
         self.graphql_remaining = RATE_LIMIT
         self.core_remaining = RATE_LIMIT
         self.reset_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
@@ -108,6 +110,7 @@ class FakeGitHub(FakeControl):
             self.faults.clear()
             self.requests.clear()
             self.tokens = None
+            self.logins.clear()
             self.graphql_remaining = RATE_LIMIT
             self.core_remaining = RATE_LIMIT
             self.reset_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
@@ -195,6 +198,10 @@ class FakeGitHub(FakeControl):
                 rate_headers,
             )
 
+        with self.state.lock:
+            for repo in self.state.repos.values():
+                settle(repo)
+
         if path == "/graphql" and method == "POST":
             if not isinstance(payload, dict) or "query" not in payload:
                 return _reply(Reply(400, {"message": "Problems parsing JSON"}), rate_headers)
@@ -205,6 +212,7 @@ class FakeGitHub(FakeControl):
                 web_url=self.web_url,
                 remaining=self.graphql_remaining,
                 reset_at=self.reset_at,
+                viewer=self.logins.get(token, VIEWER),
             )
             with self._lock:
                 self.graphql_remaining = max(0, self.graphql_remaining - cost)
