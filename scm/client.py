@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,9 +32,10 @@ from django.conf import settings
 from github import Auth, Github, GithubException
 
 from scm import graphql as documents
-from scm.credentials import GitHubCredential
+from scm.credentials import Credential, GitHubAppCredential, GitHubCredential
 from scm.errors import CredentialError, ScmError
 from scm.github_errors import RateLimit, classify_refusal, translate
+from scm.installations import AppInstallations, shared_installations
 from scm.snapshots import parse_snapshot, parse_threads, parse_time
 from scm.types import (
     MERGE_METHODS,
@@ -73,14 +75,53 @@ def _no_data_error(errors: list[dict[str, Any]]) -> ScmError:
     return ScmError(kind or "invalid_response", f"GitHub's GraphQL answer has no data: {first}")
 
 
+class _SwitchedToken(Auth.Auth):
+    """The Authorization of the next request: one installation's token or the other's, set
+    by the client before each request; masked in PyGithub's debug log like any token."""
+
+    def __init__(self, token: str) -> None:
+        self.current = token
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        return self.current
+
+    @property
+    def _masked_token(self) -> str:
+        return "token (removed)"
+
+
+_REPO_PATH = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)")
+
+
 class GitHubClient:
+    """`credential` is a token or a GitHub App. With an App, every request goes out with the
+    token of the installation covering its repository (scm.installations), GraphQL batches
+    hold one owner's PRs each, and each installation's rate limit is tracked apart
+    (`rate_limits`, by installation id; None for a token)."""
+
     def __init__(
-        self, credential: GitHubCredential, *, api_url: str | None = None, timeout: float = 10
+        self,
+        credential: Credential,
+        *,
+        api_url: str | None = None,
+        timeout: float = 10,
+        installations: AppInstallations | None = None,
     ) -> None:
         self.credential = credential
         self.api_url = (api_url or settings.GITHUB_API_URL).rstrip("/")
+        self.installations: AppInstallations | None = None
+        if isinstance(credential, GitHubAppCredential):
+            self.installations = installations or shared_installations(credential, self.api_url)
+        self._auth = _SwitchedToken(
+            credential.token if isinstance(credential, GitHubCredential) else ""
+        )
         options: dict[str, Any] = {
-            "auth": Auth.Token(credential.token),
+            "auth": self._auth,
             "base_url": self.api_url,
             "timeout": max(1, math.ceil(timeout)),
             "retry": None,
@@ -95,8 +136,21 @@ class GitHubClient:
         # timeouts are useful (tests, a worker's tight budget): set it on the requester.
         if hasattr(self._requester, "_Requester__timeout"):
             self._requester._Requester__timeout = timeout
-        self.rate_limit = RateLimit()
+        self.rate_limits: dict[int | None, RateLimit] = {None: RateLimit()}
+        self._installation_id: int | None = None
+        self._source = credential.source
         self.requests_made = 0
+
+    @property
+    def graphql_url(self) -> str:
+        """PyGithub's: /graphql beside https://api.github.com, /api/graphql beside a GitHub
+        Enterprise Server's https://HOST/api/v3."""
+        return str(self._requester.graphql_url)
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        """The budgets of the credential the last request used."""
+        return self.rate_limits.setdefault(self._installation_id, RateLimit())
 
     def __repr__(self) -> str:
         return f"GitHubClient(api_url={self.api_url!r}, credential={self.credential!r})"
@@ -106,26 +160,50 @@ class GitHubClient:
 
     # --- transport ----------------------------------------------------------------------
 
+    def _authenticate(self, repo: str | None) -> None:
+        """Point the next request at `repo`'s installation (App) or the token."""
+        if self.installations is None:
+            return
+        if repo is None:
+            raise ScmError("invalid_response", "A GitHub App request must name its repository.")
+        token = self.installations.token_for(repo)
+        self._auth.current = token.token
+        self._installation_id = token.installation_id
+        self._source = token.source
+
     def _request(
-        self, verb: str, url: str, *, input: Any = None, parameters: dict[str, Any] | None = None
+        self,
+        verb: str,
+        url: str,
+        *,
+        input: Any = None,
+        parameters: dict[str, Any] | None = None,
+        repo: str | None = None,
     ) -> tuple[dict[str, Any], Any]:
-        """One HTTP request; GitHub's errors come out as GithubException or ScmError."""
+        """One HTTP request; GitHub's errors come out as GithubException or ScmError.
+        `repo` says whose installation answers (REST paths under /repos/ say it already)."""
+        match = _REPO_PATH.match(url)
+        self._authenticate(repo or (f"{match['owner']}/{match['name']}" if match else None))
         resource = "graphql" if url == self._requester.graphql_url else "core"
-        self.rate_limit.raise_if_spent(self.credential.source, resource=resource)
+        limit = self.rate_limit
+        limit.raise_if_spent(self._source, resource=resource)
         self.requests_made += 1
         try:
             headers, data = self._requester.requestJsonAndCheck(
                 verb, url, parameters=parameters, input=input
             )
         except GithubException as error:
-            self.rate_limit.update_from_headers(error.headers or {}, resource=resource)
-            translated = translate(error, source=self.credential.source)
+            limit.update_from_headers(error.headers or {}, resource=resource)
+            translated = translate(error, source=self._source)
             if isinstance(translated, CredentialError) and translated.reset_at is not None:
-                self.rate_limit.hold(resource, translated.reset_at)
+                limit.hold(resource, translated.reset_at)
+            if error.status == 401 and self.installations and self._installation_id:
+                # Expired or revoked: the next request asks for the installation afresh.
+                self.installations.forget(self._installation_id)
             raise
         except Exception as error:
-            raise translate(error, source=self.credential.source) from None
-        self.rate_limit.update_from_headers(headers, resource=resource)
+            raise translate(error, source=self._source) from None
+        limit.update_from_headers(headers, resource=resource)
         return headers, data
 
     def _call(self, verb: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], Any]:
@@ -133,22 +211,28 @@ class GitHubClient:
         try:
             return self._request(verb, url, **kwargs)
         except GithubException as error:
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
 
-    def _graphql(self, document: documents.Document) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        data, errors = self._graphql_answer(document)
+    def _graphql(
+        self, document: documents.Document, *, repo: str | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        data, errors = self._graphql_answer(document, repo=repo)
         if data is None:
             raise _no_data_error(errors)
         return data, errors
 
     def _graphql_answer(
-        self, document: documents.Document
+        self, document: documents.Document, *, repo: str | None = None
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """GitHub's data (None when it answered with errors only) and error entries."""
+        """GitHub's data (None when it answered with errors only) and error entries. `repo`
+        (else the first PR's) says whose installation answers: a batch is one owner's."""
+        if repo is None and document.aliases:
+            repo = next(iter(document.aliases.values())).repo
         _, answer = self._call(
             "POST",
             self._requester.graphql_url,
             input={"query": document.query, "variables": document.variables},
+            repo=repo,
         )
         if not isinstance(answer, dict):
             raise ScmError("invalid_response", "GitHub's GraphQL answer is not a JSON object.")
@@ -162,7 +246,7 @@ class GitHubClient:
                 if reset_at is None or reset_at <= datetime.now(UTC):
                     reset_at = datetime.now(UTC) + timedelta(seconds=60)
                 self.rate_limit.hold("graphql", reset_at)
-                self.rate_limit.raise_if_spent(self.credential.source, resource="graphql")
+                self.rate_limit.raise_if_spent(self._source, resource="graphql")
         return (data if isinstance(data, dict) else None), errors
 
     # --- snapshots ----------------------------------------------------------------------
@@ -185,11 +269,23 @@ class GitHubClient:
             else:
                 error = ScmError("unrecognized_url", f"{ref} cannot be asked about: {problem}")
                 results[ref] = SnapshotResult(ref, error=error)
-        for batch in documents.batched(askable):
+        for batch in self._batched(askable):
             self._fetch_batch(batch, results, retry=True)
         if thread_classifier is not None:
             self._classify_threads(results, thread_classifier)
         return results
+
+    def _batched(self, refs: Sequence[PullRequestRef]) -> Iterable[list[PullRequestRef]]:
+        """Batches of BATCH_SIZE; with an App, one owner's PRs per batch (one installation
+        token per request)."""
+        if self.installations is None:
+            yield from documents.batched(refs)
+            return
+        by_owner: dict[str, list[PullRequestRef]] = {}
+        for ref in refs:
+            by_owner.setdefault(ref.owner.lower(), []).append(ref)
+        for group in by_owner.values():
+            yield from documents.batched(group)
 
     def _fetch_batch(
         self,
@@ -274,7 +370,7 @@ class GitHubClient:
         if kind == "FORBIDDEN":
             # A 403 concerns the credential (SPEC §4), e.g. an organization enforcing SAML
             # SSO that the token is not authorized for: the PR exists, the token is refused.
-            source = self.credential.source
+            source = self._source
             return SnapshotResult(
                 ref,
                 error=CredentialError(
@@ -300,7 +396,7 @@ class GitHubClient:
             for ref, result in results.items()
             if result.snapshot is not None and result.snapshot.unresolved_threads > 0
         ]
-        for batch in documents.batched(wanted):
+        for batch in self._batched(wanted):
             document = documents.threads_document(batch)
             try:
                 data, _ = self._graphql(document)
@@ -332,7 +428,7 @@ class GitHubClient:
             try:
                 _, data = self._request("PUT", url, input={"sha": head_sha, "merge_method": method})
             except GithubException as error:
-                translated = translate(error, source=self.credential.source)
+                translated = translate(error, source=self._source)
                 if isinstance(translated, CredentialError):
                     raise translated from None
                 message = _message(error)
@@ -393,7 +489,7 @@ class GitHubClient:
         document = documents.single_document(
             documents.PULL_REQUEST_ID, {"owner": ref.owner, "name": ref.name, "number": ref.number}
         )
-        data, errors = self._graphql(document)
+        data, errors = self._graphql(document, repo=ref.repo)
         repository = data.get("repository")
         node = repository.get("pullRequest") if isinstance(repository, dict) else None
         node_id = node.get("id") if isinstance(node, dict) else None
@@ -409,7 +505,7 @@ class GitHubClient:
         try:
             node_id = node_id or self._node_id(ref)
             document = documents.single_document(query, {"id": node_id, **variables})
-            data, errors = self._graphql_answer(document)
+            data, errors = self._graphql_answer(document, repo=ref.repo)
         except CredentialError:
             raise
         except ScmError as error:
@@ -420,9 +516,9 @@ class GitHubClient:
             if entry.get("type") == "FORBIDDEN":
                 raise CredentialError(
                     "forbidden",
-                    f"GitHub refused the {self.credential.source or 'token'} a write on "
+                    f"GitHub refused the {self._source or 'token'} a write on "
                     f"{ref.url}: {entry.get('message')}",
-                    source=self.credential.source,
+                    source=self._source,
                     permission=str(entry.get("message") or "") or None,
                 )
         if errors:
@@ -487,7 +583,7 @@ class GitHubClient:
         """Timeline nodes per PR; a PR GitHub could not answer for is left out."""
         found: dict[PullRequestRef, list[dict[str, Any]]] = {}
         askable = [ref for ref in dict.fromkeys(refs) if ref_problem(ref) is None]
-        for batch in documents.batched(askable):
+        for batch in self._batched(askable):
             document = documents.timeline_document(batch, kind)
             data, _ = self._graphql(document)
             for alias, ref in document.aliases.items():
@@ -515,7 +611,7 @@ class GitHubClient:
                 found = self._find_open_pull(repo, head=head, base=base)
                 if found is not None:
                     return found
-            translated = translate(error, source=self.credential.source)
+            translated = translate(error, source=self._source)
             raise translated from None
         return PullRequestRef(repo, _pr_number(data, f"the pull request opened in {repo}"))
 
@@ -555,7 +651,7 @@ class GitHubClient:
         except GithubException as error:
             if error.status == 422 and "already exists" in _message(error):
                 return False
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
         return True
 
     def _branch_sha(self, repo: str, branch: str) -> str | None:
@@ -564,7 +660,7 @@ class GitHubClient:
         except GithubException as error:
             if error.status == 404:
                 return None
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
         target = data.get("object") if isinstance(data, dict) else None
         sha = target.get("sha") if isinstance(target, dict) else None
         if not isinstance(sha, str) or not sha:
@@ -587,7 +683,7 @@ class GitHubClient:
             if error.status == 422:
                 logger.info("update-branch of %s declined: %s", ref, _message(error))
                 return False
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
         return True
 
 

@@ -8,6 +8,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from scm.fake.apps import FakeApps
 from scm.fake.faults import Fault
 from scm.fake.rest import Reply
 from scm.fake.state import (
@@ -50,6 +51,7 @@ class FakeControl:
     faults: list[Fault]
     requests: list[RequestRecord]
     web_url: str
+    apps: FakeApps
     _lock: threading.Lock
 
     # --- repositories and branches ------------------------------------------------------
@@ -346,6 +348,26 @@ class FakeControl:
                 "merge_queue_position": (queue_position(fake_repo, pull) or (None,))[0],
             }
 
+    # --- GitHub Apps --------------------------------------------------------------------
+
+    def register_app(self, app_id: int, public_key: str, *, slug: str = "gastown") -> None:
+        """A GitHub App whose JWTs the fake verifies with `public_key` (PEM)."""
+        with self._lock:
+            self.apps.register(app_id, public_key, slug)
+
+    def install_app(self, app_id: int, owner: str) -> int:
+        """Install the App on an owner (all its repositories); returns the installation id."""
+        with self._lock:
+            return self.apps.install(app_id, owner)
+
+    def suspend_installation(self, installation_id: int) -> None:
+        with self._lock:
+            self.apps.installations[installation_id].suspended = True
+
+    def revoke_installation_tokens(self, installation_id: int) -> None:
+        with self._lock:
+            self.apps.revoke_tokens(installation_id)
+
     # --- faults and the request log -----------------------------------------------------
 
     def add_fault(self, kind: str, **options: Any) -> Fault:
@@ -414,6 +436,15 @@ class ControlApi:
                 return Reply(201, dataclasses.asdict(fault))
         if path == "/_fake/requests" and method == "GET":
             return Reply(200, [dataclasses.asdict(r) for r in list(fake.requests)])
+        if path == "/_fake/apps" and method == "POST":
+            fake.register_app(
+                int(data["app_id"]), data["public_key"], slug=data.get("slug", "gastown")
+            )
+            return Reply(201, {"app_id": int(data["app_id"])})
+        installs = re.fullmatch(r"/_fake/apps/(?P<app_id>[0-9]+)/installations", path)
+        if installs and method == "POST":
+            installation_id = fake.install_app(int(installs["app_id"]), data["owner"])
+            return Reply(201, {"id": installation_id, "owner": data["owner"]})
         queue = _QUEUE_ADVANCE.fullmatch(path)
         if queue and method == "POST":
             repo_name = f"{queue['owner']}/{queue['name']}"
