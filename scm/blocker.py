@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 
 from scm.types import MERGE_STATE_STATUSES, REVIEW_DECISIONS, PullRequestSnapshot, Refusal
@@ -21,6 +22,8 @@ class Blocker(StrEnum):
     MERGE_QUEUE = "merge_queue"
     # In the merge queue (snapshot.queue_entry: position and state): GitHub merges it.
     QUEUED = "queued"
+    # Carries a hold label (e.g. gastown:hold): never merged or enqueued while it does.
+    HELD_BY_LABEL = "held_by_label"
     BEHIND = "behind"
     UNKNOWN = "unknown"
     READY = "ready"
@@ -100,11 +103,24 @@ def awaiting_approval(blocker: Blocker | str | None) -> bool:
     return blocker == Blocker.HUMAN_REVIEW
 
 
-def derive_blocker(snapshot: PullRequestSnapshot, *, required_checks_only: bool = False) -> Blocker:
+def held_by(snapshot: PullRequestSnapshot, hold_labels: Collection[str]) -> str | None:
+    """The hold label the PR carries, if any (GitHub compares label names ignoring case)."""
+    wanted = {label.lower() for label in hold_labels}
+    return next((label for label in snapshot.labels if label.lower() in wanted), None)
+
+
+def derive_blocker(
+    snapshot: PullRequestSnapshot,
+    *,
+    required_checks_only: bool = False,
+    hold_labels: Collection[str] = (),
+) -> Blocker:
     """First match wins, in SPEC §4's order.
 
     With `required_checks_only`, checks that branch protection does not require are ignored
     (a rig's rule); GitHub then reports UNSTABLE for their failures, which counts as ready.
+    A PR in the merge queue is queued (GitHub merges it, whatever its labels); else one
+    carrying any of `hold_labels` is held_by_label (who added it: GitHubClient.label_events).
     """
     status = snapshot.merge_state_status
     decision = snapshot.review_decision
@@ -120,6 +136,8 @@ def derive_blocker(snapshot: PullRequestSnapshot, *, required_checks_only: bool 
     if snapshot.queue_entry is not None:
         # GitHub owns the merge now; a push or a failing merge group takes it out again.
         return Blocker.QUEUED
+    if hold_labels and held_by(snapshot, hold_labels):
+        return Blocker.HELD_BY_LABEL
     if snapshot.is_draft or status == "DRAFT":
         return Blocker.DRAFT
     if status == "DIRTY" or snapshot.mergeable == "CONFLICTING":

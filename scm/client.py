@@ -670,6 +670,31 @@ class GitHubClient:
             )
         return sha
 
+    def delete_branch(self, repo: str, branch: str) -> bool:
+        """Delete a head branch after its merge: True if deleted, False if already gone.
+        Never the default branch (ScmError "refused", nothing sent); GitHub's refusal of a
+        protected branch is "refused" too. Whether a convoy still uses it is the caller's."""
+        _, data = self._call("GET", f"/repos/{repo}")
+        default = data.get("default_branch") if isinstance(data, dict) else None
+        if not isinstance(default, str) or not default:
+            raise ScmError(
+                "invalid_response", f"GitHub's answer for {repo} names no default branch."
+            )
+        if branch == default:
+            raise ScmError("refused", f"{branch!r} is the default branch of {repo}: never deleted.")
+        try:
+            self._request("DELETE", f"/repos/{repo}/git/refs/heads/{branch}")
+        except GithubException as error:
+            message = _message(error)
+            if error.status in {404, 422} and "does not exist" in message.lower():
+                return False
+            if error.status == 422:
+                raise ScmError(
+                    "refused", f"GitHub refuses to delete {branch!r} of {repo}: {message}"
+                ) from None
+            raise translate(error, source=self._source) from None
+        return True
+
     def update_branch(self, ref: PullRequestRef, *, head_sha: str) -> bool:
         """Merge the base into the PR's branch (GitHub's update-branch); False when GitHub
         declines (head moved, nothing to update)."""

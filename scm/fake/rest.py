@@ -71,6 +71,7 @@ class RestApi:
             ("GET", re.compile(repo + r"/git/ref/heads/(?P<branch>.+)"), self.get_ref),
             ("GET", re.compile(repo + r"/git/refs/heads/(?P<branch>.+)"), self.get_ref),
             ("POST", re.compile(repo + r"/git/refs"), self.create_ref),
+            ("DELETE", re.compile(repo + r"/git/refs/heads/(?P<branch>.+)"), self.delete_ref),
         ]
 
     def dispatch(
@@ -419,3 +420,23 @@ class RestApi:
             return Reply(422, {"message": "Reference already exists", "documentation_url": DOCS})
         repo.branches[branch] = sha
         return Reply(201, self._ref_json(repo, branch))
+
+    def delete_ref(self, owner: str, name: str, branch: str, **_: Any) -> Reply:
+        """https://docs.github.com/en/rest/git/refs#delete-a-reference: 204; 422 for a ref
+        that does not exist or a protected branch. Open PRs from the branch are closed."""
+        repo = self._repo(owner, name)
+        if repo is None:
+            return not_found()
+        docs = f"{DOCS}/git/refs#delete-a-reference"
+        if branch not in repo.branches:
+            return Reply(422, {"message": "Reference does not exist", "documentation_url": docs})
+        if branch == repo.default_branch or branch in (repo.protected_branches or ()):
+            return Reply(
+                422, {"message": "Cannot delete a protected branch", "documentation_url": docs}
+            )
+        del repo.branches[branch]
+        for pull in repo.pulls.values():
+            if pull.head == branch and pull.state == "open":
+                pull.state = "closed"
+                pull.updated_at = now()
+        return Reply(204, None)

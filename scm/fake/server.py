@@ -413,7 +413,8 @@ def _json_or_none(raw: bytes) -> Any:
 
 def _reply(reply: Reply, rate_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     headers = {**rate_headers, **(reply.headers or {})}
-    return reply.status, headers, json.dumps(reply.body).encode()
+    body = b"" if reply.status == 204 else json.dumps(reply.body).encode()
+    return reply.status, headers, body
 
 
 def _describe(query: str) -> tuple[str | None, int]:
