@@ -465,6 +465,11 @@ class GitHubClient:
             node_id=node_id,
         )
 
+    def dequeue(self, ref: PullRequestRef, *, node_id: str = "") -> WriteOutcome:
+        """Take the PR out of its merge queue (e.g. a hold label was added); "refused" when it
+        is not in the queue."""
+        return self._write(ref, documents.DEQUEUE, {}, node_id=node_id)
+
     def enable_auto_merge(
         self,
         ref: PullRequestRef,
@@ -721,7 +726,9 @@ def _timeline_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
 def _write_refusal(message: str) -> WriteKind:
     """GitHub's refusal of a mutation, by its message (type UNPROCESSABLE)."""
     text = message.lower()
-    if "clean status" in text:
+    # "Pull request Pull request is in clean status" (or unstable: only optional checks
+    # fail): GitHub would merge it now, so it will not wait for it.
+    if any(f"{status} status" in text for status in ("clean", "unstable", "has_hooks")):
         return "clean"
     if "head" in text and ("expected" in text or "match" in text or "changed" in text):
         return "head_moved"

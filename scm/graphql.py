@@ -152,6 +152,12 @@ ENQUEUE = """mutation EnqueuePullRequest($id: ID!, $head: GitObjectID!) {
 }
 """
 
+# https://docs.github.com/en/graphql/reference/mutations#dequeuepullrequest (the PR's ID)
+DEQUEUE = """mutation DequeuePullRequest($id: ID!) {
+  dequeuePullRequest(input: {id: $id}) { mergeQueueEntry { position state } }
+}
+"""
+
 # https://docs.github.com/en/graphql/reference/mutations#enablepullrequestautomerge
 ENABLE_AUTO_MERGE = f"""mutation EnablePullRequestAutoMerge(
   $id: ID!, $head: GitObjectID!, $method: PullRequestMergeMethod!
@@ -256,6 +262,7 @@ def all_documents() -> list[Document]:
         timeline_document(refs, QUEUE_REMOVALS),
         single_document(PULL_REQUEST_ID, {"owner": "octo", "name": "one", "number": 1}),
         single_document(ENQUEUE, {"id": "PR_1", "head": "abc"}),
+        single_document(DEQUEUE, {"id": "PR_1"}),
         single_document(ENABLE_AUTO_MERGE, {"id": "PR_1", "head": "abc", "method": "SQUASH"}),
         single_document(DISABLE_AUTO_MERGE, {"id": "PR_1"}),
     ]

@@ -59,6 +59,10 @@ class AppInstallations:
             timeout=max(1, round(timeout)),
             retry=None,
             lazy=True,
+            # PyGithub's defaults would wait between calls (and a second before a POST); the
+            # client's reasons for turning that off hold here too (scm/client.py).
+            seconds_between_requests=0,
+            seconds_between_writes=0,
         )
         self._lock = threading.Lock()
         self._installations: dict[str, int] = {}  # owner (lower case) -> installation id

@@ -181,7 +181,8 @@ class WriteOutcome:
     """The answer to a GraphQL write (enqueue, enable or disable auto-merge).
 
     kind: done; head_moved (the head is not the SHA checked: look again); clean (auto-merge
-    refused because GitHub could merge the PR right now: merge it); not_allowed (the
+    refused because GitHub could merge the PR right now, its merge state CLEAN, UNSTABLE or
+    HAS_HOOKS: merge it); not_allowed (the
     repository does not allow auto-merge, or the base has no merge queue); refused (any other
     of GitHub's refusals, in `message`); transient (a 5xx or time-out: it may have happened,
     look again before retrying).

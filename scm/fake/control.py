@@ -18,6 +18,7 @@ from scm.fake.state import (
     FakeRepo,
     FakeState,
     FakeThread,
+    merge_queue_enabled,
     new_sha,
     now,
     queue_position,
@@ -257,6 +258,8 @@ class FakeControl:
         with self.state.lock:
             fake_repo = self._repo(repo)
             pull = self._touch(repo, number)
+            if not merge_queue_enabled(fake_repo, pull):
+                raise ValueError(f"{repo}:{pull.base} has no merge queue")
             _enqueue(fake_repo, pull, by=by)
             found = queue_position(fake_repo, pull)
             assert found is not None

@@ -25,6 +25,7 @@ from scm.fake.state import (
     FakePull,
     FakeRepo,
     FakeState,
+    dequeue,
     enqueue,
     merge_queue_enabled,
     merge_state_status,
@@ -307,6 +308,15 @@ class _Root:
             raise FakeGraphQLError("UNPROCESSABLE", f"Pull request {unmet[0]}")
         enqueue(repo, pull, by=self.viewer)
         return {"mergeQueueEntry": _entry_node(repo, pull)}
+
+    def dequeuePullRequest(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        # https://docs.github.com/en/graphql/reference/mutations#dequeuepullrequest
+        repo, pull = self._writable(input["id"], None)
+        entry = _entry_node(repo, pull)
+        if entry is None:
+            raise FakeGraphQLError("UNPROCESSABLE", "Pull request is not in the merge queue")
+        dequeue(repo, pull, f"Removed from the merge queue by {self.viewer}")
+        return {"mergeQueueEntry": entry}
 
     def enablePullRequestAutoMerge(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         # https://docs.github.com/en/graphql/reference/mutations#enablepullrequestautomerge

@@ -108,3 +108,20 @@ def test_a_forbidden_write_is_a_credential_error(fake_github, github_client):
             ref, method="merge", expected_head_sha=pull.head_sha, node_id=node_id
         )
     assert caught.value.kind == "forbidden"
+
+
+def test_auto_merge_of_a_pr_failing_only_optional_checks_is_clean_too(fake_github, github_client):
+    pull, ref = _pr(fake_github, required_checks={"ci"})
+    fake_github.set_check(REPO, pull.number, "ci", "success")
+    fake_github.set_check(REPO, pull.number, "lint", "failure")
+    outcome = github_client.enable_auto_merge(ref, method="merge", expected_head_sha=pull.head_sha)
+    assert outcome.message == "Pull request Pull request is in unstable status"
+    assert outcome.kind == "clean"
+
+
+def test_auto_merge_of_a_conflicting_pr_is_refused(fake_github, github_client):
+    pull, ref = _pr(fake_github)
+    fake_github.set_pr(REPO, pull.number, conflict=True)
+    outcome = github_client.enable_auto_merge(ref, method="merge", expected_head_sha=pull.head_sha)
+    assert outcome.kind == "refused"
+    assert outcome.message == "Pull request Pull request is in dirty status"

@@ -270,3 +270,26 @@ def test_unreadable_auto_merge_request_is_odd_and_never_ready():
     snapshot = _parse(autoMergeRequest="yes")
     assert snapshot.auto_merge.method == "UNKNOWN"
     assert derive_blocker(snapshot) == Blocker.UNKNOWN
+
+
+def test_dequeue_takes_the_pr_out_and_says_who(queued_repo, github_client):
+    first, first_ref = _ready_pr(queued_repo)
+    second, second_ref = _ready_pr(queued_repo)
+    github_client.enqueue(first_ref, expected_head_sha=first.head_sha)
+    github_client.enqueue(second_ref, expected_head_sha=second.head_sha)
+
+    outcome = github_client.dequeue(first_ref)
+
+    assert outcome.done
+    assert queued_repo.merge_queue(REPO) == [second.number]
+    assert _snapshot(github_client, second_ref).queue_entry.state == "AWAITING_CHECKS"
+    removal = github_client.queue_removals([first_ref])[first_ref]
+    assert "gastown" in removal.reason and removal.cause == "other"
+    assert github_client.dequeue(first_ref).kind == "refused"  # no longer queued
+
+
+def test_nobody_can_enqueue_on_a_branch_without_a_queue(fake_github):
+    fake_github.create_repo(REPO)
+    pull = fake_github.create_pr(REPO)
+    with pytest.raises(ValueError, match="no merge queue"):
+        fake_github.enqueue(REPO, pull.number)
