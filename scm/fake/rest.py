@@ -140,6 +140,15 @@ class RestApi:
                 "label": f"{repo.owner}:{pull.base}",
                 "repo": repo_json,
             },
+            "labels": [{"name": name, "default": False} for name, _by in pull.labels],
+            "auto_merge": None
+            if pull.auto_merge is None
+            else {
+                "enabled_by": {"login": pull.auto_merge.enabled_by, "type": "User"},
+                "merge_method": pull.auto_merge.method.lower(),
+                "commit_title": None,
+                "commit_message": None,
+            },
             "requested_reviewers": [{"login": u, "type": "User"} for u in pull.requested_reviewers],
             "requested_teams": [{"slug": t, "name": t} for t in pull.requested_teams],
         }

@@ -125,3 +125,13 @@ def test_auto_merge_of_a_conflicting_pr_is_refused(fake_github, github_client):
     outcome = github_client.enable_auto_merge(ref, method="merge", expected_head_sha=pull.head_sha)
     assert outcome.kind == "refused"
     assert outcome.message == "Pull request Pull request is in dirty status"
+
+
+def test_rest_pull_shows_auto_merge_and_labels_as_github_does(fake_github, github_client):
+    pull, _ = _pr(fake_github, required_approvals=1)
+    fake_github.enable_auto_merge(REPO, pull.number, by="carol", method="REBASE")
+    fake_github.add_label(REPO, pull.number, "gastown:hold")
+    _, data = github_client._call("GET", f"/repos/{REPO}/pulls/{pull.number}")
+    assert data["auto_merge"]["enabled_by"]["login"] == "carol"
+    assert data["auto_merge"]["merge_method"] == "rebase"
+    assert [label["name"] for label in data["labels"]] == ["gastown:hold"]
