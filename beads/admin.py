@@ -30,6 +30,7 @@ from beads.models import (
     BeadEvent,
     BeadEventKind,
     BeadStatus,
+    BeadType,
     MergeRequest,
 )
 from beads.services import (
@@ -74,7 +75,7 @@ MR_DERIVED_FIELDS = (
     "reviewed_at",
 )
 MR_BOOKKEEPING_FIELDS = (
-    "is_active",
+    "state",
     "adopted",
     "check_requested_at",
     "last_checked_at",
@@ -231,6 +232,13 @@ def _move_beads(
     for bead in beads:
         if bead.is_terminal:
             skipped.append(f"#{bead.pk}")
+            continue
+        if bead.type == BeadType.MERGE_REQUEST:
+            # Its status follows its merge request's state: it closes when its PR merges.
+            refused.append(
+                f"Bead #{bead.pk} is a merge request's: it closes when its PR merges. Use "
+                "Fail MR to stop it."
+            )
             continue
         try:
             bead_set_status(
@@ -459,14 +467,14 @@ class MergeRequestAdmin(admin.ModelAdmin):
         "review_status",
         "waiting_since",
         "last_checked_at",
-        "is_active",
+        "state",
     )
     list_filter = (
         "blocker",
         "awaiting_approval",
         "changes_requested",
         "review_status",
-        "is_active",
+        "state",
         "bead__town",
     )
     search_fields = ("branch", "target_branch", "pr_url", "pr_repo", "head_sha", "bead__title")

@@ -211,6 +211,31 @@ class ReviewStatus(models.TextChoices):
     CHANGES_REQUESTED = "changes_requested", "Changes requested"
 
 
+class MergeRequestState(models.TextChoices):
+    """The merge request's lifecycle (docs/architecture.md, "Merge-request state machine").
+
+    The state is the one source: the MR bead's status follows it in the same transaction
+    (open -> open, in_progress -> in_progress, merged -> closed, failed -> failed), and only
+    beads.merge_requests moves it, through its transition table."""
+
+    OPEN = "open", "Open (queued for review or watching)"
+    IN_PROGRESS = "in_progress", "In progress (reviewed and watched)"
+    MERGED = "merged", "Merged"
+    FAILED = "failed", "Failed"
+
+
+#: Non-terminal states: the PR is watched and the MR may still merge.
+ACTIVE_MR_STATES = (MergeRequestState.OPEN, MergeRequestState.IN_PROGRESS)
+TERMINAL_MR_STATES = frozenset({MergeRequestState.MERGED, MergeRequestState.FAILED})
+#: The MR bead's status for each state.
+BEAD_STATUS_FOR_MR_STATE = {
+    MergeRequestState.OPEN: BeadStatus.OPEN,
+    MergeRequestState.IN_PROGRESS: BeadStatus.IN_PROGRESS,
+    MergeRequestState.MERGED: BeadStatus.CLOSED,
+    MergeRequestState.FAILED: BeadStatus.FAILED,
+}
+
+
 class MergeRequest(models.Model):
     bead = models.OneToOneField(Bead, on_delete=models.CASCADE, related_name="merge_request")
     source = models.ForeignKey(
@@ -228,9 +253,9 @@ class MergeRequest(models.Model):
         blank=True,
         related_name="landing_merge_requests",
     )
-    # Mirrors "the MR bead is not terminal" so the database can enforce one active landing MR
-    # per convoy with a partial unique index; kept in step by the bead status service.
-    is_active = models.BooleanField(default=True)
+    state = models.CharField(
+        max_length=20, choices=MergeRequestState.choices, default=MergeRequestState.OPEN
+    )
     adopted = models.BooleanField(
         default=False, help_text="A landing MR that adopted a suppressed PR (no attempt counted)."
     )
@@ -326,6 +351,9 @@ class MergeRequest(models.Model):
                 condition=models.Q(blocker__in=Blocker.values), name="mr_blocker_valid"
             ),
             models.CheckConstraint(
+                condition=models.Q(state__in=MergeRequestState.values), name="mr_state_valid"
+            ),
+            models.CheckConstraint(
                 condition=models.Q(review_status__in=ReviewStatus.values),
                 name="mr_review_status_valid",
             ),
@@ -335,7 +363,7 @@ class MergeRequest(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["landing_convoy"],
-                condition=models.Q(is_active=True, landing_convoy__isnull=False),
+                condition=models.Q(state__in=["open", "in_progress"], landing_convoy__isnull=False),
                 name="mr_one_active_landing_per_convoy",
             ),
         ]
@@ -350,6 +378,15 @@ class MergeRequest(models.Model):
 
     def __str__(self) -> str:
         return f"MR {self.branch} -> {self.target_branch}"
+
+    @property
+    def is_active(self) -> bool:
+        """Not terminal: its PR is watched and it may still merge."""
+        return self.state in ACTIVE_MR_STATES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_MR_STATES
 
     @property
     def is_landing(self) -> bool:

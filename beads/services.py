@@ -116,7 +116,40 @@ def bead_set_status(
     now: datetime | None = None,
     data: dict[str, Any] | None = None,
 ) -> Bead:
-    """Move a bead to `status`, audited. Refuses to move a terminal bead.
+    """Move a bead to `status`, audited. Refuses to move a terminal bead, and a merge
+    request's bead: its status follows its merge request's state, which only
+    beads.merge_requests.merge_request_transition moves.
+    """
+    if bead.type == BeadType.MERGE_REQUEST:
+        raise ValueError(
+            f"Bead #{bead.pk} is a merge request's: its status follows the merge request's "
+            "state (beads.merge_requests.merge_request_transition)."
+        )
+    return bead_status_write(
+        bead=bead,
+        status=status,
+        actor=actor,
+        note=note,
+        failure_code=failure_code,
+        failure_message=failure_message,
+        now=now,
+        data=data,
+    )
+
+
+def bead_status_write(
+    *,
+    bead: Bead,
+    status: str,
+    actor: Actor,
+    note: str = "",
+    failure_code: str = "",
+    failure_message: str = "",
+    now: datetime | None = None,
+    data: dict[str, Any] | None = None,
+) -> Bead:
+    """The status write itself (bead_set_status, and the merge request's transition for its
+    bead). Callers outside those two go through them.
 
     The update is conditional on the status read, so two workers racing on the same bead
     cannot both move it (the loser gets TerminalBeadError or a stale-status error).
@@ -148,8 +181,6 @@ def bead_set_status(
         from_status = bead.status
         for name, value in fields.items():
             setattr(bead, name, value)
-        if status in TERMINAL_STATUSES and bead.type == BeadType.MERGE_REQUEST:
-            MergeRequest.objects.filter(bead=bead).update(is_active=False, updated_at=now)
         bead_event_record(
             bead=bead,
             kind=BeadEventKind.STATUS,

@@ -21,12 +21,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from beads.audit import Actor
+from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
 from beads.models import (
     Bead,
     BeadEventKind,
     BeadStatus,
     BeadType,
     MergeRequest,
+    MergeRequestState,
     ReviewStatus,
 )
 from beads.services import bead_event_record, bead_set_status, merge_request_create, rework_request
@@ -419,23 +421,29 @@ def agent_report_failure(
 
 def _mr_failure(*, bead: Bead, message: str, actor: Actor, now: datetime) -> None:
     mr = MergeRequest.objects.filter(bead=bead).first()
-    if mr is None or not mr.pr_url:
-        bead_set_status(
-            bead=bead,
-            status=BeadStatus.FAILED,
-            actor=actor,
-            failure_code="agent_failed",
-            failure_message=message,
-            now=now,
-        )
-    elif bead.status != BeadStatus.OPEN:
-        bead_set_status(
-            bead=bead,
-            status=BeadStatus.OPEN,
-            actor=actor,
-            note=f"The review failed; the PR is still watched. {message}",
-            now=now,
-        )
+    if mr is None:
+        raise ReportRefused(f"Bead #{bead.pk} has no merge request.", field="bead")
+    mr.bead = bead
+    try:
+        if not mr.pr_url:
+            merge_request_transition(
+                merge_request=mr,
+                transition="fail",
+                actor=actor,
+                failure_code="agent_failed",
+                failure_message=message,
+                now=now,
+            )
+        elif mr.state != MergeRequestState.OPEN:
+            merge_request_transition(
+                merge_request=mr,
+                transition="requeue",
+                actor=actor,
+                note=f"The review failed; the PR is still watched. {message}",
+                now=now,
+            )
+    except MergeRequestTransitionRefused as refused:
+        raise ReportRefused(refused.message, field="bead") from None
 
 
 def refinery_report_review(

@@ -26,7 +26,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from beads.models import Blocker, MergeRequest
+from beads.models import ACTIVE_MR_STATES, Blocker, MergeRequest
 from gastown.models import (
     Convoy,
     TownEvent,
@@ -99,7 +99,7 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
     repo = _text(_obj(data, "repository").get("full_name"), "repository.full_name")
     watched = MergeRequest.objects.filter(pr_repo__iexact=repo).filter(
         # R1: open work, and failed landing MRs that hold a suppression.
-        Q(is_active=True)
+        Q(state__in=ACTIVE_MR_STATES)
         | Q(
             pk__in=Convoy.objects.filter(respawn_suppressed_since__isnull=False).values(
                 "suppressed_landing_mr"

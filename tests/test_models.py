@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_transition
 from beads.models import BeadDependency, BeadEvent, BeadStatus, MergeRequest
 from beads.services import TerminalBeadError, bead_add_dependency, bead_create, bead_set_status
 from gastown.models import Convoy, MergeMode, Town
@@ -72,7 +73,7 @@ def test_one_active_landing_mr_per_convoy():
 def test_a_failed_landing_mr_frees_the_slot_for_a_new_one():
     convoy = ConvoyFactory()
     first = MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
-    bead_set_status(bead=first.bead, status=BeadStatus.FAILED, actor=Actor.reconciler())
+    merge_request_transition(merge_request=first, transition="fail", actor=Actor.reconciler())
     assert MergeRequest.objects.get(pk=first.pk).is_active is False
     MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
 

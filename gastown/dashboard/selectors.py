@@ -26,6 +26,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from beads.models import (
+    ACTIVE_MR_STATES,
     ACTIVE_STATUSES,
     Bead,
     BeadEvent,
@@ -206,7 +207,9 @@ def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
             Prefetch(
                 "landing_merge_requests",
                 # The one in flight, or for a landed convoy the one that merged.
-                queryset=MergeRequest.objects.filter(Q(is_active=True) | Q(merged_at__isnull=False))
+                queryset=MergeRequest.objects.filter(
+                    Q(state__in=ACTIVE_MR_STATES) | Q(merged_at__isnull=False)
+                )
                 .select_related("bead")
                 .order_by("-pk"),
                 to_attr="active_landing",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from beads.models import Blocker, MergeRequest, ReviewStatus
+from beads.models import ACTIVE_MR_STATES, Blocker, MergeRequest, ReviewStatus
 from beads.services import escalation_raise
 from gastown.feedback.observe import (
     held_by_refusal,
@@ -112,7 +112,7 @@ def _claim(mr: MergeRequest, *, now: datetime) -> bool:
     in_flight = now + IN_FLIGHT
     claimed = MergeRequest.objects.filter(
         pk=mr.pk,
-        is_active=True,
+        state__in=ACTIVE_MR_STATES,
         blocker=Blocker.READY,
         awaiting_approval=False,
         auto_merge_ready_since=mr.auto_merge_ready_since,
@@ -129,7 +129,7 @@ def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
     second worker finds nothing to claim, and a failed fresh check waits for the next hold."""
     claimed = MergeRequest.objects.filter(
         pk=mr.pk,
-        is_active=True,
+        state__in=ACTIVE_MR_STATES,
         blocker=mr.blocker,
         merge_refused_head_sha=mr.merge_refused_head_sha,
         merge_refused_kind=mr.merge_refused_kind,

@@ -12,14 +12,9 @@ from django.conf import settings
 from django.db import transaction
 
 from beads.audit import Actor
-from beads.models import BeadEventKind, BeadStatus, MergeRequest
-from beads.services import (
-    StaleBeadError,
-    TerminalBeadError,
-    bead_event_record,
-    bead_set_status,
-    escalation_raise,
-)
+from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
+from beads.models import BeadEventKind, MergeRequest, MergeRequestState
+from beads.services import bead_event_record, escalation_raise
 from gastown.dispatch import dispatch_notify
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
@@ -92,11 +87,11 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
             Agent.objects.filter(hooked_bead_id=mr.bead_id).update(
                 hooked_bead=None, status=AgentStatus.IDLE
             )
-            if mr.bead.status == BeadStatus.IN_PROGRESS:
-                with contextlib.suppress(StaleBeadError, TerminalBeadError):
-                    bead_set_status(
-                        bead=mr.bead,
-                        status=BeadStatus.OPEN,
+            if mr.state == MergeRequestState.IN_PROGRESS:
+                with contextlib.suppress(MergeRequestTransitionRefused):
+                    merge_request_transition(
+                        merge_request=mr,
+                        transition="requeue",
                         actor=Actor.reconciler(),
                         now=now,
                         note="retry opening the PR after the back-off",

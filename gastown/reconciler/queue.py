@@ -10,6 +10,7 @@ from datetime import datetime
 from django.db import transaction
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_transition
 from beads.models import TERMINAL_STATUSES, BeadStatus, MergeRequest
 from beads.services import bead_set_status
 from gastown.models import Town, TownEvent, TownEventKind
@@ -47,14 +48,27 @@ def apply_event(event: TownEvent, now: datetime) -> None:
         if event.bead is None:
             raise ObjectGone("the cancelled bead no longer exists")
         if event.bead.status not in TERMINAL_STATUSES:
-            bead_set_status(
-                bead=event.bead,
-                status=BeadStatus.FAILED,
-                actor=Actor(event.payload.get("actor", "reconciler")),
-                failure_code="cancelled",
-                failure_message=event.payload.get("reason", "cancelled"),
-                now=now,
-            )
+            actor = Actor(event.payload.get("actor", "reconciler"))
+            reason = event.payload.get("reason", "cancelled")
+            cancelled_mr = MergeRequest.objects.filter(bead=event.bead).first()
+            if cancelled_mr is not None:
+                merge_request_transition(
+                    merge_request=cancelled_mr,
+                    transition="fail",
+                    actor=actor,
+                    failure_code="cancelled",
+                    failure_message=reason,
+                    now=now,
+                )
+            else:
+                bead_set_status(
+                    bead=event.bead,
+                    status=BeadStatus.FAILED,
+                    actor=actor,
+                    failure_code="cancelled",
+                    failure_message=reason,
+                    now=now,
+                )
     elif event.kind == TownEventKind.AGENT_REPORT:
         # Agent reports are applied synchronously by gastown.reports; an event of this kind
         # only wakes the town up.

@@ -462,6 +462,7 @@ def test_review_changes_requested(api, rig):
     source = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_REVIEW)
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, source=source, pr_url=PR)
     Bead.objects.filter(pk=mr.bead_id).update(status=BeadStatus.IN_PROGRESS)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="in_progress")
     AgentFactory(town=rig.town, rig=rig, name="ref", role=AgentRole.REFINERY, hooked_bead=mr.bead)
     response = api.post(
         "/agents/ref/review", {"merge_request": mr.pk, "passed": False, "summary": "tests"}

@@ -290,7 +290,6 @@ def test_end_suppression_clears_it_and_records_how_long_it_lasted(town, user):
         town,
         landing_convoy=convoy,
         bead__status=BeadStatus.FAILED,
-        is_active=False,
     )
     convoy.respawn_suppressed_since = NOW - timedelta(minutes=30)
     convoy.suppressed_landing_mr = landing
@@ -352,9 +351,7 @@ def test_close_convoy_closes_it_once(town, user):
 
 def suppressed_convoy(town, *, status=ConvoyStatus.LANDING):
     convoy = ConvoyFactory(town=town, status=status)
-    landing = waiting_mr(
-        town, landing_convoy=convoy, bead__status=BeadStatus.FAILED, is_active=False
-    )
+    landing = waiting_mr(town, landing_convoy=convoy, bead__status=BeadStatus.FAILED)
     convoy.respawn_suppressed_since = NOW - timedelta(minutes=30)
     convoy.suppressed_landing_mr = landing
     convoy.suppressed_pr_url = PR

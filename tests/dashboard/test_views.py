@@ -162,7 +162,6 @@ def test_a_landed_convoy_shows_the_landing_mr_that_merged(lead_client, town, rig
         bead__rig=rig,
         bead__status=BeadStatus.CLOSED,
         landing_convoy=convoy,
-        is_active=False,
         merged_at=timezone.now(),
         blocker="merged",
     )
@@ -410,7 +409,7 @@ def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, r
     from django.utils import timezone
 
     from beads.audit import Actor
-    from beads.services import bead_set_status
+    from beads.merge_requests import merge_request_transition
     from tests.factories import ConvoyFactory, MergeRequestFactory
 
     convoy = ConvoyFactory(town=town, rig=rig, title="Search revamp", status="landing")
@@ -434,7 +433,7 @@ def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, r
         waiting_since=timezone.now(),
     )
     for mr in (held, stale):
-        bead_set_status(bead=mr.bead, status="failed", actor=Actor("user:x"))
+        merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:x"))
     convoy.respawn_suppressed_since = timezone.now()
     convoy.suppressed_landing_mr = held
     convoy.save()
@@ -449,11 +448,11 @@ def test_a_closed_convoys_leftover_suppression_is_neither_listed_nor_awaited(
 ):
     """Rows closed before convoy_close ended suppressions: the pages ignore them."""
     from beads.audit import Actor
-    from beads.services import bead_set_status
+    from beads.merge_requests import merge_request_transition
 
     convoy = ConvoyFactory(town=town, rig=rig, title="Dropped", status=ConvoyStatus.CLOSED)
     held = waiting(town, rig, number=13, landing_convoy=convoy)
-    bead_set_status(bead=held.bead, status="failed", actor=Actor("user:x"))
+    merge_request_transition(merge_request=held, transition="fail", actor=Actor("user:x"))
     convoy.respawn_suppressed_since = timezone.now()
     convoy.suppressed_landing_mr = held
     convoy.save()
@@ -464,11 +463,11 @@ def test_a_closed_convoys_leftover_suppression_is_neither_listed_nor_awaited(
 
 def test_failed_mr_offers_no_clear_awaiting(lead_client, town, rig):
     from beads.audit import Actor
-    from beads.services import bead_set_status
+    from beads.merge_requests import merge_request_transition
 
     mr = waiting(town, rig)
     page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
     assert f"/overrides/merge_request_clear_awaiting/{mr.pk}/" in page
-    bead_set_status(bead=mr.bead, status="failed", actor=Actor("user:x"))
+    merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:x"))
     page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
     assert f"/overrides/merge_request_clear_awaiting/{mr.pk}/" not in page

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_transition
 from beads.models import BeadStatus, Blocker, MergeRequest, Priority
 from beads.services import (
     bead_add_dependency,
@@ -171,9 +172,9 @@ class Command(BaseCommand):
             last_checked_at=now,
             review_status="passed",
         )
-        bead_set_status(
-            bead=mr.bead,
-            status=BeadStatus.FAILED,
+        merge_request_transition(
+            merge_request=mr,
+            transition="fail",
             actor=Actor("user:legacy-timeout-bot"),
             failure_code="timed_out",
             failure_message="No merge after 30 minutes.",
