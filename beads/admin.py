@@ -91,11 +91,13 @@ MR_BOOKKEEPING_FIELDS = (
     "created_at",
     "updated_at",
 )
+#: Shown, but read from another field of the row (MergeRequest's properties), never stored.
+_READ_FROM_OTHER_FIELDS = ("pr_repo", "pr_number", "awaiting_approval", "changes_requested")
 MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIELDS
 #: What belongs to one PR and must not survive a change of the MR's PR URL.
 PR_STATE_FIELDS = (
-    *(f for f in MR_SNAPSHOT_FIELDS if f not in ("pr_repo", "pr_number")),
-    *MR_DERIVED_FIELDS,
+    *(f for f in MR_SNAPSHOT_FIELDS if f not in _READ_FROM_OTHER_FIELDS),
+    *(f for f in MR_DERIVED_FIELDS if f not in _READ_FROM_OTHER_FIELDS),
     "auto_merge_ready_since",
     "merge_requested_at",
     "merge_refused_head_sha",
@@ -130,7 +132,7 @@ def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
         for name in PR_STATE_FIELDS:
             setattr(obj, name, getattr(fresh, name))
         obj.check_requested_at = now  # type: ignore[attr-defined]
-        fields += ["pr_repo", "pr_number", "check_requested_at", *PR_STATE_FIELDS]
+        fields += ["check_requested_at", *PR_STATE_FIELDS]
         with transaction.atomic():
             obj.save(update_fields=[*fields, "updated_at"])
             if ended is not None:
@@ -154,23 +156,22 @@ class MergeRequestForm(forms.ModelForm):
     def clean_pr_url(self) -> str:
         url = (self.cleaned_data.get("pr_url") or "").strip()
         if not url:
-            self.instance.pr_repo, self.instance.pr_number = "", None
             return ""
         try:
             ref = parse_pr_url(url)
         except ScmError as error:
             raise forms.ValidationError(error.message) from None
-        self.instance.pr_repo, self.instance.pr_number = ref.repo, ref.number
         return ref.url
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         bead = cleaned.get("bead") or (self.instance.bead if self.instance.bead_id else None)
         rig = bead.rig if bead is not None else None
-        repo = self.instance.pr_repo
+        url = cleaned.get("pr_url")
+        repo = parse_pr_url(url).repo if url else ""
         # As for an agent's report: a PR outside the rig's repository would be watched and
         # merged with this town's credentials. GitHub compares names case-insensitively.
-        if cleaned.get("pr_url") and rig is not None and repo.lower() != rig.repo.lower():
+        if url and rig is not None and repo.lower() != rig.repo.lower():
             self.add_error(
                 "pr_url", f"The pull request is in {repo}, but the bead's rig is {rig.repo}."
             )
@@ -471,13 +472,11 @@ class MergeRequestAdmin(admin.ModelAdmin):
     )
     list_filter = (
         "blocker",
-        "awaiting_approval",
-        "changes_requested",
         "review_status",
         "state",
         "bead__town",
     )
-    search_fields = ("branch", "target_branch", "pr_url", "pr_repo", "head_sha", "bead__title")
+    search_fields = ("branch", "target_branch", "pr_url", "head_sha", "bead__title")
     date_hierarchy = "created_at"
     list_select_related = ("bead",)
     autocomplete_fields = ("bead", "source", "landing_convoy")

@@ -247,7 +247,7 @@ def merge_request_transition(
     now = now or timezone.now()
     with transaction.atomic():
         fresh = (
-            MergeRequest.objects.select_for_update()
+            MergeRequest.objects.select_for_update(of=("self",))
             .select_related("bead", "bead__town", "bead__rig")
             .filter(pk=mr.pk)
             .first()

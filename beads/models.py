@@ -3,6 +3,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from scm.errors import ScmError
+from scm.urls import PullRequestRef, parse_pr_url
+
 
 class BeadType(models.TextChoices):
     ISSUE = "issue", "Issue"
@@ -262,9 +265,9 @@ class MergeRequest(models.Model):
 
     branch = models.CharField(max_length=200)
     target_branch = models.CharField(max_length=200)
+    # The one stored fact about which PR: its repository and number are read from it
+    # (pr_ref), so a row written anywhere (a fixture, the shell) is checked like any other.
     pr_url = models.URLField(max_length=500, blank=True, default="")
-    pr_repo = models.CharField(max_length=200, blank=True, default="")
-    pr_number = models.PositiveIntegerField(null=True, blank=True)
 
     # The last observed PR snapshot.
     pr_state = models.CharField(max_length=20, blank=True, default="")
@@ -282,8 +285,6 @@ class MergeRequest(models.Model):
 
     # Derived from the snapshot (SPEC §4).
     blocker = models.CharField(max_length=30, choices=Blocker.choices, blank=True, default="")
-    awaiting_approval = models.BooleanField(default=False)
-    changes_requested = models.BooleanField(default=False)
     waiting_since = models.DateTimeField(null=True, blank=True)
     wait_escalated_at = models.DateTimeField(null=True, blank=True)
 
@@ -301,9 +302,8 @@ class MergeRequest(models.Model):
     consecutive_transient_failures = models.PositiveIntegerField(default=0)
     consecutive_malformed_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
-    # The cause of the last rework bead (SPEC §3: once per cause, never once per check).
-    last_rework_cause = models.CharField(max_length=200, blank=True, default="")
-    # Every cause handled so far (a review in between must not make an old cause new again).
+    # Every rework cause handled so far, oldest first (docs/domain.md §3: once per cause,
+    # never once per check; a review in between must not make an old cause new again).
     rework_causes = models.JSONField(default=list, blank=True)
 
     # A merge GitHub refused, remembered apart from last_error (which any failed check
@@ -357,10 +357,6 @@ class MergeRequest(models.Model):
                 condition=models.Q(review_status__in=ReviewStatus.values),
                 name="mr_review_status_valid",
             ),
-            models.CheckConstraint(
-                condition=models.Q(awaiting_approval=False) | models.Q(blocker="human_review"),
-                name="mr_awaiting_approval_is_human_review",
-            ),
             models.UniqueConstraint(
                 fields=["landing_convoy"],
                 condition=models.Q(state__in=["open", "in_progress"], landing_convoy__isnull=False),
@@ -368,16 +364,56 @@ class MergeRequest(models.Model):
             ),
         ]
         indexes = [
+            # The awaiting-approval list: exactly the PRs waiting on a human, oldest first.
             models.Index(
-                fields=["awaiting_approval", "waiting_since"],
-                condition=models.Q(awaiting_approval=True),
+                fields=["waiting_since"],
+                condition=models.Q(blocker="human_review"),
                 name="mr_awaiting_approval",
             ),
-            models.Index(fields=["pr_repo", "pr_number"], name="mr_pr"),
+            # The feedback check, the reconciler and webhooks read the live MRs.
+            models.Index(
+                fields=["state"],
+                condition=models.Q(state__in=["open", "in_progress"]),
+                name="mr_live",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"MR {self.branch} -> {self.target_branch}"
+
+    @property
+    def pr_ref(self) -> PullRequestRef | None:
+        """The PR's repository and number, read from pr_url; None without a URL or with one
+        that is not a pull request's (the feedback check fails such an MR once, saying so)."""
+        if not self.pr_url:
+            return None
+        try:
+            return parse_pr_url(self.pr_url)
+        except ScmError:
+            return None
+
+    @property
+    def pr_repo(self) -> str:
+        ref = self.pr_ref
+        return ref.repo if ref else ""
+
+    @property
+    def pr_number(self) -> int | None:
+        ref = self.pr_ref
+        return ref.number if ref else None
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """Waiting on a human (docs/domain.md §4): the blocker says so, nothing else."""
+        return self.blocker == Blocker.HUMAN_REVIEW
+
+    @property
+    def changes_requested(self) -> bool:
+        return self.review_decision == "CHANGES_REQUESTED"
+
+    @property
+    def last_rework_cause(self) -> str:
+        return self.rework_causes[-1] if self.rework_causes else ""
 
     @property
     def is_active(self) -> bool:

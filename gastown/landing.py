@@ -35,7 +35,7 @@ def convoy_suppression_end(*, convoy: Convoy, how: str, now: datetime) -> bool:
             return False
         held = MergeRequest.objects.filter(pk=held_id or 0)
         held.filter(bead__status=BeadStatus.FAILED).update(
-            awaiting_approval=False, blocker=Blocker.NONE, waiting_since=None, updated_at=now
+            blocker=Blocker.NONE, waiting_since=None, updated_at=now
         )
         telemetry_record(
             name="reconciler.respawn_suppression_ended",

@@ -189,10 +189,8 @@ def merge_request_clear_awaiting(
     waiting_since = mr.waiting_since
     message = f"{_pr_name(mr)} is no longer marked as awaiting approval (until the next check)."
     with transaction.atomic():
-        # The database requires awaiting_approval => blocker "human_review": clear both.
         _mr_transition(mr=mr, transition="clear_awaiting", user=user, now=now)
-        changed = MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=True).update(
-            awaiting_approval=False,
+        MergeRequest.objects.filter(pk=mr.pk).update(
             blocker=Blocker.NONE,
             waiting_since=None,
             merge_refused_head_sha="",
@@ -202,11 +200,7 @@ def merge_request_clear_awaiting(
             merge_refusals=0,
             updated_at=now,
         )
-        if changed != 1:
-            raise OverrideRefused(
-                "The PR stopped awaiting approval (or the MR ended) meanwhile: nothing to clear."
-            )
-        mr.awaiting_approval, mr.blocker, mr.waiting_since = False, Blocker.NONE, None
+        mr.blocker, mr.waiting_since = Blocker.NONE, None
         mr.merge_refused_head_sha = mr.merge_refused_kind = mr.merge_refused_state = ""
         mr.merge_refused_at, mr.merge_refusals = None, 0
         TelemetryEvent.objects.create(
@@ -291,14 +285,15 @@ def fake_pr_approve(
     refusal = merge_request_refusal(merge_request=mr, transition="recheck")
     if refusal:
         raise OverrideRefused(refusal)
-    if not (mr.pr_repo and mr.pr_number):
+    ref = mr.pr_ref
+    if ref is None:
         raise OverrideRefused("This merge request has no pull request yet: nothing to approve.")
     reviewer = (mr.requested_reviewers or ["alice"])[0]
     if not isinstance(reviewer, str) or not reviewer:
         reviewer = "alice"
     try:
         state = fake_control(
-            f"pulls/{mr.pr_repo}/{mr.pr_number}/approve", {"by": reviewer}, timeout=timeout
+            f"pulls/{ref.repo}/{ref.number}/approve", {"by": reviewer}, timeout=timeout
         )
     except ScmError as error:
         raise OverrideRefused(f"The fake GitHub did not approve: {error.message}") from None

@@ -333,7 +333,7 @@ def _rework_done(
     if not mr.bead.is_terminal:
         updates["check_requested_at"] = now
     if ref is not None:
-        updates.update(pr_url=ref.url, pr_repo=ref.repo, pr_number=ref.number)
+        updates.update(pr_url=ref.url)
     MergeRequest.objects.filter(pk=mr.pk).update(**updates)
     for name, value in updates.items():
         setattr(mr, name, value)

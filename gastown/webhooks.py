@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -94,10 +95,17 @@ def _text(value: Any, what: str, *, max_length: int = 200) -> str:
     return value
 
 
+def _pr_url_pattern(repo: str, numbers: list[int] | None = None) -> str:
+    """Matches the pull request URLs of `repo` (of those numbers), as parse_pr_url reads
+    them: the repository and number are read from pr_url, the one place they are stored."""
+    number = "|".join(str(n) for n in numbers) if numbers else "[0-9]+"
+    return rf"^https?://[^/]+/{re.escape(repo)}/pull/0*({number})([/?#].*)?$"
+
+
 def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequest]]:
     """The repository and the MRs an event concerns (by PR number, or by head SHA)."""
     repo = _text(_obj(data, "repository").get("full_name"), "repository.full_name")
-    watched = MergeRequest.objects.filter(pr_repo__iexact=repo).filter(
+    watched = MergeRequest.objects.filter(pr_url__iregex=_pr_url_pattern(repo)).filter(
         # R1: open work, and failed landing MRs that hold a suppression.
         Q(state__in=ACTIVE_MR_STATES)
         | Q(
@@ -108,7 +116,7 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
     )
     if event in PR_EVENTS:
         number = _pr_number(_obj(data, "pull_request").get("number"))
-        return repo, watched.filter(pr_number=number)
+        return repo, watched.filter(pr_url__iregex=_pr_url_pattern(repo, [number]))
     if event == "status":
         sha = _text(data.get("sha"), "sha", max_length=64)
         return repo, watched.filter(head_sha__iexact=sha)
@@ -118,7 +126,10 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
     if not isinstance(pulls, list):
         raise PayloadError(f"{event}.pull_requests is not a list.")
     numbers = {_pr_number(_obj({"pr": p}, "pr").get("number")) for p in pulls[:MAX_PR_NUMBERS]}
-    return repo, watched.filter(Q(head_sha__iexact=sha) | Q(pr_number__in=numbers))
+    if not numbers:
+        return repo, watched.filter(head_sha__iexact=sha)
+    by_number = Q(pr_url__iregex=_pr_url_pattern(repo, sorted(numbers)))
+    return repo, watched.filter(Q(head_sha__iexact=sha) | by_number)
 
 
 def _make_due(
@@ -146,7 +157,7 @@ def _make_due(
                 "event": event,
                 "action": action,
                 "delivery": delivery,
-                "pr": f"{mr.pr_repo}#{mr.pr_number}",
+                "pr": f"{mr.pr_repo}#{mr.pr_number}" if mr.pr_ref else mr.pr_url,
             },
         )
         for mr in rows
@@ -209,9 +220,9 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
                 return _answer(202, "ignored", event=event, delivery=delivery)
             repo, mrs = _affected(event, data)
             due = _make_due(
-                mrs.select_related("bead").only(
-                    "pk", "pr_repo", "pr_number", "bead__id", "bead__town_id"
-                )[:MAX_PR_NUMBERS],
+                mrs.select_related("bead").only("pk", "pr_url", "bead__id", "bead__town_id")[
+                    :MAX_PR_NUMBERS
+                ],
                 event=event,
                 action=action,
                 delivery=delivery,

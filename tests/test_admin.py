@@ -468,7 +468,6 @@ def test_new_pr_url_in_the_admin_ends_the_old_prs_wait_with_an_event(admin_clien
     since = timezone.now() - timedelta(hours=2)
     MergeRequest.objects.filter(pk=mr.pk).update(
         blocker="human_review",
-        awaiting_approval=True,
         review_decision="REVIEW_REQUIRED",
         waiting_since=since,
     )

@@ -44,8 +44,6 @@ def mr_in(state: str, **kwargs: Any) -> MergeRequest:
         bead__status=_BEAD_STATUS[MergeRequestState(state)],
         bead__rig__repo="acme/web",
         pr_url=PR,
-        pr_repo="acme/web",
-        pr_number=7,
         blocker=Blocker.READY,
         review_status="passed",
     )
@@ -63,7 +61,7 @@ def db_state(mr: MergeRequest) -> tuple[dict[str, Any], dict[str, Any], int]:
 
 
 #: What a transition's guard needs besides mr_in's defaults.
-GUARD_PASSES = {"clear_awaiting": {"blocker": Blocker.HUMAN_REVIEW, "awaiting_approval": True}}
+GUARD_PASSES = {"clear_awaiting": {"blocker": Blocker.HUMAN_REVIEW}}
 PAIRS = [(state, name) for state in MergeRequestState.values for name in TRANSITIONS]
 
 
@@ -99,8 +97,8 @@ def test_every_state_and_transition(state, transition):
         ("merge_now", {"review_status": "pending"}, "refinery has not passed"),
         ("merge_now", {"blocker": Blocker.HUMAN_REVIEW}, "waiting on a human"),
         ("merge_now", {"blocker": Blocker.CHECKS_PENDING}, "Checks pending"),
-        ("merge_now", {"pr_url": "", "pr_repo": "", "pr_number": None}, "no pull request"),
-        ("recheck", {"pr_url": "", "pr_repo": "", "pr_number": None}, "no pull request"),
+        ("merge_now", {"pr_url": ""}, "no pull request"),
+        ("recheck", {"pr_url": ""}, "no pull request"),
         ("clear_awaiting", {}, "not awaiting approval"),
         ("redispatch", {"blocker": Blocker.HUMAN_REVIEW}, "waiting on a human"),
     ],
@@ -143,9 +141,9 @@ MR_OVERRIDES = [o for o in OVERRIDES.values() if o.target == "merge_request"]
 _VARIANTS = [
     {},
     {"review_status": "pending"},
-    {"blocker": Blocker.HUMAN_REVIEW, "awaiting_approval": True},
+    {"blocker": Blocker.HUMAN_REVIEW},
     {"blocker": Blocker.CHECKS_FAILING},
-    {"pr_url": "", "pr_repo": "", "pr_number": None, "blocker": ""},
+    {"pr_url": "", "blocker": ""},
 ]
 
 

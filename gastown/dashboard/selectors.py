@@ -32,6 +32,7 @@ from beads.models import (
     BeadEvent,
     BeadStatus,
     BeadType,
+    Blocker,
     MergeRequest,
 )
 from gastown.models import Convoy, ReconcilerTick, Rig, TelemetryEvent, Town
@@ -147,8 +148,8 @@ def _awaiting_base(town: Town) -> QuerySet[MergeRequest]:
     # MR a suppression holds: its PR is open and still waits for the reviewer the team lead
     # has to chase.
     held = _suppressed_convoys().filter(town=town).values("suppressed_landing_mr")
-    return MergeRequest.objects.filter(bead__town=town, awaiting_approval=True).filter(
-        Q(bead__status__in=ACTIVE_STATUSES) | Q(pk__in=held)
+    return MergeRequest.objects.filter(bead__town=town, blocker=Blocker.HUMAN_REVIEW).filter(
+        Q(state__in=ACTIVE_MR_STATES) | Q(pk__in=held)
     )
 
 

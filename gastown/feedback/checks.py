@@ -427,7 +427,6 @@ class _TownCheck:
         assert rework is not None
         if rework.update_branch:
             # Claimed like a rework cause, so it runs once per head SHA.
-            previous = mr.last_rework_cause
             if not rework_cause_claim(mr=mr, cause=rework.cause):
                 return
             try:
@@ -437,7 +436,7 @@ class _TownCheck:
             except ScmError as error:
                 # Try again at the next check: give the cause back.
                 log.info("update-branch of %s failed: %s", pr_name(mr), error)
-                rework_cause_release(mr=mr, cause=rework.cause, previous=previous)
+                rework_cause_release(mr=mr, cause=rework.cause)
                 return
             if updated:
                 self.summary.branch_updates += 1
@@ -501,8 +500,6 @@ def _version(mr: MergeRequest) -> tuple[object, ...]:
 
 
 def _ref(mr: MergeRequest) -> PullRequestRef:
-    if mr.pr_repo and mr.pr_number:
-        return PullRequestRef(mr.pr_repo, mr.pr_number)
     return parse_pr_url(mr.pr_url)
 
 

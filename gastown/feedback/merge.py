@@ -37,7 +37,7 @@ from gastown.feedback.transitions import (
 )
 from gastown.models import EffectiveSettings, TelemetryEvent
 from scm.client import GitHubClient
-from scm.types import MergeOutcome, PullRequestRef, PullRequestSnapshot
+from scm.types import MergeOutcome, PullRequestSnapshot
 
 if TYPE_CHECKING:
     from gastown.feedback.checks import CheckSummary
@@ -58,7 +58,7 @@ def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -
         # Parked by a refusal whose head and state did not visibly change: ask GitHub
         # again once the hold is over (the fresh check still has to show no blocker).
         return refusal_expired(mr, now=now)
-    if mr.blocker != Blocker.READY or mr.awaiting_approval:
+    if mr.blocker != Blocker.READY:
         return False
     if requested:
         return True  # a team lead asked: try again even after a refusal
@@ -114,7 +114,6 @@ def _claim(mr: MergeRequest, *, now: datetime) -> bool:
         pk=mr.pk,
         state__in=ACTIVE_MR_STATES,
         blocker=Blocker.READY,
-        awaiting_approval=False,
         auto_merge_ready_since=mr.auto_merge_ready_since,
         merge_requested_at=mr.merge_requested_at,
     ).update(auto_merge_ready_since=in_flight, merge_requested_at=None, updated_at=now)
@@ -165,7 +164,9 @@ def merge_attempt(
     retry = held_by_refusal(mr)
     if not (_claim_retry(mr, now=now) if retry else _claim(mr, now=now)):
         return
-    ref = PullRequestRef(mr.pr_repo, mr.pr_number or 0)
+    ref = mr.pr_ref
+    if ref is None:  # the check that made it ready parsed it: changed meanwhile
+        return
     # The fresh check. A CredentialError goes up: the town pauses, nothing is merged.
     result = client.fetch_snapshots([ref]).get(ref)
     if result is None or result.snapshot is None:
@@ -218,7 +219,6 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
             {
                 "pr_state": "MERGED",
                 "blocker": Blocker.MERGED,
-                "awaiting_approval": False,
                 "waiting_since": None,
                 "auto_merge_ready_since": None,
                 "last_error": "",
@@ -307,12 +307,11 @@ def _refused(
         # meanwhile). A retry's refusal goes on with the same wait.
         fields.update(
             blocker=Blocker.HUMAN_REVIEW,
-            awaiting_approval=True,
             waiting_since=mr.waiting_since or now,
         )
         if mr.waiting_since is None:
             mr.waiting_since = now
-            mr.blocker, mr.awaiting_approval = Blocker.HUMAN_REVIEW, True
+            mr.blocker = Blocker.HUMAN_REVIEW
             events.append(wait_began_event(mr, now=now))
     elif outcome.kind == "checks_required":
         fields["blocker"] = kind  # waiting on checks (SPEC §5), held there by observe()

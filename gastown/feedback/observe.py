@@ -12,7 +12,7 @@ from typing import Any
 
 from beads.models import Blocker, MergeRequest
 from gastown.models import EffectiveSettings
-from scm.blocker import awaiting_approval, derive_blocker
+from scm.blocker import derive_blocker
 from scm.types import PullRequestSnapshot
 
 #: The MR fields one observation writes (the same list for every MR, so a bulk update fits).
@@ -30,8 +30,6 @@ OBSERVED_FIELDS = (
     "head_sha",
     "snapshot_at",
     "blocker",
-    "awaiting_approval",
-    "changes_requested",
     "waiting_since",
     "auto_merge_ready_since",
     "consecutive_transient_failures",
@@ -173,8 +171,6 @@ def snapshot_fields(
         "head_sha": snapshot.head_sha[:64],
         "snapshot_at": now,
         "blocker": blocker,
-        "awaiting_approval": awaiting_approval(blocker),
-        "changes_requested": snapshot.review_decision == "CHANGES_REQUESTED",
     }
 
 
@@ -282,7 +278,7 @@ def observe(
 
 
 def rework_handled(mr: MergeRequest, cause: str) -> bool:
-    return cause == mr.last_rework_cause or cause in (mr.rework_causes or [])
+    return cause in (mr.rework_causes or [])
 
 
 def human_wait_goes_on(blocker: str, review_decision: str | None) -> bool:

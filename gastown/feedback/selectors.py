@@ -49,7 +49,7 @@ def due_for_check(
     )
     candidates = (
         MergeRequest.objects.filter(bead__town=town)
-        .filter(~Q(pr_url="") | Q(pr_number__isnull=False))
+        .exclude(pr_url="")
         .filter(Q(state__in=ACTIVE_MR_STATES) | Q(pk__in=suppressed))
         .filter(
             Q(last_checked_at__isnull=True)

@@ -99,8 +99,6 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
         return
     MergeRequest.objects.filter(pk=mr.pk, pr_url="").update(
         pr_url=ref.url,
-        pr_repo=ref.repo,
-        pr_number=ref.number,
         last_error="",
         check_requested_at=now,
     )

@@ -194,7 +194,7 @@ def rule_b4_review_safety_net(s: TownSnapshot) -> Iterator[a.Action]:
 
 
 def mr_is_due(s: TownSnapshot, mr: MergeRequest) -> bool:
-    if mr.pr_number is None:
+    if not mr.pr_url:
         return False
     if mr.check_requested_at is not None or mr.last_checked_at is None:
         return True
@@ -217,7 +217,7 @@ def rule_r4_orphaned_review(s: TownSnapshot) -> Iterator[a.Action]:
         return  # a town-level GitHub problem is escalated; it is nobody's MR's fault
     for mr in s.merge_requests:
         bead = mr.bead
-        if mr.state != MergeRequestState.IN_PROGRESS or mr.pr_number is None:
+        if mr.state != MergeRequestState.IN_PROGRESS or not mr.pr_url:
             continue
         if is_waiting(mr) or mr.awaiting_approval:
             continue

@@ -493,9 +493,7 @@ def test_review_by_a_polecat_is_409(api, rig):
 
 def _waiting(rig, since):
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
-    MergeRequest.objects.filter(pk=mr.pk).update(
-        blocker=Blocker.HUMAN_REVIEW, awaiting_approval=True, waiting_since=since
-    )
+    MergeRequest.objects.filter(pk=mr.pk).update(blocker=Blocker.HUMAN_REVIEW, waiting_since=since)
     return mr
 
 

@@ -26,7 +26,6 @@ def waiting_mr(town):
         bead__town=town,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url="https://github.com/acme/web/pull/5",
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
         waiting_since=timezone.now(),
     )

@@ -33,9 +33,6 @@ def waiting(town, rig, *, minutes=60, number=7, **kwargs):
         bead__rig=rig,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url=f"https://github.com/{rig.repo}/pull/{number}",
-        pr_repo=rig.repo,
-        pr_number=number,
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
         review_decision="REVIEW_REQUIRED",
         merge_state_status="BLOCKED",
@@ -395,7 +392,6 @@ def test_awaiting_page_names_the_convoy_of_an_issue_mr_and_filters_by_it(lead_cl
         source=issue,
         pr_url="https://github.com/a/b/pull/9",
         blocker="human_review",
-        awaiting_approval=True,
         waiting_since=timezone.now(),
     )
     url = f"/towns/{town.slug}/awaiting/"
@@ -418,18 +414,14 @@ def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, r
         bead__rig=rig,
         landing_convoy=convoy,
         pr_url="https://github.com/a/b/pull/11",
-        pr_number=11,
         blocker="human_review",
-        awaiting_approval=True,
         waiting_since=timezone.now(),
     )
     stale = MergeRequestFactory(
         bead__town=town,
         bead__rig=rig,
         pr_url="https://github.com/a/b/pull/12",
-        pr_number=12,
         blocker="human_review",
-        awaiting_approval=True,
         waiting_since=timezone.now(),
     )
     for mr in (held, stale):

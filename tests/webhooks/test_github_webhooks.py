@@ -58,8 +58,6 @@ def watched_mr(number: int = 2, head_sha: str = "", repo: str = REPO, **kwargs):
         bead__town=rig.town,
         bead__rig=rig,
         pr_url=f"https://github.com/{repo}/pull/{number}",
-        pr_repo=repo,
-        pr_number=number,
         head_sha=head_sha,
         **kwargs,
     )

@@ -166,7 +166,6 @@ class Command(BaseCommand):
             merge_state_status="BLOCKED",
             checks_state="passing",
             blocker=Blocker.HUMAN_REVIEW,
-            awaiting_approval=True,
             waiting_since=now,
             snapshot_at=now,
             last_checked_at=now,
