@@ -83,6 +83,7 @@ MR_BOOKKEEPING_FIELDS = (
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
     "last_error",
+    "last_error_kind",
     "last_rework_cause",
     "auto_merge_ready_since",
     "merge_requested_at",
@@ -108,6 +109,7 @@ PR_STATE_FIELDS = (
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
     "last_error",
+    "last_error_kind",
 )
 
 

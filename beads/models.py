@@ -239,6 +239,11 @@ BEAD_STATUS_FOR_MR_STATE = {
 }
 
 
+#: MergeRequest.last_error_kind values of our own (the others are ScmError kinds).
+LAST_ERROR_PRE_MERGE_CHECK = "pre_merge_check"
+LAST_ERROR_MERGE_REFUSED = "merge_refused"
+
+
 class MergeRequest(models.Model):
     bead = models.OneToOneField(Bead, on_delete=models.CASCADE, related_name="merge_request")
     source = models.ForeignKey(
@@ -302,6 +307,10 @@ class MergeRequest(models.Model):
     consecutive_transient_failures = models.PositiveIntegerField(default=0)
     consecutive_malformed_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    # What last_error is, for decisions (never its text): an scm.errors.ScmError kind
+    # (not_found, transient, invalid_response, unrecognized_url, ...), or one of
+    # LAST_ERROR_PRE_MERGE_CHECK and LAST_ERROR_MERGE_REFUSED; empty when last_error is.
+    last_error_kind = models.CharField(max_length=30, blank=True, default="")
     # Every rework cause handled so far, oldest first (docs/domain.md §3: once per cause,
     # never once per check; a review in between must not make an old cause new again).
     rework_causes = models.JSONField(default=list, blank=True)

@@ -53,7 +53,15 @@ def test_every_old_merge_request_state_moves_to_the_new_model(old_apps):
     rig = apps.get_model("gastown", "Rig").objects.create(town=town, name="web", repo="acme/web")
     url = "https://github.com/acme/web/pull/{}"
     pks = {
-        "open": _old_mr(apps, town, rig, 1, status="open", pr_url=url.format(1)),
+        "open": _old_mr(
+            apps,
+            town,
+            rig,
+            1,
+            status="open",
+            pr_url=url.format(1),
+            last_error="pre-merge check failed: 502",
+        ),
         "in_progress": _old_mr(
             apps,
             town,
@@ -69,9 +77,13 @@ def test_every_old_merge_request_state_moves_to_the_new_model(old_apps):
             review_decision="CHANGES_REQUESTED",
             changes_requested=True,
         ),
-        "in_review": _old_mr(apps, town, rig, 3, status="in_review"),
+        "in_review": _old_mr(
+            apps, town, rig, 3, status="in_review", last_error="merge refused (x): no"
+        ),
         "closed": _old_mr(apps, town, rig, 4, status="closed", merged_at=NOW),
-        "failed": _old_mr(apps, town, rig, 5, status="failed"),
+        "failed": _old_mr(
+            apps, town, rig, 5, status="failed", last_error="not_found: PR 5 is gone"
+        ),
         # Known by repository and number only (written by hand, before pr_url was the one).
         "repo_only": _old_mr(
             apps, town, rig, 6, status="in_progress", pr_repo="acme/web", pr_number=6
@@ -110,5 +122,11 @@ def test_every_old_merge_request_state_moves_to_the_new_model(old_apps):
     assert (mrs["repo_only"].pr_repo, mrs["repo_only"].pr_number) == ("acme/web", 6)
     assert mrs["last_cause"].rework_causes == ["checks_failing:abc", "conflict:abc"]
     assert mrs["last_cause"].last_rework_cause == "conflict:abc"
+    kinds = {name: mr.last_error_kind for name, mr in mrs.items() if mr.last_error}
+    assert kinds == {
+        "open": "pre_merge_check",
+        "in_review": "merge_refused",
+        "failed": "not_found",
+    }
     # The one-active-landing index now reads the state: the terminal rows hold no slot.
     assert [mr.is_active for mr in mrs.values()] == [True, True, True, False, False, True, True]

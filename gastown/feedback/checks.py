@@ -345,6 +345,7 @@ class _TownCheck:
             elif error.kind == "invalid_response":
                 mr.consecutive_malformed_failures += 1
             mr.last_error = f"{error.kind}: {error.message}"[:2000]
+            mr.last_error_kind = error.kind[:30]
             mr.auto_merge_ready_since = None  # "continuously ready" is unknown now
             mr.updated_at = now
         with transaction.atomic():
@@ -363,7 +364,7 @@ class _TownCheck:
                     log.info("%s changed meanwhile: this pass's snapshot not stored", pr_name(mr))
                     continue
                 if mr.consecutive_transient_failures or mr.consecutive_malformed_failures:
-                    mr.last_error = ""
+                    mr.last_error = mr.last_error_kind = ""
                 for name, value in obs.fields.items():
                     setattr(mr, name, value)
                 mr.updated_at = now
@@ -372,7 +373,7 @@ class _TownCheck:
             self.summary.changed += len(changed)
             if changed:
                 MergeRequest.objects.bulk_update(
-                    changed, [*OBSERVED_FIELDS, "last_error", "updated_at"]
+                    changed, [*OBSERVED_FIELDS, "last_error", "last_error_kind", "updated_at"]
                 )
             observed = [(mr, obs) for mr, obs in observed if mr.pk not in overtaken]
             ok_ids = [mr.pk for mr, _ in observed]
@@ -387,6 +388,7 @@ class _TownCheck:
                         "consecutive_transient_failures",
                         "consecutive_malformed_failures",
                         "last_error",
+                        "last_error_kind",
                         "auto_merge_ready_since",
                         "updated_at",
                     ],

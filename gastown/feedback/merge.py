@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from beads.models import ACTIVE_MR_STATES, Blocker, MergeRequest, ReviewStatus
+from beads.models import (
+    ACTIVE_MR_STATES,
+    LAST_ERROR_MERGE_REFUSED,
+    LAST_ERROR_PRE_MERGE_CHECK,
+    Blocker,
+    MergeRequest,
+    ReviewStatus,
+)
 from beads.services import escalation_raise
 from gastown.feedback.observe import (
     held_by_refusal,
@@ -174,7 +181,10 @@ def merge_attempt(
         message = error.message if error is not None else "no answer"
         log.info("no merge of %s: the pre-merge check failed (%s)", pr_name(mr), message)
         # Fail closed; the timer restarts at the next ready observation.
-        fields = {"last_error": f"pre-merge check failed: {message}"[:2000]}
+        fields = {
+            "last_error": f"pre-merge check failed: {message}"[:2000],
+            "last_error_kind": LAST_ERROR_PRE_MERGE_CHECK,
+        }
         _save(mr, {**fields, "auto_merge_ready_since": None}, now=now)
         return
     snapshot = result.snapshot
@@ -222,6 +232,7 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
                 "waiting_since": None,
                 "auto_merge_ready_since": None,
                 "last_error": "",
+                "last_error_kind": "",
             },
             now=now,
         )
@@ -267,6 +278,7 @@ def _refused(
     fields: dict[str, Any] = {
         "auto_merge_ready_since": None,
         "last_error": f"merge refused ({outcome.kind}): {outcome.message}"[:2000],
+        "last_error_kind": LAST_ERROR_MERGE_REFUSED,
     }
     kind = _refusal_kind(outcome)
     repeated = False

@@ -18,7 +18,7 @@ from beads.services import bead_event_record, escalation_raise
 from gastown.dispatch import dispatch_notify
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
-from gastown.reconciler.rules import BRANCH_FAILED
+from gastown.reconciler.rules import BRANCH_FAILED, FEATURE_BRANCH_FAILED
 from gastown.secrets import SecretUnreadable
 from scm.client import GitHubClient
 from scm.credentials import TOWN_TOKEN, resolve_token
@@ -76,7 +76,9 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
         )
     except ScmError as exc:
         with transaction.atomic():
-            MergeRequest.objects.filter(pk=mr.pk).update(last_error=f"{exc.kind}: {exc.message}")
+            MergeRequest.objects.filter(pk=mr.pk).update(
+                last_error=f"{exc.kind}: {exc.message}", last_error_kind=exc.kind[:30]
+            )
             bead_event_record(
                 bead=mr.bead,
                 kind=BeadEventKind.NOTE,
@@ -100,6 +102,7 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
     MergeRequest.objects.filter(pk=mr.pk, pr_url="").update(
         pr_url=ref.url,
         last_error="",
+        last_error_kind="",
         check_requested_at=now,
     )
     bead_event_record(
@@ -125,7 +128,9 @@ def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
         # fix itself; the convoy's beads are not dispatched until the branch exists).
         with transaction.atomic():
             Convoy.objects.filter(pk=convoy.pk).update(
-                failure_message=f"{BRANCH_FAILED}: {exc.message}", updated_at=now
+                failure_reason=FEATURE_BRANCH_FAILED,
+                failure_message=f"{BRANCH_FAILED}: {exc.message}",
+                updated_at=now,
             )
             if exc.kind != "transient":
                 escalation_raise(
@@ -140,5 +145,5 @@ def create_feature_branch(*, town: Town, convoy_id: int, now: datetime) -> None:
                 )
         return
     Convoy.objects.filter(pk=convoy.pk, feature_branch_created_at__isnull=True).update(
-        feature_branch_created_at=now, failure_message=""
+        feature_branch_created_at=now, failure_reason="", failure_message=""
     )

@@ -449,6 +449,7 @@ def _mr_merged(mr: MergeRequest) -> bool:
 
 #: How a failed feature-branch creation is recorded on the convoy, and when it is tried again.
 BRANCH_FAILED = "creating the feature branch failed"
+FEATURE_BRANCH_FAILED = "feature_branch_failed"  # Convoy.failure_reason while it is retried
 BRANCH_RETRY = timedelta(minutes=1)
 #: A held landing PR in one of these states keeps its suppression: a person (or GitHub, still
 #: computing) has yet to move. Any other open state means the approval landed.
@@ -471,7 +472,7 @@ def rule_c_landing(s: TownSnapshot) -> Iterator[a.Action]:
                 convoy.merge_mode == MergeMode.REVIEW_THEN_LAND
                 and not convoy.feature_branch_created_at
             ):
-                failed_lately = convoy.failure_message.startswith(BRANCH_FAILED) and (
+                failed_lately = convoy.failure_reason == FEATURE_BRANCH_FAILED and (
                     s.now - convoy.updated_at < BRANCH_RETRY
                 )
                 if not failed_lately:
@@ -523,7 +524,7 @@ def _landing_steps(s: TownSnapshot, convoy: Convoy) -> Iterator[a.Action]:
         if held.pr_state == "MERGED":
             yield a.EndSuppression(rule="C", convoy_id=convoy.pk, how="merged")
             yield a.ConvoyLand(rule="C", convoy_id=convoy.pk, note="its landing PR merged")
-        elif held.pr_state == "CLOSED" or held.last_error.startswith("not_found"):
+        elif held.pr_state == "CLOSED" or held.last_error_kind == "not_found":
             yield a.EndSuppression(rule="C", convoy_id=convoy.pk, how="closed")
             yield a.RaiseEscalation(
                 rule="C",
