@@ -31,6 +31,7 @@ from beads.models import (
     BeadEventKind,
     BeadStatus,
     BeadType,
+    MergeAttempt,
     MergeRequest,
 )
 from beads.services import (
@@ -101,11 +102,9 @@ PR_STATE_FIELDS = (
     *(f for f in MR_DERIVED_FIELDS if f not in _READ_FROM_OTHER_FIELDS),
     "auto_merge_ready_since",
     "merge_requested_at",
-    "merge_refused_head_sha",
-    "merge_refused_kind",
-    "merge_refused_state",
-    "merge_refused_at",
-    "merge_refusals",
+    "merge_refusal",
+    "merge_refusal_waits_on",
+    "merge_hold_from",
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
     "last_error",
@@ -496,6 +495,7 @@ class MergeRequestAdmin(admin.ModelAdmin):
                     "pr_link",
                     "pr_url",
                     "bead_events",
+                    "merge_attempts",
                 )
             },
         ),
@@ -503,7 +503,7 @@ class MergeRequestAdmin(admin.ModelAdmin):
         ("Blocker and review", {"fields": MR_DERIVED_FIELDS}),
         ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS}),
     )
-    readonly_fields = ("pr_link", "bead_events", *MR_READONLY_FIELDS)
+    readonly_fields = ("pr_link", "bead_events", "merge_attempts", *MR_READONLY_FIELDS)
 
     def save_model(self, request: HttpRequest, obj: MergeRequest, form: Any, change: bool) -> None:
         if change:
@@ -518,6 +518,23 @@ class MergeRequestAdmin(admin.ModelAdmin):
     @admin.display(description="pull request")
     def pr_link(self, obj: MergeRequest) -> SafeString | str:
         return _pr_link(obj.pr_url)
+
+    @admin.display(description="merge attempts")
+    def merge_attempts(self, obj: MergeRequest) -> SafeString:
+        """Every merge call and GitHub's answer, newest first, as written."""
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (a.created_at, a.head_sha[:12], a.method, a.outcome, a.refusal_kind, a.message)
+                for a in MergeAttempt.objects.filter(merge_request=obj)[:RECENT_EVENTS]
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Head</th><th>Method</th><th>GitHub said</th>"
+            "<th>Refusal</th><th>Message</th></tr></thead><tbody>{}</tbody></table>",
+            rows or format_html('<tr><td colspan="6">{}</td></tr>', "No merge call yet."),
+        )
 
     @admin.display(description="events of the MR bead")
     def bead_events(self, obj: MergeRequest) -> SafeString:

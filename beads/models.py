@@ -315,33 +315,26 @@ class MergeRequest(models.Model):
     # never once per check; a review in between must not make an old cause new again).
     rework_causes = models.JSONField(default=list, blank=True)
 
-    # A merge GitHub refused, remembered apart from last_error (which any failed check
-    # overwrites): no new attempt while the head and the state the refusal depends on stay.
-    merge_refused_head_sha = models.CharField(max_length=64, blank=True, default="")
-    merge_refused_kind = models.CharField(
-        max_length=30,
-        blank=True,
-        default="",
-        help_text="human_review, checks_pending or checks_failing (the blocker GitHub's "
-        "refusal means for this head), or a final refusal (not_mergeable, permanent, "
-        "method_not_allowed).",
+    # The merge refusal that stands (GitHub refused this head in this state): no new attempt
+    # until the head or merge_refusal_waits_on changes, or the hold (computed from the
+    # attempt rows, gastown.feedback.observe.refusal_hold) is over. The attempt keeps what
+    # GitHub said; these two are what changes after it.
+    merge_refusal = models.ForeignKey(
+        "beads.MergeAttempt", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    merge_refused_state = models.CharField(
+    merge_refusal_waits_on = models.CharField(
         max_length=500,
         blank=True,
         default="",
-        help_text="What the refusal depends on besides the head: the review decision and who "
-        "is asked to review, or each check's state.",
+        help_text="What the standing refusal depends on besides the head: the review "
+        "decision and who is asked to review (reviewers asked since join), or each check's "
+        "state.",
     )
-    merge_refused_at = models.DateTimeField(
+    merge_hold_from = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When GitHub refused; once the hold is over it is asked again.",
-    )
-    merge_refusals = models.PositiveSmallIntegerField(
-        default=0,
-        help_text="The same refusal in a row (same head, kind and state): each one doubles "
-        "the hold.",
+        help_text="When the standing refusal's hold started (its attempt, or a retry in "
+        "flight); empty once a submitted review lifted it.",
     )
 
     auto_merge_ready_since = models.DateTimeField(null=True, blank=True)
@@ -436,3 +429,81 @@ class MergeRequest(models.Model):
     @property
     def is_landing(self) -> bool:
         return self.landing_convoy_id is not None
+
+
+class MergeRefusalKind(models.TextChoices):
+    """What a refused merge call means for its head (docs/domain.md §5)."""
+
+    NONE = "", "Nothing about this head (merged, head moved, GitHub failed)"
+    HUMAN_REVIEW = "human_review", "A review is missing"
+    CHECKS_PENDING = "checks_pending", "A required check is expected"
+    CHECKS_FAILING = "checks_failing", "A required check fails"
+    NOT_MERGEABLE = "not_mergeable", "Not mergeable (final)"
+    PERMANENT = "permanent", "Refused for good (final)"
+    METHOD_NOT_ALLOWED = "method_not_allowed", "No configured merge method allowed (final)"
+    WRONG_BASE = "wrong_base", "The PR's base is not the MR's target (never sent; final)"
+
+
+#: Refusals a retry of the same head will not change: escalated, and not tried again on that
+#: head until a team lead presses merge now (or the head or base moves).
+FINAL_REFUSALS = frozenset(
+    {
+        MergeRefusalKind.NOT_MERGEABLE,
+        MergeRefusalKind.PERMANENT,
+        MergeRefusalKind.METHOD_NOT_ALLOWED,
+        MergeRefusalKind.WRONG_BASE,
+    }
+)
+
+
+class MergeAttempt(models.Model):
+    """One merge call and GitHub's answer (or one we refused to send: wrong base), written
+    once and never changed, like healthchecks' Flip. The hold of a standing refusal and its
+    back-off are computed from these rows."""
+
+    merge_request = models.ForeignKey(
+        MergeRequest, on_delete=models.CASCADE, related_name="merge_attempts"
+    )
+    created_at = models.DateTimeField(help_text="When the call was made.")
+    head_sha = models.CharField(max_length=64)
+    method = models.CharField(max_length=20, blank=True, default="")
+    outcome = models.CharField(
+        max_length=30,
+        help_text="GitHub's answer as scm classified it: merged, review_required, "
+        "checks_required, head_moved, transient, not_mergeable, method_not_allowed, "
+        "permanent (or wrong_base, never sent).",
+    )
+    message = models.TextField(blank=True, default="")
+    merge_commit_sha = models.CharField(max_length=64, blank=True, default="")
+    refusal_kind = models.CharField(
+        max_length=30, choices=MergeRefusalKind.choices, blank=True, default=""
+    )
+    refusal_waits_on = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="What the refusal depended on besides the head when GitHub answered.",
+    )
+    repeats = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="This refusal's place in a row of identical ones (same head, kind and "
+        "state): each one doubles the hold.",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(refusal_kind__in=MergeRefusalKind.values),
+                name="mergeattempt_refusal_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(repeats__gte=1), name="mergeattempt_repeats_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merge_request", "-created_at"], name="mergeattempt_mr_time")
+        ]
+
+    def __str__(self) -> str:
+        return f"merge of {self.head_sha[:7]}: {self.outcome}"

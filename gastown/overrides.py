@@ -178,7 +178,7 @@ def merge_request_clear_awaiting(
 ) -> str:
     """Treat the PR as not waiting on a human until the next check says otherwise.
 
-    The merge refusal that parked it (merge_refused_*) is forgotten too: else the next check
+    The merge refusal that parked it (merge_refusal) is forgotten too: else the next check
     would hold it at human_review again on that refusal, without asking GitHub."""
     mr = merge_request
     now = now or timezone.now()
@@ -193,16 +193,13 @@ def merge_request_clear_awaiting(
         MergeRequest.objects.filter(pk=mr.pk).update(
             blocker=Blocker.NONE,
             waiting_since=None,
-            merge_refused_head_sha="",
-            merge_refused_kind="",
-            merge_refused_state="",
-            merge_refused_at=None,
-            merge_refusals=0,
+            merge_refusal=None,
+            merge_refusal_waits_on="",
+            merge_hold_from=None,
             updated_at=now,
         )
         mr.blocker, mr.waiting_since = Blocker.NONE, None
-        mr.merge_refused_head_sha = mr.merge_refused_kind = mr.merge_refused_state = ""
-        mr.merge_refused_at, mr.merge_refusals = None, 0
+        mr.merge_refusal, mr.merge_refusal_waits_on, mr.merge_hold_from = None, "", None
         TelemetryEvent.objects.create(
             name="pr.awaiting_approval_resolved",
             town_id=mr.bead.town_id,

@@ -146,8 +146,8 @@ def _make_due(
         # A review was submitted: what GitHub's merge endpoint refused for a missing review
         # may pass now, so that refusal's hold ends (the next check may ask again).
         MergeRequest.objects.filter(
-            pk__in=[mr.pk for mr in rows], merge_refused_kind=Blocker.HUMAN_REVIEW
-        ).update(merge_refused_at=None)
+            pk__in=[mr.pk for mr in rows], merge_refusal__refusal_kind=Blocker.HUMAN_REVIEW
+        ).update(merge_hold_from=None)
     TownEvent.objects.bulk_create(
         TownEvent(
             town_id=mr.bead.town_id,

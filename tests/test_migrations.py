@@ -76,6 +76,12 @@ def test_every_old_merge_request_state_moves_to_the_new_model(old_apps):
             waiting_since=NOW,
             review_decision="CHANGES_REQUESTED",
             changes_requested=True,
+            last_error="merge refused (review_required): Review required.",
+            merge_refused_head_sha="abc123",
+            merge_refused_kind="human_review",
+            merge_refused_state="REVIEW_REQUIRED|alice",
+            merge_refused_at=NOW,
+            merge_refusals=3,
         ),
         "in_review": _old_mr(
             apps, town, rig, 3, status="in_review", last_error="merge refused (x): no"
@@ -122,9 +128,23 @@ def test_every_old_merge_request_state_moves_to_the_new_model(old_apps):
     assert (mrs["repo_only"].pr_repo, mrs["repo_only"].pr_number) == ("acme/web", 6)
     assert mrs["last_cause"].rework_causes == ["checks_failing:abc", "conflict:abc"]
     assert mrs["last_cause"].last_rework_cause == "conflict:abc"
+    refusal = waiting.merge_refusal
+    assert (refusal.head_sha, refusal.refusal_kind, refusal.repeats) == (
+        "abc123",
+        "human_review",
+        3,
+    )
+    assert (refusal.outcome, refusal.created_at) == ("review_required", NOW)
+    assert refusal.message == "merge refused (review_required): Review required."
+    assert (waiting.merge_refusal_waits_on, waiting.merge_hold_from) == (
+        "REVIEW_REQUIRED|alice",
+        NOW,
+    )
+    assert [mr.merge_attempts.count() for mr in mrs.values()] == [0, 1, 0, 0, 0, 0, 0]
     kinds = {name: mr.last_error_kind for name, mr in mrs.items() if mr.last_error}
     assert kinds == {
         "open": "pre_merge_check",
+        "in_progress": "merge_refused",
         "in_review": "merge_refused",
         "failed": "not_found",
     }

@@ -56,7 +56,7 @@ def due_for_check(
             | Q(last_checked_at__lte=now - shortest)
             | Q(check_requested_at__isnull=False)
         )
-        .select_related("bead", "bead__rig")
+        .select_related("bead", "bead__rig", "merge_refusal")
         .order_by(
             F("check_requested_at").asc(nulls_last=True),
             F("last_checked_at").asc(nulls_first=True),

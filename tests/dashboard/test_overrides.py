@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from beads.models import BeadEvent, BeadStatus, BeadType, Blocker
+from beads.models import BeadEvent, BeadStatus, BeadType, Blocker, MergeAttempt
 from gastown.models import AgentStatus, ConvoyStatus, TelemetryEvent
 from gastown.overrides import (
     OverrideRefused,
@@ -169,20 +169,22 @@ def test_clear_awaiting_clears_the_flag_and_records_the_resolved_wait(town, user
 
 def test_clear_awaiting_also_forgets_the_merge_refusal_that_parked_the_pr(town, user):
     """Else the next check holds the PR at human_review again on the same refusal."""
-    mr = waiting_mr(
-        town,
-        merge_refused_head_sha="abc123",
-        merge_refused_kind=Blocker.HUMAN_REVIEW,
-        merge_refused_state="-|",
-        merge_refused_at=NOW,
+    mr = waiting_mr(town)
+    refusal = MergeAttempt.objects.create(
+        merge_request=mr,
+        created_at=NOW,
+        head_sha="abc123",
+        outcome="review_required",
+        refusal_kind=Blocker.HUMAN_REVIEW,
+        refusal_waits_on="-|",
     )
+    type(mr).objects.filter(pk=mr.pk).update(
+        merge_refusal=refusal, merge_refusal_waits_on="-|", merge_hold_from=NOW
+    )
+    mr.refresh_from_db()
     merge_request_clear_awaiting(merge_request=mr, user=user, now=NOW)
     mr.refresh_from_db()
-    assert (mr.merge_refused_head_sha, mr.merge_refused_kind, mr.merge_refused_state) == (
-        "",
-        "",
-        "",
-    )
+    assert (mr.merge_refusal, mr.merge_refusal_waits_on, mr.merge_hold_from) == (None, "", None)
 
 
 def test_clear_awaiting_is_refused_when_not_waiting(town, user):
