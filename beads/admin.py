@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.db import models, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -133,9 +133,11 @@ def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
         for name in PR_STATE_FIELDS:
             setattr(obj, name, getattr(fresh, name))
         obj.check_requested_at = now  # type: ignore[attr-defined]
-        fields += ["check_requested_at", *PR_STATE_FIELDS]
+        obj.version = F("version") + 1  # type: ignore[attr-defined]
+        fields += ["check_requested_at", "version", *PR_STATE_FIELDS]
         with transaction.atomic():
             obj.save(update_fields=[*fields, "updated_at"])
+            obj.refresh_from_db(fields=["version"])
             if ended is not None:
                 ended.save()
         return

@@ -344,6 +344,11 @@ class MergeRequest(models.Model):
     merged_at = models.DateTimeField(null=True, blank=True)
     merge_commit_sha = models.CharField(max_length=64, blank=True, default="")
 
+    # Optimistic concurrency: every write of what the feedback check reads and writes back
+    # (the snapshot, the blocker, the wait, the timers and the standing refusal) adds one, so
+    # a pass holding an older copy finds its version gone and does not write it back.
+    version = models.PositiveIntegerField(default=0)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import F
 
 from beads.models import BeadStatus, Blocker, MergeRequest
 from gastown.models import Convoy
@@ -35,7 +36,7 @@ def convoy_suppression_end(*, convoy: Convoy, how: str, now: datetime) -> bool:
             return False
         held = MergeRequest.objects.filter(pk=held_id or 0)
         held.filter(bead__status=BeadStatus.FAILED).update(
-            blocker=Blocker.NONE, waiting_since=None, updated_at=now
+            blocker=Blocker.NONE, waiting_since=None, updated_at=now, version=F("version") + 1
         )
         telemetry_record(
             name="reconciler.respawn_suppression_ended",

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from beads.audit import Actor
@@ -158,7 +159,10 @@ def merge_request_merge_now(
     with transaction.atomic():
         _mr_transition(mr=mr, transition="merge_now", user=user, now=now)
         MergeRequest.objects.filter(pk=mr.pk).update(
-            merge_requested_at=now, check_requested_at=now, updated_at=now
+            merge_requested_at=now,
+            check_requested_at=now,
+            updated_at=now,
+            version=F("version") + 1,
         )
         mr.merge_requested_at = mr.check_requested_at = now
         _audit(
@@ -197,6 +201,7 @@ def merge_request_clear_awaiting(
             merge_refusal_waits_on="",
             merge_hold_from=None,
             updated_at=now,
+            version=F("version") + 1,
         )
         mr.blocker, mr.waiting_since = Blocker.NONE, None
         mr.merge_refusal, mr.merge_refusal_waits_on, mr.merge_hold_from = None, "", None

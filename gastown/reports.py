@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from beads.audit import Actor
@@ -334,7 +335,7 @@ def _rework_done(
         updates["check_requested_at"] = now
     if ref is not None:
         updates.update(pr_url=ref.url)
-    MergeRequest.objects.filter(pk=mr.pk).update(**updates)
+    MergeRequest.objects.filter(pk=mr.pk).update(**updates, version=F("version") + 1)
     for name, value in updates.items():
         setattr(mr, name, value)
     bead_event_record(

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -147,7 +147,7 @@ def _make_due(
         # may pass now, so that refusal's hold ends (the next check may ask again).
         MergeRequest.objects.filter(
             pk__in=[mr.pk for mr in rows], merge_refusal__refusal_kind=Blocker.HUMAN_REVIEW
-        ).update(merge_hold_from=None)
+        ).update(merge_hold_from=None, version=F("version") + 1)
     TownEvent.objects.bulk_create(
         TownEvent(
             town_id=mr.bead.town_id,

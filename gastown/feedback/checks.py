@@ -328,7 +328,7 @@ class _TownCheck:
     ) -> list[tuple[MergeRequest, Observation]]:
         """Every observation in a few bulk writes: unchanged PRs only get their timestamps.
 
-        A changed MR is written only if its row still holds what this pass read: another
+        A changed MR is written only if its row still holds the version this pass read: another
         worker (a refused merge parking it, a second check claimed through a webhook) may
         have written it meanwhile, and a stale copy must not undo that (a second merge call,
         a second wait detected). Those rows are skipped, with their telemetry and follow-up;
@@ -336,7 +336,7 @@ class _TownCheck:
         Returns the observations stored (or unchanged)."""
         now = self.now
         to_write = {mr.pk: (mr, obs) for mr, obs in observed if obs.changed}
-        read = {pk: _version(mr) for pk, (mr, _) in to_write.items()}
+        read = {pk: mr.version for pk, (mr, _) in to_write.items()}
         changed: list[MergeRequest] = []
         events: list[TelemetryEvent] = []
         for mr, error in errored:
@@ -348,16 +348,17 @@ class _TownCheck:
             mr.last_error_kind = error.kind[:30]
             mr.auto_merge_ready_since = None  # "continuously ready" is unknown now
             mr.updated_at = now
+            mr.version += 1
         with transaction.atomic():
             overtaken = set(read)
             if read:
                 rows = (
                     MergeRequest.objects.select_for_update()
                     .filter(pk__in=list(read))
-                    .values_list("pk", *_VERSION_FIELDS)
+                    .values_list("pk", "version")
                 )
-                for pk, *values in rows:
-                    if tuple(values) == read[pk]:
+                for pk, version in rows:
+                    if version == read[pk]:
                         overtaken.discard(pk)
             for pk, (mr, obs) in to_write.items():
                 if pk in overtaken:
@@ -368,12 +369,14 @@ class _TownCheck:
                 for name, value in obs.fields.items():
                     setattr(mr, name, value)
                 mr.updated_at = now
+                mr.version += 1  # the rows are locked: read + 1
                 changed.append(mr)
                 events.extend(edge_events(mr, obs, now=now))
             self.summary.changed += len(changed)
             if changed:
                 MergeRequest.objects.bulk_update(
-                    changed, [*OBSERVED_FIELDS, "last_error", "last_error_kind", "updated_at"]
+                    changed,
+                    [*OBSERVED_FIELDS, "last_error", "last_error_kind", "updated_at", "version"],
                 )
             observed = [(mr, obs) for mr, obs in observed if mr.pk not in overtaken]
             ok_ids = [mr.pk for mr, _ in observed]
@@ -391,6 +394,7 @@ class _TownCheck:
                         "last_error_kind",
                         "auto_merge_ready_since",
                         "updated_at",
+                        "version",
                     ],
                 )
             if events:
@@ -490,15 +494,6 @@ class _TownCheck:
         )
         if mr_fail(mr, code=code, message=message, now=self.now, telemetry=[poll_failed]):
             self.summary.failed += 1
-
-
-#: What tells whether another worker wrote an MR since this pass read it: updated_at alone
-#: is not enough (one pass writes the same `now` twice: its check, then a refusal's park).
-_VERSION_FIELDS = ("updated_at", *OBSERVED_FIELDS)
-
-
-def _version(mr: MergeRequest) -> tuple[object, ...]:
-    return tuple(getattr(mr, name) for name in _VERSION_FIELDS)
 
 
 def _ref(mr: MergeRequest) -> PullRequestRef:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import F
 
 from beads.models import (
     ACTIVE_MR_STATES,
@@ -124,10 +125,16 @@ def _claim(mr: MergeRequest, *, now: datetime) -> bool:
         blocker=Blocker.READY,
         auto_merge_ready_since=mr.auto_merge_ready_since,
         merge_requested_at=mr.merge_requested_at,
-    ).update(auto_merge_ready_since=in_flight, merge_requested_at=None, updated_at=now)
+    ).update(
+        auto_merge_ready_since=in_flight,
+        merge_requested_at=None,
+        updated_at=now,
+        version=F("version") + 1,
+    )
     if claimed != 1:
         return False
     mr.auto_merge_ready_since, mr.merge_requested_at = in_flight, None
+    mr.version += 1
     return True
 
 
@@ -146,9 +153,11 @@ def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
         auto_merge_ready_since=now + IN_FLIGHT,  # in flight, as in _claim
         merge_requested_at=None,
         updated_at=now,
+        version=F("version") + 1,
     )
     if claimed != 1:
         return False
+    mr.version += 1
     mr.merge_hold_from, mr.auto_merge_ready_since = now, now + IN_FLIGHT
     mr.merge_requested_at = None
     return True
@@ -157,7 +166,8 @@ def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
 def _save(mr: MergeRequest, fields: dict[str, Any], *, now: datetime) -> None:
     for name, value in fields.items():
         setattr(mr, name, value)
-    MergeRequest.objects.filter(pk=mr.pk).update(**fields, updated_at=now)
+    MergeRequest.objects.filter(pk=mr.pk).update(**fields, updated_at=now, version=F("version") + 1)
+    mr.version += 1
 
 
 def merge_attempt(
