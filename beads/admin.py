@@ -237,7 +237,7 @@ def _move_beads(
         if bead.is_terminal:
             skipped.append(f"#{bead.pk}")
             continue
-        if bead.type == BeadType.MERGE_REQUEST:
+        if bead.type == BeadType.MERGE_REQUEST and MergeRequest.objects.filter(bead=bead).exists():
             # Its status follows its merge request's state: it closes when its PR merges.
             refused.append(
                 f"Bead #{bead.pk} is a merge request's: it closes when its PR merges. Use "

@@ -116,11 +116,12 @@ def bead_set_status(
     now: datetime | None = None,
     data: dict[str, Any] | None = None,
 ) -> Bead:
-    """Move a bead to `status`, audited. Refuses to move a terminal bead, and a merge
-    request's bead: its status follows its merge request's state, which only
-    beads.merge_requests.merge_request_transition moves.
+    """Move a bead to `status`, audited. Refuses to move a terminal bead, and the bead of a
+    merge request: its status follows the merge request's state, which only
+    beads.merge_requests.merge_request_transition moves (an MR bead without one, written
+    outside the services, may be closed by hand).
     """
-    if bead.type == BeadType.MERGE_REQUEST:
+    if bead.type == BeadType.MERGE_REQUEST and MergeRequest.objects.filter(bead=bead).exists():
         raise ValueError(
             f"Bead #{bead.pk} is a merge request's: its status follows the merge request's "
             "state (beads.merge_requests.merge_request_transition)."

@@ -26,6 +26,7 @@ from gastown.models import AgentRole, AgentStatus, Convoy, EffectiveSettings, Me
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
 from gastown.reconciler.snapshot import TownSnapshot
+from gastown.reconciler.watchdog import rule_x_watchdog
 
 LOST_AGENT_AFTER = timedelta(minutes=5)
 ORPHANED_REVIEW_AFTER = timedelta(minutes=30)
@@ -619,6 +620,7 @@ RULES: tuple[Callable[[TownSnapshot], Iterator[a.Action]], ...] = (
     rule_w_long_wait,
     rule_c_landing,
     rule_gc_agents,
+    rule_x_watchdog,
 )
 
 
