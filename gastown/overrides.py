@@ -570,10 +570,22 @@ class Override:
     service: Callable[..., str]
     available: Callable[[Any], bool]
     danger: bool = False
+    #: Why it would be refused on an object ("" when it would not); a merge request override
+    #: asks the state machine's table, the one its service refuses with.
+    refusal: Callable[[Any], str] | None = None
 
     @property
     def perm(self) -> str:
         return f"gastown.{self.permission.value}"
+
+    def refusal_for(self, obj: Any) -> str:
+        if self.refusal is not None:
+            return self.refusal(obj)
+        return "" if self.available(obj) else "It does not apply in the object's current state."
+
+
+def _mr_refusal(transition: str) -> Callable[[MergeRequest], str]:
+    return lambda mr: merge_request_refusal(merge_request=mr, transition=transition)
 
 
 def _mr_allows(transition: str) -> Callable[[MergeRequest], bool]:
@@ -609,6 +621,7 @@ OVERRIDES: dict[str, Override] = {
             "Makes the MR due for a feedback check at once; nothing else changes.",
             merge_request_recheck,
             _mr_allows("recheck"),
+            refusal=_mr_refusal("recheck"),
         ),
         Override(
             "merge_request_merge_now",
@@ -619,6 +632,7 @@ OVERRIDES: dict[str, Override] = {
             "checked right before the merge and is not merged unless GitHub says it is ready.",
             merge_request_merge_now,
             _mr_allows("merge_now"),
+            refusal=_mr_refusal("merge_now"),
         ),
         Override(
             "merge_request_clear_awaiting",
@@ -629,6 +643,7 @@ OVERRIDES: dict[str, Override] = {
             "the wait is recorded as resolved (cleared_by_user).",
             merge_request_clear_awaiting,
             _mr_allows("clear_awaiting"),
+            refusal=_mr_refusal("clear_awaiting"),
         ),
         Override(
             "fake_pr_approve",
@@ -650,6 +665,7 @@ OVERRIDES: dict[str, Override] = {
             merge_request_fail,
             _mr_allows("fail"),
             danger=True,
+            refusal=_mr_refusal("fail"),
         ),
         Override(
             "bead_redispatch",
