@@ -422,8 +422,16 @@ def agent_report_failure(
 
 def _mr_failure(*, bead: Bead, message: str, actor: Actor, now: datetime) -> None:
     mr = MergeRequest.objects.filter(bead=bead).first()
-    if mr is None:
-        raise ReportRefused(f"Bead #{bead.pk} has no merge request.", field="bead")
+    if mr is None:  # an MR bead written without its merge request: nothing else moves it
+        bead_set_status(
+            bead=bead,
+            status=BeadStatus.FAILED,
+            actor=actor,
+            failure_code="agent_failed",
+            failure_message=message,
+            now=now,
+        )
+        return
     mr.bead = bead
     try:
         if not mr.pr_url:
