@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.db import models, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -29,6 +29,8 @@ from beads.models import (
     BeadDependency,
     BeadEvent,
     BeadStatus,
+    BeadType,
+    MergeAttempt,
     MergeRequest,
 )
 from beads.services import (
@@ -74,7 +76,7 @@ MR_DERIVED_FIELDS = (
     "reviewed_at",
 )
 MR_BOOKKEEPING_FIELDS = (
-    "is_active",
+    "state",
     "adopted",
     "check_requested_at",
     "last_checked_at",
@@ -82,6 +84,7 @@ MR_BOOKKEEPING_FIELDS = (
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
     "last_error",
+    "last_error_kind",
     "last_rework_cause",
     "auto_merge_ready_since",
     "merge_requested_at",
@@ -90,21 +93,22 @@ MR_BOOKKEEPING_FIELDS = (
     "created_at",
     "updated_at",
 )
+#: Shown, but read from another field of the row (MergeRequest's properties), never stored.
+_READ_FROM_OTHER_FIELDS = ("pr_repo", "pr_number", "awaiting_approval", "changes_requested")
 MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIELDS
 #: What belongs to one PR and must not survive a change of the MR's PR URL.
 PR_STATE_FIELDS = (
-    *(f for f in MR_SNAPSHOT_FIELDS if f not in ("pr_repo", "pr_number")),
-    *MR_DERIVED_FIELDS,
+    *(f for f in MR_SNAPSHOT_FIELDS if f not in _READ_FROM_OTHER_FIELDS),
+    *(f for f in MR_DERIVED_FIELDS if f not in _READ_FROM_OTHER_FIELDS),
     "auto_merge_ready_since",
     "merge_requested_at",
-    "merge_refused_head_sha",
-    "merge_refused_kind",
-    "merge_refused_state",
-    "merge_refused_at",
-    "merge_refusals",
+    "merge_refusal",
+    "merge_refusal_waits_on",
+    "merge_hold_from",
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
     "last_error",
+    "last_error_kind",
 )
 
 
@@ -129,9 +133,11 @@ def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
         for name in PR_STATE_FIELDS:
             setattr(obj, name, getattr(fresh, name))
         obj.check_requested_at = now  # type: ignore[attr-defined]
-        fields += ["pr_repo", "pr_number", "check_requested_at", *PR_STATE_FIELDS]
+        obj.version = F("version") + 1  # type: ignore[attr-defined]
+        fields += ["check_requested_at", "version", *PR_STATE_FIELDS]
         with transaction.atomic():
             obj.save(update_fields=[*fields, "updated_at"])
+            obj.refresh_from_db(fields=["version"])
             if ended is not None:
                 ended.save()
         return
@@ -153,23 +159,22 @@ class MergeRequestForm(forms.ModelForm):
     def clean_pr_url(self) -> str:
         url = (self.cleaned_data.get("pr_url") or "").strip()
         if not url:
-            self.instance.pr_repo, self.instance.pr_number = "", None
             return ""
         try:
             ref = parse_pr_url(url)
         except ScmError as error:
             raise forms.ValidationError(error.message) from None
-        self.instance.pr_repo, self.instance.pr_number = ref.repo, ref.number
         return ref.url
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         bead = cleaned.get("bead") or (self.instance.bead if self.instance.bead_id else None)
         rig = bead.rig if bead is not None else None
-        repo = self.instance.pr_repo
+        url = cleaned.get("pr_url")
+        repo = parse_pr_url(url).repo if url else ""
         # As for an agent's report: a PR outside the rig's repository would be watched and
         # merged with this town's credentials. GitHub compares names case-insensitively.
-        if cleaned.get("pr_url") and rig is not None and repo.lower() != rig.repo.lower():
+        if url and rig is not None and repo.lower() != rig.repo.lower():
             self.add_error(
                 "pr_url", f"The pull request is in {repo}, but the bead's rig is {rig.repo}."
             )
@@ -231,6 +236,13 @@ def _move_beads(
     for bead in beads:
         if bead.is_terminal:
             skipped.append(f"#{bead.pk}")
+            continue
+        if bead.type == BeadType.MERGE_REQUEST and MergeRequest.objects.filter(bead=bead).exists():
+            # Its status follows its merge request's state: it closes when its PR merges.
+            refused.append(
+                f"Bead #{bead.pk} is a merge request's: it closes when its PR merges. Use "
+                "Fail MR to stop it."
+            )
             continue
         try:
             bead_set_status(
@@ -443,17 +455,15 @@ class MergeRequestAdmin(TownScopedAdmin):
         "review_status",
         "waiting_since",
         "last_checked_at",
-        "is_active",
+        "state",
     )
     list_filter = (
         "blocker",
-        "awaiting_approval",
-        "changes_requested",
         "review_status",
-        "is_active",
+        "state",
         "bead__town",
     )
-    search_fields = ("branch", "target_branch", "pr_url", "pr_repo", "head_sha", "bead__title")
+    search_fields = ("branch", "target_branch", "pr_url", "head_sha", "bead__title")
     date_hierarchy = "created_at"
     list_select_related = ("bead",)
     autocomplete_fields = ("bead", "source", "landing_convoy")
@@ -471,6 +481,7 @@ class MergeRequestAdmin(TownScopedAdmin):
                     "pr_link",
                     "pr_url",
                     "bead_events",
+                    "merge_attempts",
                 )
             },
         ),
@@ -478,7 +489,7 @@ class MergeRequestAdmin(TownScopedAdmin):
         ("Blocker and review", {"fields": MR_DERIVED_FIELDS}),
         ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS}),
     )
-    readonly_fields = ("pr_link", "bead_events", *MR_READONLY_FIELDS)
+    readonly_fields = ("pr_link", "bead_events", "merge_attempts", *MR_READONLY_FIELDS)
 
     def save_model(self, request: HttpRequest, obj: MergeRequest, form: Any, change: bool) -> None:
         if change:
@@ -493,6 +504,23 @@ class MergeRequestAdmin(TownScopedAdmin):
     @admin.display(description="pull request")
     def pr_link(self, obj: MergeRequest) -> SafeString | str:
         return _pr_link(obj.pr_url)
+
+    @admin.display(description="merge attempts")
+    def merge_attempts(self, obj: MergeRequest) -> SafeString:
+        """Every merge call and GitHub's answer, newest first, as written."""
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (a.created_at, a.head_sha[:12], a.method, a.outcome, a.refusal_kind, a.message)
+                for a in MergeAttempt.objects.filter(merge_request=obj)[:RECENT_EVENTS]
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Head</th><th>Method</th><th>GitHub said</th>"
+            "<th>Refusal</th><th>Message</th></tr></thead><tbody>{}</tbody></table>",
+            rows or format_html('<tr><td colspan="6">{}</td></tr>', "No merge call yet."),
+        )
 
     @admin.display(description="events of the MR bead")
     def bead_events(self, obj: MergeRequest) -> SafeString:

@@ -3,6 +3,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from scm.errors import ScmError
+from scm.urls import PullRequestRef, parse_pr_url
+
 
 class BeadType(models.TextChoices):
     ISSUE = "issue", "Issue"
@@ -222,6 +225,36 @@ class ReviewStatus(models.TextChoices):
     CHANGES_REQUESTED = "changes_requested", "Changes requested"
 
 
+class MergeRequestState(models.TextChoices):
+    """The merge request's lifecycle (docs/architecture.md, "Merge-request state machine").
+
+    The state is the one source: the MR bead's status follows it in the same transaction
+    (open -> open, in_progress -> in_progress, merged -> closed, failed -> failed), and only
+    beads.merge_requests moves it, through its transition table."""
+
+    OPEN = "open", "Open (queued for review or watching)"
+    IN_PROGRESS = "in_progress", "In progress (reviewed and watched)"
+    MERGED = "merged", "Merged"
+    FAILED = "failed", "Failed"
+
+
+#: Non-terminal states: the PR is watched and the MR may still merge.
+ACTIVE_MR_STATES = (MergeRequestState.OPEN, MergeRequestState.IN_PROGRESS)
+TERMINAL_MR_STATES = frozenset({MergeRequestState.MERGED, MergeRequestState.FAILED})
+#: The MR bead's status for each state.
+BEAD_STATUS_FOR_MR_STATE = {
+    MergeRequestState.OPEN: BeadStatus.OPEN,
+    MergeRequestState.IN_PROGRESS: BeadStatus.IN_PROGRESS,
+    MergeRequestState.MERGED: BeadStatus.CLOSED,
+    MergeRequestState.FAILED: BeadStatus.FAILED,
+}
+
+
+#: MergeRequest.last_error_kind values of our own (the others are ScmError kinds).
+LAST_ERROR_PRE_MERGE_CHECK = "pre_merge_check"
+LAST_ERROR_MERGE_REFUSED = "merge_refused"
+
+
 class MergeRequest(models.Model):
     bead = models.OneToOneField(Bead, on_delete=models.CASCADE, related_name="merge_request")
     source = models.ForeignKey(
@@ -239,18 +272,18 @@ class MergeRequest(models.Model):
         blank=True,
         related_name="landing_merge_requests",
     )
-    # Mirrors "the MR bead is not terminal" so the database can enforce one active landing MR
-    # per convoy with a partial unique index; kept in step by the bead status service.
-    is_active = models.BooleanField(default=True)
+    state = models.CharField(
+        max_length=20, choices=MergeRequestState.choices, default=MergeRequestState.OPEN
+    )
     adopted = models.BooleanField(
         default=False, help_text="A landing MR that adopted a suppressed PR (no attempt counted)."
     )
 
     branch = models.CharField(max_length=200)
     target_branch = models.CharField(max_length=200)
+    # The one stored fact about which PR: its repository and number are read from it
+    # (pr_ref), so a row written anywhere (a fixture, the shell) is checked like any other.
     pr_url = models.URLField(max_length=500, blank=True, default="")
-    pr_repo = models.CharField(max_length=200, blank=True, default="")
-    pr_number = models.PositiveIntegerField(null=True, blank=True)
 
     # The last observed PR snapshot.
     pr_state = models.CharField(max_length=20, blank=True, default="")
@@ -268,8 +301,6 @@ class MergeRequest(models.Model):
 
     # Derived from the snapshot (SPEC §4).
     blocker = models.CharField(max_length=30, choices=Blocker.choices, blank=True, default="")
-    awaiting_approval = models.BooleanField(default=False)
-    changes_requested = models.BooleanField(default=False)
     waiting_since = models.DateTimeField(null=True, blank=True)
     wait_escalated_at = models.DateTimeField(null=True, blank=True)
 
@@ -287,38 +318,34 @@ class MergeRequest(models.Model):
     consecutive_transient_failures = models.PositiveIntegerField(default=0)
     consecutive_malformed_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
-    # The cause of the last rework bead (SPEC §3: once per cause, never once per check).
-    last_rework_cause = models.CharField(max_length=200, blank=True, default="")
-    # Every cause handled so far (a review in between must not make an old cause new again).
+    # What last_error is, for decisions (never its text): an scm.errors.ScmError kind
+    # (not_found, transient, invalid_response, unrecognized_url, ...), or one of
+    # LAST_ERROR_PRE_MERGE_CHECK and LAST_ERROR_MERGE_REFUSED; empty when last_error is.
+    last_error_kind = models.CharField(max_length=30, blank=True, default="")
+    # Every rework cause handled so far, oldest first (docs/domain.md §3: once per cause,
+    # never once per check; a review in between must not make an old cause new again).
     rework_causes = models.JSONField(default=list, blank=True)
 
-    # A merge GitHub refused, remembered apart from last_error (which any failed check
-    # overwrites): no new attempt while the head and the state the refusal depends on stay.
-    merge_refused_head_sha = models.CharField(max_length=64, blank=True, default="")
-    merge_refused_kind = models.CharField(
-        max_length=30,
-        blank=True,
-        default="",
-        help_text="human_review, checks_pending or checks_failing (the blocker GitHub's "
-        "refusal means for this head), or a final refusal (not_mergeable, permanent, "
-        "method_not_allowed).",
+    # The merge refusal that stands (GitHub refused this head in this state): no new attempt
+    # until the head or merge_refusal_waits_on changes, or the hold (computed from the
+    # attempt rows, gastown.feedback.observe.refusal_hold) is over. The attempt keeps what
+    # GitHub said; these two are what changes after it.
+    merge_refusal = models.ForeignKey(
+        "beads.MergeAttempt", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    merge_refused_state = models.CharField(
+    merge_refusal_waits_on = models.CharField(
         max_length=500,
         blank=True,
         default="",
-        help_text="What the refusal depends on besides the head: the review decision and who "
-        "is asked to review, or each check's state.",
+        help_text="What the standing refusal depends on besides the head: the review "
+        "decision and who is asked to review (reviewers asked since join), or each check's "
+        "state.",
     )
-    merge_refused_at = models.DateTimeField(
+    merge_hold_from = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When GitHub refused; once the hold is over it is asked again.",
-    )
-    merge_refusals = models.PositiveSmallIntegerField(
-        default=0,
-        help_text="The same refusal in a row (same head, kind and state): each one doubles "
-        "the hold.",
+        help_text="When the standing refusal's hold started (its attempt, or a retry in "
+        "flight); empty once a submitted review lifted it.",
     )
 
     auto_merge_ready_since = models.DateTimeField(null=True, blank=True)
@@ -327,6 +354,11 @@ class MergeRequest(models.Model):
     )
     merged_at = models.DateTimeField(null=True, blank=True)
     merge_commit_sha = models.CharField(max_length=64, blank=True, default="")
+
+    # Optimistic concurrency: every write of what the feedback check reads and writes back
+    # (the snapshot, the blocker, the wait, the timers and the standing refusal) adds one, so
+    # a pass holding an older copy finds its version gone and does not write it back.
+    version = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -337,31 +369,157 @@ class MergeRequest(models.Model):
                 condition=models.Q(blocker__in=Blocker.values), name="mr_blocker_valid"
             ),
             models.CheckConstraint(
+                condition=models.Q(state__in=MergeRequestState.values), name="mr_state_valid"
+            ),
+            models.CheckConstraint(
                 condition=models.Q(review_status__in=ReviewStatus.values),
                 name="mr_review_status_valid",
             ),
-            models.CheckConstraint(
-                condition=models.Q(awaiting_approval=False) | models.Q(blocker="human_review"),
-                name="mr_awaiting_approval_is_human_review",
-            ),
             models.UniqueConstraint(
                 fields=["landing_convoy"],
-                condition=models.Q(is_active=True, landing_convoy__isnull=False),
+                condition=models.Q(state__in=["open", "in_progress"], landing_convoy__isnull=False),
                 name="mr_one_active_landing_per_convoy",
             ),
         ]
         indexes = [
+            # The awaiting-approval list: exactly the PRs waiting on a human, oldest first.
             models.Index(
-                fields=["awaiting_approval", "waiting_since"],
-                condition=models.Q(awaiting_approval=True),
+                fields=["waiting_since"],
+                condition=models.Q(blocker="human_review"),
                 name="mr_awaiting_approval",
             ),
-            models.Index(fields=["pr_repo", "pr_number"], name="mr_pr"),
+            # The feedback check, the reconciler and webhooks read the live MRs.
+            models.Index(
+                fields=["state"],
+                condition=models.Q(state__in=["open", "in_progress"]),
+                name="mr_live",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"MR {self.branch} -> {self.target_branch}"
 
     @property
+    def pr_ref(self) -> PullRequestRef | None:
+        """The PR's repository and number, read from pr_url; None without a URL or with one
+        that is not a pull request's (the feedback check fails such an MR once, saying so)."""
+        if not self.pr_url:
+            return None
+        try:
+            return parse_pr_url(self.pr_url)
+        except ScmError:
+            return None
+
+    @property
+    def pr_repo(self) -> str:
+        ref = self.pr_ref
+        return ref.repo if ref else ""
+
+    @property
+    def pr_number(self) -> int | None:
+        ref = self.pr_ref
+        return ref.number if ref else None
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """Waiting on a human (docs/domain.md §4): the blocker says so, nothing else."""
+        return self.blocker == Blocker.HUMAN_REVIEW
+
+    @property
+    def changes_requested(self) -> bool:
+        return self.review_decision == "CHANGES_REQUESTED"
+
+    @property
+    def last_rework_cause(self) -> str:
+        return self.rework_causes[-1] if self.rework_causes else ""
+
+    @property
+    def is_active(self) -> bool:
+        """Not terminal: its PR is watched and it may still merge."""
+        return self.state in ACTIVE_MR_STATES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_MR_STATES
+
+    @property
     def is_landing(self) -> bool:
         return self.landing_convoy_id is not None
+
+
+class MergeRefusalKind(models.TextChoices):
+    """What a refused merge call means for its head (docs/domain.md §5)."""
+
+    NONE = "", "Nothing about this head (merged, head moved, GitHub failed)"
+    HUMAN_REVIEW = "human_review", "A review is missing"
+    CHECKS_PENDING = "checks_pending", "A required check is expected"
+    CHECKS_FAILING = "checks_failing", "A required check fails"
+    NOT_MERGEABLE = "not_mergeable", "Not mergeable (final)"
+    PERMANENT = "permanent", "Refused for good (final)"
+    METHOD_NOT_ALLOWED = "method_not_allowed", "No configured merge method allowed (final)"
+    WRONG_BASE = "wrong_base", "The PR's base is not the MR's target (never sent; final)"
+
+
+#: Refusals a retry of the same head will not change: escalated, and not tried again on that
+#: head until a team lead presses merge now (or the head or base moves).
+FINAL_REFUSALS = frozenset(
+    {
+        MergeRefusalKind.NOT_MERGEABLE,
+        MergeRefusalKind.PERMANENT,
+        MergeRefusalKind.METHOD_NOT_ALLOWED,
+        MergeRefusalKind.WRONG_BASE,
+    }
+)
+
+
+class MergeAttempt(models.Model):
+    """One merge call and GitHub's answer (or one we refused to send: wrong base), written
+    once and never changed, like healthchecks' Flip. The hold of a standing refusal and its
+    back-off are computed from these rows."""
+
+    merge_request = models.ForeignKey(
+        MergeRequest, on_delete=models.CASCADE, related_name="merge_attempts"
+    )
+    created_at = models.DateTimeField(help_text="When the call was made.")
+    head_sha = models.CharField(max_length=64)
+    method = models.CharField(max_length=20, blank=True, default="")
+    outcome = models.CharField(
+        max_length=30,
+        help_text="GitHub's answer as scm classified it: merged, review_required, "
+        "checks_required, head_moved, transient, not_mergeable, method_not_allowed, "
+        "permanent (or wrong_base, never sent).",
+    )
+    message = models.TextField(blank=True, default="")
+    merge_commit_sha = models.CharField(max_length=64, blank=True, default="")
+    refusal_kind = models.CharField(
+        max_length=30, choices=MergeRefusalKind.choices, blank=True, default=""
+    )
+    refusal_waits_on = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="What the refusal depended on besides the head when GitHub answered.",
+    )
+    repeats = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="This refusal's place in a row of identical ones (same head, kind and "
+        "state): each one doubles the hold.",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(refusal_kind__in=MergeRefusalKind.values),
+                name="mergeattempt_refusal_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(repeats__gte=1), name="mergeattempt_repeats_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merge_request", "-created_at"], name="mergeattempt_mr_time")
+        ]
+
+    def __str__(self) -> str:
+        return f"merge of {self.head_sha[:7]}: {self.outcome}"

@@ -154,7 +154,41 @@ def bead_set_status(
     now: datetime | None = None,
     data: dict[str, Any] | None = None,
 ) -> Bead:
-    """Move a bead to `status`, audited. Refuses to move a terminal bead.
+    """Move a bead to `status`, audited. Refuses to move a terminal bead, and the bead of a
+    merge request: its status follows the merge request's state, which only
+    beads.merge_requests.merge_request_transition moves (an MR bead without one, written
+    outside the services, may be closed by hand).
+    """
+    if bead.type == BeadType.MERGE_REQUEST and MergeRequest.objects.filter(bead=bead).exists():
+        raise ValueError(
+            f"Bead #{bead.pk} is a merge request's: its status follows the merge request's "
+            "state (beads.merge_requests.merge_request_transition)."
+        )
+    return bead_status_write(
+        bead=bead,
+        status=status,
+        actor=actor,
+        note=note,
+        failure_code=failure_code,
+        failure_message=failure_message,
+        now=now,
+        data=data,
+    )
+
+
+def bead_status_write(
+    *,
+    bead: Bead,
+    status: str,
+    actor: Actor,
+    note: str = "",
+    failure_code: str = "",
+    failure_message: str = "",
+    now: datetime | None = None,
+    data: dict[str, Any] | None = None,
+) -> Bead:
+    """The status write itself (bead_set_status, and the merge request's transition for its
+    bead). Callers outside those two go through them.
 
     The update is conditional on the status read, so two workers racing on the same bead
     cannot both move it (the loser gets TerminalBeadError or a stale-status error).
@@ -186,8 +220,6 @@ def bead_set_status(
         from_status = bead.status
         for name, value in fields.items():
             setattr(bead, name, value)
-        if status in TERMINAL_STATUSES and bead.type == BeadType.MERGE_REQUEST:
-            MergeRequest.objects.filter(bead=bead).update(is_active=False, updated_at=now)
         bead_event_record(
             bead=bead,
             kind=BeadEventKind.STATUS,
@@ -409,8 +441,6 @@ def merge_request_create(
             branch=branch,
             target_branch=target_branch,
             pr_url=ref.url if ref else "",
-            pr_repo=ref.repo if ref else "",
-            pr_number=ref.number if ref else None,
             adopted=adopted,
         )
 
@@ -425,15 +455,15 @@ def merge_request_request_check(*, merge_request: MergeRequest, now: datetime) -
 MAX_REWORK_CAUSES = 200
 
 
-def _rework_causes_locked(mr: MergeRequest) -> tuple[list[str], str] | None:
-    """The MR's handled causes and its last one, read under a row lock (None: it is gone)."""
+def _rework_causes_locked(mr: MergeRequest) -> list[str] | None:
+    """The MR's handled causes, read under a row lock (None: it is gone)."""
     row = (
         MergeRequest.objects.select_for_update()
         .filter(pk=mr.pk)
-        .values_list("rework_causes", "last_rework_cause")
+        .values_list("rework_causes", flat=True)
         .first()
     )
-    return None if row is None else (list(row[0] or []), row[1])
+    return None if row is None else list(row or [])
 
 
 def rework_cause_claim(*, mr: MergeRequest, cause: str) -> bool:
@@ -442,30 +472,28 @@ def rework_cause_claim(*, mr: MergeRequest, cause: str) -> bool:
     make an old cause new again. The row is locked (SQLite's IMMEDIATE transactions
     serialise the same way), so two workers never both claim a cause."""
     with transaction.atomic():
-        row = _rework_causes_locked(mr)
-        if row is None:
+        causes = _rework_causes_locked(mr)
+        if causes is None:
             return False
-        causes, last = row
-        if cause in causes or cause == last:
-            mr.rework_causes, mr.last_rework_cause = causes, last
+        if cause in causes:
+            mr.rework_causes = causes
             return False
         causes = [*causes, cause][-MAX_REWORK_CAUSES:]
-        MergeRequest.objects.filter(pk=mr.pk).update(rework_causes=causes, last_rework_cause=cause)
-        mr.rework_causes, mr.last_rework_cause = causes, cause
+        MergeRequest.objects.filter(pk=mr.pk).update(rework_causes=causes)
+        mr.rework_causes = causes
     return True
 
 
-def rework_cause_release(*, mr: MergeRequest, cause: str, previous: str) -> None:
+def rework_cause_release(*, mr: MergeRequest, cause: str) -> None:
     """Give a claimed cause back (what it asked for could not be done): a later check
     handles it again."""
     with transaction.atomic():
-        row = _rework_causes_locked(mr)
-        if row is None:
+        causes = _rework_causes_locked(mr)
+        if causes is None:
             return
-        causes = [c for c in row[0] if c != cause]
-        last = previous if row[1] == cause else row[1]
-        MergeRequest.objects.filter(pk=mr.pk).update(rework_causes=causes, last_rework_cause=last)
-        mr.rework_causes, mr.last_rework_cause = causes, last
+        causes = [c for c in causes if c != cause]
+        MergeRequest.objects.filter(pk=mr.pk).update(rework_causes=causes)
+        mr.rework_causes = causes
 
 
 def rework_request(

@@ -31,7 +31,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from beads.models import ACTIVE_STATUSES, Bead, BeadType, MergeRequest
+from beads.models import ACTIVE_MR_STATES, ACTIVE_STATUSES, Bead, BeadType, MergeRequest
 from gastown.models import (
     FeedbackCheckRun,
     ReconcilerTick,
@@ -251,7 +251,7 @@ class GastownCollector:
             ["town", "blocker"],
         )
         rows = (
-            MergeRequest.objects.filter(is_active=True)
+            MergeRequest.objects.filter(state__in=ACTIVE_MR_STATES)
             .exclude(pr_url="")
             .values("bead__town_id", "blocker")
             .annotate(

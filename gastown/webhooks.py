@@ -21,12 +21,12 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from beads.models import Blocker, MergeRequest
+from beads.models import ACTIVE_MR_STATES, Blocker, MergeRequest
 from gastown.api.http import unstorable_text
 from gastown.models import (
     Convoy,
@@ -125,12 +125,19 @@ def _text(value: Any, field: str, *, max_length: int = 200, required: bool = Tru
     return value
 
 
+def _pr_url_pattern(repo: str, numbers: list[int] | None = None) -> str:
+    """Matches the pull request URLs of `repo` (of those numbers), as parse_pr_url reads
+    them: the repository and number are read from pr_url, the one place they are stored."""
+    number = "|".join(str(n) for n in numbers) if numbers else "[0-9]+"
+    return rf"^https?://[^/]+/{re.escape(repo)}/pull/0*({number})([/?#].*)?$"
+
+
 def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequest]]:
     """The repository and the MRs an event concerns (by PR number, or by head SHA)."""
     repo = _text(_obj(data, "repository").get("full_name"), "repository.full_name")
-    watched = MergeRequest.objects.filter(pr_repo__iexact=repo).filter(
+    watched = MergeRequest.objects.filter(pr_url__iregex=_pr_url_pattern(repo)).filter(
         # R1: open work, and failed landing MRs that hold a suppression.
-        Q(is_active=True)
+        Q(state__in=ACTIVE_MR_STATES)
         | Q(
             pk__in=Convoy.objects.filter(respawn_suppressed_since__isnull=False).values(
                 "suppressed_landing_mr"
@@ -139,7 +146,7 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
     )
     if event in PR_EVENTS:
         number = _pr_number(_obj(data, "pull_request").get("number"), "pull_request.number")
-        return repo, watched.filter(pr_number=number)
+        return repo, watched.filter(pr_url__iregex=_pr_url_pattern(repo, [number]))
     if event == "status":
         sha = _text(data.get("sha"), "sha", max_length=64)
         return repo, watched.filter(head_sha__iexact=sha)
@@ -154,7 +161,10 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
         if not isinstance(pull, dict):
             raise PayloadError(f"{field} is not an object.", field)
         numbers.add(_pr_number(pull.get("number"), f"{field}.number"))
-    return repo, watched.filter(Q(head_sha__iexact=sha) | Q(pr_number__in=numbers))
+    if not numbers:
+        return repo, watched.filter(head_sha__iexact=sha)
+    by_number = Q(pr_url__iregex=_pr_url_pattern(repo, sorted(numbers)))
+    return repo, watched.filter(Q(head_sha__iexact=sha) | by_number)
 
 
 def _make_due(mrs: Iterable[MergeRequest], *, event: str) -> list[MergeRequest]:
@@ -169,8 +179,8 @@ def _make_due(mrs: Iterable[MergeRequest], *, event: str) -> list[MergeRequest]:
         # A review was submitted: what GitHub's merge endpoint refused for a missing review
         # may pass now, so that refusal's hold ends (the next check may ask again).
         MergeRequest.objects.filter(
-            pk__in=[mr.pk for mr in rows], merge_refused_kind=Blocker.HUMAN_REVIEW
-        ).update(merge_refused_at=None)
+            pk__in=[mr.pk for mr in rows], merge_refusal__refusal_kind=Blocker.HUMAN_REVIEW
+        ).update(merge_hold_from=None, version=F("version") + 1)
     for town_id in sorted({mr.bead.town_id for mr in rows}):
         transaction.on_commit(functools.partial(enqueue_feedback_check, town_id))
     return rows
@@ -231,9 +241,9 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
                 return _answer(202, "ignored", event=event, delivery=delivery)
             repo, mrs = _affected(event, data)
             due = _make_due(
-                mrs.select_related("bead").only(
-                    "pk", "pr_repo", "pr_number", "bead__id", "bead__town_id"
-                )[:MAX_PR_NUMBERS],
+                mrs.select_related("bead").only("pk", "pr_url", "bead__id", "bead__town_id")[
+                    :MAX_PR_NUMBERS
+                ],
                 event=event,
             )
             WebhookDelivery.objects.filter(pk=record.pk).update(

@@ -13,6 +13,7 @@ from beads.models import (
     BeadType,
     DependencyKind,
     MergeRequest,
+    MergeRequestState,
 )
 from gastown.models import (
     Agent,
@@ -108,11 +109,23 @@ class MergeRequestBeadFactory(BeadFactory):
     status = BeadStatus.OPEN
 
 
+STATE_FOR_BEAD_STATUS = {
+    BeadStatus.OPEN: MergeRequestState.OPEN,
+    BeadStatus.IN_PROGRESS: MergeRequestState.IN_PROGRESS,
+    BeadStatus.IN_REVIEW: MergeRequestState.IN_PROGRESS,
+    BeadStatus.CLOSED: MergeRequestState.MERGED,
+    BeadStatus.FAILED: MergeRequestState.FAILED,
+}
+
+
 class MergeRequestFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = MergeRequest
 
     bead = factory.SubFactory(MergeRequestBeadFactory)
+    # The state the bead's status follows (beads.merge_requests), so a test that builds an
+    # MR bead in a status gets the matching MR state.
+    state = factory.LazyAttribute(lambda mr: STATE_FOR_BEAD_STATUS[mr.bead.status])
     branch = factory.Sequence(lambda n: f"polecat/work-{n}")
     target_branch = "main"
     pr_url = ""

@@ -11,7 +11,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from beads.models import Bead, BeadDependency, BeadEvent, BeadEventKind, BeadStatus, MergeRequest
+from beads.models import (
+    Bead,
+    BeadDependency,
+    BeadEvent,
+    BeadEventKind,
+    BeadStatus,
+    MergeAttempt,
+    MergeRequest,
+)
 from gastown.models import Convoy, Town
 from tests.factories import (
     AgentFactory,
@@ -435,8 +443,15 @@ def test_new_pr_url_in_the_admin_forgets_what_was_known_of_the_old_pr(admin_clie
         review_status="passed",
         auto_merge_ready_since=now,
         merge_requested_at=now,
-        merge_refused_kind="checks_required",
     )
+    refusal = MergeAttempt.objects.create(
+        merge_request=mr,
+        created_at=now,
+        head_sha="abc123",
+        outcome="checks_required",
+        refusal_kind="checks_pending",
+    )
+    MergeRequest.objects.filter(pk=mr.pk).update(merge_refusal=refusal, merge_hold_from=now)
     mr.refresh_from_db()
     response = admin_client.post(
         _url("beads.mergerequest", "change", mr.pk),
@@ -446,7 +461,8 @@ def test_new_pr_url_in_the_admin_forgets_what_was_known_of_the_old_pr(admin_clie
     mr.refresh_from_db()
     assert (mr.blocker, mr.head_sha, mr.review_status) == ("", "", "pending")
     assert (mr.auto_merge_ready_since, mr.merge_requested_at) == (None, None)
-    assert mr.merge_refused_kind == ""
+    assert (mr.merge_refusal, mr.merge_hold_from) == (None, None)
+    assert MergeAttempt.objects.filter(merge_request=mr).count() == 1, "the audit stays"
     assert (mr.pr_repo, mr.pr_number) == (mr.bead.rig.repo, 99)
 
 
@@ -460,7 +476,6 @@ def test_new_pr_url_in_the_admin_ends_the_old_prs_wait_with_an_event(admin_clien
     since = timezone.now() - timedelta(hours=2)
     MergeRequest.objects.filter(pk=mr.pk).update(
         blocker="human_review",
-        awaiting_approval=True,
         review_decision="REVIEW_REQUIRED",
         waiting_since=since,
     )

@@ -64,9 +64,6 @@ def _world(slug: str) -> World:
         bead__rig=rig,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url=f"https://github.com/{slug}/web/pull/5",
-        pr_repo=f"{slug}/web",
-        pr_number=5,
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
         waiting_since=timezone.now(),
     )

@@ -46,7 +46,7 @@ def test_demo_town_flows_to_waiting_prs_then_lands_after_approval(fake_github, s
         assert search.respawn_suppressed_since is not None
         assert MergeRequest.objects.filter(landing_convoy=search).count() == 1
         assert TelemetryEvent.objects.filter(name="reconciler.respawn_suppressed").count() == 1
-        waiting = MergeRequest.objects.filter(source__convoy=sign_in, awaiting_approval=True)
+        waiting = MergeRequest.objects.filter(source__convoy=sign_in, blocker="human_review")
         assert waiting.count() == 2
         assert not any(fake_github.merge_calls("demo/app", mr.pr_number) for mr in waiting)
         # Who is waited on: the code owner GitHub asked for a review.

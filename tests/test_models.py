@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from beads.audit import Actor
-from beads.models import BeadDependency, BeadEvent, BeadStatus, MergeRequest
+from beads.merge_requests import merge_request_transition
+from beads.models import BeadDependency, BeadEvent, BeadStatus, Blocker, MergeRequest
 from beads.services import TerminalBeadError, bead_add_dependency, bead_create, bead_set_status
 from gastown.models import Convoy, MergeMode, Town
 from tests.factories import (
@@ -72,15 +73,32 @@ def test_one_active_landing_mr_per_convoy():
 def test_a_failed_landing_mr_frees_the_slot_for_a_new_one():
     convoy = ConvoyFactory()
     first = MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
-    bead_set_status(bead=first.bead, status=BeadStatus.FAILED, actor=Actor.reconciler())
+    merge_request_transition(merge_request=first, transition="fail", actor=Actor.reconciler())
     assert MergeRequest.objects.get(pk=first.pk).is_active is False
     MergeRequestFactory(landing_convoy=convoy, bead__town=convoy.town)
 
 
-def test_awaiting_approval_only_with_human_review_blocker():
+@pytest.mark.parametrize("blocker", [b.value for b in Blocker])
+def test_awaiting_approval_is_read_from_the_blocker_alone(blocker):
     mr = MergeRequestFactory()
-    with pytest.raises(IntegrityError), transaction.atomic():
-        MergeRequest.objects.filter(pk=mr.pk).update(awaiting_approval=True, blocker="ready")
+    MergeRequest.objects.filter(pk=mr.pk).update(blocker=blocker)
+    mr.refresh_from_db()
+    assert mr.awaiting_approval is (blocker == "human_review")
+
+
+def test_pr_repository_and_number_are_read_from_the_url_alone():
+    mr = MergeRequestFactory(pr_url="https://github.com/Acme/Web/pull/12/files")
+    assert (mr.pr_repo, mr.pr_number) == ("Acme/Web", 12)
+    for url in ("", "https://github.com/acme/web/issues/12"):
+        MergeRequest.objects.filter(pk=mr.pk).update(pr_url=url)
+        mr.refresh_from_db()
+        assert (mr.pr_ref, mr.pr_repo, mr.pr_number) == (None, "", None)
+
+
+def test_the_last_rework_cause_is_the_last_of_the_causes():
+    mr = MergeRequestFactory(rework_causes=["conflict:a", "behind:b"])
+    assert mr.last_rework_cause == "behind:b"
+    assert MergeRequestFactory().last_rework_cause == ""
 
 
 @pytest.mark.parametrize("terminal", [BeadStatus.CLOSED, BeadStatus.FAILED])

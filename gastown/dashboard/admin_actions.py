@@ -81,7 +81,8 @@ def override_admin_action(name: str, *, on_beads: bool = False) -> AdminAction:
                 "title": f"{chosen.label}?",
                 "opts": modeladmin.model._meta,
                 "override": chosen,
-                "targets": targets,
+                # Each with why the service would refuse it now (the same table it asks).
+                "targets": [(target, chosen.refusal_for(target)) for target in targets],
                 # What the admin selected, posted back as is: on the bead list these are bead
                 # ids, not the ids of the merge requests the override acts on.
                 "selected": list(queryset.values_list("pk", flat=True)),

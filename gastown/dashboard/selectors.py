@@ -26,11 +26,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from beads.models import (
+    ACTIVE_MR_STATES,
     ACTIVE_STATUSES,
     Bead,
     BeadEvent,
     BeadStatus,
     BeadType,
+    Blocker,
     MergeRequest,
 )
 from gastown.models import Convoy, ReconcilerTick, Rig, TelemetryEvent, Town
@@ -146,8 +148,8 @@ def _awaiting_base(town: Town) -> QuerySet[MergeRequest]:
     # MR a suppression holds: its PR is open and still waits for the reviewer the team lead
     # has to chase.
     held = _suppressed_convoys().filter(town=town).values("suppressed_landing_mr")
-    return MergeRequest.objects.filter(bead__town=town, awaiting_approval=True).filter(
-        Q(bead__status__in=ACTIVE_STATUSES) | Q(pk__in=held)
+    return MergeRequest.objects.filter(bead__town=town, blocker=Blocker.HUMAN_REVIEW).filter(
+        Q(state__in=ACTIVE_MR_STATES) | Q(pk__in=held)
     )
 
 
@@ -206,7 +208,9 @@ def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
             Prefetch(
                 "landing_merge_requests",
                 # The one in flight, or for a landed convoy the one that merged.
-                queryset=MergeRequest.objects.filter(Q(is_active=True) | Q(merged_at__isnull=False))
+                queryset=MergeRequest.objects.filter(
+                    Q(state__in=ACTIVE_MR_STATES) | Q(merged_at__isnull=False)
+                )
                 .select_related("bead")
                 .order_by("-pk"),
                 to_attr="active_landing",

@@ -12,13 +12,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from beads.merge_requests import merge_request_refusal
 from beads.models import MergeRequest
 from beads.services import merge_request_request_check
-from gastown.models import Convoy, TownPermission
+from gastown.models import TownPermission
 from gastown.services.overrides import (
     Override,
     OverrideRefused,
-    merge_request_is_watched,
     override_audit,
     pr_display_name,
 )
@@ -44,16 +44,18 @@ def fake_pr_approve(
     now = now or timezone.now()
     if fake_root_url() is None:
         raise OverrideRefused("Approving on GitHub is only for the demo's fake GitHub.")
-    if mr.bead.is_terminal and not Convoy.objects.filter(suppressed_landing_mr=mr).exists():
-        raise OverrideRefused(f"The MR is {mr.bead.status}: nothing to approve.")
-    if not (mr.pr_repo and mr.pr_number):
+    refusal = merge_request_refusal(merge_request=mr, transition="recheck")
+    if refusal:
+        raise OverrideRefused(refusal)
+    ref = mr.pr_ref
+    if ref is None:
         raise OverrideRefused("This merge request has no pull request yet: nothing to approve.")
     reviewer = (mr.requested_reviewers or ["alice"])[0]
     if not isinstance(reviewer, str) or not reviewer:
         reviewer = "alice"
     try:
         state = fake_control(
-            f"pulls/{mr.pr_repo}/{mr.pr_number}/approve", {"by": reviewer}, timeout=timeout
+            f"pulls/{ref.repo}/{ref.number}/approve", {"by": reviewer}, timeout=timeout
         )
     except ScmError as error:
         raise OverrideRefused(f"The fake GitHub did not approve: {error.message}") from None
@@ -75,6 +77,10 @@ def fake_pr_approve(
     return message
 
 
+def _recheck_refusal(mr: MergeRequest) -> str:
+    return merge_request_refusal(merge_request=mr, transition="recheck")
+
+
 FAKE_PR_APPROVE = Override(
     "fake_pr_approve",
     "Approve (fake GitHub)",
@@ -82,5 +88,9 @@ FAKE_PR_APPROVE = Override(
     TownPermission.APPROVE_FAKE_PR,
     "Demo only: approves the PR on the fake GitHub as the requested reviewer, then re-checks it.",
     fake_pr_approve,
-    lambda mr: fake_github_enabled() and merge_request_is_watched(mr) and bool(mr.pr_number),
+    lambda mr: fake_github_enabled() and not _recheck_refusal(mr),
+    refusal=lambda mr: (
+        ("" if fake_github_enabled() else "Only for the demo's fake GitHub.")
+        or _recheck_refusal(mr)
+    ),
 )

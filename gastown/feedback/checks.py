@@ -359,7 +359,7 @@ class _TownCheck:
     ) -> list[tuple[MergeRequest, Observation]]:
         """Every observation in a few bulk writes: unchanged PRs only get their timestamps.
 
-        A changed MR is written only if its row still holds what this pass read: another
+        A changed MR is written only if its row still holds the version this pass read: another
         worker (a refused merge parking it, a second check claimed through a webhook) may
         have written it meanwhile, and a stale copy must not undo that (a second merge call,
         a second wait detected). Those rows are skipped, with their telemetry and follow-up;
@@ -367,7 +367,7 @@ class _TownCheck:
         Returns the observations stored (or unchanged)."""
         now = self.now
         to_write = {mr.pk: (mr, obs) for mr, obs in observed if obs.changed}
-        read = {pk: _version(mr) for pk, (mr, _) in to_write.items()}
+        read = {pk: mr.version for pk, (mr, _) in to_write.items()}
         changed: list[MergeRequest] = []
         events: list[TelemetryEvent] = []
         for mr, error in errored:
@@ -376,34 +376,38 @@ class _TownCheck:
             elif error.kind == "invalid_response":
                 mr.consecutive_malformed_failures += 1
             mr.last_error = f"{error.kind}: {error.message}"[:2000]
+            mr.last_error_kind = error.kind[:30]
             mr.auto_merge_ready_since = None  # "continuously ready" is unknown now
             mr.updated_at = now
+            mr.version += 1
         with transaction.atomic():
             overtaken = set(read)
             if read:
                 rows = (
                     MergeRequest.objects.select_for_update()
                     .filter(pk__in=list(read))
-                    .values_list("pk", *_VERSION_FIELDS)
+                    .values_list("pk", "version")
                 )
-                for pk, *values in rows:
-                    if tuple(values) == read[pk]:
+                for pk, version in rows:
+                    if version == read[pk]:
                         overtaken.discard(pk)
             for pk, (mr, obs) in to_write.items():
                 if pk in overtaken:
                     log.info("%s changed meanwhile: this pass's snapshot not stored", pr_name(mr))
                     continue
                 if mr.consecutive_transient_failures or mr.consecutive_malformed_failures:
-                    mr.last_error = ""
+                    mr.last_error = mr.last_error_kind = ""
                 for name, value in obs.fields.items():
                     setattr(mr, name, value)
                 mr.updated_at = now
+                mr.version += 1  # the rows are locked: read + 1
                 changed.append(mr)
                 events.extend(edge_events(mr, obs, now=now))
             self.summary.changed += len(changed)
             if changed:
                 MergeRequest.objects.bulk_update(
-                    changed, [*OBSERVED_FIELDS, "last_error", "updated_at"]
+                    changed,
+                    [*OBSERVED_FIELDS, "last_error", "last_error_kind", "updated_at", "version"],
                 )
             observed = [(mr, obs) for mr, obs in observed if mr.pk not in overtaken]
             ok_ids = [mr.pk for mr, _ in observed]
@@ -418,8 +422,10 @@ class _TownCheck:
                         "consecutive_transient_failures",
                         "consecutive_malformed_failures",
                         "last_error",
+                        "last_error_kind",
                         "auto_merge_ready_since",
                         "updated_at",
+                        "version",
                     ],
                 )
             if events:
@@ -462,7 +468,6 @@ class _TownCheck:
         assert rework is not None
         if rework.update_branch:
             # Claimed like a rework cause, so it runs once per head SHA.
-            previous = mr.last_rework_cause
             if not rework_cause_claim(mr=mr, cause=rework.cause):
                 return
             try:
@@ -472,7 +477,7 @@ class _TownCheck:
             except ScmError as error:
                 # Try again at the next check: give the cause back.
                 log.info("update-branch of %s failed: %s", pr_name(mr), error)
-                rework_cause_release(mr=mr, cause=rework.cause, previous=previous)
+                rework_cause_release(mr=mr, cause=rework.cause)
                 return
             if updated:
                 self.summary.branch_updates += 1
@@ -526,18 +531,7 @@ class _TownCheck:
             self.summary.failed += 1
 
 
-#: What tells whether another worker wrote an MR since this pass read it: updated_at alone
-#: is not enough (one pass writes the same `now` twice: its check, then a refusal's park).
-_VERSION_FIELDS = ("updated_at", *OBSERVED_FIELDS)
-
-
-def _version(mr: MergeRequest) -> tuple[object, ...]:
-    return tuple(getattr(mr, name) for name in _VERSION_FIELDS)
-
-
 def _ref(mr: MergeRequest) -> PullRequestRef:
-    if mr.pr_repo and mr.pr_number:
-        return PullRequestRef(mr.pr_repo, mr.pr_number)
     return parse_pr_url(mr.pr_url)
 
 

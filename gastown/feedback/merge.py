@@ -2,7 +2,8 @@
 
 Fail closed at every step: a PR waiting on a human is never merged whatever the timer says;
 the attempt is claimed with a conditional update that also restarts the timer, so two
-workers never both merge; a refusal about the head is remembered (merge_refused_*), so the
+workers never both merge; every merge call is a MergeAttempt row, and a refusal about the
+head stands (MergeRequest.merge_refusal), so the
 same head in the same state is asked again only once REFUSAL_HOLD has passed (SPEC §1: no
 merge call per poll, and no PR parked for good on what GitHub's GraphQL cannot show); the PR
 is checked again right before the call and the call sends the head SHA that check saw; a
@@ -18,15 +19,28 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import F
 
-from beads.models import Blocker, MergeRequest, ReviewStatus
+from beads.models import (
+    ACTIVE_MR_STATES,
+    FINAL_REFUSALS,
+    LAST_ERROR_MERGE_REFUSED,
+    LAST_ERROR_PRE_MERGE_CHECK,
+    Blocker,
+    MergeAttempt,
+    MergeRequest,
+    ReviewStatus,
+)
 from beads.services import escalation_raise
 from gastown.feedback.observe import (
     held_by_refusal,
     observe,
     pr_name,
     refusal_expired,
+    refusal_head,
+    refusal_kind,
     refusal_state,
+    standing_refusal,
 )
 from gastown.feedback.transitions import (
     edge_events,
@@ -38,7 +52,7 @@ from gastown.feedback.transitions import (
 from gastown.logs import mr_log_context
 from gastown.models import EffectiveSettings, TelemetryEvent
 from scm.client import GitHubClient
-from scm.types import MergeOutcome, PullRequestRef, PullRequestSnapshot
+from scm.types import MergeOutcome, PullRequestSnapshot
 
 if TYPE_CHECKING:
     from gastown.feedback.checks import CheckSummary
@@ -59,11 +73,11 @@ def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -
         # Parked by a refusal whose head and state did not visibly change: ask GitHub
         # again once the hold is over (the fresh check still has to show no blocker).
         return refusal_expired(mr, now=now)
-    if mr.blocker != Blocker.READY or mr.awaiting_approval:
+    if mr.blocker != Blocker.READY:
         return False
     if requested:
         return True  # a team lead asked: try again even after a refusal
-    if mr.merge_refused_kind in _FINAL_REFUSALS and mr.merge_refused_head_sha == mr.head_sha:
+    if refusal_kind(mr) in FINAL_REFUSALS and refusal_head(mr) == mr.head_sha:
         return False  # refused for good: a new push (or base, or merge now) may change that
     ready_since = mr.auto_merge_ready_since
     return ready_since is not None and now - ready_since >= settings.auto_merge_delay
@@ -83,11 +97,6 @@ def merge_ready(
         if merge_due(mr, settings=settings, now=now):
             with mr_log_context(mr):
                 merge_attempt(mr, client=client, settings=settings, now=now, summary=summary)
-
-
-#: Refusals a retry of the same head will not change (unlike missing checks, which may just
-#: be late): no new attempt until the head moves or a team lead presses "merge now".
-_FINAL_REFUSALS = frozenset({"not_mergeable", "permanent", "method_not_allowed", "wrong_base"})
 
 
 _FINAL_REFUSAL_HELP = {
@@ -114,15 +123,20 @@ def _claim(mr: MergeRequest, *, now: datetime) -> bool:
     in_flight = now + IN_FLIGHT
     claimed = MergeRequest.objects.filter(
         pk=mr.pk,
-        is_active=True,
+        state__in=ACTIVE_MR_STATES,
         blocker=Blocker.READY,
-        awaiting_approval=False,
         auto_merge_ready_since=mr.auto_merge_ready_since,
         merge_requested_at=mr.merge_requested_at,
-    ).update(auto_merge_ready_since=in_flight, merge_requested_at=None, updated_at=now)
+    ).update(
+        auto_merge_ready_since=in_flight,
+        merge_requested_at=None,
+        updated_at=now,
+        version=F("version") + 1,
+    )
     if claimed != 1:
         return False
     mr.auto_merge_ready_since, mr.merge_requested_at = in_flight, None
+    mr.version += 1
     return True
 
 
@@ -131,21 +145,22 @@ def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
     second worker finds nothing to claim, and a failed fresh check waits for the next hold."""
     claimed = MergeRequest.objects.filter(
         pk=mr.pk,
-        is_active=True,
+        state__in=ACTIVE_MR_STATES,
         blocker=mr.blocker,
-        merge_refused_head_sha=mr.merge_refused_head_sha,
-        merge_refused_kind=mr.merge_refused_kind,
-        merge_refused_state=mr.merge_refused_state,
-        merge_refused_at=mr.merge_refused_at,
+        merge_refusal_id=mr.merge_refusal_id,
+        merge_refusal_waits_on=mr.merge_refusal_waits_on,
+        merge_hold_from=mr.merge_hold_from,
     ).update(
-        merge_refused_at=now,
+        merge_hold_from=now,
         auto_merge_ready_since=now + IN_FLIGHT,  # in flight, as in _claim
         merge_requested_at=None,
         updated_at=now,
+        version=F("version") + 1,
     )
     if claimed != 1:
         return False
-    mr.merge_refused_at, mr.auto_merge_ready_since = now, now + IN_FLIGHT
+    mr.version += 1
+    mr.merge_hold_from, mr.auto_merge_ready_since = now, now + IN_FLIGHT
     mr.merge_requested_at = None
     return True
 
@@ -153,7 +168,8 @@ def _claim_retry(mr: MergeRequest, *, now: datetime) -> bool:
 def _save(mr: MergeRequest, fields: dict[str, Any], *, now: datetime) -> None:
     for name, value in fields.items():
         setattr(mr, name, value)
-    MergeRequest.objects.filter(pk=mr.pk).update(**fields, updated_at=now)
+    MergeRequest.objects.filter(pk=mr.pk).update(**fields, updated_at=now, version=F("version") + 1)
+    mr.version += 1
 
 
 def merge_attempt(
@@ -167,7 +183,9 @@ def merge_attempt(
     retry = held_by_refusal(mr)
     if not (_claim_retry(mr, now=now) if retry else _claim(mr, now=now)):
         return
-    ref = PullRequestRef(mr.pr_repo, mr.pr_number or 0)
+    ref = mr.pr_ref
+    if ref is None:  # the check that made it ready parsed it: changed meanwhile
+        return
     # The fresh check. A CredentialError goes up: the town pauses, nothing is merged.
     result = client.fetch_snapshots([ref]).get(ref)
     if result is None or result.snapshot is None:
@@ -175,7 +193,10 @@ def merge_attempt(
         message = error.message if error is not None else "no answer"
         log.info("no merge of %s: the pre-merge check failed (%s)", pr_name(mr), message)
         # Fail closed; the timer restarts at the next ready observation.
-        fields = {"last_error": f"pre-merge check failed: {message}"[:2000]}
+        fields = {
+            "last_error": f"pre-merge check failed: {message}"[:2000],
+            "last_error_kind": LAST_ERROR_PRE_MERGE_CHECK,
+        }
         _save(mr, {**fields, "auto_merge_ready_since": None}, now=now)
         return
     snapshot = result.snapshot
@@ -220,15 +241,24 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
             {
                 "pr_state": "MERGED",
                 "blocker": Blocker.MERGED,
-                "awaiting_approval": False,
                 "waiting_since": None,
                 "auto_merge_ready_since": None,
                 "last_error": "",
+                "last_error_kind": "",
             },
             now=now,
         )
         if waiting_since is not None:
             wait_ended_event(mr, how="approved", started_at=waiting_since, now=now).save()
+        MergeAttempt.objects.create(
+            merge_request=mr,
+            created_at=now,
+            head_sha=head_sha[:64],
+            method=(outcome.method or "")[:20],
+            outcome=outcome.kind[:30],
+            message=outcome.message,
+            merge_commit_sha=(outcome.sha or "")[:64],
+        )
         mr_close_merged(
             mr,
             now=now,
@@ -252,7 +282,7 @@ def _refusal_kind(outcome: MergeOutcome) -> str:
         # GitHub: 'Required status check "ci" is expected.' or '... is failing.'
         failing = "expected" not in outcome.message.lower()
         return Blocker.CHECKS_FAILING if failing else Blocker.CHECKS_PENDING
-    if outcome.kind in _FINAL_REFUSALS:
+    if outcome.kind in FINAL_REFUSALS:
         return outcome.kind
     return ""
 
@@ -262,31 +292,41 @@ def _refused(
 ) -> None:
     """The timer restarts from the next ready observation (it was consumed by the claim).
 
-    A refusal about this head is remembered with what it depends on (merge_refused_*), so
+    Every call is a MergeAttempt row; a refusal about this head stands with what it depends
+    on (merge_refusal, merge_refusal_waits_on), so
     the next checks keep the MR where GitHub's answer put it and make no new attempt until
     the head or that state changes: one merge call per head and state, not one per poll."""
     head_sha = snapshot.head_sha
     fields: dict[str, Any] = {
         "auto_merge_ready_since": None,
         "last_error": f"merge refused ({outcome.kind}): {outcome.message}"[:2000],
+        "last_error_kind": LAST_ERROR_MERGE_REFUSED,
     }
     kind = _refusal_kind(outcome)
-    repeated = False
-    if kind:
-        state = refusal_state(kind, snapshot)
-        repeated = (mr.merge_refused_head_sha, mr.merge_refused_kind, mr.merge_refused_state) == (
-            head_sha[:64],
-            kind,
-            state,
+    state = refusal_state(kind, snapshot) if kind else ""
+    previous = standing_refusal(mr)
+    repeated = (
+        bool(kind)
+        and previous is not None
+        and (
+            previous.head_sha,
+            previous.refusal_kind,
+            mr.merge_refusal_waits_on,
         )
-        fields.update(
-            merge_refused_head_sha=head_sha[:64],
-            merge_refused_kind=kind,
-            merge_refused_state=state,
-            merge_refused_at=now,
-            # The same answer again doubles the hold (refusal_hold).
-            merge_refusals=mr.merge_refusals + 1 if repeated else 1,
-        )
+        == (head_sha[:64], kind, state)
+    )
+    attempt = MergeAttempt(
+        merge_request=mr,
+        created_at=now,
+        head_sha=head_sha[:64],
+        method=(outcome.method or "")[:20],
+        outcome=outcome.kind[:30],
+        message=outcome.message,
+        refusal_kind=kind,
+        refusal_waits_on=state,
+        # The same answer again doubles the hold (refusal_hold).
+        repeats=previous.repeats + 1 if repeated and previous is not None else 1,
+    )
     # Telemetry at the edges (SPEC §6): the same refusal of the same head and state again is
     # no news, so a PR that keeps waiting adds no refusal per hold to the charts.
     events = (
@@ -309,12 +349,11 @@ def _refused(
         # meanwhile). A retry's refusal goes on with the same wait.
         fields.update(
             blocker=Blocker.HUMAN_REVIEW,
-            awaiting_approval=True,
             waiting_since=mr.waiting_since or now,
         )
         if mr.waiting_since is None:
             mr.waiting_since = now
-            mr.blocker, mr.awaiting_approval = Blocker.HUMAN_REVIEW, True
+            mr.blocker = Blocker.HUMAN_REVIEW
             events.append(wait_began_event(mr, now=now))
     elif outcome.kind == "checks_required":
         fields["blocker"] = kind  # waiting on checks (SPEC §5), held there by observe()
@@ -323,9 +362,16 @@ def _refused(
         fields["check_requested_at"] = now
     log.info("merge of %s refused: %s (%s)", pr_name(mr), outcome.kind, outcome.message)
     with transaction.atomic():
+        attempt.save()
+        if kind:
+            fields.update(
+                merge_refusal_id=attempt.pk, merge_refusal_waits_on=state, merge_hold_from=now
+            )
         _save(mr, fields, now=now)
+        if kind:
+            mr.merge_refusal = attempt
         TelemetryEvent.objects.bulk_create(events)
-        if outcome.kind in _FINAL_REFUSALS:
+        if outcome.kind in FINAL_REFUSALS:
             escalation_raise(
                 town=mr.bead.town,
                 rig=mr.bead.rig,

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from beads.models import Blocker, MergeRequest, human_wait_goes_on
+from beads.models import Blocker, MergeAttempt, MergeRequest, human_wait_goes_on
 from gastown.models import EffectiveSettings
-from scm.blocker import awaiting_approval, derive_blocker
+from scm.blocker import derive_blocker
 from scm.types import PullRequestSnapshot
 
 #: The MR fields one observation writes (the same list for every MR, so a bulk update fits).
@@ -30,17 +30,13 @@ OBSERVED_FIELDS = (
     "head_sha",
     "snapshot_at",
     "blocker",
-    "awaiting_approval",
-    "changes_requested",
     "waiting_since",
     "auto_merge_ready_since",
     "consecutive_transient_failures",
     "consecutive_malformed_failures",
-    "merge_refused_head_sha",
-    "merge_refused_kind",
-    "merge_refused_state",
-    "merge_refused_at",
-    "merge_refusals",
+    "merge_refusal_id",
+    "merge_refusal_waits_on",
+    "merge_hold_from",
     "merge_requested_at",
 )
 
@@ -120,37 +116,56 @@ def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
     return ""  # a final refusal depends on the head only
 
 
+def standing_refusal(mr: MergeRequest) -> MergeAttempt | None:
+    """The attempt whose refusal the MR remembers (loaded with the MR by the check)."""
+    return mr.merge_refusal if mr.merge_refusal_id is not None else None
+
+
+def refusal_kind(mr: MergeRequest) -> str:
+    refusal = standing_refusal(mr)
+    return refusal.refusal_kind if refusal is not None else ""
+
+
+def refusal_head(mr: MergeRequest) -> str:
+    refusal = standing_refusal(mr)
+    return refusal.head_sha if refusal is not None else ""
+
+
 def refusal_stands(mr: MergeRequest, snapshot: PullRequestSnapshot) -> bool:
     """Whether the MR's last merge refusal still answers for this snapshot's head and state
     (how long it holds is refusal_expired's business)."""
-    if not mr.merge_refused_kind or mr.merge_refused_head_sha != snapshot.head_sha:
+    kind = refusal_kind(mr)
+    if not kind or refusal_head(mr) != snapshot.head_sha:
         return False
-    now_state = refusal_state(mr.merge_refused_kind, snapshot)
-    if mr.merge_refused_kind == Blocker.HUMAN_REVIEW:
+    now_state = refusal_state(kind, snapshot)
+    if kind == Blocker.HUMAN_REVIEW:
         # Only a requested reviewer leaving the list (an approval) is news: asking one more
         # reviewer changes nothing GitHub's merge endpoint would answer.
-        decision, _, reviewers = mr.merge_refused_state.partition("|")
+        decision, _, reviewers = mr.merge_refusal_waits_on.partition("|")
         now_decision, _, now_reviewers = now_state.partition("|")
         asked = set(filter(None, reviewers.split(",")))
         return decision == now_decision and asked <= set(filter(None, now_reviewers.split(",")))
-    return mr.merge_refused_state == now_state
+    return mr.merge_refusal_waits_on == now_state
 
 
 def refusal_hold(mr: MergeRequest) -> timedelta:
-    """REFUSAL_HOLD, doubled for each identical refusal in a row, at most REFUSAL_HOLD_MAX."""
-    doublings = min(max(mr.merge_refusals - 1, 0), 10)
+    """The one rule of the hold: REFUSAL_HOLD, doubled for each identical refusal in a row
+    (the attempt rows count them), at most REFUSAL_HOLD_MAX."""
+    refusal = standing_refusal(mr)
+    repeats = refusal.repeats if refusal is not None else 1
+    doublings = min(max(repeats - 1, 0), 10)
     return min(REFUSAL_HOLD * 2**doublings, REFUSAL_HOLD_MAX)
 
 
 def refusal_expired(mr: MergeRequest, *, now: datetime) -> bool:
     """Whether the MR's merge refusal is older than its hold: GitHub may be asked again."""
-    refused_at = mr.merge_refused_at
-    return refused_at is None or now - refused_at >= refusal_hold(mr)
+    since = mr.merge_hold_from
+    return since is None or now - since >= refusal_hold(mr)
 
 
 def held_by_refusal(mr: MergeRequest) -> bool:
     """Whether the MR, as stored, sits at the blocker a merge refusal holds it at."""
-    held = HELD_BY_REFUSAL.get(mr.merge_refused_kind)
+    held = HELD_BY_REFUSAL.get(refusal_kind(mr))
     return held is not None and mr.blocker == held
 
 
@@ -171,8 +186,6 @@ def snapshot_fields(
         "head_sha": snapshot.head_sha[:64],
         "snapshot_at": now,
         "blocker": blocker,
-        "awaiting_approval": awaiting_approval(blocker),
-        "changes_requested": snapshot.review_decision == "CHANGES_REQUESTED",
     }
 
 
@@ -190,45 +203,40 @@ def observe(
     renews them."""
     blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
     stands = refusal_stands(mr, snapshot)
+    kind = refusal_kind(mr)
     # A review refusal of this head whose reviewers moved (an approval, perhaps): not held any
     # more, but remembered, so the wait on a human it began goes on until a merge call
     # answers instead of ending as "approved" and starting again on the next refusal.
     review_lapsed = (
-        not stands
-        and mr.merge_refused_kind == Blocker.HUMAN_REVIEW
-        and mr.merge_refused_head_sha == snapshot.head_sha
+        not stands and kind == Blocker.HUMAN_REVIEW and refusal_head(mr) == snapshot.head_sha
     )
     if stands or review_lapsed:
-        held = HELD_BY_REFUSAL.get(mr.merge_refused_kind)
+        held = HELD_BY_REFUSAL.get(kind)
         if stands and blocker == Blocker.READY and held is not None and not retry:
             # The merge call refused this head in this state, whatever the merge state
             # says: hold the MR where GitHub's answer put it, no new attempt (no loop).
             blocker = held
-        state = mr.merge_refused_state
-        if stands and mr.merge_refused_kind == Blocker.HUMAN_REVIEW:
+        state = mr.merge_refusal_waits_on
+        if stands and kind == Blocker.HUMAN_REVIEW:
             # Reviewers asked since the refusal join what it waits on, so their approval
             # (their leaving the list) lifts it too.
-            state = refusal_state(mr.merge_refused_kind, snapshot)
-        refusal: tuple[str, str, str, datetime | None, int] = (
-            mr.merge_refused_head_sha,
-            mr.merge_refused_kind,
+            state = refusal_state(kind, snapshot)
+        refusal: tuple[int | None, str, datetime | None] = (
+            mr.merge_refusal_id,
             state,
-            mr.merge_refused_at,
-            mr.merge_refusals,
+            mr.merge_hold_from,
         )
     else:
-        refusal = ("", "", "", None, 0)  # something changed: GitHub may answer differently now
+        refusal = (None, "", None)  # something changed: GitHub may answer differently now
     fields = snapshot_fields(snapshot, blocker=blocker, now=now)
     # A team lead's merge now is for the PR as they saw it: ready, at this head. A push or any
     # blocker withdraws it, so it cannot merge a different PR days later without the delay.
     still_asked = blocker == Blocker.READY and snapshot.head_sha == mr.head_sha
     fields["merge_requested_at"] = mr.merge_requested_at if still_asked else None
     (
-        fields["merge_refused_head_sha"],
-        fields["merge_refused_kind"],
-        fields["merge_refused_state"],
-        fields["merge_refused_at"],
-        fields["merge_refusals"],
+        fields["merge_refusal_id"],
+        fields["merge_refusal_waits_on"],
+        fields["merge_hold_from"],
     ) = refusal
     terminal = mr.bead.is_terminal
     obs = Observation(blocker=blocker, fields=fields, changed=False)
@@ -250,8 +258,8 @@ def observe(
             # (a retry, or a reviewer left the list): the wait goes on until the merge call
             # answers, so one wait is never split into two.
             blocker == Blocker.READY
-            and mr.merge_refused_kind == Blocker.HUMAN_REVIEW
-            and mr.merge_refused_head_sha == snapshot.head_sha
+            and kind == Blocker.HUMAN_REVIEW
+            and refusal_head(mr) == snapshot.head_sha
         )
     ):
         obs.wait_ended = not terminal
@@ -280,7 +288,7 @@ def observe(
 
 
 def rework_handled(mr: MergeRequest, cause: str) -> bool:
-    return cause == mr.last_rework_cause or cause in (mr.rework_causes or [])
+    return cause in (mr.rework_causes or [])
 
 
 def _ended_how(blocker: str, snapshot: PullRequestSnapshot) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import F, Q
 
-from beads.models import ACTIVE_STATUSES, MergeRequest
+from beads.models import ACTIVE_MR_STATES, MergeRequest
 from gastown.models import Convoy, EffectiveSettings, Rig, Town
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 
@@ -49,14 +49,14 @@ def due_for_check(
     )
     candidates = (
         MergeRequest.objects.filter(bead__town=town)
-        .filter(~Q(pr_url="") | Q(pr_number__isnull=False))
-        .filter(Q(bead__status__in=ACTIVE_STATUSES) | Q(pk__in=suppressed))
+        .exclude(pr_url="")
+        .filter(Q(state__in=ACTIVE_MR_STATES) | Q(pk__in=suppressed))
         .filter(
             Q(last_checked_at__isnull=True)
             | Q(last_checked_at__lte=now - shortest)
             | Q(check_requested_at__isnull=False)
         )
-        .select_related("bead", "bead__rig")
+        .select_related("bead", "bead__rig", "merge_refusal")
         .order_by(
             F("check_requested_at").asc(nulls_last=True),
             F("last_checked_at").asc(nulls_first=True),

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from beads.audit import Actor
+from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
 from beads.models import BeadStatus, MergeRequest
 from beads.services import StaleBeadError, TerminalBeadError, bead_set_status
 from gastown.feedback.observe import Observation, pr_name
@@ -83,14 +84,14 @@ def mr_close_merged(
     actor = Actor.reconciler()
     with transaction.atomic():
         try:
-            bead_set_status(
-                bead=mr.bead,
-                status=BeadStatus.CLOSED,
+            merge_request_transition(
+                merge_request=mr,
+                transition="merge",
                 actor=actor,
                 note=note or f"{pr_name(mr)} merged.",
                 now=now,
             )
-        except (TerminalBeadError, StaleBeadError) as error:
+        except MergeRequestTransitionRefused as error:
             log.info("MR %s not closed: %s", mr.pk, error)
             return False
         fields: dict[str, Any] = {"merged_at": now, "updated_at": now}
@@ -128,15 +129,15 @@ def mr_fail(
     worker."""
     with transaction.atomic():
         try:
-            bead_set_status(
-                bead=mr.bead,
-                status=BeadStatus.FAILED,
+            merge_request_transition(
+                merge_request=mr,
+                transition="fail",
                 actor=actor or Actor.reconciler(),
                 failure_code=code,
                 failure_message=message,
                 now=now,
             )
-        except (TerminalBeadError, StaleBeadError) as error:
+        except MergeRequestTransitionRefused as error:
             log.info("MR %s not failed: %s", mr.pk, error)
             return False
         events = list(telemetry or [])

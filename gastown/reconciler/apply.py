@@ -15,7 +15,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from beads.audit import Actor
-from beads.models import Bead, BeadEventKind, BeadStatus, BeadType, MergeRequest
+from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
+from beads.models import Bead, BeadEventKind, BeadStatus, BeadType, MergeRequest, MergeRequestState
 from beads.services import (
     StaleBeadError,
     TerminalBeadError,
@@ -65,7 +66,13 @@ def apply_actions(
         try:
             with log_context(bead=getattr(action, "bead_id", None)), transaction.atomic():
                 effects.extend(handler(town, action, now))
-        except (Skipped, StaleBeadError, TerminalBeadError, IntegrityError) as exc:
+        except (
+            Skipped,
+            StaleBeadError,
+            TerminalBeadError,
+            MergeRequestTransitionRefused,
+            IntegrityError,
+        ) as exc:
             with log_context(bead=getattr(action, "bead_id", None)):
                 log.info("reconciler skipped %s: %s", action.describe(), exc)
             continue
@@ -78,6 +85,14 @@ def _bead(bead_id: int) -> Bead:
         return Bead.objects.select_related("town").get(pk=bead_id)
     except Bead.DoesNotExist:
         raise Skipped(f"bead {bead_id} is gone") from None
+
+
+def _merge_request_of(bead: Bead) -> MergeRequest:
+    mr = MergeRequest.objects.filter(bead=bead).first()
+    if mr is None:
+        raise Skipped(f"bead {bead.pk} has no merge request")
+    mr.bead = bead
+    return mr
 
 
 def _hook(agent: Agent, bead: Bead, now: datetime, note: str) -> None:
@@ -138,10 +153,11 @@ def _dispatch_refinery(town: Town, action: a.DispatchRefinery, now: datetime) ->
     else:
         agent = _new_agent(town, action.rig_id, AgentRole.REFINERY)
     bead_dispatch_count(bead=bead, now=now)
-    if bead.status == BeadStatus.OPEN:
-        bead_set_status(
-            bead=bead,
-            status=BeadStatus.IN_PROGRESS,
+    mr = _merge_request_of(bead)
+    if mr.state == MergeRequestState.OPEN:
+        merge_request_transition(
+            merge_request=mr,
+            transition="watch",
             actor=RECONCILER,
             now=now,
             note=f"the refinery {agent.name} reviews it",
@@ -160,13 +176,14 @@ def _dispatch_refinery(town: Town, action: a.DispatchRefinery, now: datetime) ->
 
 def _watch(town: Town, action: a.WatchMergeRequest, now: datetime) -> list[SideEffect]:
     bead = _bead(action.bead_id)
-    if bead.status != BeadStatus.OPEN:
+    mr = _merge_request_of(bead)
+    if mr.state != MergeRequestState.OPEN:
         raise Skipped("MR is no longer open")
     if action.open_pr:
         bead_dispatch_count(bead=bead, now=now)
-    bead_set_status(
-        bead=bead,
-        status=BeadStatus.IN_PROGRESS,
+    merge_request_transition(
+        merge_request=mr,
+        transition="watch",
         actor=RECONCILER,
         now=now,
         note="watched (code review off)",
@@ -190,15 +207,26 @@ def _unhook_agents_of(bead: Bead, now: datetime, note: str) -> None:
 
 def _fail(town: Town, action: a.FailBead, now: datetime) -> list[SideEffect]:
     bead = _bead(action.bead_id)
-    bead_set_status(
-        bead=bead,
-        status=BeadStatus.FAILED,
-        actor=RECONCILER,
-        now=now,
-        failure_code=action.code,
-        failure_message=action.message,
-        data={"rule": action.rule},
-    )
+    if bead.type == BeadType.MERGE_REQUEST:
+        merge_request_transition(
+            merge_request=_merge_request_of(bead),
+            transition="fail",
+            actor=RECONCILER,
+            now=now,
+            failure_code=action.code,
+            failure_message=action.message,
+            data={"rule": action.rule},
+        )
+    else:
+        bead_set_status(
+            bead=bead,
+            status=BeadStatus.FAILED,
+            actor=RECONCILER,
+            now=now,
+            failure_code=action.code,
+            failure_message=action.message,
+            data={"rule": action.rule},
+        )
     _unhook_agents_of(bead, now, f"bead failed ({action.code})")
     return []
 

@@ -11,14 +11,9 @@ from datetime import datetime
 from django.db import transaction
 
 from beads.audit import Actor
-from beads.models import BeadEventKind, BeadStatus, MergeRequest
-from beads.services import (
-    StaleBeadError,
-    TerminalBeadError,
-    bead_event_record,
-    bead_set_status,
-    escalation_raise,
-)
+from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
+from beads.models import BeadEventKind, MergeRequest, MergeRequestState
+from beads.services import bead_event_record, escalation_raise
 from gastown.logs import log_context
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
@@ -69,7 +64,9 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
         )
     except ScmError as exc:
         with transaction.atomic():
-            MergeRequest.objects.filter(pk=mr.pk).update(last_error=f"{exc.kind}: {exc.message}")
+            MergeRequest.objects.filter(pk=mr.pk).update(
+                last_error=f"{exc.kind}: {exc.message}", last_error_kind=exc.kind[:30]
+            )
             bead_event_record(
                 bead=mr.bead,
                 kind=BeadEventKind.NOTE,
@@ -80,11 +77,11 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
             Agent.objects.filter(hooked_bead_id=mr.bead_id).update(
                 hooked_bead=None, status=AgentStatus.IDLE
             )
-            if mr.bead.status == BeadStatus.IN_PROGRESS:
-                with contextlib.suppress(StaleBeadError, TerminalBeadError):
-                    bead_set_status(
-                        bead=mr.bead,
-                        status=BeadStatus.OPEN,
+            if mr.state == MergeRequestState.IN_PROGRESS:
+                with contextlib.suppress(MergeRequestTransitionRefused):
+                    merge_request_transition(
+                        merge_request=mr,
+                        transition="requeue",
                         actor=Actor.reconciler(),
                         now=now,
                         note="retry opening the PR after the back-off",
@@ -92,9 +89,8 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
         return
     MergeRequest.objects.filter(pk=mr.pk, pr_url="").update(
         pr_url=ref.url,
-        pr_repo=ref.repo,
-        pr_number=ref.number,
         last_error="",
+        last_error_kind="",
         check_requested_at=now,
     )
     bead_event_record(

@@ -18,6 +18,7 @@ from beads.models import (
     BeadType,
     Blocker,
     MergeRequest,
+    MergeRequestState,
     ReviewStatus,
     human_wait_goes_on,
 )
@@ -182,7 +183,7 @@ def rule_b4_review_safety_net(s: TownSnapshot) -> Iterator[a.Action]:
         mrs = s.mrs_by_source.get(bead.pk, [])
         if not mrs or any(mr.is_active for mr in mrs):
             continue
-        if any(mr.bead.status == BeadStatus.CLOSED for mr in mrs):
+        if any(mr.state == MergeRequestState.MERGED for mr in mrs):
             yield a.CloseBead(rule="B4", bead_id=bead.pk, note="its merge request merged")
         else:
             yield a.ReopenBead(
@@ -194,7 +195,7 @@ def rule_b4_review_safety_net(s: TownSnapshot) -> Iterator[a.Action]:
 
 
 def mr_is_due(s: TownSnapshot, mr: MergeRequest) -> bool:
-    if mr.pr_number is None:
+    if not mr.pr_url:
         return False
     if mr.check_requested_at is not None or mr.last_checked_at is None:
         return True
@@ -217,7 +218,7 @@ def rule_r4_orphaned_review(s: TownSnapshot) -> Iterator[a.Action]:
         return  # a town-level GitHub problem is escalated; it is nobody's MR's fault
     for mr in s.merge_requests:
         bead = mr.bead
-        if bead.status != BeadStatus.IN_PROGRESS or mr.pr_number is None:
+        if mr.state != MergeRequestState.IN_PROGRESS or not mr.pr_url:
             continue
         if is_waiting(mr) or mr.awaiting_approval:
             continue
@@ -312,7 +313,7 @@ def rule_r5_r6_r7_refinery(s: TownSnapshot) -> Iterator[a.Action]:
         if (
             agent.status == AgentStatus.IDLE
             and mr.review_status == ReviewStatus.PENDING
-            and mr.bead.status == BeadStatus.IN_PROGRESS
+            and mr.state == MergeRequestState.IN_PROGRESS
             and not is_waiting(mr)
         ):
             gate = _refinery_gate(s, mr)
@@ -346,7 +347,7 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
     )
     if not code_review:
         for mr in rig_mrs:
-            if mr.bead.status == BeadStatus.OPEN and _backoff_elapsed(
+            if mr.state == MergeRequestState.OPEN and _backoff_elapsed(
                 mr.bead.dispatch_attempts, mr.bead.last_dispatch_attempt_at, s.now, limits
             ):
                 yield a.WatchMergeRequest(
@@ -367,12 +368,12 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
         # An in-progress MR nobody reviews: R7 released its refinery for a wait that is over,
         # or a refused notification did.
         waiting_review = (
-            mr.bead.status == BeadStatus.IN_PROGRESS
+            mr.state == MergeRequestState.IN_PROGRESS
             and mr.review_status == ReviewStatus.PENDING
             and not _waits_on_human(mr)
             and mr.bead_id not in hooked
         )
-        if mr.bead.status != BeadStatus.OPEN and not waiting_review:
+        if mr.state != MergeRequestState.OPEN and not waiting_review:
             continue
         gate = _refinery_gate(s, mr)
         if gate == _Gate.EXHAUSTED:
@@ -442,7 +443,7 @@ def rule_gc_agents(s: TownSnapshot) -> Iterator[a.Action]:
 
 
 def _mr_merged(mr: MergeRequest) -> bool:
-    return mr.bead.status == BeadStatus.CLOSED and (
+    return mr.state == MergeRequestState.MERGED and (
         mr.merged_at is not None or mr.pr_state == "MERGED"
     )
 
@@ -521,7 +522,7 @@ def _landing_steps(s: TownSnapshot, convoy: Convoy) -> Iterator[a.Action]:
         if held.pr_state == "MERGED":
             yield a.EndSuppression(rule="C", convoy_id=convoy.pk, how="merged")
             yield a.ConvoyLand(rule="C", convoy_id=convoy.pk, note="its landing PR merged")
-        elif held.pr_state == "CLOSED" or held.last_error.startswith("not_found"):
+        elif held.pr_state == "CLOSED" or held.last_error_kind == "not_found":
             yield a.EndSuppression(rule="C", convoy_id=convoy.pk, how="closed")
             yield a.RaiseEscalation(
                 rule="C",

@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db.models import Q
 
 from beads.models import (
+    ACTIVE_MR_STATES,
     ACTIVE_STATUSES,
     Bead,
     BeadDependency,
@@ -78,7 +79,7 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
 
     mr_rows = list(
         MergeRequest.objects.filter(
-            Q(bead__town=town, bead__status__in=ACTIVE_STATUSES)
+            Q(bead__town=town, state__in=ACTIVE_MR_STATES)
             | Q(pk__in=held_mr_ids)
             | Q(landing_convoy_id__in=convoy_ids)
             | Q(source__town=town, source__status="in_review")

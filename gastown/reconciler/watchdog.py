@@ -16,14 +16,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from beads.models import TERMINAL_STATUSES, BeadStatus, BeadType
+from beads.models import (
+    BEAD_STATUS_FOR_MR_STATE,
+    TERMINAL_STATUSES,
+    BeadStatus,
+    BeadType,
+    MergeRequest,
+    MergeRequestState,
+)
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
 from gastown.reconciler.snapshot import TownSnapshot
 
 #: How long an entity may sit unchanged, untouched by any rule and in no known wait, before it
-#: is called stalled: long past any step the rules take (B3's 5 minutes, a tick's seconds).
-STALL_AFTER = timedelta(minutes=30)
+#: is called stalled: past any step the rules take (B3's 5 minutes, a tick's seconds), and
+#: time for a row being fixed by hand.
+STALL_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -103,13 +111,50 @@ def _issue_verdict(s: TownSnapshot, bead_id: int) -> Verdict:
     return Verdict(waiting="its merge request")
 
 
-def _mr_bead_verdict(s: TownSnapshot, bead_id: int) -> Verdict:
-    if not any(mr.bead_id == bead_id for mr in s.merge_requests):
-        return Verdict(
-            why="it is a merge-request bead without its merge request (no branch, no PR): "
-            "no rule can review or merge it. Fail it, or add its merge request in the admin."
+def merge_request_stall(s: TownSnapshot, mr: MergeRequest) -> str:
+    """Why no rule will move this live MR and it is in no known wait ("" when one will).
+
+    Every other rule moves a live merge request or leaves it in a known wait: on a human (a
+    review, a reviewer, a rework bead, a final refusal's escalation), on checks, on GitHub
+    (including a refusal's hold, which ends at a known time), on the refinery (R5/R6), or on
+    the town (paused, GitHub blocked)."""
+    bead = mr.bead
+    expected = BEAD_STATUS_FOR_MR_STATE[MergeRequestState(mr.state)]
+    if bead.status != expected:
+        # Written outside the services: every transition refuses such a row.
+        return (
+            f"its bead is {bead.status} but the merge request is {mr.state} (its bead should "
+            f"be {expected}); a row written outside the services. Fix the bead's status or "
+            "fail the MR."
         )
-    return Verdict(waiting="its merge request")
+    if bead.rig_id is None:
+        return (
+            "it belongs to no rig, so no refinery reviews it and no PR can be opened for it. "
+            "Set the MR bead's rig, or fail the MR."
+        )
+    if (
+        mr.state == MergeRequestState.IN_PROGRESS
+        and not mr.pr_url
+        and s.agent_hooked_to(bead.pk) is None
+    ):
+        return (
+            "it is in progress without a pull request and no agent works on it: nothing "
+            "opens its PR (that happens for open MRs) and nothing watches it. Add its PR URL, "
+            "or fail the MR."
+        )
+    return ""
+
+
+def _mr_bead_verdict(s: TownSnapshot, bead_id: int) -> tuple[str, Verdict]:
+    """What to call an MR bead in the escalation, and its verdict."""
+    mr = next((m for m in s.merge_requests if m.bead_id == bead_id and m.is_active), None)
+    if mr is None:
+        return f"MR bead #{bead_id}", Verdict(
+            why=f"its bead is {s.beads[bead_id].status} but it has no live merge request "
+            "(none, or one that is merged or failed); a row written outside the services. "
+            "Create its merge request, or fail the bead."
+        )
+    return f"merge request #{mr.pk}", Verdict(why=merge_request_stall(s, mr))
 
 
 def _convoy_verdict(s: TownSnapshot, convoy_id: int) -> Verdict:
@@ -136,24 +181,31 @@ def rule_x_watchdog(s: TownSnapshot, planned: list[a.Action]) -> Iterator[a.Acti
         fresh = changed is not None and s.now - changed < STALL_AFTER
         return not fresh and key not in s.open_escalation_keys and key not in raised
 
+    # A live merge request's bead counts even when its status says terminal (written by hand).
+    live_mr_beads = {mr.bead_id for mr in s.merge_requests if mr.is_active}
     for bead_id, bead in sorted(s.beads.items()):
-        if bead.status in TERMINAL_STATUSES or bead_id in touched_beads:
+        # A rule may plan an action on a merge request whose row contradicts itself; the
+        # transition then refuses it, so for merge requests a planned action proves nothing.
+        if bead_id in touched_beads and bead.type != BeadType.MERGE_REQUEST:
+            continue
+        if bead.status in TERMINAL_STATUSES and bead_id not in live_mr_beads:
             continue
         if bead.type == BeadType.ESCALATION:
             continue  # waits on a person by definition
         key = f"stalled:bead:{bead_id}"
         if not stalled(key, _last_change(bead.updated_at, bead.created_at)):
             continue
-        verdict = (
-            _mr_bead_verdict(s, bead_id)
-            if bead.type == BeadType.MERGE_REQUEST
-            else _issue_verdict(s, bead_id)
-        )
+        if bead.type == BeadType.MERGE_REQUEST:
+            what, verdict = _mr_bead_verdict(s, bead_id)
+            title = f"Stalled: {what} will not move by itself"
+        else:
+            verdict = _issue_verdict(s, bead_id)
+            title = f"Stalled: bead #{bead_id} {bead.title}"
         if verdict.why:
             yield a.RaiseEscalation(
                 rule="X",
                 key=key,
-                title=f"Stalled: bead #{bead_id} {bead.title}"[:300],
+                title=title[:300],
                 body=f"Bead #{bead_id} ({bead.type}, {bead.status}) will not move: {verdict.why}",
                 rig_id=bead.rig_id,
             )

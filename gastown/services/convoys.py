@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils.text import slugify
 
 from beads.audit import Actor
@@ -202,7 +203,7 @@ def convoy_suppression_end(*, convoy: Convoy, how: str, now: datetime) -> bool:
             return False
         held = MergeRequest.objects.filter(pk=held_id or 0)
         held.filter(bead__status=BeadStatus.FAILED).update(
-            awaiting_approval=False, blocker=Blocker.NONE, waiting_since=None, updated_at=now
+            blocker=Blocker.NONE, waiting_since=None, updated_at=now, version=F("version") + 1
         )
         telemetry_record(
             name="reconciler.respawn_suppression_ended",

@@ -18,18 +18,23 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from beads.audit import Actor
+from beads.merge_requests import (
+    MergeRequestTransitionRefused,
+    merge_request_refusal,
+    merge_request_transition,
+)
 from beads.models import (
-    TERMINAL_STATUSES,
+    ACTIVE_MR_STATES,
     Bead,
     BeadEventKind,
     BeadStatus,
     BeadType,
     Blocker,
     MergeRequest,
-    ReviewStatus,
 )
 from beads.services import (
     StaleBeadError,
@@ -115,21 +120,26 @@ def pr_display_name(mr: MergeRequest) -> str:
 # --- merge requests ---------------------------------------------------------------------
 
 
+def _mr_transition(*, mr: MergeRequest, transition: str, user: Any, now: datetime) -> None:
+    """The MR's state machine checks (and, inside the caller's transaction, locks) first:
+    the same table the buttons are offered from (beads.merge_requests)."""
+    try:
+        merge_request_transition(
+            merge_request=mr, transition=transition, actor=Actor.for_user(user), now=now
+        )
+    except MergeRequestTransitionRefused as refused:
+        raise OverrideRefused(refused.message) from None
+
+
 def merge_request_recheck(
     *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
 ) -> str:
     """Make the MR due for a feedback check at once (SPEC §8: re-check a PR now)."""
     mr = merge_request
     now = now or timezone.now()
-    if not mr.pr_url:
-        raise OverrideRefused("This merge request has no pull request yet: nothing to check.")
-    if mr.bead.is_terminal and not Convoy.objects.filter(suppressed_landing_mr=mr).exists():
-        raise OverrideRefused(
-            f"The MR is {mr.bead.status}; its PR is no longer watched, so there is nothing "
-            "to re-check."
-        )
     message = f"{pr_display_name(mr)} will be checked at the next feedback run."
     with transaction.atomic():
+        _mr_transition(mr=mr, transition="recheck", user=user, now=now)
         merge_request_request_check(merge_request=mr, now=now)
         override_audit(
             name="merge_request_recheck",
@@ -149,35 +159,18 @@ def merge_request_merge_now(
     """Skip the auto-merge delay; the fresh pre-merge check still runs (SPEC §5)."""
     mr = merge_request
     now = now or timezone.now()
-    if mr.bead.is_terminal:
-        raise OverrideRefused(f"The MR is {mr.bead.status}: it cannot be merged.")
-    if not mr.pr_url:
-        raise OverrideRefused("This merge request has no pull request yet: nothing to merge.")
-    if mr.blocker == Blocker.HUMAN_REVIEW or mr.awaiting_approval:
-        raise OverrideRefused("The PR is waiting on a human: cannot merge.")
-    if mr.blocker != Blocker.READY:
-        # A request on a PR that is not ready would sit there and merge it days later, at
-        # the first ready check, whatever changed since: only a ready PR's delay is skipped.
-        raise OverrideRefused(
-            f"The PR is not ready to merge; it waits on: {Blocker(mr.blocker).label}. "
-            "Merge now only skips the delay of a ready PR."
-        )
-    settings = mr.bead.town.effective(mr.bead.rig)
-    if settings.code_review and mr.review_status != ReviewStatus.PASSED:
-        raise OverrideRefused(
-            "The rig's refinery has not passed this MR yet (code review is on): merge now "
-            "skips the delay, not the review."
-        )
     message = (
         f"{pr_display_name(mr)} will be checked now and merged if GitHub says it is ready "
         "(the delay is skipped, the fresh check is not)."
     )
     with transaction.atomic():
-        changed = MergeRequest.objects.filter(
-            pk=mr.pk, awaiting_approval=False, blocker=Blocker.READY
-        ).update(merge_requested_at=now, check_requested_at=now, updated_at=now)
-        if changed != 1:
-            raise OverrideRefused("The PR stopped being ready meanwhile: cannot merge.")
+        _mr_transition(mr=mr, transition="merge_now", user=user, now=now)
+        MergeRequest.objects.filter(pk=mr.pk).update(
+            merge_requested_at=now,
+            check_requested_at=now,
+            updated_at=now,
+            version=F("version") + 1,
+        )
         mr.merge_requested_at = mr.check_requested_at = now
         override_audit(
             name="merge_request_merge_now",
@@ -196,49 +189,31 @@ def merge_request_clear_awaiting(
 ) -> str:
     """Treat the PR as not waiting on a human until the next check says otherwise.
 
-    The merge refusal that parked it (merge_refused_*) is forgotten too: else the next check
+    The merge refusal that parked it (merge_refusal) is forgotten too: else the next check
     would hold it at human_review again on that refusal, without asking GitHub."""
     mr = merge_request
     now = now or timezone.now()
-    if not mr.awaiting_approval:
-        raise OverrideRefused("The PR is not awaiting approval: nothing to clear.")
-    if mr.bead.is_terminal:
-        # Its wait was recorded as resolved when the MR ended (mr_failed); clearing would
-        # resolve it twice. A failed landing MR held by a suppression is no exception: its
-        # flag belongs to the feedback checks, and clearing it would not end the suppression
-        # (rule C counts a PR with no blocker as still waiting).
-        raise OverrideRefused(
-            f"The MR is {mr.bead.status}; its wait already ended. To let a held landing go "
-            "on, use Re-check now or End suppression on its convoy."
-        )
+    # A terminal MR's wait was recorded as resolved when it ended (mr_failed); clearing would
+    # resolve it twice. A failed landing MR held by a suppression is no exception: its flag
+    # belongs to the feedback checks, and clearing it would not end the suppression (rule C
+    # counts a PR with no blocker as still waiting). The state machine refuses both.
     waiting_since = mr.waiting_since
     message = (
         f"{pr_display_name(mr)} is no longer marked as awaiting approval (until the next check)."
     )
     with transaction.atomic():
-        # The database requires awaiting_approval => blocker "human_review": clear both.
-        changed = (
-            MergeRequest.objects.filter(pk=mr.pk, awaiting_approval=True)
-            .exclude(bead__status__in=TERMINAL_STATUSES)
-            .update(
-                awaiting_approval=False,
-                blocker=Blocker.NONE,
-                waiting_since=None,
-                merge_refused_head_sha="",
-                merge_refused_kind="",
-                merge_refused_state="",
-                merge_refused_at=None,
-                merge_refusals=0,
-                updated_at=now,
-            )
+        _mr_transition(mr=mr, transition="clear_awaiting", user=user, now=now)
+        MergeRequest.objects.filter(pk=mr.pk).update(
+            blocker=Blocker.NONE,
+            waiting_since=None,
+            merge_refusal=None,
+            merge_refusal_waits_on="",
+            merge_hold_from=None,
+            updated_at=now,
+            version=F("version") + 1,
         )
-        if changed != 1:
-            raise OverrideRefused(
-                "The PR stopped awaiting approval (or the MR ended) meanwhile: nothing to clear."
-            )
-        mr.awaiting_approval, mr.blocker, mr.waiting_since = False, Blocker.NONE, None
-        mr.merge_refused_head_sha = mr.merge_refused_kind = mr.merge_refused_state = ""
-        mr.merge_refused_at, mr.merge_refusals = None, 0
+        mr.blocker, mr.waiting_since = Blocker.NONE, None
+        mr.merge_refusal, mr.merge_refusal_waits_on, mr.merge_hold_from = None, "", None
         TelemetryEvent.objects.create(
             name="pr.awaiting_approval_resolved",
             town_id=mr.bead.town_id,
@@ -272,8 +247,9 @@ def merge_request_fail(
     mr = merge_request
     now = now or timezone.now()
     bead = mr.bead
-    if bead.is_terminal:
-        raise OverrideRefused(f"The MR is already {bead.status}; terminal beads never change.")
+    refusal = merge_request_refusal(merge_request=mr, transition="fail")
+    if refusal:
+        raise OverrideRefused(refusal)
     message = f"MR #{bead.pk} ({pr_display_name(mr)}) failed by {user.get_username()}."
     with transaction.atomic():
         # The wait in progress, if any, ends as mr_failed (once: mr_fail is the one place).
@@ -312,9 +288,16 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
         )
     if bead.type == BeadType.ESCALATION:
         raise OverrideRefused("An escalation is for a person: there is nothing to dispatch.")
+    mr = _merge_request_of(bead)
+    if mr is not None:
+        refusal = merge_request_refusal(merge_request=mr, transition="redispatch")
+        if refusal:
+            raise OverrideRefused(refusal)
     actor = Actor.for_user(user)
     parts = ["attempts and back-off reset"]
     with transaction.atomic():
+        if mr is not None:
+            _mr_transition(mr=mr, transition="redispatch", user=user, now=now)
         if not bead_dispatch_reset(bead=bead, now=now):
             raise OverrideRefused(f"Bead #{bead.pk} became terminal meanwhile; not touched.")
         if bead.type == BeadType.ISSUE and bead.status == BeadStatus.IN_PROGRESS:
@@ -482,7 +465,7 @@ def convoy_close(
         ended = convoy_suppression_end(convoy=convoy, how="by_user", now=now)
         # A landing MR in flight would still be merged by the next check: the convoy that asked
         # for it is gone, so it fails with it (its wait, if any, ends as mr_failed).
-        landing = MergeRequest.objects.filter(landing_convoy=convoy, is_active=True)
+        landing = MergeRequest.objects.filter(landing_convoy=convoy, state__in=ACTIVE_MR_STATES)
         for mr in landing.select_related("bead"):
             mr_fail(
                 mr,
@@ -546,21 +529,44 @@ class Override:
     service: Callable[..., str]
     available: Callable[[Any], bool]
     danger: bool = False
+    #: Why it would be refused on an object ("" when it would not); a merge request override
+    #: asks the state machine's table, the one its service refuses with.
+    refusal: Callable[[Any], str] | None = None
 
     @property
     def perm(self) -> str:
         return f"gastown.{self.permission.value}"
 
+    def refusal_for(self, obj: Any) -> str:
+        if self.refusal is not None:
+            return self.refusal(obj)
+        return "" if self.available(obj) else "It does not apply in the object's current state."
 
-def _mr_open_with_pr(mr: MergeRequest) -> bool:
-    return bool(mr.pr_url) and not mr.bead.is_terminal
+
+def _mr_refusal(transition: str) -> Callable[[MergeRequest], str]:
+    return lambda mr: merge_request_refusal(merge_request=mr, transition=transition)
 
 
-def merge_request_is_watched(mr: MergeRequest) -> bool:
-    """Open with a PR, or the failed landing MR a suppression holds (its PR is still open and
-    watched: re-checking or approving it is what ends the suppression). `held` is annotated
-    by the awaiting-approval selector."""
-    return _mr_open_with_pr(mr) or (bool(mr.pr_url) and getattr(mr, "held", False))
+def _mr_allows(transition: str) -> Callable[[MergeRequest], bool]:
+    """A merge request button is offered exactly when its transition would be accepted."""
+    return lambda mr: not merge_request_refusal(merge_request=mr, transition=transition)
+
+
+def _merge_request_of(bead: Bead) -> MergeRequest | None:
+    if bead.type != BeadType.MERGE_REQUEST:
+        return None
+    try:
+        mr: MergeRequest = bead.merge_request
+    except MergeRequest.DoesNotExist:
+        return None
+    return mr
+
+
+def _bead_redispatchable(bead: Bead) -> bool:
+    if bead.is_terminal or bead.type == BeadType.ESCALATION:
+        return False
+    mr = _merge_request_of(bead)
+    return mr is None or not merge_request_refusal(merge_request=mr, transition="redispatch")
 
 
 OVERRIDES: dict[str, Override] = {
@@ -573,7 +579,8 @@ OVERRIDES: dict[str, Override] = {
             TownPermission.RECHECK_PR,
             "Makes the MR due for a feedback check at once; nothing else changes.",
             merge_request_recheck,
-            merge_request_is_watched,
+            _mr_allows("recheck"),
+            refusal=_mr_refusal("recheck"),
         ),
         Override(
             "merge_request_merge_now",
@@ -583,9 +590,8 @@ OVERRIDES: dict[str, Override] = {
             "Skips the auto-merge delay of a ready PR and checks it at once. The PR is still "
             "checked right before the merge and is not merged unless GitHub says it is ready.",
             merge_request_merge_now,
-            lambda mr: (
-                _mr_open_with_pr(mr) and mr.blocker == Blocker.READY and not mr.awaiting_approval
-            ),
+            _mr_allows("merge_now"),
+            refusal=_mr_refusal("merge_now"),
         ),
         Override(
             "merge_request_clear_awaiting",
@@ -595,7 +601,8 @@ OVERRIDES: dict[str, Override] = {
             "Treats the PR as not waiting on a human until the next check says otherwise; "
             "the wait is recorded as resolved (cleared_by_user).",
             merge_request_clear_awaiting,
-            lambda mr: mr.awaiting_approval and not mr.bead.is_terminal,
+            _mr_allows("clear_awaiting"),
+            refusal=_mr_refusal("clear_awaiting"),
         ),
         Override(
             "merge_request_fail",
@@ -605,8 +612,9 @@ OVERRIDES: dict[str, Override] = {
             "Fails the MR bead (failure code failed_by_user). It is terminal afterwards: "
             "it can never be reopened.",
             merge_request_fail,
-            lambda mr: not mr.bead.is_terminal,
+            _mr_allows("fail"),
             danger=True,
+            refusal=_mr_refusal("fail"),
         ),
         Override(
             "bead_redispatch",
@@ -616,7 +624,7 @@ OVERRIDES: dict[str, Override] = {
             "Resets the bead's dispatch attempts and back-off; an in-progress issue goes back "
             "to open and its agent is unhooked.",
             bead_redispatch,
-            lambda bead: not bead.is_terminal and bead.type != BeadType.ESCALATION,
+            _bead_redispatchable,
         ),
         Override(
             "convoy_end_suppression",

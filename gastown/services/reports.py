@@ -18,15 +18,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from beads.audit import Actor
+from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
 from beads.models import (
     Bead,
     BeadEventKind,
     BeadStatus,
     BeadType,
     MergeRequest,
+    MergeRequestState,
     ReviewStatus,
 )
 from beads.services import (
@@ -338,8 +341,8 @@ def _rework_done(
     if not mr.bead.is_terminal:
         updates["check_requested_at"] = now
     if ref is not None:
-        updates.update(pr_url=ref.url, pr_repo=ref.repo, pr_number=ref.number)
-    MergeRequest.objects.filter(pk=mr.pk).update(**updates)
+        updates.update(pr_url=ref.url)
+    MergeRequest.objects.filter(pk=mr.pk).update(**updates, version=F("version") + 1)
     for name, value in updates.items():
         setattr(mr, name, value)
     bead_event_record(
@@ -424,7 +427,7 @@ def agent_report_failure(
 
 def _mr_failure(*, bead: Bead, message: str, actor: Actor, now: datetime) -> None:
     mr = MergeRequest.objects.filter(bead=bead).first()
-    if mr is None or not mr.pr_url:
+    if mr is None:  # an MR bead written without its merge request: nothing else moves it
         bead_set_status(
             bead=bead,
             status=BeadStatus.FAILED,
@@ -433,14 +436,28 @@ def _mr_failure(*, bead: Bead, message: str, actor: Actor, now: datetime) -> Non
             failure_message=message,
             now=now,
         )
-    elif bead.status != BeadStatus.OPEN:
-        bead_set_status(
-            bead=bead,
-            status=BeadStatus.OPEN,
-            actor=actor,
-            note=f"The review failed; the PR is still watched. {message}",
-            now=now,
-        )
+        return
+    mr.bead = bead
+    try:
+        if not mr.pr_url:
+            merge_request_transition(
+                merge_request=mr,
+                transition="fail",
+                actor=actor,
+                failure_code="agent_failed",
+                failure_message=message,
+                now=now,
+            )
+        elif mr.state != MergeRequestState.OPEN:
+            merge_request_transition(
+                merge_request=mr,
+                transition="requeue",
+                actor=actor,
+                note=f"The review failed; the PR is still watched. {message}",
+                now=now,
+            )
+    except MergeRequestTransitionRefused as refused:
+        raise ReportRefused(refused.message, field="bead") from None
 
 
 def refinery_report_review(

@@ -483,6 +483,7 @@ def test_review_changes_requested(api, rig):
     source = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_REVIEW)
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, source=source, pr_url=PR)
     Bead.objects.filter(pk=mr.bead_id).update(status=BeadStatus.IN_PROGRESS)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="in_progress")
     AgentFactory(town=rig.town, rig=rig, name="ref", role=AgentRole.REFINERY, hooked_bead=mr.bead)
     response = api.post(
         "/agents/ref/review", {"merge_request": mr.pk, "passed": False, "summary": "tests"}
@@ -513,9 +514,7 @@ def test_review_by_a_polecat_is_409(api, rig):
 
 def _waiting(rig, since):
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
-    MergeRequest.objects.filter(pk=mr.pk).update(
-        blocker=Blocker.HUMAN_REVIEW, awaiting_approval=True, waiting_since=since
-    )
+    MergeRequest.objects.filter(pk=mr.pk).update(blocker=Blocker.HUMAN_REVIEW, waiting_since=since)
     return mr
 
 

@@ -354,6 +354,7 @@ def test_failure_past_the_effective_max_attempts_fails_the_issue(issue):
 def test_failure_of_an_mr_without_a_pr_fails_it(rig):
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url="")
     Bead.objects.filter(pk=mr.bead_id).update(status=BeadStatus.IN_PROGRESS)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="in_progress")
     mr.bead.refresh_from_db()
     refinery = AgentFactory(town=rig.town, rig=rig, role=AgentRole.REFINERY, hooked_bead=mr.bead)
     agent_report_failure(agent=refinery, bead=mr.bead, message="could not open PR", now=NOW)
@@ -365,6 +366,7 @@ def test_failure_of_an_mr_without_a_pr_fails_it(rig):
 def test_failure_of_an_mr_with_a_pr_never_fails_it(rig):
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
     Bead.objects.filter(pk=mr.bead_id).update(status=BeadStatus.IN_PROGRESS)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="in_progress")
     mr.bead.refresh_from_db()
     refinery = AgentFactory(town=rig.town, rig=rig, role=AgentRole.REFINERY, hooked_bead=mr.bead)
     agent_report_failure(agent=refinery, bead=mr.bead, message="crashed", now=NOW)
@@ -391,6 +393,7 @@ def reviewed(rig):
     source = BeadFactory(town=rig.town, rig=rig, status=BeadStatus.IN_REVIEW)
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, source=source, pr_url=PR)
     Bead.objects.filter(pk=mr.bead_id).update(status=BeadStatus.IN_PROGRESS)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="in_progress")
     mr.bead.refresh_from_db()
     refinery = AgentFactory(
         town=rig.town,
@@ -440,6 +443,7 @@ def test_review_from_a_polecat_is_refused(reviewed):
 def test_review_of_a_terminal_mr_is_refused(reviewed):
     mr, refinery = reviewed
     Bead.objects.filter(pk=mr.bead_id).update(status=BeadStatus.CLOSED)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="merged")
     mr.bead.refresh_from_db()
     with pytest.raises(ReportRefused, match="is closed"):
         refinery_report_review(agent=refinery, merge_request=mr, passed=True, now=NOW)

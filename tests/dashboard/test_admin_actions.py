@@ -26,7 +26,6 @@ def waiting_mr(town):
         bead__town=town,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url="https://github.com/acme/web/pull/5",
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
         waiting_since=timezone.now(),
     )
@@ -185,3 +184,20 @@ def test_fail_mr_from_the_bead_list_needs_the_override_permission(client, town):
     assert b"you need the permission" in response.content
     mr.bead.refresh_from_db()
     assert mr.bead.status == BeadStatus.IN_PROGRESS
+
+
+def test_admin_confirmation_says_which_merge_requests_the_table_refuses(admin_client, town):
+    waiting = waiting_mr(town)
+    ready = MergeRequestFactory(
+        bead__town=town, bead__status=BeadStatus.IN_PROGRESS, blocker=Blocker.READY
+    )
+    response = admin_client.post(
+        "/admin/beads/mergerequest/",
+        {
+            "action": "override_merge_request_clear_awaiting",
+            helpers.ACTION_CHECKBOX_NAME: [waiting.pk, ready.pk],
+        },
+    )
+    content = response.content.decode()
+    assert content.count("will be refused") == 1
+    assert "will be refused: The PR is not awaiting approval: nothing to clear." in content

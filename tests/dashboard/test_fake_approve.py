@@ -20,9 +20,6 @@ def test_fake_approve_approves_on_the_fake_and_makes_the_mr_due(fake_github, tow
         bead__town=town,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url=fake_github.pr_url("acme/web", pull.number),
-        pr_repo="acme/web",
-        pr_number=pull.number,
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
         requested_reviewers=["alice"],
     )
@@ -36,7 +33,7 @@ def test_fake_approve_approves_on_the_fake_and_makes_the_mr_due(fake_github, tow
 
 def test_fake_approve_is_refused_against_real_github(settings, town, lead):
     settings.GITHUB_API_URL = "https://api.github.com"
-    mr = MergeRequestFactory(bead__town=town, pr_repo="acme/web", pr_number=1, pr_url="x")
+    mr = MergeRequestFactory(bead__town=town, pr_url="x")
     with pytest.raises(OverrideRefused, match="only for the demo"):
         fake_pr_approve(merge_request=mr, user=lead)
 
@@ -46,9 +43,6 @@ def test_fake_approve_button_shows_only_for_a_local_github(settings, lead_client
         bead__town=town,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url="https://github.com/acme/web/pull/1",
-        pr_repo="acme/web",
-        pr_number=1,
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
     )
     settings.GITHUB_API_URL = "https://api.github.com"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from beads.models import BeadEvent, BeadStatus, BeadType, Blocker
+from beads.models import BeadEvent, BeadStatus, BeadType, Blocker, MergeAttempt
 from gastown.models import AgentStatus, ConvoyStatus, TelemetryEvent
 from gastown.services.overrides import (
     OverrideRefused,
@@ -45,9 +45,6 @@ def waiting_mr(town, **kwargs):
         bead__town=town,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url=PR,
-        pr_repo="acme/web",
-        pr_number=7,
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
         review_decision="REVIEW_REQUIRED",
         waiting_since=NOW - timedelta(hours=3),
@@ -87,10 +84,8 @@ def test_merge_now_sets_the_request_but_never_for_a_pr_waiting_on_a_human(town, 
 
     ready = waiting_mr(
         town,
-        awaiting_approval=False,
         blocker=Blocker.READY,
         waiting_since=None,
-        pr_number=8,
         review_status="passed",
     )
     merge_request_merge_now(merge_request=ready, user=user, now=NOW)
@@ -102,7 +97,6 @@ def test_merge_now_sets_the_request_but_never_for_a_pr_waiting_on_a_human(town, 
 def test_merge_now_makes_the_mr_due_so_the_fresh_check_runs_at_once(town, user):
     ready = waiting_mr(
         town,
-        awaiting_approval=False,
         blocker=Blocker.READY,
         waiting_since=None,
         review_status="passed",
@@ -122,7 +116,7 @@ def test_merge_now_makes_the_mr_due_so_the_fresh_check_runs_at_once(town, user):
     ],
 )
 def test_merge_now_is_refused_unless_the_pr_is_ready(town, user, blocker, says):
-    mr = waiting_mr(town, awaiting_approval=False, blocker=blocker, waiting_since=None)
+    mr = waiting_mr(town, blocker=blocker, waiting_since=None)
     with pytest.raises(OverrideRefused, match=says):
         merge_request_merge_now(merge_request=mr, user=user, now=NOW)
     mr.refresh_from_db()
@@ -133,7 +127,6 @@ def test_merge_now_is_refused_unless_the_pr_is_ready(town, user, blocker, says):
 def test_merge_now_is_refused_if_the_pr_stopped_being_ready_meanwhile(town, user):
     mr = waiting_mr(
         town,
-        awaiting_approval=False,
         blocker=Blocker.READY,
         waiting_since=None,
         review_status="passed",
@@ -146,7 +139,7 @@ def test_merge_now_is_refused_if_the_pr_stopped_being_ready_meanwhile(town, user
 
 
 def test_merge_now_is_refused_before_the_refinery_passed_the_mr(town, user):
-    mr = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY, waiting_since=None)
+    mr = waiting_mr(town, blocker=Blocker.READY, waiting_since=None)
     assert town.code_review and mr.review_status == "pending"
     with pytest.raises(OverrideRefused, match="refinery"):
         merge_request_merge_now(merge_request=mr, user=user, now=NOW)
@@ -155,9 +148,7 @@ def test_merge_now_is_refused_before_the_refinery_passed_the_mr(town, user):
 
 
 def test_merge_now_is_refused_for_a_terminal_mr(town, user):
-    mr = waiting_mr(
-        town, bead__status=BeadStatus.CLOSED, awaiting_approval=False, blocker=Blocker.MERGED
-    )
+    mr = waiting_mr(town, bead__status=BeadStatus.CLOSED, blocker=Blocker.MERGED)
     with pytest.raises(OverrideRefused, match="closed"):
         merge_request_merge_now(merge_request=mr, user=user)
 
@@ -178,24 +169,26 @@ def test_clear_awaiting_clears_the_flag_and_records_the_resolved_wait(town, user
 
 def test_clear_awaiting_also_forgets_the_merge_refusal_that_parked_the_pr(town, user):
     """Else the next check holds the PR at human_review again on the same refusal."""
-    mr = waiting_mr(
-        town,
-        merge_refused_head_sha="abc123",
-        merge_refused_kind=Blocker.HUMAN_REVIEW,
-        merge_refused_state="-|",
-        merge_refused_at=NOW,
+    mr = waiting_mr(town)
+    refusal = MergeAttempt.objects.create(
+        merge_request=mr,
+        created_at=NOW,
+        head_sha="abc123",
+        outcome="review_required",
+        refusal_kind=Blocker.HUMAN_REVIEW,
+        refusal_waits_on="-|",
     )
+    type(mr).objects.filter(pk=mr.pk).update(
+        merge_refusal=refusal, merge_refusal_waits_on="-|", merge_hold_from=NOW
+    )
+    mr.refresh_from_db()
     merge_request_clear_awaiting(merge_request=mr, user=user, now=NOW)
     mr.refresh_from_db()
-    assert (mr.merge_refused_head_sha, mr.merge_refused_kind, mr.merge_refused_state) == (
-        "",
-        "",
-        "",
-    )
+    assert (mr.merge_refusal, mr.merge_refusal_waits_on, mr.merge_hold_from) == (None, "", None)
 
 
 def test_clear_awaiting_is_refused_when_not_waiting(town, user):
-    mr = waiting_mr(town, awaiting_approval=False, blocker=Blocker.READY)
+    mr = waiting_mr(town, blocker=Blocker.READY)
     with pytest.raises(OverrideRefused, match="not awaiting"):
         merge_request_clear_awaiting(merge_request=mr, user=user)
     assert not TelemetryEvent.objects.exists()
@@ -235,7 +228,7 @@ def test_fail_mr_fails_the_bead_and_ends_its_wait(town, user):
 
 
 def test_fail_mr_never_touches_a_terminal_bead(town, user):
-    mr = waiting_mr(town, bead__status=BeadStatus.CLOSED, awaiting_approval=False, blocker="")
+    mr = waiting_mr(town, bead__status=BeadStatus.CLOSED, blocker="")
     with pytest.raises(OverrideRefused, match="terminal"):
         merge_request_fail(merge_request=mr, user=user)
     mr.bead.refresh_from_db()
@@ -290,7 +283,6 @@ def test_end_suppression_clears_it_and_records_how_long_it_lasted(town, user):
         town,
         landing_convoy=convoy,
         bead__status=BeadStatus.FAILED,
-        is_active=False,
     )
     convoy.respawn_suppressed_since = NOW - timedelta(minutes=30)
     convoy.suppressed_landing_mr = landing
@@ -352,9 +344,7 @@ def test_close_convoy_closes_it_once(town, user):
 
 def suppressed_convoy(town, *, status=ConvoyStatus.LANDING):
     convoy = ConvoyFactory(town=town, status=status)
-    landing = waiting_mr(
-        town, landing_convoy=convoy, bead__status=BeadStatus.FAILED, is_active=False
-    )
+    landing = waiting_mr(town, landing_convoy=convoy, bead__status=BeadStatus.FAILED)
     convoy.respawn_suppressed_since = NOW - timedelta(minutes=30)
     convoy.suppressed_landing_mr = landing
     convoy.suppressed_pr_url = PR
@@ -411,9 +401,7 @@ def test_pause_and_resume_a_town(town, user):
 def test_a_stale_copy_cannot_clear_a_wait_that_already_ended(town, user):
     """The reconciler resolved the wait between page load and the click."""
     mr = waiting_mr(town)
-    type(mr).objects.filter(pk=mr.pk).update(
-        awaiting_approval=False, blocker=Blocker.READY, waiting_since=None
-    )
+    type(mr).objects.filter(pk=mr.pk).update(blocker=Blocker.READY, waiting_since=None)
     with pytest.raises(OverrideRefused, match="meanwhile"):
         merge_request_clear_awaiting(merge_request=mr, user=user)
     assert not TelemetryEvent.objects.filter(name="pr.awaiting_approval_resolved").exists()

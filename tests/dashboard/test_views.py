@@ -33,9 +33,6 @@ def waiting(town, rig, *, minutes=60, number=7, **kwargs):
         bead__rig=rig,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url=f"https://github.com/{rig.repo}/pull/{number}",
-        pr_repo=rig.repo,
-        pr_number=number,
-        awaiting_approval=True,
         blocker=Blocker.HUMAN_REVIEW,
         review_decision="REVIEW_REQUIRED",
         merge_state_status="BLOCKED",
@@ -162,7 +159,6 @@ def test_a_landed_convoy_shows_the_landing_mr_that_merged(lead_client, town, rig
         bead__rig=rig,
         bead__status=BeadStatus.CLOSED,
         landing_convoy=convoy,
-        is_active=False,
         merged_at=timezone.now(),
         blocker="merged",
     )
@@ -396,7 +392,6 @@ def test_awaiting_page_names_the_convoy_of_an_issue_mr_and_filters_by_it(lead_cl
         source=issue,
         pr_url="https://github.com/a/b/pull/9",
         blocker="human_review",
-        awaiting_approval=True,
         waiting_since=timezone.now(),
     )
     url = f"/towns/{town.slug}/awaiting/"
@@ -410,7 +405,7 @@ def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, r
     from django.utils import timezone
 
     from beads.audit import Actor
-    from beads.services import bead_set_status
+    from beads.merge_requests import merge_request_transition
     from tests.factories import ConvoyFactory, MergeRequestFactory
 
     convoy = ConvoyFactory(town=town, rig=rig, title="Search revamp", status="landing")
@@ -419,22 +414,18 @@ def test_awaiting_page_lists_the_pr_of_a_suppressed_landing(lead_client, town, r
         bead__rig=rig,
         landing_convoy=convoy,
         pr_url="https://github.com/a/b/pull/11",
-        pr_number=11,
         blocker="human_review",
-        awaiting_approval=True,
         waiting_since=timezone.now(),
     )
     stale = MergeRequestFactory(
         bead__town=town,
         bead__rig=rig,
         pr_url="https://github.com/a/b/pull/12",
-        pr_number=12,
         blocker="human_review",
-        awaiting_approval=True,
         waiting_since=timezone.now(),
     )
     for mr in (held, stale):
-        bead_set_status(bead=mr.bead, status="failed", actor=Actor("user:x"))
+        merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:x"))
     convoy.respawn_suppressed_since = timezone.now()
     convoy.suppressed_landing_mr = held
     convoy.save()
@@ -449,11 +440,11 @@ def test_a_closed_convoys_leftover_suppression_is_neither_listed_nor_awaited(
 ):
     """Rows closed before convoy_close ended suppressions: the pages ignore them."""
     from beads.audit import Actor
-    from beads.services import bead_set_status
+    from beads.merge_requests import merge_request_transition
 
     convoy = ConvoyFactory(town=town, rig=rig, title="Dropped", status=ConvoyStatus.CLOSED)
     held = waiting(town, rig, number=13, landing_convoy=convoy)
-    bead_set_status(bead=held.bead, status="failed", actor=Actor("user:x"))
+    merge_request_transition(merge_request=held, transition="fail", actor=Actor("user:x"))
     convoy.respawn_suppressed_since = timezone.now()
     convoy.suppressed_landing_mr = held
     convoy.save()
@@ -464,11 +455,11 @@ def test_a_closed_convoys_leftover_suppression_is_neither_listed_nor_awaited(
 
 def test_failed_mr_offers_no_clear_awaiting(lead_client, town, rig):
     from beads.audit import Actor
-    from beads.services import bead_set_status
+    from beads.merge_requests import merge_request_transition
 
     mr = waiting(town, rig)
     page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
     assert f"/overrides/merge_request_clear_awaiting/{mr.pk}/" in page
-    bead_set_status(bead=mr.bead, status="failed", actor=Actor("user:x"))
+    merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:x"))
     page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
     assert f"/overrides/merge_request_clear_awaiting/{mr.pk}/" not in page

@@ -76,9 +76,7 @@ def test_unrecognized_pr_url_fails_its_mr_at_once_saying_what_to_fix(
     ok = make_mr(fake_github, rig)
     bad = make_mr(fake_github, rig)
     # Pasted by hand in the admin: not a pull request URL.
-    MergeRequest.objects.filter(pk=bad.pk).update(
-        pr_url="https://github.com/octo/app/issues/7", pr_repo="", pr_number=None
-    )
+    MergeRequest.objects.filter(pk=bad.pk).update(pr_url="https://github.com/octo/app/issues/7")
     run(clock)
     bad = reload(bad)
     assert bad.bead.status == BeadStatus.FAILED

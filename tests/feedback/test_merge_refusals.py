@@ -291,7 +291,12 @@ def test_a_review_refusal_is_asked_again_after_the_hold_even_if_nothing_visible_
     assert events("pr.awaiting_approval_resolved") == []
 
     # The same refusal again: the hold doubles, and it is no new refusal for the charts.
-    assert reload(mr).merge_refusals == 2
+    attempts = list(reload(mr).merge_attempts.order_by("created_at"))
+    assert [(a.refusal_kind, a.repeats) for a in attempts] == [
+        (Blocker.HUMAN_REVIEW, 1),
+        (Blocker.HUMAN_REVIEW, 2),
+    ]
+    assert reload(mr).merge_refusal == attempts[-1]
     assert len(events("pr.merge_refused")) == 1
 
     fake_github.approve(REPO, mr.pr_number, by="alice")
@@ -409,7 +414,8 @@ def test_a_park_written_by_another_worker_meanwhile_is_not_overwritten(
             MergeRequest.objects.filter(pk=mr.pk).update(check_requested_at=F("created_at"))
             checks.check_prs(now=clock.now, client_factory=client)
             parked = reload(mr)
-            assert (parked.blocker, parked.merge_refused_kind) == (Blocker.HUMAN_REVIEW,) * 2
+            parked_at = (parked.blocker, parked.merge_refusal.refusal_kind)
+            assert parked_at == (Blocker.HUMAN_REVIEW,) * 2
         return real_observe(*args, **kwargs)
 
     monkeypatch.setattr(checks, "observe", observe_then_worker_a_runs)
@@ -421,7 +427,7 @@ def test_a_park_written_by_another_worker_meanwhile_is_not_overwritten(
     assert len(events("pr.merge_refused")) == 1
     mr = reload(mr)
     assert (mr.blocker, mr.awaiting_approval) == (Blocker.HUMAN_REVIEW, True)
-    assert mr.merge_refused_kind == Blocker.HUMAN_REVIEW
+    assert mr.merge_refusal.refusal_kind == Blocker.HUMAN_REVIEW
     assert summary.changed == 0  # B's write was skipped: A's park is newer than B's copy
 
 
@@ -469,3 +475,25 @@ def test_a_retry_in_flight_makes_no_second_merge_call(fake_github, town, rig, cl
     run(clock, client_factory=client)  # B
 
     assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
+
+
+def test_every_merge_call_is_a_row_with_githubs_answer(fake_github, town, rig, clock):
+    fake_repo = fake_github.create_repo(REPO)
+    client = rule_only_at_merge(fake_repo, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    run(clock, client_factory=client)  # refused: a review is missing
+    head = reload(mr).head_sha
+    fake_github.approve(REPO, mr.pr_number, by="alice")
+    clock.advance(minutes=HOLD_MINUTES)
+    run(clock, client_factory=client)  # the hold is over: asked again, merged
+
+    refused, merged = reload(mr).merge_attempts.order_by("created_at")
+    assert (refused.head_sha, refused.outcome, refused.refusal_kind) == (
+        head,
+        "review_required",
+        Blocker.HUMAN_REVIEW,
+    )
+    assert refused.method and refused.message
+    assert (merged.outcome, merged.refusal_kind) == ("merged", "")
+    assert merged.merge_commit_sha == fake_github.pull(REPO, mr.pr_number).merge_commit_sha
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2

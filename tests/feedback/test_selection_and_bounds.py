@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_transition
 from beads.models import BeadStatus, Blocker, MergeRequest
-from beads.services import bead_set_status
 from gastown.feedback.checks import _claim
 from gastown.feedback.selectors import due_for_check, merge_requests_due
 from gastown.models import Convoy
@@ -26,7 +26,7 @@ def test_due_when_never_checked_after_the_poll_interval_or_when_asked(
     never, recent, old, asked = (make_mr(fake_github, rig) for _ in range(4))
     no_pr = MergeRequestFactory(bead__town=town, bead__rig=rig)
     closed = make_mr(fake_github, rig)
-    bead_set_status(bead=closed.bead, status=BeadStatus.CLOSED, actor=Actor("test"))
+    merge_request_transition(merge_request=closed, transition="merge", actor=Actor("test"))
     now = clock.now
     MergeRequest.objects.filter(pk=recent.pk).update(last_checked_at=now - timedelta(seconds=30))
     MergeRequest.objects.filter(pk=old.pk).update(last_checked_at=now - timedelta(seconds=60))
@@ -58,8 +58,8 @@ def test_a_failed_landing_mr_held_by_a_suppression_is_watched_but_never_moved(
     pull = fake_github.create_pr(REPO, head=convoy.feature_branch)
     landing = make_mr(fake_github, rig, number=pull.number)
     MergeRequest.objects.filter(pk=landing.pk).update(landing_convoy=convoy, source=None)
-    bead_set_status(
-        bead=landing.bead, status=BeadStatus.FAILED, actor=Actor("test"), failure_code="x"
+    merge_request_transition(
+        merge_request=landing, transition="fail", actor=Actor("test"), failure_code="x"
     )
     assert merge_requests_due(town=town, now=clock.now) == []
     convoy.respawn_suppressed_since = clock.now
@@ -93,8 +93,8 @@ def test_a_suppression_left_on_a_closed_convoy_is_not_watched(fake_github, town,
     convoy = ConvoyFactory(town=town, rig=rig, status="closed")
     landing = make_mr(fake_github, rig)
     MergeRequest.objects.filter(pk=landing.pk).update(landing_convoy=convoy, source=None)
-    bead_set_status(
-        bead=landing.bead, status=BeadStatus.FAILED, actor=Actor("test"), failure_code="x"
+    merge_request_transition(
+        merge_request=landing, transition="fail", actor=Actor("test"), failure_code="x"
     )
     # Data from before closing a convoy ended its suppression.
     Convoy.objects.filter(pk=convoy.pk).update(

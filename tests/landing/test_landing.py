@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_transition
 from beads.models import Bead, BeadStatus, MergeRequest
-from beads.services import bead_set_status
 from gastown.feedback.checks import check_prs
 from gastown.models import Convoy, ConvoyStatus, MergeMode, TelemetryEvent, Town
 from gastown.reconciler import reconcile_town
@@ -128,9 +128,9 @@ def test_failed_landing_mr_waiting_on_a_human_suppresses_the_respawn(fake_github
     world = World(fake_github)
     mr = world.landing_pr_waiting()
     # Something outside the rules (a person, a naive tool) fails the MR while it waits.
-    bead_set_status(
-        bead=mr.bead,
-        status=BeadStatus.FAILED,
+    merge_request_transition(
+        merge_request=mr,
+        transition="fail",
         actor=Actor("user:bob"),
         failure_code="failed_by_user",
         failure_message="timed out",
@@ -170,7 +170,7 @@ def test_failed_landing_mr_waiting_on_a_human_suppresses_the_respawn(fake_github
 def test_suppressed_pr_merged_on_github_lands_the_convoy(fake_github):
     world = World(fake_github)
     mr = world.landing_pr_waiting()
-    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:bob"))
     world.cycle(2, minutes=1)
     fake_github.merge_externally(REPO, mr.pr_number)
     world.cycle(2, seconds=61)
@@ -182,7 +182,7 @@ def test_suppressed_pr_merged_on_github_lands_the_convoy(fake_github):
 def test_suppressed_pr_closed_ends_the_suppression_with_an_escalation(fake_github):
     world = World(fake_github)
     mr = world.landing_pr_waiting()
-    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:bob"))
     world.cycle(2, minutes=1)
     fake_github.close(REPO, mr.pr_number)
     world.cycle(2, seconds=61)
@@ -197,7 +197,7 @@ def test_suppressed_pr_closed_ends_the_suppression_with_an_escalation(fake_githu
 def test_changes_requested_on_a_suppressed_pr_escalates_and_keeps_the_suppression(fake_github):
     world = World(fake_github)
     mr = world.landing_pr_waiting()
-    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:bob"))
     world.cycle(2, minutes=1)
     fake_github.request_changes(REPO, mr.pr_number, by="alice")
     world.cycle(5, seconds=61)
@@ -209,7 +209,7 @@ def test_changes_requested_on_a_suppressed_pr_escalates_and_keeps_the_suppressio
 
 def _fail_while_waiting(world, mr):
     """A naive tool (or a person) fails the landing MR while its PR waits on a reviewer."""
-    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor("user:bob"))
+    merge_request_transition(merge_request=mr, transition="fail", actor=Actor("user:bob"))
     world.cycle(2, minutes=1)
     assert world.convoy_now().respawn_suppressed_since is not None
 

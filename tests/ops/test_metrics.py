@@ -71,7 +71,6 @@ def mr(town, blocker, *, waiting_since=None, status=BeadStatus.IN_PROGRESS, pr=T
         pr_url="https://github.com/octo/app/pull/1" if pr else "",
         blocker=blocker,
         waiting_since=waiting_since,
-        is_active=status not in (BeadStatus.CLOSED, BeadStatus.FAILED),
     )
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_transition
 from beads.models import Bead, BeadStatus
 from beads.services import bead_add_dependency, bead_set_status
 from gastown.models import Agent, AgentStatus, TelemetryEvent, Town
@@ -162,7 +163,7 @@ def test_live_agent_keeps_its_bead(tick, clock):
 def test_in_review_issue_closes_when_its_mr_merged(tick):
     issue = BeadFactory(status=BeadStatus.IN_REVIEW)
     mr = MergeRequestFactory(source=issue, bead__town=issue.town, bead__rig=issue.rig)
-    bead_set_status(bead=mr.bead, status=BeadStatus.CLOSED, actor=Actor.reconciler())
+    merge_request_transition(merge_request=mr, transition="merge", actor=Actor.reconciler())
     tick(issue.town)
     issue.refresh_from_db()
     assert issue.status == BeadStatus.CLOSED
@@ -171,7 +172,7 @@ def test_in_review_issue_closes_when_its_mr_merged(tick):
 def test_in_review_issue_reopens_when_all_its_mrs_failed(tick):
     issue = BeadFactory(status=BeadStatus.IN_REVIEW)
     mr = MergeRequestFactory(source=issue, bead__town=issue.town, bead__rig=issue.rig)
-    bead_set_status(bead=mr.bead, status=BeadStatus.FAILED, actor=Actor.reconciler())
+    merge_request_transition(merge_request=mr, transition="fail", actor=Actor.reconciler())
     tick(issue.town)
     issue.refresh_from_db()
     assert issue.status == BeadStatus.OPEN

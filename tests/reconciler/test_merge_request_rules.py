@@ -14,17 +14,19 @@ pytestmark = pytest.mark.django_db
 PR = "https://github.com/acme/app/pull/1"
 
 
+def watched(mr, clock):
+    """A successful check of its PR just now (what the feedback check records)."""
+    MergeRequest.objects.filter(pk=mr.pk).update(last_successful_check_at=clock.now)
+
+
 def waiting_mr(rig, clock, **kwargs):
     defaults = dict(
         bead__town=rig.town,
         bead__rig=rig,
         bead__status=BeadStatus.IN_PROGRESS,
         pr_url="https://github.com/acme/app/pull/7",
-        pr_repo="acme/app",
-        pr_number=7,
         pr_state="OPEN",
         blocker=Blocker.HUMAN_REVIEW,
-        awaiting_approval=True,
         review_decision="REVIEW_REQUIRED",
         waiting_since=clock.now,
         last_checked_at=clock.now,
@@ -69,7 +71,8 @@ def test_refinery_is_redispatched_with_backoff_until_it_reviews(tick, clock):
     assert Bead.objects.get(pk=mr.bead_id).dispatch_attempts == 1
     clock.advance(seconds=25)
     result = tick(rig.town)
-    assert [a.rule for a in result.applied] == ["R6"]
+    # R1 too: its PR (read from pr_url) is due for a check.
+    assert [a.rule for a in result.applied if a.rule != "R1"] == ["R6"]
     assert Bead.objects.get(pk=mr.bead_id).dispatch_attempts == 2
 
 
@@ -93,7 +96,7 @@ def test_r7_releases_a_refinery_hooked_to_a_waiting_mr_so_the_queue_moves_on(tic
 @pytest.mark.parametrize("blocker", [Blocker.HUMAN_REVIEW, Blocker.CHECKS_PENDING, Blocker.UNKNOWN])
 def test_waiting_mr_is_never_failed_redispatched_or_replaced_over_days(tick, clock, blocker):
     rig = RigFactory()
-    mr = waiting_mr(rig, clock, blocker=blocker, awaiting_approval=blocker == Blocker.HUMAN_REVIEW)
+    mr = waiting_mr(rig, clock, blocker=blocker)
     refinery = AgentFactory(town=rig.town, rig=rig, role="refinery", name="ref")
     Agent.objects.filter(pk=refinery.pk).update(hooked_bead=mr.bead)
     events_before = BeadEvent.objects.filter(bead_ref=mr.bead_id).count()
@@ -123,9 +126,7 @@ def test_human_wait_is_never_an_orphaned_review_even_when_checks_break(tick, clo
 
 def test_unwatched_pr_fails_as_orphaned_review_after_thirty_minutes(tick, clock):
     rig = RigFactory(code_review=False)
-    mr = waiting_mr(
-        rig, clock, blocker=Blocker.READY, awaiting_approval=False, last_successful_check_at=None
-    )
+    mr = waiting_mr(rig, clock, blocker=Blocker.READY, last_successful_check_at=None)
     clock.advance(minutes=29)
     tick(rig.town)
     mr.bead.refresh_from_db()
@@ -141,7 +142,7 @@ def test_town_level_github_trouble_fails_no_mr(tick, clock):
     rig = RigFactory(code_review=False)
     rig.town.github_blocked_until = clock.now + timedelta(hours=5)
     rig.town.save()
-    mr = waiting_mr(rig, clock, blocker=Blocker.READY, awaiting_approval=False)
+    mr = waiting_mr(rig, clock, blocker=Blocker.READY)
     clock.advance(hours=4)
     tick(rig.town)
     mr.bead.refresh_from_db()
@@ -205,6 +206,7 @@ def test_mr_fails_when_its_refinery_never_reviews_past_max_attempts(tick, clock)
     rig = RigFactory(max_dispatch_attempts=2)
     mr = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, pr_url=PR)
     for _ in range(4):
+        watched(mr, clock)  # its PR is watched: R4 has no reason to fail it
         tick(rig.town)
         clock.advance(minutes=15)
     mr.bead.refresh_from_db()
@@ -375,13 +377,15 @@ def test_an_mr_that_waited_on_a_human_three_times_is_still_reviewed(tick, clock)
         assert Agent.objects.get(role="refinery").hooked_bead_id == mr.bead_id
         # Before the refinery answers, the PR starts waiting on a human: R7 releases it.
         MergeRequest.objects.filter(pk=mr.pk).update(
-            blocker=Blocker.HUMAN_REVIEW, awaiting_approval=True, waiting_since=clock.now
+            blocker=Blocker.HUMAN_REVIEW, waiting_since=clock.now
         )
+        watched(mr, clock)
         clock.advance(minutes=10)
         tick(rig.town)
         assert Agent.objects.get(role="refinery").hooked_bead_id is None
         clock.advance(hours=2)
-        MergeRequest.objects.filter(pk=mr.pk).update(blocker=Blocker.READY, awaiting_approval=False)
+        MergeRequest.objects.filter(pk=mr.pk).update(blocker=Blocker.READY)
+        watched(mr, clock)
     tick(rig.town)
     clock.advance(seconds=10)
     tick(rig.town)

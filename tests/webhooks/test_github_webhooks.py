@@ -56,8 +56,6 @@ def watched_mr(number: int = 2, head_sha: str = "", repo: str = REPO, **kwargs):
         bead__town=rig.town,
         bead__rig=rig,
         pr_url=f"https://github.com/{repo}/pull/{number}",
-        pr_repo=repo,
-        pr_number=number,
         head_sha=head_sha,
         **kwargs,
     )
@@ -129,7 +127,7 @@ def test_a_pr_in_another_repository_with_the_same_number_is_untouched(client):
 
 def test_terminal_mrs_are_not_made_due(client):
     mr = watched_mr()
-    MergeRequest.objects.filter(pk=mr.pk).update(is_active=False)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="failed")
     mr.bead.status = BeadStatus.FAILED
     mr.bead.save()
     response = deliver(client, "pull_request", fixture("pull_request.closed"))
@@ -140,7 +138,7 @@ def test_terminal_mrs_are_not_made_due(client):
 
 def test_a_failed_landing_mr_holding_a_suppression_is_still_watched(client):
     mr = watched_mr()
-    MergeRequest.objects.filter(pk=mr.pk).update(is_active=False)
+    MergeRequest.objects.filter(pk=mr.pk).update(state="failed")
     ConvoyFactory(
         town=mr.bead.town,
         respawn_suppressed_since="2026-03-01T00:00:00Z",

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_transition
 from beads.models import BeadStatus, Blocker, MergeRequest, Priority
 from beads.services import (
     bead_add_dependency,
@@ -171,15 +172,14 @@ class Command(BaseCommand):
             merge_state_status="BLOCKED",
             checks_state="passing",
             blocker=Blocker.HUMAN_REVIEW,
-            awaiting_approval=True,
             waiting_since=now,
             snapshot_at=now,
             last_checked_at=now,
             review_status="passed",
         )
-        bead_set_status(
-            bead=mr.bead,
-            status=BeadStatus.FAILED,
+        merge_request_transition(
+            merge_request=mr,
+            transition="fail",
             actor=Actor("user:legacy-timeout-bot"),
             failure_code="timed_out",
             failure_message="No merge after 30 minutes.",
