@@ -43,7 +43,7 @@ from beads.services import (
 )
 from gastown.admin import TownScoped, TownScopedAdmin
 from gastown.dashboard.admin_actions import override_admin_action, override_admin_actions
-from gastown.feedback.transitions import wait_ended_event
+from gastown.services.merge_requests import wait_ended_event
 from scm.errors import ScmError
 from scm.urls import parse_pr_url
 

@@ -421,6 +421,15 @@ class MergeRequest(models.Model):
         return ref.number if ref else None
 
     @property
+    def pr_name(self) -> str:
+        """How the product names this MR's PR everywhere: `owner/repo#N`, else its URL, else
+        the MR bead."""
+        ref = self.pr_ref
+        if ref is not None:
+            return f"{ref.repo}#{ref.number}"
+        return self.pr_url or f"MR bead #{self.bead_id}"
+
+    @property
     def awaiting_approval(self) -> bool:
         """Waiting on a human (docs/domain.md §4): the blocker says so, nothing else."""
         return self.blocker == Blocker.HUMAN_REVIEW

@@ -20,7 +20,6 @@ from gastown.services.overrides import (
     Override,
     OverrideRefused,
     override_audit,
-    pr_display_name,
 )
 from scm.errors import ScmError
 from scm.fake.remote import fake_control, fake_root_url
@@ -60,7 +59,7 @@ def fake_pr_approve(
     except ScmError as error:
         raise OverrideRefused(f"The fake GitHub did not approve: {error.message}") from None
     message = (
-        f"{pr_display_name(mr)} approved on the fake GitHub as {reviewer}; review decision now "
+        f"{mr.pr_name} approved on the fake GitHub as {reviewer}; review decision now "
         f"{state.get('review_decision') or 'unknown'}. It will be re-checked at once."
     )
     with transaction.atomic():

@@ -27,18 +27,17 @@ from beads.services import (
     rework_request,
 )
 from gastown.feedback import merge as auto_merge
-from gastown.feedback.observe import OBSERVED_FIELDS, Observation, observe, pr_name
+from gastown.feedback.observe import OBSERVED_FIELDS, Observation, edge_events, observe
 from gastown.feedback.selectors import due_for_check
-from gastown.feedback.transitions import (
-    edge_events,
-    mr_close_merged,
-    mr_fail,
-    telemetry_event,
-)
 from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
 from gastown.scheduling import enqueue_tick
 from gastown.services.github import town_token
+from gastown.services.merge_requests import (
+    mr_close_merged,
+    mr_fail,
+    telemetry_event,
+)
 from scm.client import GitHubClient
 from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError
@@ -393,7 +392,7 @@ class _TownCheck:
                         overtaken.discard(pk)
             for pk, (mr, obs) in to_write.items():
                 if pk in overtaken:
-                    log.info("%s changed meanwhile: this pass's snapshot not stored", pr_name(mr))
+                    log.info("%s changed meanwhile: this pass's snapshot not stored", mr.pr_name)
                     continue
                 if mr.consecutive_transient_failures or mr.consecutive_malformed_failures:
                     mr.last_error = mr.last_error_kind = ""
@@ -455,7 +454,7 @@ class _TownCheck:
                 self.summary.closed += 1
         elif obs.blocker == Blocker.CLOSED:
             message = (
-                f"{pr_name(mr)} was closed without merging. Reopen it and re-check, or "
+                f"{mr.pr_name} was closed without merging. Reopen it and re-check, or "
                 "retry the work as a new bead."
             )
             if mr_fail(mr, code="pr_closed", message=message, now=self.now):
@@ -476,7 +475,7 @@ class _TownCheck:
                 raise
             except ScmError as error:
                 # Try again at the next check: give the cause back.
-                log.info("update-branch of %s failed: %s", pr_name(mr), error)
+                log.info("update-branch of %s failed: %s", mr.pr_name, error)
                 rework_cause_release(mr=mr, cause=rework.cause)
                 return
             if updated:
@@ -494,7 +493,7 @@ class _TownCheck:
         transient errors after 10 in a row; malformed answers after 3 in a row."""
         if mr.bead.is_terminal:
             return
-        name = pr_name(mr)
+        name = mr.pr_name
         code = ""
         message = ""
         if error.kind in _FAILED_AT_ONCE:

@@ -33,24 +33,23 @@ from beads.models import (
 )
 from beads.services import escalation_raise
 from gastown.feedback.observe import (
+    edge_events,
     held_by_refusal,
     observe,
-    pr_name,
     refusal_expired,
     refusal_head,
     refusal_kind,
     refusal_state,
     standing_refusal,
 )
-from gastown.feedback.transitions import (
-    edge_events,
+from gastown.logs import mr_log_context
+from gastown.models import EffectiveSettings, TelemetryEvent
+from gastown.services.merge_requests import (
     mr_close_merged,
     telemetry_event,
     wait_began_event,
     wait_ended_event,
 )
-from gastown.logs import mr_log_context
-from gastown.models import EffectiveSettings, TelemetryEvent
 from scm.client import GitHubClient
 from scm.types import MergeOutcome, PullRequestSnapshot
 
@@ -191,7 +190,7 @@ def merge_attempt(
     if result is None or result.snapshot is None:
         error = result.error if result is not None else None
         message = error.message if error is not None else "no answer"
-        log.info("no merge of %s: the pre-merge check failed (%s)", pr_name(mr), message)
+        log.info("no merge of %s: the pre-merge check failed (%s)", mr.pr_name, message)
         # Fail closed; the timer restarts at the next ready observation.
         fields = {
             "last_error": f"pre-merge check failed: {message}"[:2000],
@@ -205,7 +204,7 @@ def merge_attempt(
         _save(mr, {**obs.fields, "last_successful_check_at": now}, now=now)
         TelemetryEvent.objects.bulk_create(edge_events(mr, obs, now=now))
     if obs.blocker != Blocker.READY:
-        log.info("no merge of %s: the pre-merge check says %s", pr_name(mr), obs.blocker)
+        log.info("no merge of %s: the pre-merge check says %s", mr.pr_name, obs.blocker)
         if obs.blocker == Blocker.MERGED and mr_close_merged(mr, now=now):
             summary.closed += 1
         # Anything else (rework, a closed PR) is the next pass's business.
@@ -263,7 +262,7 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
             mr,
             now=now,
             merge_commit_sha=outcome.sha or "",
-            note=f"{pr_name(mr)} merged by auto-merge ({outcome.method}).",
+            note=f"{mr.pr_name} merged by auto-merge ({outcome.method}).",
         )
         telemetry_event(
             mr,
@@ -360,7 +359,7 @@ def _refused(
     elif outcome.kind in {"head_moved", "transient"}:
         # Look again before anything else: the head moved, or a 5xx may hide a merge.
         fields["check_requested_at"] = now
-    log.info("merge of %s refused: %s (%s)", pr_name(mr), outcome.kind, outcome.message)
+    log.info("merge of %s refused: %s (%s)", mr.pr_name, outcome.kind, outcome.message)
     with transaction.atomic():
         attempt.save()
         if kind:
@@ -377,9 +376,9 @@ def _refused(
                 rig=mr.bead.rig,
                 key=f"merge_refused:mr:{mr.pk}:{head_sha}",
                 title=(
-                    f"Not merging {pr_name(mr)}: {outcome.message}"
+                    f"Not merging {mr.pr_name}: {outcome.message}"
                     if outcome.kind == "wrong_base"
-                    else f"GitHub refuses to merge {pr_name(mr)}: {outcome.message}"
+                    else f"GitHub refuses to merge {mr.pr_name}: {outcome.message}"
                 )[:300],
                 body=_FINAL_REFUSAL_HELP.get(outcome.kind, _FINAL_REFUSAL_HELP[""]).format(
                     url=mr.pr_url, outcome=outcome

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from beads.models import Blocker, MergeAttempt, MergeRequest, human_wait_goes_on
-from gastown.models import EffectiveSettings
+from gastown.models import EffectiveSettings, TelemetryEvent
+from gastown.services.merge_requests import wait_began_event, wait_ended_event
 from scm.blocker import derive_blocker
 from scm.types import PullRequestSnapshot
 
@@ -87,12 +88,6 @@ class Observation:
     wait_started_at: datetime | None = None  # the ended wait's waiting_since
     rework: Rework | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def pr_name(mr: MergeRequest) -> str:
-    if mr.pr_repo and mr.pr_number:
-        return f"{mr.pr_repo}#{mr.pr_number}"
-    return mr.pr_url or f"MR #{mr.bead_id}"
 
 
 def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
@@ -306,7 +301,7 @@ def _rework(
     """The rework a blocker asks for, keyed by a cause that changes only with a new cause
     (SPEC §3): a new head SHA, a new review decision, a new number of threads."""
     sha = snapshot.head_sha
-    name = pr_name(mr)
+    name = mr.pr_name
     if blocker == Blocker.CONFLICT:
         return Rework(
             f"conflict:{sha}",
@@ -337,3 +332,15 @@ def _rework(
             update_branch=use_update,
         )
     return None
+
+
+def edge_events(mr: MergeRequest, obs: Observation, *, now: datetime) -> list[TelemetryEvent]:
+    """The telemetry an observation's edges call for; `mr` already holds the new values."""
+    events = []
+    if obs.wait_ended:
+        events.append(
+            wait_ended_event(mr, how=obs.wait_ended_how, started_at=obs.wait_started_at, now=now)
+        )
+    if obs.wait_began:
+        events.append(wait_began_event(mr, now=now))
+    return events

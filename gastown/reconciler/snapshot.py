@@ -6,23 +6,14 @@ run is the same code without the apply step.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
-
 from beads.models import (
-    ACTIVE_MR_STATES,
-    ACTIVE_STATUSES,
     Bead,
-    BeadDependency,
-    BeadType,
-    DependencyKind,
     MergeRequest,
 )
-from gastown.models import Agent, Convoy, EffectiveSettings, Rig, TelemetryEvent, Town
-from gastown.models.convoys import ConvoyStatus
+from gastown.models import Agent, Convoy, EffectiveSettings, Rig, Town
 
 
 @dataclass
@@ -57,91 +48,3 @@ class TownSnapshot:
 
     def is_unblocked(self, bead_id: int, terminal: dict[int, bool]) -> bool:
         return all(terminal.get(b, False) for b in self.blockers_of.get(bead_id, []))
-
-
-def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
-    rigs = {r.pk: r for r in Rig.objects.filter(town=town)}
-    for rig in rigs.values():
-        rig.town = town  # avoid a query per rig when resolving settings
-    agents = list(Agent.objects.filter(town=town).order_by("created_at", "pk"))
-
-    active_beads = list(Bead.objects.filter(town=town, status__in=ACTIVE_STATUSES))
-    beads = {b.pk: b for b in active_beads}
-
-    convoys = list(
-        Convoy.objects.filter(
-            town=town,
-            status__in=[ConvoyStatus.OPEN, ConvoyStatus.READY_TO_LAND, ConvoyStatus.LANDING],
-        )
-    )
-    convoy_ids = [c.pk for c in convoys]
-    held_mr_ids = [c.suppressed_landing_mr_id for c in convoys if c.suppressed_landing_mr_id]
-
-    mr_rows = list(
-        MergeRequest.objects.filter(
-            Q(bead__town=town, state__in=ACTIVE_MR_STATES)
-            | Q(pk__in=held_mr_ids)
-            | Q(landing_convoy_id__in=convoy_ids)
-            | Q(source__town=town, source__status="in_review")
-        ).select_related("bead")
-    )
-    merge_requests = [m for m in mr_rows if m.is_active or m.pk in held_mr_ids]
-    mrs_by_source: dict[int, list[MergeRequest]] = defaultdict(list)
-    landing_mrs: dict[int, list[MergeRequest]] = defaultdict(list)
-    for mr in mr_rows:
-        beads.setdefault(mr.bead_id, mr.bead)
-        if mr.source_id:
-            mrs_by_source[mr.source_id].append(mr)
-        if mr.landing_convoy_id:
-            landing_mrs[mr.landing_convoy_id].append(mr)
-
-    convoy_members: dict[int, list[Bead]] = defaultdict(list)
-    for bead in Bead.objects.filter(convoy_id__in=convoy_ids, type=BeadType.ISSUE):
-        convoy_members[bead.convoy_id].append(bead)  # type: ignore[index]
-        beads.setdefault(bead.pk, bead)
-
-    blockers_of: dict[int, list[int]] = defaultdict(list)
-    blocker_ids: set[int] = set()
-    deps = BeadDependency.objects.filter(
-        bead__town=town, bead__status__in=ACTIVE_STATUSES, kind=DependencyKind.BLOCKS
-    ).values_list("bead_id", "depends_on_id", "depends_on__status")
-    blocker_terminal: dict[int, str] = {}
-    for bead_id, depends_on_id, status in deps:
-        blockers_of[bead_id].append(depends_on_id)
-        blocker_ids.add(depends_on_id)
-        blocker_terminal[depends_on_id] = status
-    # Blockers that are already terminal are not in `beads`; remember their status.
-    for bead_id, status in blocker_terminal.items():
-        if bead_id not in beads:
-            stub = Bead(pk=bead_id, town=town, status=status, title="")
-            beads[bead_id] = stub
-
-    open_escalation_keys = {
-        key
-        for key in Bead.objects.filter(
-            town=town, type=BeadType.ESCALATION, status__in=ACTIVE_STATUSES
-        ).values_list("metadata__escalation_key", flat=True)
-        if key
-    }
-    town_settings = town.effective()
-    failures = TelemetryEvent.objects.filter(
-        town=town,
-        name="agent.dispatch_failed",
-        created_at__gte=now - town_settings.breaker_window,
-    ).count()
-    return TownSnapshot(
-        town=town,
-        now=now,
-        rigs=rigs,
-        agents=agents,
-        beads=beads,
-        merge_requests=merge_requests,
-        mrs_by_source=dict(mrs_by_source),
-        convoys=convoys,
-        convoy_members=dict(convoy_members),
-        landing_mrs=dict(landing_mrs),
-        blockers_of=dict(blockers_of),
-        open_escalation_keys=open_escalation_keys,
-        dispatch_failures_recent=failures,
-        settings_by_rig={None: town_settings},
-    )

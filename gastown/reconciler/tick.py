@@ -17,8 +17,8 @@ from gastown.models import FeedbackCheckRun, ReconcilerTick, TelemetryEvent, Tow
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
 from gastown.reconciler.effects import run_side_effects
+from gastown.reconciler.load import load_snapshot
 from gastown.reconciler.rules import plan
-from gastown.reconciler.snapshot import load_snapshot
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,6 @@ from beads.services import (
     bead_set_status,
     merge_request_request_check,
 )
-from gastown.feedback.transitions import mr_fail
 from gastown.models import (
     Agent,
     AgentStatus,
@@ -60,6 +59,7 @@ from gastown.services.convoys import (
     convoy_suppression_end,
     convoy_transition,
 )
+from gastown.services.merge_requests import mr_fail
 
 
 class OverrideRefused(Exception):
@@ -111,12 +111,6 @@ def _mr_convoy_id(mr: MergeRequest) -> int | None:
     return mr.landing_convoy_id or mr.bead.convoy_id
 
 
-def pr_display_name(mr: MergeRequest) -> str:
-    if mr.pr_repo and mr.pr_number:
-        return f"{mr.pr_repo}#{mr.pr_number}"
-    return mr.pr_url or f"MR #{mr.bead_id}"
-
-
 # --- merge requests ---------------------------------------------------------------------
 
 
@@ -137,7 +131,7 @@ def merge_request_recheck(
     """Make the MR due for a feedback check at once (SPEC §8: re-check a PR now)."""
     mr = merge_request
     now = now or timezone.now()
-    message = f"{pr_display_name(mr)} will be checked at the next feedback run."
+    message = f"{mr.pr_name} will be checked at the next feedback run."
     with transaction.atomic():
         _mr_transition(mr=mr, transition="recheck", user=user, now=now)
         merge_request_request_check(merge_request=mr, now=now)
@@ -160,7 +154,7 @@ def merge_request_merge_now(
     mr = merge_request
     now = now or timezone.now()
     message = (
-        f"{pr_display_name(mr)} will be checked now and merged if GitHub says it is ready "
+        f"{mr.pr_name} will be checked now and merged if GitHub says it is ready "
         "(the delay is skipped, the fresh check is not)."
     )
     with transaction.atomic():
@@ -198,9 +192,7 @@ def merge_request_clear_awaiting(
     # belongs to the feedback checks, and clearing it would not end the suppression (rule C
     # counts a PR with no blocker as still waiting). The state machine refuses both.
     waiting_since = mr.waiting_since
-    message = (
-        f"{pr_display_name(mr)} is no longer marked as awaiting approval (until the next check)."
-    )
+    message = f"{mr.pr_name} is no longer marked as awaiting approval (until the next check)."
     with transaction.atomic():
         _mr_transition(mr=mr, transition="clear_awaiting", user=user, now=now)
         MergeRequest.objects.filter(pk=mr.pk).update(
@@ -250,7 +242,7 @@ def merge_request_fail(
     refusal = merge_request_refusal(merge_request=mr, transition="fail")
     if refusal:
         raise OverrideRefused(refusal)
-    message = f"MR #{bead.pk} ({pr_display_name(mr)}) failed by {user.get_username()}."
+    message = f"MR #{bead.pk} ({mr.pr_name}) failed by {user.get_username()}."
     with transaction.atomic():
         # The wait in progress, if any, ends as mr_failed (once: mr_fail is the one place).
         failed = mr_fail(

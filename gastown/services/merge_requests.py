@@ -1,5 +1,6 @@
-"""Writes the feedback check and auto-merge share: telemetry at the edges of a wait, an MR
-closed because its PR merged, an MR failed by the error policy (SPEC §4, §6)."""
+"""Merge-request outcomes shared by the feedback check, auto-merge, overrides and the admin:
+telemetry at the edges of a wait, an MR closed because its PR merged, an MR failed (by the
+error policy or a team lead) with its wait ended once (docs/domain.md §4, §6)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from beads.audit import Actor
 from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
 from beads.models import BeadStatus, MergeRequest
 from beads.services import StaleBeadError, TerminalBeadError, bead_set_status
-from gastown.feedback.observe import Observation, pr_name
 from gastown.models import TelemetryEvent
 from gastown.services.telemetry import duration_ms
 
@@ -64,18 +64,6 @@ def wait_ended_event(
     )
 
 
-def edge_events(mr: MergeRequest, obs: Observation, *, now: datetime) -> list[TelemetryEvent]:
-    """The telemetry an observation's edges call for; `mr` already holds the new values."""
-    events = []
-    if obs.wait_ended:
-        events.append(
-            wait_ended_event(mr, how=obs.wait_ended_how, started_at=obs.wait_started_at, now=now)
-        )
-    if obs.wait_began:
-        events.append(wait_began_event(mr, now=now))
-    return events
-
-
 def mr_close_merged(
     mr: MergeRequest, *, now: datetime, merge_commit_sha: str = "", note: str = ""
 ) -> bool:
@@ -88,7 +76,7 @@ def mr_close_merged(
                 merge_request=mr,
                 transition="merge",
                 actor=actor,
-                note=note or f"{pr_name(mr)} merged.",
+                note=note or f"{mr.pr_name} merged.",
                 now=now,
             )
         except MergeRequestTransitionRefused as error:
@@ -107,7 +95,7 @@ def mr_close_merged(
                     bead=source,
                     status=BeadStatus.CLOSED,
                     actor=actor,
-                    note=f"Its MR #{mr.bead_id} merged ({pr_name(mr)}).",
+                    note=f"Its MR #{mr.bead_id} merged ({mr.pr_name}).",
                     now=now,
                 )
             except (TerminalBeadError, StaleBeadError) as error:
