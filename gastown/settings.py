@@ -98,6 +98,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Formatting filters shared by the dashboard and the admin (|when, |duration).
+            "libraries": {"gastown": "gastown.dashboard.templatetags.gastown"},
         },
     },
 ]

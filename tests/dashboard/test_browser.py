@@ -7,6 +7,8 @@ Chromium missing? Run scripts/ensure-chromium. These tests fail (never skip) wit
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -143,6 +145,14 @@ def demo_town():
         resolved.created_at = at
         resolved.save(update_fields=["created_at"])
     TelemetryEventFactory(town=town, name="reconciler.respawn_suppressed", convoy=search)
+    # Long unbroken values once made the events table wider than a 1440 px screen.
+    TelemetryEventFactory(
+        town=town,
+        rig=web,
+        name="pr.check_failed",
+        reason="GraphQL error: " + "x" * 200,
+        data={"pr_url": "https://github.com/acme/web/pull/412", "head_sha": "a" * 40 * 3},
+    )
     TelemetryEventFactory(town=town, name="pr.merge_refused", reason="Review required")
     for seconds in (20, 80, 140):
         ReconcilerTickFactory(
@@ -287,3 +297,67 @@ def test_lists_refresh_with_htmx_without_a_reload(demo_town, live_server, page):
     page.wait_for_selector("#awaiting-rows")
     assert page.evaluate("window.__marker") == 1
     assert page.locator("#awaiting-rows tr", has_text="Land Checkout redesign").count() == 1
+
+
+AXE_JS = Path(importlib.util.find_spec("axe_playwright_python").origin).parent / "axe.min.js"  # type: ignore[union-attr, arg-type]
+VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+# How far the page scrolls sideways, and how many tables scroll sideways inside it.
+OVERFLOW_JS = """() => [
+  document.scrollingElement.scrollWidth - document.documentElement.clientWidth,
+  [...document.querySelectorAll('.table-wrap')].filter(e => e.scrollWidth > e.clientWidth + 1)
+    .length,
+]"""
+
+
+def every_page(demo_town) -> dict[str, str]:
+    landing = demo_town["landing"]
+    return {
+        "towns": "/",
+        "overview": "/towns/acme/",
+        "awaiting-approval": "/towns/acme/awaiting/",
+        "convoys": "/towns/acme/convoys/?status=",
+        "bead": f"/towns/acme/beads/{landing.bead_id}/",
+        "telemetry": "/towns/acme/telemetry/",
+        "reconciler": "/towns/acme/reconciler/",
+        "override-confirm": (f"/towns/acme/overrides/merge_request_clear_awaiting/{landing.pk}/"),
+    }
+
+
+def axe_violations(page) -> list[str]:
+    page.add_script_tag(path=str(AXE_JS))
+    result = page.evaluate("async () => await axe.run(document)")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(" ".join(node["target"]) for node in v["nodes"][:3])
+        for v in result["violations"]
+    ]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_every_page_fits_the_screen_and_passes_axe(demo_town, live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, live_server, "lead")
+    problems = {}
+    for name, path in every_page(demo_town).items():
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == 200, path
+        overflow, tables = page.evaluate(OVERFLOW_JS)
+        found = axe_violations(page)
+        if overflow > 0:
+            found.append(f"the page scrolls sideways by {overflow} px")
+        if tables:
+            found.append(f"{tables} table(s) scroll sideways")
+        if found:
+            problems[name] = found
+        shot(page, f"{name}-{viewport}")
+    assert not problems, json.dumps(problems, indent=1)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_sign_in_page_fits_the_screen_and_passes_axe(live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= VIEWPORTS[viewport]["width"]
+    assert axe_violations(page) == []

@@ -55,7 +55,7 @@ def test_awaiting_approval_lists_oldest_wait_first_with_pr_link(lead_client, tow
     content = lead_client.get("/towns/acme/awaiting/").content.decode()
     assert content.index(older.pr_url) < content.index(newer.pr_url)
     assert f'href="{older.pr_url}" rel="noopener noreferrer"' in content
-    assert "alice" in content and "5\xa0hours" in content
+    assert "alice" in content and ">5 h</time>" in content
 
 
 def test_awaiting_approval_filters_by_rig_and_convoy(lead_client, town, rig):
