@@ -281,7 +281,7 @@ def test_screenshots_of_every_page(demo_town, live_server, page):
         assert page.locator("h1").count() >= 1
         shot(page, name, docs=docs)
     page.goto(f"{live_server.url}/towns/acme/telemetry/")
-    assert page.locator("svg.chart").count() == 4
+    assert page.locator("svg.chart").count() == 6
 
 
 def test_lists_refresh_with_htmx_without_a_reload(demo_town, live_server, page):
@@ -361,3 +361,16 @@ def test_the_sign_in_page_fits_the_screen_and_passes_axe(live_server, page, view
     page.goto(f"{live_server.url}/accounts/login/")
     assert page.evaluate("document.scrollingElement.scrollWidth") <= VIEWPORTS[viewport]["width"]
     assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_chart_text_stays_readable_at_both_widths(demo_town, live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}/towns/acme/telemetry/")
+    sizes = page.evaluate(
+        """() => [...document.querySelectorAll('svg.chart text')].map(t =>
+             parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)"""
+    )
+    assert len(sizes) > 50
+    assert min(sizes) >= 11, min(sizes)
