@@ -38,6 +38,18 @@ try:
     # Seconds between a tick of an active town and the next one it enqueues.
     GASTOWN_ACTIVE_TICK_SECONDS = env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    # Escalations are emailed to each town's team leads when a mail server (or another
+    # backend) is configured; Django reads the EMAIL_* settings below.
+    EMAIL_HOST = env_str("EMAIL_HOST")
+    EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+    EMAIL_TIMEOUT = 10
+    EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+    DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gastown@localhost")
+    GASTOWN_NOTIFY_EMAIL = bool(EMAIL_HOST or env_str("EMAIL_BACKEND"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
 except ImproperlyConfiguredEnv as exc:
@@ -50,6 +62,9 @@ if not SECRET_KEY:
             "development key."
         )
     SECRET_KEY = "django-insecure-development-key-only-for-debug"
+
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one.")
 
 if AGENT_RUNTIME_URL and not AGENT_RUNTIME_SECRET:
     raise ImproperlyConfigured(

@@ -5,6 +5,7 @@ from gastown.models.events import (
     ReconcilerTick,
     TelemetryEvent,
 )
+from gastown.models.notifications import NotificationChannel, NotificationSent
 from gastown.models.towns import (
     EffectiveSettings,
     MergeMethod,
@@ -24,6 +25,8 @@ __all__ = [
     "EffectiveSettings",
     "MergeMethod",
     "MergeMode",
+    "NotificationChannel",
+    "NotificationSent",
     "ReconcilerTick",
     "Rig",
     "TelemetryEvent",

@@ -15,7 +15,7 @@ from django.utils import timezone
 from gastown.models import ReconcilerTick, TelemetryEvent, Town, WebhookDelivery
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
-from gastown.reconciler.effects import run_side_effects
+from gastown.reconciler.effects import notify_escalations, run_side_effects
 from gastown.reconciler.rules import plan
 from gastown.reconciler.snapshot import load_snapshot
 
@@ -99,6 +99,7 @@ def reconcile_town(town: Town, *, now: datetime | None = None, dry_run: bool = F
             actions=result.actions_by_kind,
         )
     run_side_effects(town, effects, now)
+    notify_escalations(town, now)
     return result
 
 
