@@ -132,7 +132,7 @@ def bar_chart(*, title: str, labels: Sequence[str], series: Sequence[Series]) ->
                         value,
                     )
                 )
-        if i % label_every == 0:
+        if (count - 1 - i) % label_every == 0:  # thinned from the end: today is labelled
             parts.append(
                 format_html(
                     '<text class="axis label" x="{}" y="{}" text-anchor="middle">{}</text>',

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against
-pytest-django's live server. Screenshots of every page go to screenshots/ (gitignored);
-two of them are also kept in docs/ for the README (UPDATE_DOCS_SCREENSHOTS=1 refreshes them).
+pytest-django's live server. Screenshots of every page go to screenshots/ (gitignored); the
+README's, in docs/, come from the running demo (scripts/screenshots).
 
 Chromium missing? Run scripts/ensure-chromium. These tests fail (never skip) without it.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -47,7 +46,6 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "screenshots"
-DOCS = ROOT / "docs"
 
 
 @pytest.fixture
@@ -202,12 +200,8 @@ def sign_in(page, live_server, username: str) -> None:
     page.wait_for_load_state()
 
 
-def shot(page, name: str, *, docs: str = "") -> None:
+def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    # docs/ images are committed: refresh them only when asked, so a test run leaves no diff.
-    if docs and (os.environ.get("UPDATE_DOCS_SCREENSHOTS") or not (DOCS / docs).exists()):
-        DOCS.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS / docs), full_page=True)
 
 
 def test_team_lead_clears_a_wait_and_sees_the_audit_on_the_bead_page(demo_town, live_server, page):
@@ -268,18 +262,18 @@ def test_anonymous_visitor_is_sent_to_sign_in(demo_town, live_server, page):
 def test_screenshots_of_every_page(demo_town, live_server, page):
     sign_in(page, live_server, "lead")
     pages = {
-        "towns": ("/", ""),
-        "overview": ("/towns/acme/", ""),
-        "awaiting-approval": ("/towns/acme/awaiting/", "awaiting-approval.png"),
-        "convoys": ("/towns/acme/convoys/", "convoys.png"),
-        "telemetry": ("/towns/acme/telemetry/", ""),
-        "reconciler": ("/towns/acme/reconciler/", ""),
+        "towns": "/",
+        "overview": "/towns/acme/",
+        "awaiting-approval": "/towns/acme/awaiting/",
+        "convoys": "/towns/acme/convoys/",
+        "telemetry": "/towns/acme/telemetry/",
+        "reconciler": "/towns/acme/reconciler/",
     }
-    for name, (path, docs) in pages.items():
+    for name, path in pages.items():
         response = page.goto(f"{live_server.url}{path}")
         assert response is not None and response.status == 200, path
         assert page.locator("h1").count() >= 1
-        shot(page, name, docs=docs)
+        shot(page, name)
     page.goto(f"{live_server.url}/towns/acme/telemetry/")
     assert page.locator("svg.chart").count() == 6
 

@@ -86,7 +86,7 @@ def test_x_labels_are_thinned_and_shortened_to_fit():
     labels = [f"11-{i + 10}" for i in range(14)]
     root = parse(bar_chart(title="t", labels=labels, series=[Series("n", [1] * 14)]))
     shown = [t.text for t in texts(root, "label")]
-    assert shown == ["11-10", "11-12", "11-14", "11-16", "11-18", "11-20", "11-22"]
+    assert shown == ["11-11", "11-13", "11-15", "11-17", "11-19", "11-21", "11-23"]
     long = parse(
         bar_chart(
             title="t",

@@ -56,7 +56,8 @@ def test_age_is_the_time_since_without_ago():
 def test_duration_reads_timedeltas_seconds_and_milliseconds():
     assert render("{{ d|duration }}", d=timedelta(minutes=3)) == "3 min"
     assert render("{{ d|duration }}", d=45) == "45 s"
-    assert render('{{ d|duration:"ms" }}', d=353) == "0 s"
+    assert render('{{ d|duration:"ms" }}', d=353) == "353 ms"
+    assert render('{{ d|duration:"ms" }}', d=1500) == "1 s"
     assert render('{{ d|duration:"ms" }}', d=2_820_000) == "47 min"
 
 

@@ -2,8 +2,8 @@
 
 `|when` is a moment (`<time>` with its exact ISO time as the tooltip, "5 min ago" as text),
 `|age` how long since a moment ("26 h 5 min"), `|duration` a length of time (a timedelta, or
-seconds; `|duration:"ms"` for milliseconds). Seconds are shown while they matter (under two
-minutes), then minutes, hours and days.
+seconds; `|duration:"ms"` for milliseconds, shown as such under a second). Seconds are
+shown while they matter (under two minutes), then minutes, hours and days.
 """
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ def _seconds(value: object, unit: str) -> float | None:
 @register.filter
 def duration(value: object, unit: str = "s") -> str:
     seconds = _seconds(value, unit)
-    return "—" if seconds is None else duration_text(seconds)
+    if seconds is None:
+        return "—"
+    if unit == "ms" and 0 <= seconds < 1:  # a tick or a request: "0 s" would say nothing
+        return f"{round(seconds * 1000)} ms"
+    return duration_text(seconds)
 
 
 def _time(moment: datetime, text: str) -> SafeString:
