@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections import Counter
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 
 from beads.models import Bead, BeadStatus, BeadType
@@ -72,7 +74,8 @@ def lead_of(town, username="lead", **kwargs):
 
 
 def escalation(town, **kwargs):
-    return BeadFactory(town=town, type=BeadType.ESCALATION, title="Something needs you", **kwargs)
+    kwargs.setdefault("title", "Something needs you")
+    return BeadFactory(town=town, type=BeadType.ESCALATION, **kwargs)
 
 
 def test_a_wait_past_the_threshold_reaches_the_team_leads_and_the_webhook_once(
@@ -232,3 +235,37 @@ def test_team_leads_are_active_members_who_may_view_the_dashboard(db):
         "root@example.com",
         "viagroup@example.com",
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_send_each_escalation_once(receiver, email_on):
+    assert connection.vendor == "postgresql"
+    town = TownFactory(notify_webhook_url=receiver.url)
+    lead_of(town)
+    for n in range(10):
+        escalation(town, title=f"Escalation number {n}")
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            notifications_send_due(town=town)
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    posted = Counter(r["text"].splitlines()[0] for r in receiver.received)
+    emailed = Counter(m.subject for m in mail.outbox)
+    assert len(posted) == 10 and set(posted.values()) == {1}
+    assert len(emailed) == 10 and set(emailed.values()) == {1}
+    assert NotificationSent.objects.filter(sent_at__isnull=False, attempts=1).count() == 20
