@@ -63,3 +63,10 @@ def test_duration_reads_timedeltas_seconds_and_milliseconds():
 
 def test_missing_values_render_as_a_dash():
     assert render("{{ t|when }}{{ t|age }}{{ t|duration }}", t=None) == "———"
+
+
+def test_prs_are_named_owner_repo_number_from_their_url():
+    assert render("{{ u|pr_name }}", u="https://github.com/acme/api/pull/88") == "acme/api#88"
+    assert render("{{ u|pr_name }}", u="https://github.com/acme/api/pull/88/files") == "acme/api#88"
+    assert render("{{ u|pr_name }}", u="not a url") == "PR"
+    assert render("{{ u|pr_name }}", u=None) == "PR"

@@ -17,6 +17,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from scm.errors import ScmError
+from scm.urls import parse_pr_url
+
 register = template.Library()
 
 
@@ -99,3 +102,13 @@ def zip_with(values: object, other: object) -> list[tuple[object, object]]:
     if not isinstance(values, list | tuple) or not isinstance(other, list | tuple):
         return []
     return list(zip(values, other, strict=False))
+
+
+@register.filter
+def pr_name(url: object) -> str:
+    """A PR named as everywhere else, "owner/repo#N", from its URL ("PR" if unreadable)."""
+    try:
+        ref = parse_pr_url(url)
+    except ScmError:
+        return "PR"
+    return f"{ref.repo}#{ref.number}"
