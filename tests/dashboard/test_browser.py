@@ -368,3 +368,41 @@ def test_chart_text_stays_readable_at_both_widths(demo_town, live_server, page, 
     )
     assert len(sizes) > 50
     assert min(sizes) >= 11, min(sizes)
+
+
+def test_on_a_phone_the_navigation_opens_from_the_menu_button(demo_town, live_server, page):
+    page.set_viewport_size(VIEWPORTS["phone"])
+    sign_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}/towns/acme/")
+    menu = page.get_by_role("button", name="Menu")
+    convoys = page.get_by_role("link", name="Convoys", exact=True)
+    assert menu.get_attribute("aria-expanded") == "false"
+    assert not convoys.is_visible()
+    menu.click()
+    assert menu.get_attribute("aria-expanded") == "true"
+    convoys.click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/towns/acme/convoys/")
+
+
+def test_on_a_desktop_the_navigation_is_open_without_a_menu_button(demo_town, live_server, page):
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    sign_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}/towns/acme/")
+    assert not page.get_by_role("button", name="Menu").is_visible()
+    assert page.get_by_role("link", name="Convoys", exact=True).is_visible()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_error_pages_fit_the_screen_and_pass_axe(demo_town, live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, live_server, "viewer")
+    landing = demo_town["landing"]
+    for path, status in [
+        ("/towns/other/", 404),
+        (f"/towns/acme/overrides/merge_request_clear_awaiting/{landing.pk}/", 403),
+    ]:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == status
+        assert page.evaluate(OVERFLOW_JS) == [0, 0]
+        assert axe_violations(page) == [], path
