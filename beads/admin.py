@@ -39,6 +39,7 @@ from beads.services import (
     bead_edit,
     bead_set_status,
 )
+from gastown.admin import TownScoped, TownScopedAdmin
 from gastown.dashboard.admin_actions import override_admin_action, override_admin_actions
 from gastown.feedback.transitions import wait_ended_event
 from scm.errors import ScmError
@@ -266,8 +267,9 @@ class ChangedFieldsInlineFormSet(BaseInlineFormSet):
         return instance
 
 
-class MergeRequestInline(admin.StackedInline):
+class MergeRequestInline(TownScoped, admin.StackedInline):
     model = MergeRequest
+    town_path = "bead__town"
     form = MergeRequestForm
     fk_name = "bead"
     formset = ChangedFieldsInlineFormSet
@@ -293,7 +295,7 @@ class MergeRequestInline(admin.StackedInline):
 
 
 @admin.register(Bead)
-class BeadAdmin(admin.ModelAdmin):
+class BeadAdmin(TownScopedAdmin):
     list_display = (
         "id",
         "title",
@@ -428,8 +430,9 @@ class BeadAdmin(admin.ModelAdmin):
 
 
 @admin.register(MergeRequest)
-class MergeRequestAdmin(admin.ModelAdmin):
+class MergeRequestAdmin(TownScopedAdmin):
     form = MergeRequestForm
+    town_path = "bead__town"
     list_display = (
         "branch",
         "target_branch",
@@ -514,8 +517,9 @@ class BeadDependencyForm(forms.ModelForm):
 
 
 @admin.register(BeadDependency)
-class BeadDependencyAdmin(admin.ModelAdmin):
+class BeadDependencyAdmin(TownScopedAdmin):
     form = BeadDependencyForm
+    town_path = "bead__town"
     list_display = ("bead", "kind", "depends_on", "created_at")
     list_filter = ("kind", "bead__town")
     search_fields = ("bead__title", "depends_on__title")
@@ -524,7 +528,7 @@ class BeadDependencyAdmin(admin.ModelAdmin):
 
 
 @admin.register(BeadEvent)
-class BeadEventAdmin(admin.ModelAdmin):
+class BeadEventAdmin(TownScopedAdmin):
     """The audit trail: append-only, so the admin may only look."""
 
     list_display = ("created_at", "kind", "bead_link", "status_change", "actor", "town", "note")

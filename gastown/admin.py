@@ -10,10 +10,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.contrib.admin.utils import get_fields_from_path
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest
 
 from gastown.dashboard.admin_actions import override_admin_actions
+from gastown.dashboard.selectors import town_list_for_user
 from gastown.models import (
     Agent,
     ApiToken,
@@ -26,7 +28,64 @@ from gastown.models import (
 )
 
 
-class ViewOnlyAdmin(admin.ModelAdmin):
+class TownScoped:
+    """Town-owned data in the admin, limited to the user's towns (the dashboard's rule,
+    `town_list_for_user`) unless superuser: the changelist, change, delete and history pages
+    (another town's object is "not found"), the actions (they run on this queryset), the
+    choices of every foreign key to town-owned data (one cannot move an object into a town
+    one is not a member of) and the related list filters (no other town's names).
+
+    Used by every ModelAdmin and inline of town-owned data; a model that is not owned through
+    a `town` foreign key names its path in `town_path` or overrides `town_scope`."""
+
+    #: The lookup from the model to its town ("" for the town itself).
+    town_path = "town"
+    admin_site: admin.AdminSite
+    model: type[Model]
+
+    def town_scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        towns = _user_towns(request)
+        if towns is None:
+            return queryset
+        return queryset.filter(**{f"{self.town_path or 'pk'}__in": towns})
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return self.town_scope(request, super().get_queryset(request))  # type: ignore[misc]
+
+    def get_field_queryset(self, db: Any, db_field: Any, request: HttpRequest) -> Any:
+        queryset = super().get_field_queryset(db, db_field, request)  # type: ignore[misc]
+        related = self.admin_site._registry.get(db_field.remote_field.model)
+        if isinstance(related, TownScoped) and not request.user.is_superuser:
+            if queryset is None:
+                queryset = db_field.remote_field.model._default_manager.using(db)
+            queryset = related.town_scope(request, queryset)
+        return queryset
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = super().get_list_filter(request)  # type: ignore[misc]
+        if request.user.is_superuser:
+            return filters
+        # A plain related filter lists every town (or rig...) in the database.
+        return tuple(
+            (name, admin.RelatedOnlyFieldListFilter)
+            if isinstance(name, str) and get_fields_from_path(self.model, name)[-1].is_relation
+            else name
+            for name in filters
+        )
+
+
+def _user_towns(request: HttpRequest) -> QuerySet[Any] | None:
+    """The ids of the user's towns as a subquery; None for a superuser (every town)."""
+    if request.user.is_superuser:
+        return None
+    return town_list_for_user(user=request.user).order_by().values("pk")
+
+
+class TownScopedAdmin(TownScoped, admin.ModelAdmin):
+    pass
+
+
+class ViewOnlyAdmin(TownScopedAdmin):
     """Append-only records: the admin may look, never write."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -99,7 +158,7 @@ class TownAdminForm(forms.ModelForm):
         return town
 
 
-class RigInline(admin.TabularInline):
+class RigInline(TownScoped, admin.TabularInline):
     model = Rig
     extra = 0
     fields = ("name", "repo", "default_branch", "allow_update_branch", "required_checks_only")
@@ -107,8 +166,9 @@ class RigInline(admin.TabularInline):
 
 
 @admin.register(Town)
-class TownAdmin(admin.ModelAdmin):
+class TownAdmin(TownScopedAdmin):
     form = TownAdminForm
+    town_path = ""
     list_display = (
         "name",
         "slug",
@@ -180,7 +240,7 @@ class TownAdmin(admin.ModelAdmin):
 
 
 @admin.register(Rig)
-class RigAdmin(admin.ModelAdmin):
+class RigAdmin(TownScopedAdmin):
     list_display = (
         "name",
         "repo",
@@ -228,7 +288,7 @@ class RigAdmin(admin.ModelAdmin):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(TownScopedAdmin):
     list_display = (
         "name",
         "role",
@@ -256,7 +316,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Convoy)
-class ConvoyAdmin(admin.ModelAdmin):
+class ConvoyAdmin(TownScopedAdmin):
     list_display = (
         "title",
         "town",
@@ -349,7 +409,7 @@ class ApiTokenAdminForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(TownScopedAdmin):
     """Tokens are created here and shown once in a message; only their hash is stored."""
 
     form = ApiTokenAdminForm
@@ -395,3 +455,12 @@ class WebhookDeliveryAdmin(ViewOnlyAdmin):
     list_filter = ("event", "status")
     search_fields = ("delivery_id", "repo")
     date_hierarchy = "received_at"
+
+    def town_scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # A delivery belongs to the towns with a rig of its repository (GitHub compares
+        # names case-insensitively); one for no rig (a ping, another repository) to none.
+        towns = _user_towns(request)
+        if towns is None:
+            return queryset
+        rigs = Rig.objects.filter(town__in=towns, repo__iexact=OuterRef("repo"))
+        return queryset.filter(Exists(rigs))

@@ -7,6 +7,7 @@ message that says what to fix instead of surfacing later as an odd behaviour.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,83 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...] = ("http", "htt
             f"{name}={raw!r} is not an absolute {'/'.join(schemes)} URL (for example {default!r})."
         )
     return raw.rstrip("/")
+
+
+def env_origins(name: str) -> list[str]:
+    """Comma-separated origins (scheme://host[:port], no path), as CSRF_TRUSTED_ORIGINS wants
+    them; `https://*.example.com` allows the subdomains."""
+    origins = []
+    for item in env_list(name, []):
+        try:
+            parts = _split_url(item)
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ImproperlyConfiguredEnv(
+                f"{name} has {item!r}, which is not an origin; use scheme://host[:port], "
+                "for example https://gastown.example.com."
+            )
+        origins.append(item.rstrip("/"))
+    return origins
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """`Header-Name` or `Header-Name: value` (value `https` when left out): the request header
+    a TLS-terminating proxy sets, as Django's SECURE_PROXY_SSL_HEADER (`HTTP_HEADER_NAME`,
+    value); empty means no proxy is trusted."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, _, value = raw.partition(":")
+    header, value = header.strip(), value.strip() or "https"
+    if not _HEADER_NAME.match(header):
+        raise ImproperlyConfiguredEnv(
+            f"{name}={raw!r} is not a header name; use for example X-Forwarded-Proto (or "
+            "X-Forwarded-Proto: https)."
+        )
+    return "HTTP_" + header.upper().replace("-", "_"), value
+
+
+def env_bind(name: str, default: str) -> str:
+    """A gunicorn bind address: HOST:PORT, [IPv6]:PORT or unix:/path."""
+    raw = os.environ.get(name, "").strip() or default
+    if raw.startswith("unix:") and len(raw) > len("unix:"):
+        return raw
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ImproperlyConfiguredEnv(
+            f"{name}={raw!r} is not a bind address; use HOST:PORT (127.0.0.1:8000, "
+            "[::1]:8000, 0.0.0.0:8000) or unix:/path/to/socket."
+        )
+    return raw
+
+
+def env_redis_url(name: str, default: str) -> str:
+    """redis://[:password@]host[:port][/db] or rediss:// (TLS). The error never repeats the
+    value: it may hold a password."""
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        parts = _split_url(raw)
+        db = parts.path.strip("/")
+        valid = parts.scheme in ("redis", "rediss") and parts.hostname and (not db or db.isdigit())
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ImproperlyConfiguredEnv(
+            f"{name} is not a Redis URL; use redis://host:6379/0 (rediss:// for TLS, "
+            "redis://:password@host:6379/0 with a password)."
+        )
+    return raw
 
 
 def _split_url(raw: str) -> SplitResult:

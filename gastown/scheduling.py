@@ -12,73 +12,32 @@ webhooks enqueue one at once.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
-from django.utils import timezone
 
 log = logging.getLogger(__name__)
+# The longest delay a queued tick may ask for (gastown.broker).
 MAX_TICK_DELAY_SECONDS = 30
 
 
-def _already_queued(func: str, args: tuple[object, ...]) -> bool:
-    """Whether the same task waits in the ORM broker's queue, not yet claimed by a worker.
-
-    Ticks and checks are idempotent, so a second copy only costs time; but every tick of an
-    active town and every due PR asks again, and without this the queue fills with copies.
-
-    The broker deletes a row only when its task is acknowledged, after it ran; a claim moves
-    the row's `lock` to the claim time plus Q_CLUSTER's retry. A row due now, or within the
-    longest tick delay, is waiting; a row locked further ahead is running, and a running tick
-    asking for the next one must not find itself (retry - timeout > MAX_TICK_DELAY_SECONDS,
-    checked by a test). A claim whose retry time passed is due again, so it counts.
-    """
-    from django_q.models import OrmQ
-
-    horizon = timezone.now() + timedelta(seconds=MAX_TICK_DELAY_SECONDS)
-    for queued in OrmQ.objects.filter(Q(lock__isnull=True) | Q(lock__lte=horizon))[:500]:
-        try:
-            task = queued.task
-        except Exception:  # a payload we cannot read is not ours to judge
-            continue
-        if task.get("func") == func and tuple(task.get("args") or ()) == args:
-            return True
-    return False
-
-
-def _delayed_broker(delay_seconds: int) -> Any:
-    """The ORM broker, with the row not due for `delay_seconds`.
-
-    django-q2 has no delayed task, and its scheduler looks at one-off schedules only about
-    every 30 s; but the ORM broker's workers pull only rows whose `lock` has passed, so a row
-    locked a few seconds ahead is a delayed task that occupies no worker while it waits (the
-    single SQLite worker stays free for reports and checks)."""
-    from django_q.brokers.orm import ORM
-    from django_q.conf import Conf
-
-    delay = timedelta(seconds=min(max(delay_seconds, 0), MAX_TICK_DELAY_SECONDS))
-
-    class DelayedORM(ORM):
-        def enqueue(self, task: str) -> int:
-            row = self.get_connection().create(
-                key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=timezone.now() + delay
-            )
-            return row.pk
-
-    return DelayedORM()
+def _already_queued(broker: Any, func: str, args: tuple[object, ...]) -> bool:
+    """Whether the same task waits in the queue, not yet taken by a worker (gastown.broker)."""
+    return any(
+        task.get("func") == func and tuple(task.get("args") or ()) == args
+        for task in broker.waiting_tasks()
+    )
 
 
 def _enqueue(func: str, *args: object, delay_seconds: int = 0) -> None:
+    from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
-    if _already_queued(func, args):
+    broker = get_broker()
+    if _already_queued(broker, func, args):
         return
-    if delay_seconds > 0:
-        async_task(func, *args, broker=_delayed_broker(delay_seconds))
-    else:
-        async_task(func, *args)
+    # The delay is spent in the queue, not in a worker (gastown.broker).
+    async_task(func, *args, broker=broker.delayed(delay_seconds))
 
 
 def enqueue_tick(town_id: int, *, delay_seconds: int = 0) -> None:

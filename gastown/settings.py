@@ -14,15 +14,21 @@ from gastown.env import (
     env_database,
     env_int,
     env_list,
+    env_origins,
+    env_proxy_ssl_header,
+    env_redis_url,
     env_str,
     env_url,
 )
+from gastown.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 try:
     DEBUG = env_bool("DEBUG", default=False)
     SECRET_KEY = env_str("SECRET_KEY")
+    # Old keys, newest first: signatures and stored tokens made with them stay valid.
+    SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
     DATABASES = {"default": env_database("DATABASE_URL", BASE_DIR / "db.sqlite3")}
     GITHUB_TOKEN = env_str("GITHUB_TOKEN")
@@ -37,6 +43,11 @@ try:
     GASTOWN_DEMO = env_bool("GASTOWN_DEMO", default=GASTOWN_SIMULATED_AGENTS)
     # Seconds between a tick of an active town and the next one it enqueues.
     GASTOWN_ACTIVE_TICK_SECONDS = env_int("GASTOWN_ACTIVE_TICK_SECONDS", 5, minimum=1)
+    # /readyz fails for a town whose last reconciler tick is older than this (3 schedule
+    # intervals: one missed visit is not an outage).
+    GASTOWN_TICK_STALE_SECONDS = env_int("GASTOWN_TICK_STALE_SECONDS", 180, minimum=60)
+    # /metrics is off (404) without it; with it, scrapers send "Authorization: Bearer <it>".
+    METRICS_TOKEN = env_str("METRICS_TOKEN")
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     # Escalations are emailed to each town's team leads when a mail server (or another
     # backend) is configured; Django reads the EMAIL_* settings below.
@@ -50,8 +61,44 @@ try:
     EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
     DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gastown@localhost")
     GASTOWN_NOTIFY_EMAIL = bool(EMAIL_HOST or env_str("EMAIL_BACKEND"))
+    # One line per record: logfmt key=value (kv), JSON, or plain text for a terminal.
+    LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "kv", ("json", "kv", "plain"))
     # Off only in tests, which run ticks and checks explicitly.
     GASTOWN_ENQUEUE_TASKS = True
+    # django-q2's queue: the database (nothing more to run) or Redis (README, "Deploying").
+    Q_BROKER = env_choice("Q_BROKER", "orm", ("orm", "redis"))
+    REDIS_URL = env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Worker processes of one qcluster. SQLite allows one writer: one worker keeps it from
+    # fighting itself.
+    Q_WORKERS = env_int(
+        "Q_WORKERS", 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 2, minimum=1
+    )
+
+    # Behind a TLS-terminating proxy (README, "Deploying"). Django trusts the proxy's header
+    # only when told which one: a client could send it too, so the proxy must set or strip it.
+    SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+    # Origins a POST may come from besides the request's own host; Django compares the
+    # Origin header with these when the proxy's host or scheme differs from the app's.
+    CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS")
+    USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", default=False)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_REFERRER_POLICY = env_choice(
+        "SECURE_REFERRER_POLICY",
+        "same-origin",
+        (
+            "no-referrer",
+            "no-referrer-when-downgrade",
+            "origin",
+            "origin-when-cross-origin",
+            "same-origin",
+            "strict-origin",
+            "strict-origin-when-cross-origin",
+        ),
+    )
+    SECURE_COOKIES = env_bool("SECURE_COOKIES", default=False)
 except ImproperlyConfiguredEnv as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
@@ -65,6 +112,11 @@ if not SECRET_KEY:
 
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one.")
+if (SECURE_HSTS_INCLUDE_SUBDOMAINS or SECURE_HSTS_PRELOAD) and not SECURE_HSTS_SECONDS:
+    raise ImproperlyConfigured(
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_PRELOAD have no effect without "
+        "SECURE_HSTS_SECONDS (for example 31536000, a year)."
+    )
 
 if AGENT_RUNTIME_URL and not AGENT_RUNTIME_SECRET:
     raise ImproperlyConfigured(
@@ -91,6 +143,8 @@ if GASTOWN_DEMO:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic), before anything that touches the session.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -129,26 +183,39 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# Where collectstatic writes and WhiteNoise serves from.
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "var" / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names (cached for ever by browsers and proxies) and gzip copies, written by
+    # collectstatic; with DEBUG on, {% static %} gives the plain names and needs no manifest.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Load balancers probe over plain HTTP inside the network: with SECURE_SSL_REDIRECT on they
+# would get a redirect instead of the answer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SESSION_COOKIE_SECURE = SECURE_COOKIES
+    CSRF_COOKIE_SECURE = SECURE_COOKIES
 
-_IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+_BROKERS: dict[str, dict[str, str]] = {
+    "orm": {"orm": "default", "broker_class": "gastown.broker.OrmBroker"},
+    "redis": {"redis": REDIS_URL, "broker_class": "gastown.broker.RedisBroker"},
+}
 
 Q_CLUSTER = {
     "name": "gastown",
-    "orm": "default",
-    # SQLite allows one writer: one worker process keeps it from fighting itself.
-    "workers": 1 if _IS_SQLITE else 2,
+    **_BROKERS[Q_BROKER],
+    "workers": Q_WORKERS,
     "timeout": 120,
     # With the ORM broker, retry must exceed the longest task or a task runs twice.
     "retry": 300,
@@ -160,13 +227,6 @@ Q_CLUSTER = {
     "label": "Tasks",
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django_q": {"level": "WARNING"}},
-}
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 
 TESTING = "pytest" in sys.modules

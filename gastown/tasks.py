@@ -15,7 +15,7 @@ def reconcile_town_task(town_id: int) -> str:
 
 
 def reconcile_town_later_task(town_id: int, delay_seconds: int) -> str:
-    # The delay was spent in the queue (_delayed_broker), not here; the argument names the
+    # The delay was spent in the queue (gastown.broker), not here; the argument names the
     # cadence, so a tick asking again finds this one queued.
     return reconcile_town_task(town_id)
 

@@ -14,12 +14,12 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, JsonResponse
@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from beads.models import Blocker, MergeRequest
+from gastown.api.http import unstorable_text
 from gastown.models import (
     Convoy,
     WebhookDelivery,
@@ -40,10 +41,20 @@ log = logging.getLogger(__name__)
 PR_EVENTS = frozenset({"pull_request", "pull_request_review", "pull_request_review_thread"})
 CHECK_EVENTS = frozenset({"check_suite", "check_run", "status"})
 MAX_PR_NUMBERS = 100
+#: GitHub caps payloads at 25 MB (larger ones are not delivered); Django's own limit for a
+#: request body (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) is right for every other view.
+#: https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
+MAX_BODY_BYTES = 25 * 1024 * 1024
+#: X-GitHub-Event is a lower-case event name, X-GitHub-Delivery a GUID.
+_EVENT_SHAPE = re.compile(r"[a-z_]{1,60}")
+_DELIVERY_SHAPE = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 class PayloadError(Exception):
-    pass
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
 
 
 def _answer(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -54,6 +65,20 @@ def _answer(status: int, message: str, **extra: Any) -> JsonResponse:
 def signature_valid(secret: str, body: bytes, header: str) -> bool:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), header.encode("latin-1", "replace"))
+
+
+def _body(request: HttpRequest) -> bytes | None:
+    """The body, or None when it is larger than GitHub ever sends.
+
+    Read from the stream rather than `request.body`, which applies Django's 2.5 MB limit."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        return None
+    body = request.read(MAX_BODY_BYTES + 1)
+    return body if len(body) <= MAX_BODY_BYTES else None
 
 
 def _payload(request: HttpRequest, body: bytes) -> dict[str, Any]:
@@ -70,25 +95,33 @@ def _payload(request: HttpRequest, body: bytes) -> dict[str, Any]:
         raise PayloadError("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise PayloadError("The payload must be a JSON object.")
+    # Every string, read or not: a delivery the database could not record is refused whole
+    # (GitHub never sends one; whoever holds the secret and does is told which field).
+    if bad := unstorable_text(data):
+        raise PayloadError(bad[1], bad[0])
     return data
 
 
-def _obj(data: Any, key: str) -> dict[str, Any]:
-    value = data.get(key) if isinstance(data, dict) else None
+def _obj(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
     if not isinstance(value, dict):
-        raise PayloadError(f"The payload has no `{key}` object.")
+        raise PayloadError(f"The payload has no `{key}` object.", key)
     return value
 
 
-def _pr_number(value: Any) -> int:
+def _pr_number(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
-        raise PayloadError("A pull request number is not a positive integer.")
+        raise PayloadError(f"{field} is not a positive pull request number.", field)
     return value
 
 
-def _text(value: Any, what: str, *, max_length: int = 200) -> str:
-    if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
-        raise PayloadError(f"The payload's {what} is missing or not a string.")
+def _text(value: Any, field: str, *, max_length: int = 200, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise PayloadError(f"{field} is missing or not a string.", field)
+    if len(value) > max_length:
+        raise PayloadError(f"{field} is longer than {max_length} characters.", field)
     return value
 
 
@@ -105,7 +138,7 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
         )
     )
     if event in PR_EVENTS:
-        number = _pr_number(_obj(data, "pull_request").get("number"))
+        number = _pr_number(_obj(data, "pull_request").get("number"), "pull_request.number")
         return repo, watched.filter(pr_number=number)
     if event == "status":
         sha = _text(data.get("sha"), "sha", max_length=64)
@@ -114,8 +147,13 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
     sha = _text(run.get("head_sha"), f"{event}.head_sha", max_length=64)
     pulls = run.get("pull_requests") or []
     if not isinstance(pulls, list):
-        raise PayloadError(f"{event}.pull_requests is not a list.")
-    numbers = {_pr_number(_obj({"pr": p}, "pr").get("number")) for p in pulls[:MAX_PR_NUMBERS]}
+        raise PayloadError(f"{event}.pull_requests is not a list.", f"{event}.pull_requests")
+    numbers = set()
+    for i, pull in enumerate(pulls[:MAX_PR_NUMBERS]):
+        field = f"{event}.pull_requests[{i}]"
+        if not isinstance(pull, dict):
+            raise PayloadError(f"{field} is not an object.", field)
+        numbers.add(_pr_number(pull.get("number"), f"{field}.number"))
     return repo, watched.filter(Q(head_sha__iexact=sha) | Q(pr_number__in=numbers))
 
 
@@ -152,10 +190,9 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
             "Webhooks are disabled: set GITHUB_WEBHOOK_SECRET to the secret configured on "
             "the GitHub webhook.",
         )
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        return _answer(413, "The payload is too large.")
+    body = _body(request)
+    if body is None:
+        return _answer(413, f"The payload is larger than GitHub's {MAX_BODY_BYTES} bytes.")
     header = request.headers.get("X-Hub-Signature-256", "")
     if not header:
         log.warning("GitHub webhook refused: no X-Hub-Signature-256 header.")
@@ -168,12 +205,15 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         return _answer(403, "The X-Hub-Signature-256 signature does not match the body.")
     event = request.headers.get("X-GitHub-Event", "")
     delivery = request.headers.get("X-GitHub-Delivery", "")
-    if not event or not delivery or len(delivery) > 100 or len(event) > 60:
-        return _answer(400, "X-GitHub-Event and X-GitHub-Delivery headers are required.")
+    if not _EVENT_SHAPE.fullmatch(event) or not _DELIVERY_SHAPE.fullmatch(delivery):
+        return _answer(
+            400,
+            "X-GitHub-Event (an event name) and X-GitHub-Delivery (a GUID) are required.",
+            field="X-GitHub-Event" if not _EVENT_SHAPE.fullmatch(event) else "X-GitHub-Delivery",
+        )
     try:
         data = _payload(request, body)
-        action = data.get("action") if isinstance(data.get("action"), str) else ""
-        action = str(action)[:60]
+        action = _text(data.get("action"), "action", max_length=60, required=False)
         with transaction.atomic():
             try:
                 with transaction.atomic():
@@ -197,9 +237,9 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
                 event=event,
             )
             WebhookDelivery.objects.filter(pk=record.pk).update(
-                status=WebhookDeliveryStatus.PROCESSED, repo=repo[:200], merge_requests=len(due)
+                status=WebhookDeliveryStatus.PROCESSED, repo=repo, merge_requests=len(due)
             )
     except PayloadError as exc:
-        log.warning("GitHub webhook %s (%s) rejected: %s", delivery[:100], event[:60], exc)
-        return _answer(400, str(exc))
+        log.warning("GitHub webhook %s (%s) rejected: %s", delivery, event, exc.message)
+        return _answer(400, exc.message, field=exc.field)
     return _answer(202, "accepted", merge_requests=len(due), delivery=delivery)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,22 +32,37 @@ from django.conf import settings
 from github import Auth, Github, GithubException
 
 from scm import graphql as documents
-from scm.credentials import GitHubCredential
+from scm.credentials import Credential, GitHubAppCredential, GitHubCredential
 from scm.errors import CredentialError, ScmError
-from scm.github_errors import RateLimit, classify_merge_refusal, translate
-from scm.snapshots import parse_snapshot, parse_threads
+from scm.github_errors import RateLimit, classify_refusal, translate
+from scm.installations import AppInstallations, shared_installations
+from scm.snapshots import parse_snapshot, parse_threads, parse_time
 from scm.types import (
+    MERGE_METHODS,
+    MERGE_QUEUE_ENTRY_STATES,
+    AutoMergeRequest,
+    LabelEvent,
     MergeOutcome,
+    MergeQueueEntry,
     PullRequestRef,
     PullRequestSnapshot,
+    QueueRemoval,
+    Refusal,
     ReviewThread,
     SnapshotResult,
+    WriteKind,
+    WriteOutcome,
 )
 from scm.urls import ref_problem
 
 logger = logging.getLogger(__name__)
 
 ThreadClassifier = Callable[[ReviewThread], bool]  # True: the thread blocks the merge
+
+
+#: Refusals of one merge method that another method may not get: a linear history refuses a
+#: merge commit, not a squash or rebase.
+_TRY_NEXT_METHOD = frozenset({Refusal.METHOD_NOT_ALLOWED, Refusal.LINEAR_HISTORY_REQUIRED})
 
 
 def _no_data_error(errors: list[dict[str, Any]]) -> ScmError:
@@ -59,14 +75,53 @@ def _no_data_error(errors: list[dict[str, Any]]) -> ScmError:
     return ScmError(kind or "invalid_response", f"GitHub's GraphQL answer has no data: {first}")
 
 
+class _SwitchedToken(Auth.Auth):
+    """The Authorization of the next request: one installation's token or the other's, set
+    by the client before each request; masked in PyGithub's debug log like any token."""
+
+    def __init__(self, token: str) -> None:
+        self.current = token
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        return self.current
+
+    @property
+    def _masked_token(self) -> str:
+        return "token (removed)"
+
+
+_REPO_PATH = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)")
+
+
 class GitHubClient:
+    """`credential` is a token or a GitHub App. With an App, every request goes out with the
+    token of the installation covering its repository (scm.installations), GraphQL batches
+    hold one owner's PRs each, and each installation's rate limit is tracked apart
+    (`rate_limits`, by installation id; None for a token)."""
+
     def __init__(
-        self, credential: GitHubCredential, *, api_url: str | None = None, timeout: float = 10
+        self,
+        credential: Credential,
+        *,
+        api_url: str | None = None,
+        timeout: float = 10,
+        installations: AppInstallations | None = None,
     ) -> None:
         self.credential = credential
         self.api_url = (api_url or settings.GITHUB_API_URL).rstrip("/")
+        self.installations: AppInstallations | None = None
+        if isinstance(credential, GitHubAppCredential):
+            self.installations = installations or shared_installations(credential, self.api_url)
+        self._auth = _SwitchedToken(
+            credential.token if isinstance(credential, GitHubCredential) else ""
+        )
         options: dict[str, Any] = {
-            "auth": Auth.Token(credential.token),
+            "auth": self._auth,
             "base_url": self.api_url,
             "timeout": max(1, math.ceil(timeout)),
             "retry": None,
@@ -81,8 +136,21 @@ class GitHubClient:
         # timeouts are useful (tests, a worker's tight budget): set it on the requester.
         if hasattr(self._requester, "_Requester__timeout"):
             self._requester._Requester__timeout = timeout
-        self.rate_limit = RateLimit()
+        self.rate_limits: dict[int | None, RateLimit] = {None: RateLimit()}
+        self._installation_id: int | None = None
+        self._source = credential.source
         self.requests_made = 0
+
+    @property
+    def graphql_url(self) -> str:
+        """PyGithub's: /graphql beside https://api.github.com, /api/graphql beside a GitHub
+        Enterprise Server's https://HOST/api/v3."""
+        return str(self._requester.graphql_url)
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        """The budgets of the credential the last request used."""
+        return self.rate_limits.setdefault(self._installation_id, RateLimit())
 
     def __repr__(self) -> str:
         return f"GitHubClient(api_url={self.api_url!r}, credential={self.credential!r})"
@@ -92,26 +160,50 @@ class GitHubClient:
 
     # --- transport ----------------------------------------------------------------------
 
+    def _authenticate(self, repo: str | None) -> None:
+        """Point the next request at `repo`'s installation (App) or the token."""
+        if self.installations is None:
+            return
+        if repo is None:
+            raise ScmError("invalid_response", "A GitHub App request must name its repository.")
+        token = self.installations.token_for(repo)
+        self._auth.current = token.token
+        self._installation_id = token.installation_id
+        self._source = token.source
+
     def _request(
-        self, verb: str, url: str, *, input: Any = None, parameters: dict[str, Any] | None = None
+        self,
+        verb: str,
+        url: str,
+        *,
+        input: Any = None,
+        parameters: dict[str, Any] | None = None,
+        repo: str | None = None,
     ) -> tuple[dict[str, Any], Any]:
-        """One HTTP request; GitHub's errors come out as GithubException or ScmError."""
+        """One HTTP request; GitHub's errors come out as GithubException or ScmError.
+        `repo` says whose installation answers (REST paths under /repos/ say it already)."""
+        match = _REPO_PATH.match(url)
+        self._authenticate(repo or (f"{match['owner']}/{match['name']}" if match else None))
         resource = "graphql" if url == self._requester.graphql_url else "core"
-        self.rate_limit.raise_if_spent(self.credential.source, resource=resource)
+        limit = self.rate_limit
+        limit.raise_if_spent(self._source, resource=resource)
         self.requests_made += 1
         try:
             headers, data = self._requester.requestJsonAndCheck(
                 verb, url, parameters=parameters, input=input
             )
         except GithubException as error:
-            self.rate_limit.update_from_headers(error.headers or {}, resource=resource)
-            translated = translate(error, source=self.credential.source)
+            limit.update_from_headers(error.headers or {}, resource=resource)
+            translated = translate(error, source=self._source)
             if isinstance(translated, CredentialError) and translated.reset_at is not None:
-                self.rate_limit.hold(resource, translated.reset_at)
+                limit.hold(resource, translated.reset_at)
+            if error.status == 401 and self.installations and self._installation_id:
+                # Expired or revoked: the next request asks for the installation afresh.
+                self.installations.forget(self._installation_id)
             raise
         except Exception as error:
-            raise translate(error, source=self.credential.source) from None
-        self.rate_limit.update_from_headers(headers, resource=resource)
+            raise translate(error, source=self._source) from None
+        limit.update_from_headers(headers, resource=resource)
         return headers, data
 
     def _call(self, verb: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], Any]:
@@ -119,22 +211,28 @@ class GitHubClient:
         try:
             return self._request(verb, url, **kwargs)
         except GithubException as error:
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
 
-    def _graphql(self, document: documents.Document) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        data, errors = self._graphql_answer(document)
+    def _graphql(
+        self, document: documents.Document, *, repo: str | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        data, errors = self._graphql_answer(document, repo=repo)
         if data is None:
             raise _no_data_error(errors)
         return data, errors
 
     def _graphql_answer(
-        self, document: documents.Document
+        self, document: documents.Document, *, repo: str | None = None
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """GitHub's data (None when it answered with errors only) and error entries."""
+        """GitHub's data (None when it answered with errors only) and error entries. `repo`
+        (else the first PR's) says whose installation answers: a batch is one owner's."""
+        if repo is None and document.aliases:
+            repo = next(iter(document.aliases.values())).repo
         _, answer = self._call(
             "POST",
             self._requester.graphql_url,
             input={"query": document.query, "variables": document.variables},
+            repo=repo,
         )
         if not isinstance(answer, dict):
             raise ScmError("invalid_response", "GitHub's GraphQL answer is not a JSON object.")
@@ -148,7 +246,7 @@ class GitHubClient:
                 if reset_at is None or reset_at <= datetime.now(UTC):
                     reset_at = datetime.now(UTC) + timedelta(seconds=60)
                 self.rate_limit.hold("graphql", reset_at)
-                self.rate_limit.raise_if_spent(self.credential.source, resource="graphql")
+                self.rate_limit.raise_if_spent(self._source, resource="graphql")
         return (data if isinstance(data, dict) else None), errors
 
     # --- snapshots ----------------------------------------------------------------------
@@ -171,11 +269,23 @@ class GitHubClient:
             else:
                 error = ScmError("unrecognized_url", f"{ref} cannot be asked about: {problem}")
                 results[ref] = SnapshotResult(ref, error=error)
-        for batch in documents.batched(askable):
+        for batch in self._batched(askable):
             self._fetch_batch(batch, results, retry=True)
         if thread_classifier is not None:
             self._classify_threads(results, thread_classifier)
         return results
+
+    def _batched(self, refs: Sequence[PullRequestRef]) -> Iterable[list[PullRequestRef]]:
+        """Batches of BATCH_SIZE; with an App, one owner's PRs per batch (one installation
+        token per request)."""
+        if self.installations is None:
+            yield from documents.batched(refs)
+            return
+        by_owner: dict[str, list[PullRequestRef]] = {}
+        for ref in refs:
+            by_owner.setdefault(ref.owner.lower(), []).append(ref)
+        for group in by_owner.values():
+            yield from documents.batched(group)
 
     def _fetch_batch(
         self,
@@ -260,7 +370,7 @@ class GitHubClient:
         if kind == "FORBIDDEN":
             # A 403 concerns the credential (SPEC §4), e.g. an organization enforcing SAML
             # SSO that the token is not authorized for: the PR exists, the token is refused.
-            source = self.credential.source
+            source = self._source
             return SnapshotResult(
                 ref,
                 error=CredentialError(
@@ -286,7 +396,7 @@ class GitHubClient:
             for ref, result in results.items()
             if result.snapshot is not None and result.snapshot.unresolved_threads > 0
         ]
-        for batch in documents.batched(wanted):
+        for batch in self._batched(wanted):
             document = documents.threads_document(batch)
             try:
                 data, _ = self._graphql(document)
@@ -308,24 +418,26 @@ class GitHubClient:
     # --- writes -------------------------------------------------------------------------
 
     def merge(self, ref: PullRequestRef, *, head_sha: str, methods: Sequence[str]) -> MergeOutcome:
-        """Try each method in order, moving on only when GitHub says that method is not
-        allowed. Sends the head SHA checked, so GitHub refuses (409) if the head moved."""
+        """Try each method in order, moving on only when GitHub refuses that method (not
+        allowed on the repository, or a merge commit on a branch requiring a linear history).
+        Sends the head SHA checked, so GitHub refuses (409) if the head moved. A refusal's
+        `refusal` says why (scm.blocker.REFUSAL_BLOCKERS: what it waits on)."""
         outcome = MergeOutcome("permanent", None, "No merge method configured.")
         url = f"/repos/{ref.repo}/pulls/{ref.number}/merge"
         for method in methods:
             try:
                 _, data = self._request("PUT", url, input={"sha": head_sha, "merge_method": method})
             except GithubException as error:
-                translated = translate(error, source=self.credential.source)
+                translated = translate(error, source=self._source)
                 if isinstance(translated, CredentialError):
                     raise translated from None
                 message = _message(error)
                 if translated.kind == "transient":
                     return MergeOutcome("transient", method, translated.message)
-                kind = classify_merge_refusal(error.status, message)
-                outcome = MergeOutcome(kind, method, message)
-                logger.info("merge of %s with %s refused: %s (%s)", ref, method, kind, message)
-                if kind == "method_not_allowed":
+                refusal = classify_refusal(error.status, message)
+                outcome = MergeOutcome.refused(refusal, method, message)
+                logger.info("merge of %s with %s refused: %s (%s)", ref, method, refusal, message)
+                if refusal in _TRY_NEXT_METHOD:
                     continue
                 return outcome
             except ScmError as error:
@@ -338,6 +450,153 @@ class GitHubClient:
                 "merged", method, str(data.get("message") or "merged"), data.get("sha")
             )
         return outcome
+
+    # --- merge queue and native auto-merge (GraphQL writes) -------------------------------
+
+    def enqueue(
+        self, ref: PullRequestRef, *, expected_head_sha: str, node_id: str = ""
+    ) -> WriteOutcome:
+        """Add the PR to its base branch's merge queue (enqueuePullRequest), only while its
+        head is `expected_head_sha`. `node_id` is the snapshot's (else one look-up first)."""
+        return self._write(
+            ref,
+            documents.ENQUEUE,
+            {"head": expected_head_sha},
+            node_id=node_id,
+        )
+
+    def dequeue(self, ref: PullRequestRef, *, node_id: str = "") -> WriteOutcome:
+        """Take the PR out of its merge queue (e.g. a hold label was added); "refused" when it
+        is not in the queue."""
+        return self._write(ref, documents.DEQUEUE, {}, node_id=node_id)
+
+    def enable_auto_merge(
+        self,
+        ref: PullRequestRef,
+        *,
+        method: str,
+        expected_head_sha: str,
+        node_id: str = "",
+    ) -> WriteOutcome:
+        """Turn on GitHub's native auto-merge with `method` (merge, squash, rebase). GitHub
+        refuses (kind "clean") when it could merge right now: merge it then."""
+        return self._write(
+            ref,
+            documents.ENABLE_AUTO_MERGE,
+            {"head": expected_head_sha, "method": method.upper()},
+            node_id=node_id,
+        )
+
+    def disable_auto_merge(self, ref: PullRequestRef, *, node_id: str = "") -> WriteOutcome:
+        return self._write(ref, documents.DISABLE_AUTO_MERGE, {}, node_id=node_id)
+
+    def _node_id(self, ref: PullRequestRef) -> str:
+        document = documents.single_document(
+            documents.PULL_REQUEST_ID, {"owner": ref.owner, "name": ref.name, "number": ref.number}
+        )
+        data, errors = self._graphql(document, repo=ref.repo)
+        repository = data.get("repository")
+        node = repository.get("pullRequest") if isinstance(repository, dict) else None
+        node_id = node.get("id") if isinstance(node, dict) else None
+        if not isinstance(node_id, str) or not node_id:
+            message = str(errors[0].get("message") or "") if errors else "no ID"
+            raise ScmError("not_found", f"GitHub has no pull request {ref} ({message}).")
+        return node_id
+
+    def _write(
+        self, ref: PullRequestRef, query: str, variables: dict[str, Any], *, node_id: str
+    ) -> WriteOutcome:
+        """One mutation; GitHub's refusals come back as a WriteOutcome, never retried."""
+        try:
+            node_id = node_id or self._node_id(ref)
+            document = documents.single_document(query, {"id": node_id, **variables})
+            data, errors = self._graphql_answer(document, repo=ref.repo)
+        except CredentialError:
+            raise
+        except ScmError as error:
+            if error.kind in {"transient", "invalid_response"}:
+                return WriteOutcome("transient", error.message)
+            return WriteOutcome("refused", error.message)
+        for entry in errors:
+            if entry.get("type") == "FORBIDDEN":
+                raise CredentialError(
+                    "forbidden",
+                    f"GitHub refused the {self._source or 'token'} a write on "
+                    f"{ref.url}: {entry.get('message')}",
+                    source=self._source,
+                    permission=str(entry.get("message") or "") or None,
+                )
+        if errors:
+            message = str(errors[0].get("message") or "")
+            logger.info("GitHub refused %s on %s: %s", document.operation, ref, message)
+            return WriteOutcome(_write_refusal(message), message)
+        answer = next(iter((data or {}).values()), None)
+        payload: dict[str, Any] = answer if isinstance(answer, dict) else {}
+        queued = payload.get("mergeQueueEntry")
+        pull = payload.get("pullRequest")
+        request = pull.get("autoMergeRequest") if isinstance(pull, dict) else None
+        return WriteOutcome(
+            "done",
+            f"{document.operation} done for {ref}",
+            queue_entry=_entry(queued) if isinstance(queued, dict) else None,
+            auto_merge=_auto_merge_request(request) if isinstance(request, dict) else None,
+        )
+
+    # --- timeline look-ups (only for the PRs that need them) ----------------------------
+
+    def label_events(
+        self, refs: Sequence[PullRequestRef], label: str
+    ) -> dict[PullRequestRef, LabelEvent | None]:
+        """Who last added `label` to each PR (LabeledEvent), for the PRs that carry it; None
+        when the timeline does not say (e.g. added over LABEL_EVENTS_LIMIT events ago)."""
+        found: dict[PullRequestRef, LabelEvent | None] = {}
+        for ref, nodes in self._timeline(refs, documents.LABELED_EVENTS).items():
+            events = [
+                LabelEvent(
+                    label=label,
+                    actor=(n.get("actor") or {}).get("login"),
+                    at=parse_time(n.get("createdAt")),
+                )
+                for n in nodes
+                if (n.get("label") or {}).get("name") == label
+            ]
+            found[ref] = events[-1] if events else None
+        return found
+
+    def queue_removals(
+        self, refs: Sequence[PullRequestRef]
+    ) -> dict[PullRequestRef, QueueRemoval | None]:
+        """Why the merge queue last dropped each PR (None: it never did), for PRs gastown
+        enqueued that left the queue unmerged."""
+        found: dict[PullRequestRef, QueueRemoval | None] = {}
+        for ref, nodes in self._timeline(refs, documents.QUEUE_REMOVALS).items():
+            last = nodes[-1] if nodes else None
+            found[ref] = (
+                None
+                if last is None
+                else QueueRemoval(
+                    reason=str(last.get("reason") or ""),
+                    at=parse_time(last.get("createdAt")),
+                    head_sha=(last.get("beforeCommit") or {}).get("oid"),
+                )
+            )
+        return found
+
+    def _timeline(
+        self, refs: Sequence[PullRequestRef], kind: tuple[str, str, int]
+    ) -> dict[PullRequestRef, list[dict[str, Any]]]:
+        """Timeline nodes per PR; a PR GitHub could not answer for is left out."""
+        found: dict[PullRequestRef, list[dict[str, Any]]] = {}
+        askable = [ref for ref in dict.fromkeys(refs) if ref_problem(ref) is None]
+        for batch in self._batched(askable):
+            document = documents.timeline_document(batch, kind)
+            data, _ = self._graphql(document)
+            for alias, ref in document.aliases.items():
+                repository = data.get(alias)
+                node = repository.get("pullRequest") if isinstance(repository, dict) else None
+                if isinstance(node, dict):
+                    found[ref] = _timeline_nodes(node)
+        return found
 
     def open_pull_request(
         self, repo: str, *, head: str, base: str, title: str, body: str = ""
@@ -357,7 +616,7 @@ class GitHubClient:
                 found = self._find_open_pull(repo, head=head, base=base)
                 if found is not None:
                     return found
-            translated = translate(error, source=self.credential.source)
+            translated = translate(error, source=self._source)
             raise translated from None
         return PullRequestRef(repo, _pr_number(data, f"the pull request opened in {repo}"))
 
@@ -397,7 +656,7 @@ class GitHubClient:
         except GithubException as error:
             if error.status == 422 and "already exists" in _message(error):
                 return False
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
         return True
 
     def _branch_sha(self, repo: str, branch: str) -> str | None:
@@ -406,7 +665,7 @@ class GitHubClient:
         except GithubException as error:
             if error.status == 404:
                 return None
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
         target = data.get("object") if isinstance(data, dict) else None
         sha = target.get("sha") if isinstance(target, dict) else None
         if not isinstance(sha, str) or not sha:
@@ -415,6 +674,31 @@ class GitHubClient:
                 f"GitHub's answer for branch {branch!r} of {repo} has no commit SHA.",
             )
         return sha
+
+    def delete_branch(self, repo: str, branch: str) -> bool:
+        """Delete a head branch after its merge: True if deleted, False if already gone.
+        Never the default branch (ScmError "refused", nothing sent); GitHub's refusal of a
+        protected branch is "refused" too. Whether a convoy still uses it is the caller's."""
+        _, data = self._call("GET", f"/repos/{repo}")
+        default = data.get("default_branch") if isinstance(data, dict) else None
+        if not isinstance(default, str) or not default:
+            raise ScmError(
+                "invalid_response", f"GitHub's answer for {repo} names no default branch."
+            )
+        if branch == default:
+            raise ScmError("refused", f"{branch!r} is the default branch of {repo}: never deleted.")
+        try:
+            self._request("DELETE", f"/repos/{repo}/git/refs/heads/{branch}")
+        except GithubException as error:
+            message = _message(error)
+            if error.status in {404, 422} and "does not exist" in message.lower():
+                return False
+            if error.status == 422:
+                raise ScmError(
+                    "refused", f"GitHub refuses to delete {branch!r} of {repo}: {message}"
+                ) from None
+            raise translate(error, source=self._source) from None
+        return True
 
     def update_branch(self, ref: PullRequestRef, *, head_sha: str) -> bool:
         """Merge the base into the PR's branch (GitHub's update-branch); False when GitHub
@@ -429,8 +713,50 @@ class GitHubClient:
             if error.status == 422:
                 logger.info("update-branch of %s declined: %s", ref, _message(error))
                 return False
-            raise translate(error, source=self.credential.source) from None
+            raise translate(error, source=self._source) from None
         return True
+
+
+def _timeline_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    items = node.get("timelineItems")
+    nodes = items.get("nodes") if isinstance(items, dict) else None
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def _write_refusal(message: str) -> WriteKind:
+    """GitHub's refusal of a mutation, by its message (type UNPROCESSABLE)."""
+    text = message.lower()
+    # "Pull request Pull request is in clean status" (or unstable: only optional checks
+    # fail): GitHub would merge it now, so it will not wait for it.
+    if any(f"{status} status" in text for status in ("clean", "unstable", "has_hooks")):
+        return "clean"
+    if "head" in text and ("expected" in text or "match" in text or "changed" in text):
+        return "head_moved"
+    if "not allowed" in text or "not enabled" in text or "merge queue-enabled" in text:
+        return "not_allowed"
+    if "something went wrong" in text or "timeout" in text:
+        return "transient"
+    return "refused"
+
+
+def _entry(node: dict[str, Any]) -> MergeQueueEntry:
+    position = node.get("position")
+    state = node.get("state")
+    return MergeQueueEntry(
+        position=position if isinstance(position, int) else 0,
+        state=state if state in MERGE_QUEUE_ENTRY_STATES else "UNKNOWN",
+    )
+
+
+def _auto_merge_request(node: dict[str, Any]) -> AutoMergeRequest:
+    by = node.get("enabledBy")
+    login = by.get("login") if isinstance(by, dict) else None
+    method = node.get("mergeMethod")
+    return AutoMergeRequest(
+        enabled_by=login if isinstance(login, str) else None,
+        method=method if method in MERGE_METHODS else "UNKNOWN",
+        enabled_at=parse_time(node.get("enabledAt")),
+    )
 
 
 def _pr_number(data: Any, what: str) -> int:

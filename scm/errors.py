@@ -14,9 +14,11 @@ from datetime import datetime
 
 
 class ScmError(Exception):
-    """A per-pull-request failure. `kind` is one of `KINDS`."""
+    """A per-pull-request failure. `kind` is one of `KINDS` ("refused": GitHub, or scm on its
+    behalf, says no to a write that retrying will not change, e.g. deleting the default
+    branch)."""
 
-    KINDS = frozenset({"unrecognized_url", "not_found", "transient", "invalid_response"})
+    KINDS = frozenset({"unrecognized_url", "not_found", "transient", "invalid_response", "refused"})
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

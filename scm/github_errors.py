@@ -26,6 +26,7 @@ import requests
 from github import GithubException
 
 from scm.errors import CredentialError, ScmError
+from scm.types import Refusal
 
 
 def _header(headers: dict[str, Any], name: str) -> str | None:
@@ -128,6 +129,7 @@ class RateLimit:
     def __init__(self) -> None:
         self.budgets: dict[str, Budget] = {}
         self.last_cost: int | None = None
+        self.points_spent = 0  # GraphQL points, summed over this client's documents
 
     def budget(self, resource: str) -> Budget:
         return self.budgets.setdefault(resource, Budget())
@@ -150,6 +152,7 @@ class RateLimit:
             budget.remaining = rate["remaining"]
         if isinstance(rate.get("cost"), int):
             self.last_cost = rate["cost"]
+            self.points_spent += rate["cost"]
         reset = rate.get("resetAt")
         if isinstance(reset, str):
             with contextlib.suppress(ValueError):
@@ -177,23 +180,41 @@ class RateLimit:
         )
 
 
-def classify_merge_refusal(status: int, message: str) -> str:
-    """A refused merge (405/409/422) classified from GitHub's message.
-    https://docs.github.com/en/rest/pulls/pulls#merge-a-pull-request"""
+# What GitHub says when it refuses PUT /repos/{owner}/{repo}/pulls/{number}/merge (405, or 409
+# for a moved head), https://docs.github.com/en/rest/pulls/pulls#merge-a-pull-request. Classic
+# branch protection answers with one sentence; a ruleset answers "Repository rule violations
+# found" followed by one paragraph per rule it violates
+# (https://docs.github.com/en/repositories/configuring-branches-and-merges-in-your-repository/managing-rulesets/about-rulesets).
+# Each pattern is searched in the lower-cased message; the first refusal in this order that
+# matches any paragraph wins: what no push or review can change comes first, then what the
+# author can fix, then what a reviewer gives (the order of scm.blocker.derive_blocker).
+_REFUSAL_PATTERNS: tuple[tuple[Refusal, tuple[str, ...]], ...] = (
+    (Refusal.HEAD_MOVED, ("head branch was modified", "base branch was modified")),
+    (Refusal.METHOD_NOT_ALLOWED, ("are not allowed on this repository", "merge method")),
+    # "Changes must be made through the merge queue": before the review patterns, which
+    # would otherwise read "changes must be made" as a reviewer's request.
+    (Refusal.MERGE_QUEUE_REQUIRED, ("merge queue",)),
+    (Refusal.BRANCH_LOCKED, ("locked branch", "branch is locked", "read-only", "protected ref")),
+    (Refusal.SIGNED_COMMITS_REQUIRED, ("verified signature", "signed commit")),
+    (Refusal.LINEAR_HISTORY_REQUIRED, ("must not contain merge commits", "linear history")),
+    (Refusal.DRAFT, ("draft",)),
+    (Refusal.NOT_MERGEABLE, ("not mergeable", "merge conflict")),
+    (Refusal.CHANGES_REQUESTED, ("changes must be made", "changes requested")),
+    (Refusal.CHECKS_FAILING, ("is failing", "failing", "have not succeeded", "has not succeeded")),
+    (Refusal.CHECKS_EXPECTED, ("status check",)),
+    (Refusal.THREADS_UNRESOLVED, ("conversation", "comments must be resolved")),
+    (Refusal.CODE_OWNER_REVIEW, ("code owner",)),
+    (Refusal.REVIEW_REQUIRED, ("review", "approv")),
+)
+
+
+def classify_refusal(status: int, message: str) -> Refusal:
+    """A refused merge (405/409/422) classified from GitHub's message; the table of what each
+    refusal waits on is scm.blocker.refusal_blocker's."""
+    if status == 409:
+        return Refusal.HEAD_MOVED
     text = message.lower()
-    if status == 409 or "head branch was modified" in text or "base branch was modified" in text:
-        return "head_moved"
-    if "are not allowed on this repository" in text or "merge method" in text:
-        return "method_not_allowed"
-    if "status check" in text:
-        return "checks_required"
-    if (
-        "review" in text
-        or "changes must be made" in text
-        or "conversation must be resolved" in text
-        or "approv" in text
-    ):
-        return "review_required"
-    if "draft" in text or "not mergeable" in text or "conflict" in text:
-        return "not_mergeable"
-    return "permanent"
+    for refusal, patterns in _REFUSAL_PATTERNS:
+        if any(pattern in text for pattern in patterns):
+            return refusal
+    return Refusal.UNKNOWN

@@ -4,9 +4,10 @@ Cost (https://docs.github.com/en/graphql/overview/rate-limits-and-query-limits-f
 each connection costs one request per parent node GitHub must visit, i.e. the product of the
 `first`/`last` limits of the connections above it; the sum over connections divided by 100 is
 the charge (at least 1 point per document). The snapshot document asks each pull request for
-three connections with no connection above them (review requests, review threads, the
-status-check rollup's contexts), so a batch of 50 PRs costs 150 requests = 1.5 points, about
-0.03 points per PR check. Limits *inside* a connection would multiply: that is why thread
+four connections with no connection above them (labels, review requests, review threads,
+the status-check rollup's contexts), so a batch of 50 PRs costs 200 requests = 2 points,
+about 0.04 points per PR check. Merge queue entry and auto-merge request are single objects:
+free. Limits *inside* a connection would multiply: that is why thread
 comments are asked for in a second document, only for PRs that have unresolved threads.
 """
 
@@ -37,6 +38,8 @@ REVIEW_REQUESTS_LIMIT = 10
 THREADS_LIMIT = 100
 THREAD_DETAIL_LIMIT = 30
 THREAD_COMMENTS_LIMIT = 3
+LABELS_LIMIT = 10
+LABEL_EVENTS_LIMIT = 20
 
 SNAPSHOT_FRAGMENT = f"""
 fragment SnapshotFields on PullRequest {{
@@ -51,6 +54,11 @@ fragment SnapshotFields on PullRequest {{
   headRefOid
   headRefName
   baseRefName
+  id
+  isMergeQueueEnabled
+  mergeQueueEntry {{ position state }}
+  autoMergeRequest {{ enabledAt mergeMethod enabledBy {{ login }} }}
+  labels(first: {LABELS_LIMIT}) {{ nodes {{ name }} }}
   reviewRequests(first: {REVIEW_REQUESTS_LIMIT}) {{
     nodes {{
       requestedReviewer {{
@@ -103,6 +111,69 @@ _THREADS_ALIAS = f"""
       }}}}
     }}}}
   }}}}"""
+
+# The PR's timeline, filtered to one kind of event: asked only for the PRs that need it
+# (a hold label's author, why the merge queue dropped a PR), never in the snapshot.
+_TIMELINE_ALIAS = """
+  {alias}: repository(owner: $o{i}, name: $r{i}) {{
+    pullRequest(number: $n{i}) {{
+      timelineItems(last: {limit}, itemTypes: [{item_type}]) {{
+        nodes {{
+          __typename
+          {selection}
+        }}
+      }}
+    }}
+  }}"""
+
+LABELED_EVENTS = (
+    "LABELED_EVENT",
+    "... on LabeledEvent { createdAt actor { login } label { name } }",
+    LABEL_EVENTS_LIMIT,
+)
+QUEUE_REMOVALS = (
+    "REMOVED_FROM_MERGE_QUEUE_EVENT",
+    "... on RemovedFromMergeQueueEvent { reason createdAt beforeCommit { oid } }",
+    1,
+)
+
+PULL_REQUEST_ID = """query PullRequestId($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) { pullRequest(number: $number) { id headRefOid } }
+}
+"""
+
+_AUTO_MERGE_SELECTION = "autoMergeRequest { enabledAt mergeMethod enabledBy { login } }"
+
+# https://docs.github.com/en/graphql/reference/mutations#enqueuepullrequest
+ENQUEUE = """mutation EnqueuePullRequest($id: ID!, $head: GitObjectID!) {
+  enqueuePullRequest(input: {pullRequestId: $id, expectedHeadOid: $head}) {
+    mergeQueueEntry { position state }
+  }
+}
+"""
+
+# https://docs.github.com/en/graphql/reference/mutations#dequeuepullrequest (the PR's ID)
+DEQUEUE = """mutation DequeuePullRequest($id: ID!) {
+  dequeuePullRequest(input: {id: $id}) { mergeQueueEntry { position state } }
+}
+"""
+
+# https://docs.github.com/en/graphql/reference/mutations#enablepullrequestautomerge
+ENABLE_AUTO_MERGE = f"""mutation EnablePullRequestAutoMerge(
+  $id: ID!, $head: GitObjectID!, $method: PullRequestMergeMethod!
+) {{
+  enablePullRequestAutoMerge(
+    input: {{pullRequestId: $id, expectedHeadOid: $head, mergeMethod: $method}}
+  ) {{
+    pullRequest {{ {_AUTO_MERGE_SELECTION} }}
+  }}
+}}
+"""
+
+DISABLE_AUTO_MERGE = """mutation DisablePullRequestAutoMerge($id: ID!) {
+  disablePullRequestAutoMerge(input: {pullRequestId: $id}) { pullRequest { id } }
+}
+"""
 
 RATE_LIMIT_SELECTION = "  rateLimit { cost remaining resetAt }"
 
@@ -159,10 +230,42 @@ def threads_document(refs: Sequence[PullRequestRef]) -> Document:
     return Document(query, variables, aliases, "PullRequestThreads")
 
 
+def timeline_document(refs: Sequence[PullRequestRef], kind: tuple[str, str, int]) -> Document:
+    """One kind of timeline event (LABELED_EVENTS, QUEUE_REMOVALS), latest last."""
+    item_type, selection, limit = kind
+    declarations, variables, aliases = _variables(refs)
+    body = "".join(
+        _TIMELINE_ALIAS.format(
+            alias=f"pr{i}", i=i, limit=limit, item_type=item_type, selection=selection
+        )
+        for i in range(len(refs))
+    )
+    operation = "PullRequestLabelEvents" if kind == LABELED_EVENTS else "PullRequestQueueRemovals"
+    query = f"query {operation}({declarations}) {{\n{RATE_LIMIT_SELECTION}{body}\n}}\n"
+    return Document(query, variables, aliases, operation)
+
+
+def single_document(query: str, variables: dict[str, Any]) -> Document:
+    """A document about one thing (a mutation, an ID look-up): no aliases."""
+    operation = parse(query).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode) and operation.name is not None
+    return Document(query, variables, {}, operation.name.value)
+
+
 def all_documents() -> list[Document]:
     """Every kind of document scm/ sends (for the schema-validation test)."""
     refs = [PullRequestRef("octo/one", 1), PullRequestRef("octo/two", 2)]
-    return [snapshot_document(refs), threads_document(refs)]
+    return [
+        snapshot_document(refs),
+        threads_document(refs),
+        timeline_document(refs, LABELED_EVENTS),
+        timeline_document(refs, QUEUE_REMOVALS),
+        single_document(PULL_REQUEST_ID, {"owner": "octo", "name": "one", "number": 1}),
+        single_document(ENQUEUE, {"id": "PR_1", "head": "abc"}),
+        single_document(DEQUEUE, {"id": "PR_1"}),
+        single_document(ENABLE_AUTO_MERGE, {"id": "PR_1", "head": "abc", "method": "SQUASH"}),
+        single_document(DISABLE_AUTO_MERGE, {"id": "PR_1"}),
+    ]
 
 
 def batched(

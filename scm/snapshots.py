@@ -1,21 +1,28 @@
 """Reading one pull request's GraphQL answer into a PullRequestSnapshot.
 
 Every field is read on its own: a value GitHub added later becomes "UNKNOWN", a missing
-field is noted in `odd_fields`, and neither discards the rest of the answer (SPEC §4).
+field is noted in `odd_fields`, and neither discards the rest of the answer (SPEC §4). The
+merge-queue, auto-merge and label fields, absent, read as none (a merge GitHub refuses for the
+queue says so itself); present but unreadable, they are odd.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
 from scm.types import (
+    MERGE_METHODS,
+    MERGE_QUEUE_ENTRY_STATES,
     MERGE_STATE_STATUSES,
     MERGEABLE_STATES,
     PULL_REQUEST_STATES,
     REVIEW_DECISIONS,
+    AutoMergeRequest,
     CheckRun,
     ChecksSummary,
+    MergeQueueEntry,
     PullRequestRef,
     PullRequestSnapshot,
     ReviewComment,
@@ -63,6 +70,43 @@ class _Reader:
             self.odd.append(".".join(path[:-1]) or path[0])
             return []
         return [n for n in value if isinstance(n, dict)]
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+def _queue_entry(read: _Reader) -> MergeQueueEntry | None:
+    entry = read.node.get("mergeQueueEntry")
+    if entry is None:
+        return None
+    position = entry.get("position") if isinstance(entry, dict) else None
+    if not isinstance(entry, dict) or isinstance(position, bool) or not isinstance(position, int):
+        # In a queue we cannot read: still queued (GitHub owns the merge), never "not queued".
+        read.odd.append("mergeQueueEntry")
+        return MergeQueueEntry(position=0, state="UNKNOWN")
+    return MergeQueueEntry(
+        position=position, state=_Reader(entry).enum("state", MERGE_QUEUE_ENTRY_STATES) or "UNKNOWN"
+    )
+
+
+def _auto_merge(read: _Reader) -> AutoMergeRequest | None:
+    request = read.node.get("autoMergeRequest")
+    if request is None:
+        return None
+    if not isinstance(request, dict):
+        read.odd.append("autoMergeRequest")
+        return AutoMergeRequest(enabled_by=None, method="UNKNOWN")
+    by = request.get("enabledBy")
+    login = by.get("login") if isinstance(by, dict) else None
+    return AutoMergeRequest(
+        enabled_by=login if isinstance(login, str) else None,
+        method=_Reader(request).enum("mergeMethod", MERGE_METHODS) or "UNKNOWN",
+        enabled_at=parse_time(request.get("enabledAt")),
+    )
 
 
 def _check(node: dict[str, Any]) -> tuple[CheckRun, str] | None:
@@ -166,6 +210,17 @@ def parse_snapshot(
 
     state = read.enum("state", PULL_REQUEST_STATES) or "UNKNOWN"
     number = node.get("number")
+    labels = tuple(
+        str(label["name"])
+        for label in (read.nodes("labels", "nodes") if "labels" in node else [])
+        if isinstance(label.get("name"), str)
+    )
+    queue_required = node.get("isMergeQueueEnabled")
+    if queue_required is not None and not isinstance(queue_required, bool):
+        read.odd.append("isMergeQueueEnabled")
+    queue_entry = _queue_entry(read)
+    auto_merge = _auto_merge(read)
+    node_id = node.get("id")
     return PullRequestSnapshot(
         repo=ref.repo,
         number=number if isinstance(number, int) else ref.number,
@@ -187,6 +242,11 @@ def parse_snapshot(
         requested_reviewers=tuple(reviewers),
         fetched_at=fetched_at,
         odd_fields=tuple(read.odd),
+        node_id=node_id if isinstance(node_id, str) else "",
+        merge_queue_required=queue_required is True,
+        queue_entry=queue_entry,
+        auto_merge=auto_merge,
+        labels=labels,
     )
 
 

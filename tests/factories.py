@@ -3,6 +3,7 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from beads.models import (
     Bead,
@@ -17,6 +18,7 @@ from gastown.models import (
     Agent,
     AgentRole,
     Convoy,
+    FeedbackCheckRun,
     MergeMode,
     ReconcilerTick,
     Rig,
@@ -152,3 +154,12 @@ class ReconcilerTickFactory(factory.django.DjangoModelFactory):
     town = factory.SubFactory(TownFactory)
     started_at = factory.Faker("date_time_this_month", tzinfo=__import__("datetime").UTC)
     duration_ms = 12
+
+
+class FeedbackCheckRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FeedbackCheckRun
+
+    town = factory.SubFactory(TownFactory)
+    started_at = factory.LazyFunction(timezone.now)
+    token = "GITHUB_TOKEN"

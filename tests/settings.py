@@ -16,3 +16,14 @@ GASTOWN_ENQUEUE_TASKS = False
 # The suite covers the demo too (simulated agents, seed_demo, the fake-GitHub approval).
 if "gastown.demo" not in INSTALLED_APPS:  # noqa: F405
     INSTALLED_APPS = ["gastown.demo", *INSTALLED_APPS]  # noqa: F405
+# The suite renders templates without running collectstatic, so the manifest of hashed names
+# does not exist here; the plain storage serves the same files under their own names. The
+# production storage (hashed, compressed) is proven by tests/test_production.py, which runs
+# collectstatic and gunicorn with gastown.settings.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# No collected files either: WhiteNoise serves the source folders, as with DEBUG on.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True

@@ -9,10 +9,13 @@ import pytest
 
 from gastown.env import (
     ImproperlyConfiguredEnv,
+    env_bind,
     env_bool,
     env_choice,
     env_database,
     env_int,
+    env_origins,
+    env_proxy_ssl_header,
     env_url,
     sqlite_options,
 )
@@ -44,6 +47,22 @@ SETTINGS_VARIABLES = {
     "EMAIL_USE_SSL",
     "EMAIL_BACKEND",
     "DEFAULT_FROM_EMAIL",
+    "SECURE_PROXY_SSL_HEADER",
+    "CSRF_TRUSTED_ORIGINS",
+    "USE_X_FORWARDED_HOST",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_REFERRER_POLICY",
+    "STATIC_ROOT",
+    "Q_BROKER",
+    "REDIS_URL",
+    "Q_WORKERS",
+    "SECRET_KEY_FALLBACKS",
+    "GASTOWN_TICK_STALE_SECONDS",
+    "METRICS_TOKEN",
+    "LOG_FORMAT",
 }
 
 
@@ -161,6 +180,61 @@ def test_no_database_url_means_the_default_sqlite_file(monkeypatch):
     assert db["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("X-Forwarded-Proto", ("HTTP_X_FORWARDED_PROTO", "https")),
+        (" x-forwarded-ssl: on ", ("HTTP_X_FORWARDED_SSL", "on")),
+        ("", None),
+    ],
+)
+def test_proxy_ssl_header_is_a_header_name_and_value(monkeypatch, raw, expected):
+    monkeypatch.setenv("SECURE_PROXY_SSL_HEADER", raw)
+    assert env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER") == expected
+
+
+@pytest.mark.parametrize("raw", ["HTTP_X_FORWARDED_PROTO=https", "X Forwarded", ": https"])
+def test_malformed_proxy_ssl_header_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("SECURE_PROXY_SSL_HEADER", raw)
+    with pytest.raises(ImproperlyConfiguredEnv, match="SECURE_PROXY_SSL_HEADER"):
+        env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+
+
+def test_trusted_origins_are_origins(monkeypatch):
+    monkeypatch.setenv(
+        "CSRF_TRUSTED_ORIGINS", "https://a.example.com/, http://b:8080,https://*.c.io"
+    )
+    assert env_origins("CSRF_TRUSTED_ORIGINS") == [
+        "https://a.example.com",
+        "http://b:8080",
+        "https://*.c.io",
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw", ["gastown.example.com", "https://a.example.com/path", "ftp://a.example.com", "https://"]
+)
+def test_trusted_origin_that_is_not_an_origin_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("CSRF_TRUSTED_ORIGINS", f"https://ok.example.com,{raw}")
+    with pytest.raises(ImproperlyConfiguredEnv, match=f"CSRF_TRUSTED_ORIGINS has '{raw}'"):
+        env_origins("CSRF_TRUSTED_ORIGINS")
+
+
+@pytest.mark.parametrize("raw", ["127.0.0.1:8000", "[::1]:0", "0.0.0.0:80", "unix:/run/g.sock"])
+def test_bind_addresses(monkeypatch, raw):
+    monkeypatch.setenv("WEB_BIND", raw)
+    assert env_bind("WEB_BIND", "127.0.0.1:8000") == raw
+
+
+@pytest.mark.parametrize(
+    "raw", ["8000", "localhost", ":8000", "127.0.0.1:http", "h:70000", "unix:"]
+)
+def test_malformed_bind_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("WEB_BIND", raw)
+    with pytest.raises(ImproperlyConfiguredEnv, match="WEB_BIND"):
+        env_bind("WEB_BIND", "127.0.0.1:8000")
+
+
 # Start-up ---------------------------------------------------------------------------------
 
 
@@ -212,6 +286,15 @@ def test_start_up_names_a_malformed_github_api_url(tmp_path):
         ("GITHUB_WEB_URL", "https://github.com:abc"),
         ("DATABASE_URL", "postgres://[x/db"),
         ("LOG_LEVEL", "verbose"),
+        ("SECURE_HSTS_SECONDS", "a year"),
+        ("SECURE_SSL_REDIRECT", "please"),
+        ("SECURE_REFERRER_POLICY", "none"),
+        ("CSRF_TRUSTED_ORIGINS", "gastown.example.com"),
+        ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto=https"),
+        ("Q_BROKER", "rabbitmq"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/zero"),
+        ("Q_WORKERS", "0"),
     ],
 )
 def test_start_up_names_a_malformed_variable(tmp_path, variable, raw):
@@ -258,3 +341,61 @@ def test_tls_and_ssl_together_stop_start_up(tmp_path):
     result = _start(tmp_path, DEBUG="1", EMAIL_USE_TLS="1", EMAIL_USE_SSL="1")
     assert result.returncode != 0
     assert "EMAIL_USE_TLS and EMAIL_USE_SSL" in result.stderr
+
+
+def test_hsts_flags_without_a_max_age_stop_start_up(tmp_path):
+    result = _start(tmp_path, DEBUG="1", SECURE_HSTS_PRELOAD="1")
+    assert result.returncode != 0
+    assert "SECURE_HSTS_SECONDS" in result.stderr.splitlines()[-1]
+
+
+def _production_env() -> dict[str, str]:
+    lines = (REPO / "deploy" / "production.env").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
+def _check_deploy(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = (
+        "from django.core.management import call_command\n"
+        "call_command('check', deploy=True, fail_level='WARNING')\n"
+    )
+    return _start(tmp_path, code, SECRET_KEY="k3y-" + "0123456789abcdef" * 4, **env)
+
+
+def test_check_deploy_is_clean_with_the_documented_production_settings(tmp_path):
+    result = _check_deploy(tmp_path, _production_env())
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_warns_when_a_documented_setting_is_left_out(tmp_path):
+    env = _production_env()
+    del env["SECURE_HSTS_SECONDS"], env["SECURE_HSTS_INCLUDE_SUBDOMAINS"]
+    del env["SECURE_HSTS_PRELOAD"]
+    result = _check_deploy(tmp_path, env)
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr
+
+
+def test_a_malformed_redis_url_is_named_but_its_password_is_not_shown(tmp_path):
+    result = _start(tmp_path, DEBUG="1", REDIS_URL="redis://:hunter2@127.0.0.1:port/0")
+    assert result.returncode != 0
+    assert "REDIS_URL is not a Redis URL" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_q_broker_picks_the_broker_workers_and_tasks_use(tmp_path):
+    code = (
+        "from django_q.brokers import get_broker\n"
+        "b = get_broker()\n"
+        "print(type(b).__name__, b.connection.connection_pool.connection_kwargs['db'])\n"
+    )
+    result = _start(tmp_path, code, DEBUG="1", Q_BROKER="redis", REDIS_URL="redis://h:1/7")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["RedisBroker", "7"]
+    result = _start(
+        tmp_path,
+        "from django_q.brokers import get_broker\nprint(type(get_broker()).__name__)",
+        DEBUG="1",
+    )
+    assert result.stdout.split() == ["OrmBroker"]

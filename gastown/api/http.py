@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from django.db import transaction
@@ -45,6 +46,46 @@ def error_response(status: int, message: str, field: str | None = None) -> JsonR
     return JsonResponse({"error": message, "field": field}, status=status)
 
 
+#: What PostgreSQL cannot store in text or jsonb: NUL, and surrogate code points (json.loads
+#: joins a valid pair into one character, so any left are lone and not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_text(data: Any) -> tuple[str, str] | None:
+    """The JSON path of the first string (value or key) in decoded JSON that the database
+    cannot store, and what is wrong with it; None when every string is safe.
+
+    The one check for strings from outside (API bodies and webhook payloads): it runs before
+    anything reads a field, so no field can forget it. Iterative, so any depth json.loads
+    accepts is walked."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found = _UNSTORABLE.search(value)
+            if found:
+                return path, _unstorable_reason(found.group())
+        elif isinstance(value, dict):
+            children = []
+            for key, item in value.items():
+                found = _UNSTORABLE.search(key)
+                if found:
+                    name = ascii(key)[1:-1]  # the path itself must be printable
+                    where = f"{path}.{name}" if path else name
+                    return where, _unstorable_reason(found.group()) + " (in the key)"
+                children.append((f"{path}.{key}" if path else key, item))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(value)]))
+    return None
+
+
+def _unstorable_reason(char: str) -> str:
+    if char == "\x00":
+        return "Text may not contain NUL characters."
+    return "Text must be valid Unicode (a lone surrogate such as \\ud800 is not)."
+
+
 def _read_json(request: HttpRequest, *, body_required: bool) -> dict[str, Any]:
     if not request.body:
         if body_required:
@@ -60,6 +101,8 @@ def _read_json(request: HttpRequest, *, body_required: bool) -> dict[str, Any]:
         bad_request("The request body is not valid JSON.")
     if not isinstance(data, dict):
         bad_request("The request body must be a JSON object.")
+    if bad := unstorable_text(data):
+        bad_request(bad[1], bad[0])
     return data
 
 
@@ -67,11 +110,12 @@ View = Callable[..., JsonResponse]
 
 
 def api_endpoint(
-    *methods: str, auth: bool = True, body_required: bool = False
+    *methods: str, auth: bool = True, body_required: bool = False, query: tuple[str, ...] = ()
 ) -> Callable[[View], View]:
     """Wrap a view `view(request, token, data, **kwargs)`: only `methods` (405 otherwise, with
-    Allow), a valid bearer token (401), JSON in for writes (415, 400), ApiError out as
-    {"error", "field"}; writes run in one transaction."""
+    Allow), a valid bearer token (401), only the `query` parameters (400 naming another),
+    JSON in for writes (415, 400), ApiError out as {"error", "field"}; writes run in one
+    transaction."""
 
     def decorate(view: View) -> View:
         @csrf_exempt
@@ -91,6 +135,7 @@ def api_endpoint(
                     response["WWW-Authenticate"] = 'Bearer realm="gastown"'
                     return response
             try:
+                refuse_unknown(request.GET, frozenset(query), what="query parameter")
                 if request.method == "GET":
                     return view(request, token, {}, **kwargs)
                 data = _read_json(request, body_required=body_required)
@@ -107,17 +152,6 @@ def api_endpoint(
 # --- validators ---------------------------------------------------------------------------
 
 
-def check_text(value: str, field: str) -> str:
-    # PostgreSQL refuses NUL in text and lone surrogates cannot be stored as UTF-8.
-    if "\x00" in value:
-        bad_request("Text may not contain NUL characters.", field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        bad_request("Text must be valid Unicode.", field)
-    return value
-
-
 def get_str(
     data: dict[str, Any],
     field: str,
@@ -126,7 +160,11 @@ def get_str(
     default: str = "",
     max_length: int = 300,
     prefix: str = "",
+    strip: bool = True,
 ) -> str:
+    """A string field; null is the same as leaving it out. Its length counts as sent (the
+    document's maxLength); text is stored stripped, so required text needs a non-space
+    character. An identifier (`strip=False`) may not start or end with whitespace at all."""
     name = prefix + field
     value = data.get(field)
     if value is None:
@@ -135,12 +173,28 @@ def get_str(
         return default
     if not isinstance(value, str):
         bad_request(f"{name} must be a string.", name)
-    value = check_text(value, name).strip()
-    if required and not value:
-        bad_request(f"{name} may not be empty.", name)
     if len(value) > max_length:
         bad_request(f"{name} is longer than {max_length} characters.", name)
+    if not strip and value != value.strip():
+        bad_request(f"{name} may not start or end with whitespace.", name)
+    value = value.strip()
+    if required and not value:
+        bad_request(f"{name} may not be empty.", name)
     return value
+
+
+def refuse_unknown(
+    data: Mapping[str, Any], known: frozenset[str], *, prefix: str = "", what: str = "field"
+) -> None:
+    """A field the endpoint does not read is a mistake the client should hear about (a typo
+    would otherwise be dropped silently); the document says so with additionalProperties."""
+    for key in data:
+        if key not in known:
+            names = ", ".join(sorted(known)) or "none"
+            bad_request(
+                f"Unknown {what} {prefix}{key[:100]!r}; the known ones are: {names}.",
+                prefix + key,
+            )
 
 
 def get_choice(
@@ -166,6 +220,9 @@ def get_id(data: dict[str, Any], field: str, *, required: bool = False, prefix: 
 
 
 def as_id(value: Any, name: str) -> int:
+    # JSON has one number type: 7.0 is the integer 7 (as JSON Schema's "integer" says).
+    if isinstance(value, float) and value.is_integer() and 1 <= value <= MAX_ID:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         bad_request(f"{name} must be a positive integer id.", name)
     return value
@@ -196,10 +253,6 @@ def get_list(data: dict[str, Any], field: str, *, max_items: int, prefix: str = 
 
 def clean_path_text(value: str) -> str:
     """A name taken from the URL: anything unusable simply matches nothing."""
-    if "\x00" in value or len(value) > 100:
-        return ""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if len(value) > 100 or unstorable_text(value):
         return ""
     return value

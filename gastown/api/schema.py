@@ -6,11 +6,16 @@ so a drift between the two shows up as a failing test.
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import engines
 from django.views.decorators.http import require_GET
+
+from gastown.services.reports import MAX_BRANCH_LENGTH
+from scm.urls import _accepted_hosts
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -47,53 +52,145 @@ _AGENT_NAME = {
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 _TEXT = {"type": "string", "maxLength": 300}
 
+# Request strings, as the API checks them (gastown.api.http). Patterns spell characters out
+# rather than use \s, whose meaning differs between regex engines: _WS is exactly what
+# Python's str.strip() removes. No string anywhere may hold NUL (nor a lone surrogate, which
+# JSON Schema cannot express).
+_WS = (
+    "\t\n\u000b\u000c\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_NO_NUL = {"not": {"type": "string", "pattern": "\u0000"}}
+_NOT_BLANK = f"[^\u0000{_WS}]"
+# git check-ref-format's rules and git branch's refusal of a leading "-" (gastown.services.reports),
+# on the value as sent: no whitespace around it. (?!.*\n) because Python's "$" also matches
+# before a final newline, and Python's re is what generates and checks values in the tests.
+_BRANCH = (
+    f"^(?!.*\n)(?![{_WS}])(?![-/.])(?!@$)(?!.*(?:\\.\\.|@\\{{|//|/\\.|\\.lock/))"
+    "[^\u0000-\u0020\u007f~^:?*\\[\\\\]+"
+    f"(?<![/.])(?<!\\.lock)(?<![{_WS}])$"
+)
+
+
+def _text(max_length: int, *, required: bool = False, **extra: Any) -> dict[str, Any]:
+    """A text field: a required one needs a non-space character and may not be null (text is
+    stored stripped); an optional one may be null, the same as leaving it out."""
+    return {
+        "type": "string" if required else ["string", "null"],
+        "maxLength": max_length,
+        **({"pattern": _NOT_BLANK} if required else {}),
+        **_NO_NUL,
+        **extra,
+    }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field also takes null, the same as leaving it out."""
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _object(
+    properties: dict[str, Any], *, required: tuple[str, ...] = (), **extra: Any
+) -> dict[str, Any]:
+    """A request object: a field it does not list is refused (400 naming it)."""
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _pr_url_pattern() -> str:
+    # The shapes scm.urls.parse_pr_url reads, on the hosts it accepts (GITHUB_WEB_URL's
+    # too); numbers of up to 9 significant digits, all below GitHub's 32-bit limit.
+    hosts = "|".join(re.escape(host) for host in sorted(_accepted_hosts()))
+    name = "(?!\\.\\.?/)[A-Za-z0-9_.-]+"
+    return (
+        f"^(?!.*\n)https?://(?:{hosts})/{name}/{name}/pull/0*[1-9][0-9]{{0,8}}"
+        "(?:/(?:files|commits|checks|changes))?/?$"
+    )
+
 
 def _bead_input(*, in_convoy: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        "title": {"type": "string", "minLength": 1, "maxLength": 300},
-        "body": {"type": "string", "maxLength": 100_000},
-        "priority": {"enum": ["low", "medium", "high", "critical"]},
-        "labels": {
-            "type": "array",
-            "maxItems": 20,
-            "items": {"type": "string", "minLength": 1, "maxLength": 50},
-        },
-        "rig": {
-            "type": "string",
-            "maxLength": 100,
-            "description": (
+        "title": _text(300, required=True),
+        "body": _text(100_000),
+        "priority": _nullable({"enum": ["low", "medium", "high", "critical"]}),
+        "labels": _nullable(
+            {
+                "type": "array",
+                "maxItems": 20,
+                "items": {
+                    "type": "string",
+                    "maxLength": 50,
+                    "pattern": _NOT_BLANK,
+                    **_NO_NUL,
+                },
+            }
+        ),
+        "rig": _text(
+            100,
+            description=(
                 "The rig's name. Defaults to the convoy's rig, else to the town's only rig; "
                 "required when the town has several."
             ),
-        },
-        "blocks": {
-            "type": "array",
-            "maxItems": 50,
-            "items": _ID,
-            "description": (
-                "Open issue beads of the town that cannot start until this one is closed or "
-                "failed. A dependency cycle (one of them already blocks a bead in "
-                "blocked_by, directly or through others) is refused."
-            ),
-        },
-        "blocked_by": {
-            "type": "array",
-            "maxItems": 50,
-            "items": _ID,
-            "description": "Open issue beads of the town this one waits for.",
-        },
+        ),
+        "blocks": _nullable(
+            {
+                "type": "array",
+                "maxItems": 50,
+                "items": _ID,
+                "description": (
+                    "Open issue beads of the town that cannot start until this one is closed "
+                    "or failed. A dependency cycle (one of them already blocks a bead in "
+                    "blocked_by, directly or through others) is refused."
+                ),
+            }
+        ),
+        "blocked_by": _nullable(
+            {
+                "type": "array",
+                "maxItems": 50,
+                "items": _ID,
+                "description": "Open issue beads of the town this one waits for.",
+            }
+        ),
     }
     if not in_convoy:
-        properties["convoy"] = {
-            **_ID,
-            "description": "A convoy of the town that is still open (not landing or landed).",
-        }
-    return {"type": "object", "required": ["title"], "properties": properties}
+        properties["convoy"] = _nullable(
+            {
+                **_ID,
+                "description": "A convoy of the town that is still open (not landing or landed).",
+            }
+        )
+    return _object(properties, required=("title",))
 
 
-def _mr_response(description: str) -> dict[str, Any]:
+def _link(operation_id: str, *, name: str = "", body: Any = None) -> dict[str, Any]:
+    """An OpenAPI link: what a response gives the next call (schemathesis follows them)."""
+    link: dict[str, Any] = {"operationId": operation_id}
+    if name:
+        link["parameters"] = {"name": name}
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+_SAME_AGENT = "$request.path.name"
+_BEAD_ID = "$response.body#/id"
+_DONE_LINKS = {
+    "ReviewIt": _link("reportReview", body={"merge_request": "$response.body#/merge_request/id"}),
+    "Assignment": _link("getAssignment", name=_SAME_AGENT),
+}
+
+
+def _mr_response(description: str, *, links: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "description": description,
+        **({"links": links} if links else {}),
         **_json(
             {
                 "type": "object",
@@ -126,6 +223,10 @@ OPENAPI: dict[str, Any] = {
                     "201": {
                         "description": "Created.",
                         **_json({"$ref": "#/components/schemas/Bead"}),
+                        "links": {
+                            "BlockedByIt": _link("createBead", body={"blocked_by": [_BEAD_ID]}),
+                            "BlockedIt": _link("createBead", body={"blocks": [_BEAD_ID]}),
+                        },
                     },
                     "404": _error("A referenced rig, convoy or bead is not in this town."),
                     **_WRITE_ERRORS,
@@ -141,30 +242,44 @@ OPENAPI: dict[str, Any] = {
                 "requestBody": {
                     "required": True,
                     **_json(
-                        {
-                            "type": "object",
-                            "required": ["title"],
-                            "properties": {
-                                "title": {"type": "string", "minLength": 1, "maxLength": 300},
-                                "rig": {
-                                    "type": "string",
-                                    "maxLength": 100,
-                                    "description": "Required for review-then-land.",
-                                },
-                                "merge_mode": {"enum": ["review-and-merge", "review-then-land"]},
-                                "beads": {
-                                    "type": "array",
-                                    "maxItems": 100,
-                                    "items": _bead_input(in_convoy=True),
-                                },
+                        _object(
+                            {
+                                "title": _text(300, required=True),
+                                "rig": _text(
+                                    100,
+                                    description=(
+                                        "The rig (repository) of a review-then-land convoy's "
+                                        "feature branch: required when the convoy is "
+                                        "review-then-land (merge_mode, or the town's default "
+                                        "merge mode when it is left out) and the town has "
+                                        "several rigs; defaults to the town's only rig."
+                                    ),
+                                ),
+                                "merge_mode": _nullable(
+                                    {
+                                        "enum": ["review-and-merge", "review-then-land"],
+                                        "description": "Defaults to the town's merge mode.",
+                                    }
+                                ),
+                                "beads": _nullable(
+                                    {
+                                        "type": "array",
+                                        "maxItems": 100,
+                                        "items": _bead_input(in_convoy=True),
+                                    }
+                                ),
                             },
-                        }
+                            required=("title",),
+                        )
                     ),
                 },
                 "responses": {
                     "201": {
                         "description": "Created.",
                         **_json({"$ref": "#/components/schemas/Convoy"}),
+                        "links": {
+                            "AddBead": _link("createBead", body={"convoy": "$response.body#/id"}),
+                        },
                     },
                     "404": _error("A referenced rig or bead is not in this town."),
                     **_WRITE_ERRORS,
@@ -180,6 +295,24 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {
                         "description": "The hooked bead, or null.",
+                        "links": {
+                            "ReportDone": _link(
+                                "reportDone",
+                                name=_SAME_AGENT,
+                                body={"bead": "$response.body#/assignment/id"},
+                            ),
+                            "ReportFailure": _link(
+                                "reportFailure",
+                                name=_SAME_AGENT,
+                                body={"bead": "$response.body#/assignment/id"},
+                            ),
+                            "ReportReview": _link(
+                                "reportReview",
+                                name=_SAME_AGENT,
+                                body={"merge_request": "$response.body#/merge_request/id"},
+                            ),
+                            "Heartbeat": _link("heartbeat", name="$response.body#/agent/name"),
+                        },
                         **_json(
                             {
                                 "type": "object",
@@ -214,11 +347,14 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [_AGENT_NAME],
                 "requestBody": {
                     "required": False,
-                    **_json({"type": "object"}),
+                    **_json(_object({}, description="Empty: a heartbeat carries no fields.")),
                 },
                 "responses": {
                     "200": {
                         "description": "Recorded.",
+                        "links": {
+                            "Assignment": _link("getAssignment", name="$response.body#/agent/name")
+                        },
                         **_json(
                             {
                                 "type": "object",
@@ -243,37 +379,43 @@ OPENAPI: dict[str, Any] = {
                 "requestBody": {
                     "required": True,
                     **_json(
-                        {
-                            "type": "object",
-                            "required": ["bead", "branch"],
-                            "properties": {
+                        _object(
+                            {
                                 "bead": _ID,
                                 "branch": {
                                     "type": "string",
                                     "minLength": 1,
-                                    "maxLength": 200,
+                                    "maxLength": MAX_BRANCH_LENGTH,
+                                    "pattern": _BRANCH,
                                     "description": (
                                         "A git branch name (as git check-ref-format: no "
-                                        "spaces, control characters, '..', '~^:?*[\\', "
-                                        "no trailing '/', '.' or '.lock'), not starting "
-                                        "with '-'."
+                                        "spaces, control characters, '..', '@{', '//', "
+                                        "'~^:?*[\\', no part starting with '.' or ending "
+                                        "with '.lock', not '@', not ending with '/' or '.'), "
+                                        "not starting with '-' or '/', nor with whitespace "
+                                        "around it."
                                     ),
                                 },
                                 "pr_url": {
-                                    "type": "string",
+                                    "type": ["string", "null"],
                                     "maxLength": 500,
+                                    "pattern": "(filled in by openapi_document)",
                                     "description": (
-                                        "https://github.com/OWNER/REPO/pull/N, a pull "
-                                        "request of the bead's rig's repository."
+                                        "https://github.com/OWNER/REPO/pull/N (or on the "
+                                        "GitHub Enterprise host), a pull request of the "
+                                        "bead's rig's repository."
                                     ),
                                 },
                             },
-                        }
+                            required=("bead", "branch"),
+                        )
                     ),
                 },
                 "responses": {
-                    "201": _mr_response("The MR bead created."),
-                    "200": _mr_response("A rework bead: its existing MR, due for a check."),
+                    "201": _mr_response("The MR bead created.", links=_DONE_LINKS),
+                    "200": _mr_response(
+                        "A rework bead: its existing MR, due for a check.", links=_DONE_LINKS
+                    ),
                     "404": _error("No such agent or bead in this town."),
                     "409": _error("The bead is not this agent's assignment, or is terminal."),
                     **_WRITE_ERRORS,
@@ -293,14 +435,10 @@ OPENAPI: dict[str, Any] = {
                 "requestBody": {
                     "required": True,
                     **_json(
-                        {
-                            "type": "object",
-                            "required": ["bead", "message"],
-                            "properties": {
-                                "bead": _ID,
-                                "message": {"type": "string", "minLength": 1, "maxLength": 10_000},
-                            },
-                        }
+                        _object(
+                            {"bead": _ID, "message": _text(10_000, required=True)},
+                            required=("bead", "message"),
+                        )
                     ),
                 },
                 "responses": {
@@ -327,15 +465,14 @@ OPENAPI: dict[str, Any] = {
                 "requestBody": {
                     "required": True,
                     **_json(
-                        {
-                            "type": "object",
-                            "required": ["merge_request", "passed"],
-                            "properties": {
+                        _object(
+                            {
                                 "merge_request": {**_ID, "description": "The merge request id."},
                                 "passed": {"type": "boolean"},
-                                "summary": {"type": "string", "maxLength": 10_000},
+                                "summary": _text(10_000),
                             },
-                        }
+                            required=("merge_request", "passed"),
+                        )
                     ),
                 },
                 "responses": {
@@ -472,9 +609,19 @@ OPENAPI: dict[str, Any] = {
 }
 
 
+def openapi_document() -> dict[str, Any]:
+    """OPENAPI with what depends on the settings (the GitHub host of PR URLs) filled in."""
+    document = copy.deepcopy(OPENAPI)
+    done = document["paths"]["/agents/{name}/done"]["post"]["requestBody"]
+    done["content"]["application/json"]["schema"]["properties"]["pr_url"]["pattern"] = (
+        _pr_url_pattern()
+    )
+    return document
+
+
 @require_GET
 def openapi_json(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(OPENAPI)
+    return JsonResponse(openapi_document())
 
 
 _DOCS = engines["django"].from_string(
@@ -510,6 +657,8 @@ def _type(schema: dict[str, Any]) -> str:
     if "enum" in schema:
         return " | ".join(str(v) for v in schema["enum"])
     kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        return " or ".join(_type({**schema, "type": k}) for k in kind)
     if kind == "array":
         return f"list of {_type(schema.get('items', {}))}"
     return str(kind)

@@ -28,7 +28,6 @@ from gastown.api.http import (
     api_endpoint,
     as_id,
     bad_request,
-    check_text,
     clean_path_text,
     get_bool,
     get_choice,
@@ -36,6 +35,7 @@ from gastown.api.http import (
     get_list,
     get_str,
     not_found,
+    refuse_unknown,
 )
 from gastown.api.serialize import agent_json, bead_json, convoy_json, merge_request_json
 from gastown.dashboard.selectors import awaiting_approval_list
@@ -58,6 +58,10 @@ MAX_LINKS = 50
 MAX_CONVOY_BEADS = 100
 AWAITING_DEFAULT_LIMIT = 50
 AWAITING_MAX_LIMIT = 200
+#: The fields of an issue in POST /beads (and, without `convoy`, of each of POST /convoys).
+ISSUE_FIELDS = frozenset(
+    {"title", "body", "priority", "labels", "rig", "convoy", "blocks", "blocked_by"}
+)
 
 
 def _actor(token: ApiToken) -> Actor:
@@ -85,6 +89,18 @@ def _rig(town: Town, name: str, field: str) -> Rig:
     if rig is None:
         not_found(f"No rig named {name!r} in this town.", field)
     return rig
+
+
+def _only_rig(town: Town, field: str) -> Rig:
+    """The rig a bead or convoy belongs to when none is named: the town's only one."""
+    rigs = list(Rig.objects.filter(town=town)[:2])
+    if len(rigs) != 1:
+        bad_request(
+            "Name the rig (repository): "
+            + ("this town has several." if rigs else "this town has no rig yet."),
+            field,
+        )
+    return rigs[0]
 
 
 def _bead(town: Town, bead_id: int, field: str) -> Bead:
@@ -115,6 +131,7 @@ def _create_issue(
 ) -> Bead:
     if not isinstance(data, dict):
         bad_request(f"{prefix.rstrip('.') or 'body'} must be a JSON object.", prefix.rstrip("."))
+    refuse_unknown(data, ISSUE_FIELDS - ({"convoy"} if convoy else set()), prefix=prefix)
     title = get_str(data, "title", required=True, prefix=prefix)
     body = get_str(data, "body", max_length=100_000, prefix=prefix)
     priority = get_choice(data, "priority", Priority.values, default=Priority.MEDIUM, prefix=prefix)
@@ -123,7 +140,6 @@ def _create_issue(
         field = f"{prefix}labels[{i}]"
         if not isinstance(label, str) or not label.strip() or len(label) > 50:
             bad_request("Each label must be a non-empty string of up to 50 characters.", field)
-        check_text(label, field)
     rig_name = get_str(data, "rig", max_length=100, prefix=prefix)
     rig = _rig(town, rig_name, prefix + "rig") if rig_name else convoy_rig
     if convoy is None and (convoy_id := get_id(data, "convoy", prefix=prefix)):
@@ -133,14 +149,7 @@ def _create_issue(
         rig = rig or convoy.rig
     if rig is None:
         # B1 dispatches only beads of a rig (the repository the polecat works in).
-        rigs = list(Rig.objects.filter(town=town)[:2])
-        if len(rigs) != 1:
-            bad_request(
-                "Name the rig (repository) the bead belongs to: "
-                + ("this town has several." if rigs else "this town has no rig yet."),
-                prefix + "rig",
-            )
-        rig = rigs[0]
+        rig = _only_rig(town, prefix + "rig")
     if convoy is not None:
         field, problem = bead_convoy_problem(convoy=convoy, rig=rig, town_id=town.pk)
         if problem:
@@ -207,10 +216,15 @@ def beads_create(request: HttpRequest, token: ApiToken, data: dict[str, Any]) ->
 @api_endpoint("POST", body_required=True)
 def convoys_create(request: HttpRequest, token: ApiToken, data: dict[str, Any]) -> JsonResponse:
     town = token.town
+    refuse_unknown(data, frozenset({"title", "rig", "merge_mode", "beads"}))
     title = get_str(data, "title", required=True)
     merge_mode = get_choice(data, "merge_mode", MergeMode.values, default=town.default_merge_mode)
     rig_name = get_str(data, "rig", max_length=100)
     rig = _rig(town, rig_name, "rig") if rig_name else None
+    if merge_mode == MergeMode.REVIEW_THEN_LAND and rig is None:
+        # The feature branch lives in one repository: the named rig, else the town's only
+        # one (as for a bead).
+        rig = _only_rig(town, "rig")
     items = get_list(data, "beads", max_items=MAX_CONVOY_BEADS)
     try:
         convoy = convoy_create(
@@ -251,6 +265,7 @@ def agent_assignment(request: HttpRequest, token: ApiToken, data: Any, name: str
 def agent_heartbeat_view(
     request: HttpRequest, token: ApiToken, data: Any, name: str
 ) -> JsonResponse:
+    refuse_unknown(data, frozenset())
     agent = agent_heartbeat(agent=_agent(token, name))
     return JsonResponse({"agent": agent_json(agent)})
 
@@ -259,10 +274,11 @@ def agent_heartbeat_view(
 def agent_done(
     request: HttpRequest, token: ApiToken, data: dict[str, Any], name: str
 ) -> JsonResponse:
+    refuse_unknown(data, frozenset({"bead", "branch", "pr_url"}))
     agent = _agent(token, name)
     bead_id = get_id(data, "bead", required=True)
-    branch = get_str(data, "branch", required=True, max_length=200)
-    pr_url = get_str(data, "pr_url", max_length=500)
+    branch = get_str(data, "branch", required=True, max_length=200, strip=False)
+    pr_url = get_str(data, "pr_url", max_length=500, strip=False)
     if pr_url:
         try:
             parse_pr_url(pr_url)
@@ -283,6 +299,7 @@ def agent_done(
 def agent_failure(
     request: HttpRequest, token: ApiToken, data: dict[str, Any], name: str
 ) -> JsonResponse:
+    refuse_unknown(data, frozenset({"bead", "message"}))
     agent = _agent(token, name)
     bead_id = get_id(data, "bead", required=True)
     message = get_str(data, "message", required=True, max_length=10_000)
@@ -298,6 +315,7 @@ def agent_failure(
 def agent_review(
     request: HttpRequest, token: ApiToken, data: dict[str, Any], name: str
 ) -> JsonResponse:
+    refuse_unknown(data, frozenset({"merge_request", "passed", "summary"}))
     agent = _agent(token, name)
     mr_id = get_id(data, "merge_request", required=True)
     passed = get_bool(data, "passed", required=True)
@@ -319,13 +337,15 @@ def agent_review(
 # --- reads --------------------------------------------------------------------------------
 
 
-@api_endpoint("GET")
+@api_endpoint("GET", query=("limit",))
 def awaiting_approval(request: HttpRequest, token: ApiToken, data: Any) -> JsonResponse:
     """MRs waiting on a human, oldest wait first; at most `limit` (bounded queries)."""
-    raw = request.GET.get("limit", "")
     limit = AWAITING_DEFAULT_LIMIT
-    if raw:
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= AWAITING_MAX_LIMIT:
+    if "limit" in request.GET:
+        # Present means an integer, as the document says: `limit=` is no way to ask for the
+        # default (leave the parameter out).
+        raw = request.GET["limit"]
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= AWAITING_MAX_LIMIT):
             bad_request(f"limit must be an integer from 1 to {AWAITING_MAX_LIMIT}.", "limit")
         limit = int(raw)
     mrs = awaiting_approval_list(town=token.town)

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 
 from beads.models import MergeRequest
 from gastown.dashboard.forms import OverrideForm
+from gastown.dashboard.selectors import town_list_for_user
 from gastown.services.overrides import OVERRIDES, Override, OverrideRefused, override_run
 
 _RELATED = {
@@ -26,6 +27,9 @@ _RELATED = {
     "convoy": ("town",),
     "town": (),
 }
+
+#: The lookup from each kind of target to its town.
+_TOWN = {"merge_request": "bead__town", "bead": "town", "convoy": "town", "town": "pk"}
 
 AdminAction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], TemplateResponse | None]
 
@@ -64,6 +68,12 @@ def override_admin_action(name: str, *, on_beads: bool = False) -> AdminAction:
                 messages.ERROR,
             )
             return None
+        if not request.user.is_superuser:
+            # The admin's querysets are already limited to the user's towns (TownScoped);
+            # an override never acts outside them even if one were not.
+            towns = town_list_for_user(user=request.user).order_by().values("pk")
+            lookup = _TOWN["bead" if on_beads else chosen.target]
+            queryset = queryset.filter(**{f"{lookup}__in": towns})
         targets, not_applicable = _targets(chosen, queryset, on_beads)
         if request.POST.get("override_confirmed") != "yes":
             context = {

@@ -1,5 +1,5 @@
 """The team lead's pages (SPEC §8): function views over the selectors in selectors.py; the
-override buttons call the services in gastown/overrides.py.
+override buttons call the services in gastown/services/overrides.py.
 
 Lists re-render only their {% partialdef %} fragment when htmx asks (HX-Request header), so
 they refresh every few seconds without a full reload; everything works without JavaScript.

@@ -10,6 +10,7 @@ few queries as a pass over five, and repeated checks of an unchanged PR record n
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,11 +35,12 @@ from gastown.feedback.transitions import (
     mr_fail,
     telemetry_event,
 )
-from gastown.models import EffectiveSettings, TelemetryEvent, Town
+from gastown.logs import log_context, mr_log_context
+from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
 from gastown.scheduling import enqueue_tick
 from gastown.services.github import town_token
 from scm.client import GitHubClient
-from scm.credentials import GitHubCredential, resolve_token
+from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
 from scm.errors import CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
@@ -111,14 +113,16 @@ def check_prs(
         summary.towns += 1
         before = summary.moves()
         try:
-            _check_town(town, now=now, factory=factory, summary=summary)
+            with log_context(town=town.slug):
+                _check_town(town, now=now, factory=factory, summary=summary)
             if summary.moves() != before:
                 # A merge, a failure, a new wait or rework: the reconciler acts on it now,
                 # not at its next scheduled visit.
                 enqueue_tick(town.pk)
         except Exception:
             # One town's surprise must not stop the others; the schedule comes back.
-            log.exception("feedback check of town %s failed", town.slug)
+            with log_context(town=town.slug):
+                log.exception("feedback check of town %s failed", town.slug)
             summary.town_errors.append(f"{town.slug}: unexpected error (logged)")
     return summary
 
@@ -142,6 +146,8 @@ def _check_town(
         town_pause(town, error, now=now, claimed=mrs, summary=summary)
         return
     client = factory(credential)
+    started = time.monotonic()
+    checked, errors = summary.checked, summary.errors
     try:
         check = _TownCheck(town, client, now=now, summary=summary, settings=settings_by_rig)
         try:
@@ -151,6 +157,30 @@ def _check_town(
     finally:
         summary.github_requests += client.requests_made
         client.close()
+        graphql, core = client.rate_limit.budget("graphql"), client.rate_limit.budget("core")
+        FeedbackCheckRun.objects.create(
+            town=town,
+            started_at=now,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            checked=summary.checked - checked,
+            errors=summary.errors - errors,
+            github_requests=client.requests_made,
+            graphql_points=client.rate_limit.points_spent,
+            token=token_label(town, credential),
+            graphql_remaining=graphql.remaining,
+            graphql_reset_at=graphql.reset_at,
+            core_remaining=core.remaining,
+            core_reset_at=core.reset_at,
+        )
+
+
+def token_label(town: Town, credential: GitHubCredential) -> str:
+    """Which token a check used, for the metrics: never the token itself."""
+    if credential.source != TOWN_TOKEN:
+        return credential.source
+    if town.github_token_encrypted:
+        return f"town:{town.slug}"
+    return f"env:{town.github_token_env}"
 
 
 def _claim(due: list[MergeRequest], *, now: datetime, shortest: timedelta) -> list[MergeRequest]:
@@ -201,8 +231,9 @@ def town_pause(
     }.get(error.kind, "GitHub refused the token.")
     if error.kind == "token_unreadable":
         needed = (
-            " SECRET_KEY probably changed since it was saved. Enter the town's GitHub token "
-            "again (or set SECRET_KEY back)."
+            " SECRET_KEY probably changed since it was saved. Put the old key in "
+            "SECRET_KEY_FALLBACKS (then run manage.py rotate_secrets), or enter the town's "
+            "GitHub token again."
         )
     elif error.permission:
         needed = f" Missing permission: {error.permission}."
@@ -403,24 +434,28 @@ class _TownCheck:
         errored: list[tuple[MergeRequest, ScmError]],
     ) -> None:
         """The rare per-MR writes and calls: state transitions, rework, branch updates."""
-        now = self.now
         for mr, obs in observed:
             if mr.bead.is_terminal:
                 continue  # a failed landing MR held by a suppression: snapshot only
-            if obs.blocker == Blocker.MERGED:
-                if mr_close_merged(mr, now=now):
-                    self.summary.closed += 1
-            elif obs.blocker == Blocker.CLOSED:
-                message = (
-                    f"{pr_name(mr)} was closed without merging. Reopen it and re-check, or "
-                    "retry the work as a new bead."
-                )
-                if mr_fail(mr, code="pr_closed", message=message, now=now):
-                    self.summary.failed += 1
-            elif obs.rework is not None:
-                self._rework(mr, obs)
+            with mr_log_context(mr):
+                self._follow_up_one(mr, obs)
         for mr, error in errored:
-            self._apply_error_policy(mr, error)
+            with mr_log_context(mr):
+                self._apply_error_policy(mr, error)
+
+    def _follow_up_one(self, mr: MergeRequest, obs: Observation) -> None:
+        if obs.blocker == Blocker.MERGED:
+            if mr_close_merged(mr, now=self.now):
+                self.summary.closed += 1
+        elif obs.blocker == Blocker.CLOSED:
+            message = (
+                f"{pr_name(mr)} was closed without merging. Reopen it and re-check, or "
+                "retry the work as a new bead."
+            )
+            if mr_fail(mr, code="pr_closed", message=message, now=self.now):
+                self.summary.failed += 1
+        elif obs.rework is not None:
+            self._rework(mr, obs)
 
     def _rework(self, mr: MergeRequest, obs: Observation) -> None:
         rework = obs.rework

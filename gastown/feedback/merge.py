@@ -35,6 +35,7 @@ from gastown.feedback.transitions import (
     wait_began_event,
     wait_ended_event,
 )
+from gastown.logs import mr_log_context
 from gastown.models import EffectiveSettings, TelemetryEvent
 from scm.client import GitHubClient
 from scm.types import MergeOutcome, PullRequestRef, PullRequestSnapshot
@@ -80,7 +81,8 @@ def merge_ready(
     for mr in candidates:
         settings = settings_for(mr)
         if merge_due(mr, settings=settings, now=now):
-            merge_attempt(mr, client=client, settings=settings, now=now, summary=summary)
+            with mr_log_context(mr):
+                merge_attempt(mr, client=client, settings=settings, now=now, summary=summary)
 
 
 #: Refusals a retry of the same head will not change (unlike missing checks, which may just

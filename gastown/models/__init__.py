@@ -2,6 +2,7 @@ from gastown.models.agents import Agent, AgentRole, AgentStatus
 from gastown.models.api import ApiToken, WebhookDelivery, WebhookDeliveryStatus
 from gastown.models.convoys import Convoy, ConvoyStatus
 from gastown.models.events import (
+    FeedbackCheckRun,
     ReconcilerTick,
     TelemetryEvent,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "Convoy",
     "ConvoyStatus",
     "EffectiveSettings",
+    "FeedbackCheckRun",
     "MergeMethod",
     "MergeMode",
     "NotificationChannel",

@@ -57,3 +57,36 @@ class ReconcilerTick(models.Model):
     @property
     def action_total(self) -> int:
         return sum(int(v) for v in self.actions.values())
+
+
+class FeedbackCheckRun(models.Model):
+    """One feedback check of a town that asked GitHub (docs/domain.md §4): how many PRs it
+    checked and the token's GitHub budget afterwards, kept a day like ticks. /metrics reads
+    them; nothing else stores the budget (the client learns it from every answer)."""
+
+    town = models.ForeignKey(
+        "gastown.Town", on_delete=models.CASCADE, related_name="feedback_checks"
+    )
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    checked = models.PositiveIntegerField(default=0, help_text="PR snapshots stored.")
+    errors = models.PositiveIntegerField(default=0, help_text="Per-PR errors.")
+    github_requests = models.PositiveIntegerField(default=0)
+    graphql_points = models.PositiveIntegerField(
+        default=0, help_text="GraphQL points spent (GitHub's rateLimit.cost, summed)."
+    )
+    # Which token, never the token: GITHUB_TOKEN, town:<slug> or env:<VARIABLE>.
+    token = models.CharField(max_length=120)
+    graphql_remaining = models.PositiveIntegerField(null=True, blank=True)
+    graphql_reset_at = models.DateTimeField(null=True, blank=True)
+    core_remaining = models.PositiveIntegerField(null=True, blank=True)
+    core_reset_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["started_at"], name="feedbackcheck_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"feedback check {self.town_id} @ {self.started_at:%Y-%m-%d %H:%M:%S}"

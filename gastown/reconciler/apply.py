@@ -27,6 +27,7 @@ from beads.services import (
     escalation_raise,
     merge_request_create,
 )
+from gastown.logs import log_context
 from gastown.models import Agent, AgentRole, AgentStatus, Convoy, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
@@ -62,10 +63,11 @@ def apply_actions(
     for action in planned:
         handler = _HANDLERS[type(action)]
         try:
-            with transaction.atomic():
+            with log_context(bead=getattr(action, "bead_id", None)), transaction.atomic():
                 effects.extend(handler(town, action, now))
         except (Skipped, StaleBeadError, TerminalBeadError, IntegrityError) as exc:
-            log.info("reconciler skipped %s: %s", action.describe(), exc)
+            with log_context(bead=getattr(action, "bead_id", None)):
+                log.info("reconciler skipped %s: %s", action.describe(), exc)
             continue
         applied.append(action)
     return applied, effects

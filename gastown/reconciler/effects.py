@@ -19,6 +19,7 @@ from beads.services import (
     bead_set_status,
     escalation_raise,
 )
+from gastown.logs import log_context
 from gastown.models import Agent, AgentStatus, Convoy, Town
 from gastown.reconciler.apply import SideEffect
 from gastown.services.convoys import convoy_feature_branch_created, convoy_feature_branch_failed
@@ -33,19 +34,25 @@ log = logging.getLogger(__name__)
 def run_side_effects(town: Town, effects: list[SideEffect], now: datetime) -> None:
     for effect in effects:
         try:
-            if effect.kind == "notify_dispatch":
-                assert effect.bead_id is not None
-                dispatch_notify(agent_id=effect.target_id, bead_id=effect.bead_id, now=now)
-            elif effect.kind == "open_pr":
-                open_pull_request(town=town, mr_id=effect.target_id, now=now)
-            elif effect.kind == "create_branch":
-                create_feature_branch(town=town, convoy_id=effect.target_id, now=now)
-            elif effect.kind == "feedback_check":
-                from gastown.scheduling import enqueue_feedback_check
-
-                enqueue_feedback_check(town.pk)
+            with log_context(bead=effect.bead_id):
+                _run_side_effect(town, effect, now)
         except Exception:  # one broken side effect must not stop the others
-            log.exception("side effect %s for %s failed", effect.kind, effect.target_id)
+            with log_context(bead=effect.bead_id):
+                log.exception("side effect %s for %s failed", effect.kind, effect.target_id)
+
+
+def _run_side_effect(town: Town, effect: SideEffect, now: datetime) -> None:
+    if effect.kind == "notify_dispatch":
+        assert effect.bead_id is not None
+        dispatch_notify(agent_id=effect.target_id, bead_id=effect.bead_id, now=now)
+    elif effect.kind == "open_pr":
+        open_pull_request(town=town, mr_id=effect.target_id, now=now)
+    elif effect.kind == "create_branch":
+        create_feature_branch(town=town, convoy_id=effect.target_id, now=now)
+    elif effect.kind == "feedback_check":
+        from gastown.scheduling import enqueue_feedback_check
+
+        enqueue_feedback_check(town.pk)
 
 
 def notify_escalations(town: Town, now: datetime) -> None:

@@ -25,6 +25,7 @@ from gastown.models import AgentRole, AgentStatus, Convoy, EffectiveSettings, Me
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
 from gastown.reconciler.snapshot import TownSnapshot
+from gastown.reconciler.watchdog import rule_x_watchdog
 
 LOST_AGENT_AFTER = timedelta(minutes=5)
 ORPHANED_REVIEW_AFTER = timedelta(minutes=30)
@@ -622,4 +623,6 @@ def plan(s: TownSnapshot) -> list[a.Action]:
     planned: list[a.Action] = []
     for rule in RULES:
         planned.extend(rule(s))
+    # Last: the watchdog looks for what none of the rules above moves (docs/domain.md §3).
+    planned.extend(rule_x_watchdog(s, planned))
     return planned

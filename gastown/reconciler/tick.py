@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from gastown.models import ReconcilerTick, TelemetryEvent, Town, WebhookDelivery
+from gastown.logs import log_context
+from gastown.models import FeedbackCheckRun, ReconcilerTick, TelemetryEvent, Town, WebhookDelivery
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
 from gastown.reconciler.effects import notify_escalations, run_side_effects
@@ -76,6 +77,12 @@ def _lock_town(town_id: int) -> Town | None:
 
 def reconcile_town(town: Town, *, now: datetime | None = None, dry_run: bool = False) -> TickResult:
     now = now or timezone.now()
+    # The tick is named by its start, as its ReconcilerTick row and the dashboard show it.
+    with log_context(town=town.slug, tick=None if dry_run else now.isoformat()):
+        return _reconcile_town(town, now=now, dry_run=dry_run)
+
+
+def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
     started = time.monotonic()
     if dry_run:
         snapshot = load_snapshot(town, now)
@@ -109,9 +116,11 @@ def dry_run(town: Town, now: datetime | None = None) -> list[a.Action]:
 
 
 def prune(now: datetime) -> None:
-    """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks after a day,
-    telemetry after 90, except the override audit and convoy transitions."""
+    """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks and feedback
+    check records after a day, telemetry after 90, except the override audit and convoy
+    transitions."""
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
+    FeedbackCheckRun.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
     # override.* rows (services.overrides.override_audit) are the only record of a town pause
     # or of an override on a convoy with no landing MR bead to hold a BeadEvent, and
     # convoy.transition rows the only one of a convoy's early transitions: kept like the audit.
@@ -138,7 +147,8 @@ def reconcile_towns(
         try:
             tick = reconcile_town(town, now=now, dry_run=dry_run)
         except Exception:
-            log.exception("reconciler tick of town %s failed", town.slug)
+            with log_context(town=town.slug):
+                log.exception("reconciler tick of town %s failed", town.slug)
             continue
         ticks.append(tick)
         if reschedule and tick.active and not dry_run:

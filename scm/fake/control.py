@@ -8,24 +8,41 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from scm.fake.apps import FakeApps
 from scm.fake.faults import Fault
 from scm.fake.rest import Reply
 from scm.fake.state import (
+    FakeAutoMerge,
     FakeCheck,
     FakePull,
     FakeRepo,
     FakeState,
     FakeThread,
+    merge_queue_enabled,
     new_sha,
     now,
+    queue_position,
     repo_options_from_json,
+    settle,
 )
+from scm.fake.state import dequeue as _dequeue
+from scm.fake.state import enqueue as _enqueue
+from scm.fake.state import merge as _merge
 from scm.fake.state import merge_state_status as _merge_state_status
 from scm.fake.state import mergeable as _mergeable
 from scm.fake.state import review_decision as _review_decision
+from scm.fake.webhooks import label_payload, merge_group_payload
 
 if TYPE_CHECKING:
     from scm.fake.server import RequestRecord
+
+
+#: How a merge group can end, and the removal reason GitHub shows for a dropped one.
+ADVANCE_RESULTS = {
+    "merge": "",
+    "fail_checks": "Required status checks failed for the merge group",
+    "conflict": "Merge conflict with the base branch",
+}
 
 
 class FakeControl:
@@ -35,6 +52,7 @@ class FakeControl:
     faults: list[Fault]
     requests: list[RequestRecord]
     web_url: str
+    apps: FakeApps
     _lock: threading.Lock
 
     # --- repositories and branches ------------------------------------------------------
@@ -198,6 +216,113 @@ class FakeControl:
             pull.merged = True
             pull.merge_commit_sha = new_sha(f"external-{repo}-{number}")
 
+    # --- labels, auto-merge and the merge queue -----------------------------------------
+
+    def add_label(self, repo: str, number: int, name: str, *, by: str = "alice") -> dict[str, Any]:
+        """Someone adds a label; returns GitHub's `labeled` webhook payload."""
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            if name not in {n for n, _ in pull.labels}:
+                pull.labels.append((name, by))
+                pull.label_events.append((name, by, now()))
+            return label_payload(
+                "labeled", self._repo(repo), pull, label=name, sender=by, web_url=self.web_url
+            )
+
+    def remove_label(
+        self, repo: str, number: int, name: str, *, by: str = "alice"
+    ) -> dict[str, Any]:
+        """Someone removes a label; returns GitHub's `unlabeled` webhook payload."""
+        with self.state.lock:
+            pull = self._touch(repo, number)
+            pull.labels = [(n, who) for n, who in pull.labels if n != name]
+            return label_payload(
+                "unlabeled", self._repo(repo), pull, label=name, sender=by, web_url=self.web_url
+            )
+
+    def enable_auto_merge(
+        self, repo: str, number: int, *, by: str = "alice", method: str = "SQUASH"
+    ) -> None:
+        """Someone pressed "Enable auto-merge" on GitHub (no checks: a person may)."""
+        with self.state.lock:
+            fake_repo = self._repo(repo)
+            self._touch(repo, number).auto_merge = FakeAutoMerge(enabled_by=by, method=method)
+            settle(fake_repo)
+
+    def disable_auto_merge(self, repo: str, number: int) -> None:
+        with self.state.lock:
+            self._touch(repo, number).auto_merge = None
+
+    def enqueue(self, repo: str, number: int, *, by: str = "alice") -> int:
+        """Someone pressed "Merge when ready"; returns the entry's position."""
+        with self.state.lock:
+            fake_repo = self._repo(repo)
+            pull = self._touch(repo, number)
+            if not merge_queue_enabled(fake_repo, pull):
+                raise ValueError(f"{repo}:{pull.base} has no merge queue")
+            _enqueue(fake_repo, pull, by=by)
+            found = queue_position(fake_repo, pull)
+            assert found is not None
+            return found[0]
+
+    def merge_queue(self, repo: str, base: str | None = None) -> list[int]:
+        """The PR numbers in the queue of `base` (default branch by default), head first."""
+        fake_repo = self._repo(repo)
+        return [e.number for e in fake_repo.merge_queues.get(base or fake_repo.default_branch, [])]
+
+    def advance_merge_queue(
+        self, repo: str, *, base: str | None = None, result: str = "merge"
+    ) -> list[dict[str, Any]]:
+        """The head entry's merge group finishes: `merge` lands it; `fail_checks` (a required
+        check failed on the merge group) or `conflict` drops it from the queue. Returns the
+        merge_group webhook payloads GitHub would send (destroyed, then checks_requested for
+        the next head)."""
+        if result not in ADVANCE_RESULTS:
+            raise ValueError(f"result must be one of {sorted(ADVANCE_RESULTS)}")
+        with self.state.lock:
+            fake_repo = self._repo(repo)
+            base = base or fake_repo.default_branch
+            queue = fake_repo.merge_queues.get(base) or []
+            if not queue:
+                raise ValueError(f"the merge queue of {repo}:{base} is empty")
+            entry = queue[0]
+            pull = self._touch(repo, entry.number)
+            base_sha = fake_repo.branches[base]
+            payloads = []
+            if result == "merge":
+                queue.pop(0)
+                _merge(fake_repo, pull, "merge")
+                reason = "merged"
+            else:
+                _dequeue(fake_repo, pull, ADVANCE_RESULTS[result])
+                reason = "invalidated"
+            payloads.append(
+                merge_group_payload(
+                    "destroyed",
+                    fake_repo,
+                    base=base,
+                    base_sha=base_sha,
+                    head_sha=new_sha("merge-group"),
+                    number=entry.number,
+                    reason=reason,
+                    web_url=self.web_url,
+                )
+            )
+            if queue:
+                queue[0].state = "AWAITING_CHECKS"
+                payloads.append(
+                    merge_group_payload(
+                        "checks_requested",
+                        fake_repo,
+                        base=base,
+                        base_sha=fake_repo.branches[base],
+                        head_sha=new_sha("merge-group"),
+                        number=queue[0].number,
+                        web_url=self.web_url,
+                    )
+                )
+            return payloads
+
     def describe(self, repo: str, number: int) -> dict[str, Any]:
         """What GitHub would say now (for the control API and debugging)."""
         with self.state.lock:
@@ -219,7 +344,32 @@ class FakeControl:
                 "reviews": [list(r) for r in pull.reviews],
                 "checks": {n: [c.status, c.conclusion] for n, c in pull.checks.items()},
                 "threads": [[t.body, t.resolved] for t in pull.threads],
+                "labels": [name for name, _by in pull.labels],
+                "auto_merge": None
+                if pull.auto_merge is None
+                else [pull.auto_merge.enabled_by, pull.auto_merge.method],
+                "merge_queue_position": (queue_position(fake_repo, pull) or (None,))[0],
             }
+
+    # --- GitHub Apps --------------------------------------------------------------------
+
+    def register_app(self, app_id: int, public_key: str, *, slug: str = "gastown") -> None:
+        """A GitHub App whose JWTs the fake verifies with `public_key` (PEM)."""
+        with self._lock:
+            self.apps.register(app_id, public_key, slug)
+
+    def install_app(self, app_id: int, owner: str) -> int:
+        """Install the App on an owner (all its repositories); returns the installation id."""
+        with self._lock:
+            return self.apps.install(app_id, owner)
+
+    def suspend_installation(self, installation_id: int) -> None:
+        with self._lock:
+            self.apps.installations[installation_id].suspended = True
+
+    def revoke_installation_tokens(self, installation_id: int) -> None:
+        with self._lock:
+            self.apps.revoke_tokens(installation_id)
 
     # --- faults and the request log -----------------------------------------------------
 
@@ -250,6 +400,9 @@ class FakeControl:
 _PULL_ACTION = re.compile(
     r"/_fake/pulls/(?P<owner>[^/]+)/(?P<name>[^/]+)/(?P<number>\d+)(?:/(?P<action>[a-z-]+))?"
 )
+
+
+_QUEUE_ADVANCE = re.compile(r"/_fake/queues/(?P<owner>[^/]+)/(?P<name>[^/]+)/advance")
 
 
 class ControlApi:
@@ -286,6 +439,22 @@ class ControlApi:
                 return Reply(201, dataclasses.asdict(fault))
         if path == "/_fake/requests" and method == "GET":
             return Reply(200, [dataclasses.asdict(r) for r in list(fake.requests)])
+        if path == "/_fake/apps" and method == "POST":
+            fake.register_app(
+                int(data["app_id"]), data["public_key"], slug=data.get("slug", "gastown")
+            )
+            return Reply(201, {"app_id": int(data["app_id"])})
+        installs = re.fullmatch(r"/_fake/apps/(?P<app_id>[0-9]+)/installations", path)
+        if installs and method == "POST":
+            installation_id = fake.install_app(int(installs["app_id"]), data["owner"])
+            return Reply(201, {"id": installation_id, "owner": data["owner"]})
+        queue = _QUEUE_ADVANCE.fullmatch(path)
+        if queue and method == "POST":
+            repo_name = f"{queue['owner']}/{queue['name']}"
+            payloads = fake.advance_merge_queue(
+                repo_name, base=data.get("base"), result=data.get("result", "merge")
+            )
+            return Reply(200, {"webhooks": payloads, "queue": fake.merge_queue(repo_name)})
         match = _PULL_ACTION.fullmatch(path)
         if match:
             return self._pull_action(method, match, data)
@@ -333,8 +502,22 @@ class ControlApi:
             "set": lambda: fake.set_pr(repo, number, **data),
             "close": lambda: fake.close(repo, number),
             "merge-externally": lambda: fake.merge_externally(repo, number),
+            "labels": lambda: fake.add_label(
+                repo, number, data["name"], by=data.get("by", "alice")
+            ),
+            "unlabel": lambda: fake.remove_label(
+                repo, number, data["name"], by=data.get("by", "alice")
+            ),
+            "auto-merge": lambda: fake.enable_auto_merge(
+                repo, number, by=data.get("by", "alice"), method=data.get("method", "SQUASH")
+            ),
+            "disable-auto-merge": lambda: fake.disable_auto_merge(repo, number),
+            "enqueue": lambda: fake.enqueue(repo, number, by=data.get("by", "alice")),
         }
         if action not in actions:
             return Reply(404, {"error": f"unknown action {action!r}; one of {sorted(actions)}"})
-        actions[action]()
-        return Reply(200, fake.describe(repo, number))
+        result = actions[action]()
+        described = fake.describe(repo, number)
+        if isinstance(result, dict):  # a webhook payload GitHub would send for this action
+            described["webhook"] = result
+        return Reply(200, described)

@@ -21,13 +21,21 @@ from graphql import (
 )
 
 from scm.fake.state import (
+    FakeAutoMerge,
     FakePull,
     FakeRepo,
     FakeState,
+    dequeue,
+    enqueue,
+    merge_queue_enabled,
     merge_state_status,
     mergeable,
     protection_applies,
+    protection_violations,
+    queue_position,
+    ready_for_queue,
     review_decision,
+    settle,
 )
 from scm.graphql import graphql_cost
 
@@ -111,8 +119,82 @@ def _connection(nodes: list[Any], first: int | None, last: int | None) -> dict[s
     }
 
 
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _actor(login: str) -> dict[str, Any]:
+    typename = "Bot" if login.endswith("[bot]") else "User"
+    return {"__typename": typename, "login": login}
+
+
+def pull_node_id(repo: FakeRepo, pull: FakePull) -> str:
+    return f"PR_{repo.id}_{pull.number}"
+
+
+def _entry_node(repo: FakeRepo, pull: FakePull) -> dict[str, Any] | None:
+    found = queue_position(repo, pull)
+    if found is None:
+        return None
+    position, entry = found
+    return {
+        "id": f"MQE_{repo.id}_{pull.number}",
+        "position": position,
+        "state": entry.state,
+        "enqueuedAt": _iso(entry.enqueued_at),
+        "enqueuer": _actor(entry.enqueuer),
+        "jump": False,
+        "solo": False,
+        "pullRequest": lambda info, **_: {"number": pull.number, "headRefOid": pull.head_sha},
+    }
+
+
+def _timeline(pull: FakePull):
+    """Labeled and removed-from-merge-queue events, oldest first."""
+
+    def items(
+        info: Any,
+        first: int | None = None,
+        last: int | None = None,
+        itemTypes: list[str] | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        events: list[tuple[datetime, dict[str, Any]]] = []
+        if not itemTypes or "LABELED_EVENT" in itemTypes:
+            events += [
+                (
+                    at,
+                    {
+                        "__typename": "LabeledEvent",
+                        "actor": _actor(by),
+                        "createdAt": _iso(at),
+                        "label": {"name": name},
+                    },
+                )
+                for name, by, at in pull.label_events
+            ]
+        if not itemTypes or "REMOVED_FROM_MERGE_QUEUE_EVENT" in itemTypes:
+            events += [
+                (
+                    removal.at,
+                    {
+                        "__typename": "RemovedFromMergeQueueEvent",
+                        "reason": removal.reason,
+                        "createdAt": _iso(removal.at),
+                        "beforeCommit": {"oid": removal.head_sha},
+                    },
+                )
+                for removal in pull.queue_removals
+            ]
+        events.sort(key=lambda e: e[0])
+        return _connection([e for _, e in events], first, last)
+
+    return items
+
+
 def _pull_node(repo: FakeRepo, pull: FakePull, web_url: str) -> dict[str, Any]:
     state = "MERGED" if pull.merged else "OPEN" if pull.state == "open" else "CLOSED"
+    auto_merge = pull.auto_merge
 
     def review_requests(info: Any, first: int | None = None, last: int | None = None, **_: Any):
         nodes: list[dict[str, Any]] = [
@@ -171,14 +253,97 @@ def _pull_node(repo: FakeRepo, pull: FakePull, web_url: str) -> dict[str, Any]:
         "reviewRequests": review_requests,
         "reviewThreads": review_threads,
         "statusCheckRollup": rollup,
+        "isMergeQueueEnabled": merge_queue_enabled(repo, pull),
+        "isInMergeQueue": queue_position(repo, pull) is not None,
+        "mergeQueueEntry": _entry_node(repo, pull),
+        "autoMergeRequest": None
+        if auto_merge is None
+        else {
+            "enabledBy": _actor(auto_merge.enabled_by),
+            "mergeMethod": auto_merge.method,
+            "enabledAt": _iso(auto_merge.enabled_at),
+        },
+        "labels": lambda info, first=None, last=None, **_: _connection(
+            [{"name": name} for name, _by in pull.labels], first, last
+        ),
+        "timelineItems": _timeline(pull),
     }
 
 
 class _Root:
-    def __init__(self, state: FakeState, web_url: str, rate: dict[str, Any]) -> None:
+    def __init__(self, state: FakeState, web_url: str, rate: dict[str, Any], viewer: str) -> None:
         self.state = state
         self.web_url = web_url
         self.rate = rate
+        self.viewer = viewer
+
+    def _node(self, node_id: str) -> tuple[FakeRepo, FakePull]:
+        for repo in self.state.repos.values():
+            for pull in repo.pulls.values():
+                if pull_node_id(repo, pull) == node_id:
+                    return repo, pull
+        raise FakeGraphQLError(
+            "NOT_FOUND", f"Could not resolve to a node with the global id of '{node_id}'"
+        )
+
+    def _writable(self, node_id: str, expected_head: str | None) -> tuple[FakeRepo, FakePull]:
+        repo, pull = self._node(node_id)
+        if pull.state != "open":
+            raise FakeGraphQLError("UNPROCESSABLE", "Pull request is closed")
+        if expected_head and expected_head != pull.head_sha:
+            raise FakeGraphQLError(
+                "UNPROCESSABLE", "Pull request head sha does not match expected head sha"
+            )
+        return repo, pull
+
+    def enqueuePullRequest(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        # https://docs.github.com/en/graphql/reference/mutations#enqueuepullrequest
+        repo, pull = self._writable(input["pullRequestId"], input.get("expectedHeadOid"))
+        if not merge_queue_enabled(repo, pull):
+            raise FakeGraphQLError(
+                "UNPROCESSABLE", "Pull request is not in a merge queue-enabled branch"
+            )
+        unmet = ready_for_queue(repo, pull)
+        if unmet:
+            raise FakeGraphQLError("UNPROCESSABLE", f"Pull request {unmet[0]}")
+        enqueue(repo, pull, by=self.viewer)
+        return {"mergeQueueEntry": _entry_node(repo, pull)}
+
+    def dequeuePullRequest(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        # https://docs.github.com/en/graphql/reference/mutations#dequeuepullrequest
+        repo, pull = self._writable(input["id"], None)
+        entry = _entry_node(repo, pull)
+        if entry is None:
+            raise FakeGraphQLError("UNPROCESSABLE", "Pull request is not in the merge queue")
+        dequeue(repo, pull, f"Removed from the merge queue by {self.viewer}")
+        return {"mergeQueueEntry": entry}
+
+    def enablePullRequestAutoMerge(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        # https://docs.github.com/en/graphql/reference/mutations#enablepullrequestautomerge
+        repo, pull = self._writable(input["pullRequestId"], input.get("expectedHeadOid"))
+        if not repo.allow_auto_merge:
+            raise FakeGraphQLError("UNPROCESSABLE", "Auto merge is not allowed for this repository")
+        method = str(input.get("mergeMethod") or "MERGE")
+        if pull.draft:
+            raise FakeGraphQLError(
+                "UNPROCESSABLE", "Can't enable auto-merge for this pull request."
+            )
+        status = merge_state_status(repo, pull)
+        # GitHub refuses auto-merge for a PR it could merge right now: merge it instead.
+        if not merge_queue_enabled(repo, pull) and not protection_violations(
+            repo, pull, method.lower()
+        ):
+            raise FakeGraphQLError(
+                "UNPROCESSABLE", f"Pull request Pull request is in {status.lower()} status"
+            )
+        pull.auto_merge = FakeAutoMerge(enabled_by=self.viewer, method=method)
+        settle(repo)
+        return {"actor": _actor(self.viewer), "pullRequest": _pull_node(repo, pull, self.web_url)}
+
+    def disablePullRequestAutoMerge(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        repo, pull = self._writable(input["pullRequestId"], None)
+        pull.auto_merge = None
+        return {"actor": _actor(self.viewer), "pullRequest": _pull_node(repo, pull, self.web_url)}
 
     def repository(self, info: Any, owner: str, name: str, **_: Any) -> dict[str, Any]:
         repo = self.state.repo(f"{owner}/{name}")
@@ -196,11 +361,28 @@ class _Root:
                 )
             return _pull_node(repo, pull, self.web_url)
 
+        def merge_queue(info: Any, branch: str | None = None) -> dict[str, Any] | None:
+            base = branch or repo.default_branch
+            if not repo.require_merge_queue or (
+                repo.protected_branches is not None and base not in repo.protected_branches
+            ):
+                return None
+            entries = [
+                _entry_node(repo, repo.pulls[e.number]) for e in repo.merge_queues.get(base, [])
+            ]
+            return {
+                "id": f"MQ_{repo.id}_{base}",
+                "entries": lambda info, first=None, last=None, **_: _connection(
+                    entries, first, last
+                ),
+            }
+
         return {
             "__typename": "Repository",
             "name": repo.name,
             "nameWithOwner": repo.full_name,
             "pullRequest": pull_request,
+            "mergeQueue": merge_queue,
         }
 
     def rateLimit(self, info: Any, **_: Any) -> dict[str, Any]:
@@ -215,6 +397,7 @@ def execute_graphql(
     web_url: str,
     remaining: int,
     reset_at: datetime,
+    viewer: str = "gastown",
 ) -> tuple[dict[str, Any], int]:
     """Run one document; returns GitHub's JSON answer and the points it cost."""
     errors = validation_errors(query)
@@ -233,7 +416,7 @@ def execute_graphql(
         result: ExecutionResult = execute(  # type: ignore[assignment]
             github_schema(),
             parse(query),
-            root_value=_Root(state, web_url, rate),
+            root_value=_Root(state, web_url, rate, viewer),
             variable_values=variables or {},
         )
     answer: dict[str, Any] = {"data": result.data}
@@ -243,6 +426,7 @@ def execute_graphql(
 
 
 def _format(error: GraphQLError) -> dict[str, Any]:
+    # GitHub's error entries carry a `type` (NOT_FOUND, UNPROCESSABLE, FORBIDDEN...).
     formatted: dict[str, Any] = dict(error.formatted)
     original = error.original_error
     if isinstance(original, FakeGraphQLError):

@@ -13,16 +13,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from scm.fake.state import (
+    RULESET_PREFIX,
     FakePull,
     FakeRepo,
     FakeState,
-    latest_reviews,
+    merge,
     merge_state_status,
     new_sha,
     now,
-    protection_applies,
-    required_checks_pass,
-    review_decision,
+    protection_violations,
 )
 
 DOCS = "https://docs.github.com/rest"
@@ -72,6 +71,7 @@ class RestApi:
             ("GET", re.compile(repo + r"/git/ref/heads/(?P<branch>.+)"), self.get_ref),
             ("GET", re.compile(repo + r"/git/refs/heads/(?P<branch>.+)"), self.get_ref),
             ("POST", re.compile(repo + r"/git/refs"), self.create_ref),
+            ("DELETE", re.compile(repo + r"/git/refs/heads/(?P<branch>.+)"), self.delete_ref),
         ]
 
     def dispatch(
@@ -139,6 +139,15 @@ class RestApi:
                 "sha": repo.branches.get(pull.base, ""),
                 "label": f"{repo.owner}:{pull.base}",
                 "repo": repo_json,
+            },
+            "labels": [{"name": name, "default": False} for name, _by in pull.labels],
+            "auto_merge": None
+            if pull.auto_merge is None
+            else {
+                "enabled_by": {"login": pull.auto_merge.enabled_by, "type": "User"},
+                "merge_method": pull.auto_merge.method.lower(),
+                "commit_title": None,
+                "commit_message": None,
             },
             "requested_reviewers": [{"login": u, "type": "User"} for u in pull.requested_reviewers],
             "requested_teams": [{"slug": t, "name": t} for t in pull.requested_teams],
@@ -251,42 +260,12 @@ class RestApi:
             return refuse(405, METHOD_NOT_ALLOWED.get(method, "Invalid merge method."))
         if pull.conflict or not pull.mergeable_known:
             return refuse(405, "Pull Request is not mergeable")
-        decision = review_decision(repo, pull)
-        if decision == "CHANGES_REQUESTED":
-            return refuse(405, "Changes must be made before merging")
-        if decision == "REVIEW_REQUIRED":
-            approvals = sum(1 for s in latest_reviews(pull).values() if s == "APPROVED")
-            if approvals < repo.required_approvals:
-                missing = repo.required_approvals
-                return refuse(
-                    405,
-                    f"At least {missing} approving review{'s are' if missing > 1 else ' is'} "
-                    "required by reviewers with write access.",
-                )
-            owners = ", ".join(sorted(repo.code_owners))
-            return refuse(405, f"Waiting on code owner review from {owners}.")
-        if not required_checks_pass(repo, pull):
-            for check_name in sorted(repo.required_checks):
-                check = pull.checks.get(check_name)
-                if check is None or check.pending:
-                    return refuse(405, f'Required status check "{check_name}" is expected.')
-                if not check.passing:
-                    return refuse(405, f'Required status check "{check_name}" is failing.')
-        if (
-            repo.require_conversation_resolution
-            and protection_applies(repo, pull)
-            and any(not t.resolved for t in pull.threads)
-        ):
-            return refuse(
-                405, "A conversation must be resolved before this pull request can be merged."
-            )
-        merge_sha = new_sha(f"merge-{repo.full_name}-{pull.number}")
-        pull.merged = True
-        pull.state = "closed"
-        pull.merge_commit_sha = merge_sha
-        pull.merge_method = method
-        pull.updated_at = now()
-        repo.branches[pull.base] = merge_sha
+        violations = protection_violations(repo, pull, method)
+        if violations:
+            if repo.rulesets:
+                return refuse(405, RULESET_PREFIX + "".join(f"{v}\n\n" for v in violations))
+            return refuse(405, violations[0])
+        merge_sha = merge(repo, pull, method)
         return Reply(
             200, {"sha": merge_sha, "merged": True, "message": "Pull Request successfully merged"}
         )
@@ -450,3 +429,23 @@ class RestApi:
             return Reply(422, {"message": "Reference already exists", "documentation_url": DOCS})
         repo.branches[branch] = sha
         return Reply(201, self._ref_json(repo, branch))
+
+    def delete_ref(self, owner: str, name: str, branch: str, **_: Any) -> Reply:
+        """https://docs.github.com/en/rest/git/refs#delete-a-reference: 204; 422 for a ref
+        that does not exist or a protected branch. Open PRs from the branch are closed."""
+        repo = self._repo(owner, name)
+        if repo is None:
+            return not_found()
+        docs = f"{DOCS}/git/refs#delete-a-reference"
+        if branch not in repo.branches:
+            return Reply(422, {"message": "Reference does not exist", "documentation_url": docs})
+        if branch == repo.default_branch or branch in (repo.protected_branches or ()):
+            return Reply(
+                422, {"message": "Cannot delete a protected branch", "documentation_url": docs}
+            )
+        del repo.branches[branch]
+        for pull in repo.pulls.values():
+            if pull.head == branch and pull.state == "open":
+                pull.state = "closed"
+                pull.updated_at = now()
+        return Reply(204, None)

@@ -20,15 +20,17 @@ from urllib.parse import parse_qsl, urlsplit
 
 from graphql import OperationDefinitionNode, parse
 
+from scm.fake.apps import USER, FakeApps, Principal
 from scm.fake.control import ControlApi, FakeControl
 from scm.fake.faults import Fault, rewrite
 from scm.fake.graphql_exec import execute_graphql
-from scm.fake.rest import Reply, RestApi
-from scm.fake.state import FakeState
+from scm.fake.rest import Reply, RestApi, not_found
+from scm.fake.state import FakeState, settle
 
 logger = logging.getLogger(__name__)
 
 RATE_LIMIT = 5000
+VIEWER = "gastown"  # the login behind a token the fake was not told about
 
 
 @dataclass
@@ -41,6 +43,8 @@ class RequestRecord:
     operation: str | None = None  # GraphQL operation name
     aliases: int = 0  # GraphQL: top-level fields other than rateLimit (PRs asked about)
     cost: int = 0  # GraphQL points charged
+    url_path: str = ""  # the path as sent (with a GitHub Enterprise prefix, if any)
+    principal: str = ""  # "user", "installation:ID" or "app:ID"
 
 
 class FakeGitHub(FakeControl):
@@ -52,9 +56,11 @@ class FakeGitHub(FakeControl):
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
         self.tokens: set[str] | None = None  # None: any non-empty token is accepted
-        self.graphql_remaining = RATE_LIMIT
-        self.core_remaining = RATE_LIMIT
+        self.logins: dict[str, str] = {}  # token -> login (VIEWER for any other)
+        # Rate-limit budgets by principal: "user" (personal tokens), "installation:ID".
+        self.budgets: dict[str, dict[str, int]] = {}
         self.reset_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+        self.apps = FakeApps()
         self._lock = threading.Lock()
         self._host = host
         self._port = port
@@ -108,8 +114,9 @@ class FakeGitHub(FakeControl):
             self.faults.clear()
             self.requests.clear()
             self.tokens = None
-            self.graphql_remaining = RATE_LIMIT
-            self.core_remaining = RATE_LIMIT
+            self.logins.clear()
+            self.budgets.clear()
+            self.apps.reset()
             self.reset_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
 
     def __enter__(self) -> FakeGitHub:
@@ -128,8 +135,32 @@ class FakeGitHub(FakeControl):
                     return fault
         return None
 
-    def _rate_headers(self, resource: str) -> dict[str, str]:
-        remaining = self.graphql_remaining if resource == "graphql" else self.core_remaining
+    def budget(self, principal: str = "user") -> dict[str, int]:
+        """What is left of a principal's hourly budgets, by resource ("core", "graphql")."""
+        with self._lock:
+            return self.budgets.setdefault(principal, {"core": RATE_LIMIT, "graphql": RATE_LIMIT})
+
+    def installation_budget(self, installation_id: int) -> dict[str, int]:
+        return self.budget(f"installation:{installation_id}")
+
+    @property
+    def graphql_remaining(self) -> int:
+        return self.budget()["graphql"]
+
+    @graphql_remaining.setter
+    def graphql_remaining(self, value: int) -> None:
+        self.budget()["graphql"] = value
+
+    @property
+    def core_remaining(self) -> int:
+        return self.budget()["core"]
+
+    @core_remaining.setter
+    def core_remaining(self, value: int) -> None:
+        self.budget()["core"] = value
+
+    def _rate_headers(self, resource: str, principal: str = "user") -> dict[str, str]:
+        remaining = self.budget(principal)[resource]
         return {
             "X-RateLimit-Limit": str(RATE_LIMIT),
             "X-RateLimit-Remaining": str(remaining),
@@ -143,13 +174,18 @@ class FakeGitHub(FakeControl):
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
+        # GitHub Enterprise Server: REST under /api/v3, GraphQL at /api/graphql.
+        if path == "/api/graphql":
+            path = "/graphql"
+        elif path.startswith("/api/v3/"):
+            path = path.removeprefix("/api/v3")
         query = dict(parse_qsl(parts.query))
         if path.startswith("/_fake/"):
             reply = self.control.dispatch(method, path, query, _json_or_none(raw))
             return reply.status, {}, json.dumps(reply.body).encode()
         # Logged on arrival (status 0 until answered), so a call the client gave up on
         # still shows.
-        record = RequestRecord(method, path, 0)
+        record = RequestRecord(method, path, 0, url_path=parts.path)
         with self._lock:
             self.requests.append(record)
         status, out_headers, body = self._handle_api(method, path, query, headers, raw, record)
@@ -181,8 +217,11 @@ class FakeGitHub(FakeControl):
                     return early
 
         auth = headers.get("authorization", "")
-        token = auth.split(" ", 1)[1] if " " in auth else ""
-        if not token or (self.tokens is not None and token not in self.tokens):
+        scheme, _, token = auth.partition(" ")
+        found = self.apps.authenticate(scheme, token, path) if token else None
+        if isinstance(found, Reply):
+            return _reply(found, rate_headers)
+        if not token or (found is USER and self.tokens is not None and token not in self.tokens):
             return _reply(
                 Reply(
                     401,
@@ -194,6 +233,17 @@ class FakeGitHub(FakeControl):
                 ),
                 rate_headers,
             )
+        assert found is not None
+        principal = found.key
+        record.principal = principal
+        if found.app is not None:
+            app_reply = self.apps.dispatch(method, path, found, self.url)
+            return _reply(app_reply or not_found(), {})
+        rate_headers = self._rate_headers(resource, principal)
+
+        with self.state.lock:
+            for repo in self.state.repos.values():
+                settle(repo)
 
         if path == "/graphql" and method == "POST":
             if not isinstance(payload, dict) or "query" not in payload:
@@ -203,20 +253,23 @@ class FakeGitHub(FakeControl):
                 str(payload["query"]),
                 payload.get("variables") or {},
                 web_url=self.web_url,
-                remaining=self.graphql_remaining,
+                remaining=self.budget(principal)["graphql"],
                 reset_at=self.reset_at,
+                viewer=self._viewer(token, found),
             )
+            budget = self.budget(principal)
             with self._lock:
-                self.graphql_remaining = max(0, self.graphql_remaining - cost)
+                budget["graphql"] = max(0, budget["graphql"] - cost)
             record.cost = cost
             if fault is not None and fault.kind == "graphql_errors":
                 answer = _inject_errors(answer, fault)
             if fault is not None and fault.kind == "rewrite_enum":
                 answer = rewrite(answer, fault.field, fault.value)
-            return _reply(Reply(200, answer), self._rate_headers(resource))
+            return _reply(Reply(200, answer), self._rate_headers(resource, principal))
 
+        budget = self.budget(principal)
         with self._lock:
-            self.core_remaining = max(0, self.core_remaining - 1)
+            budget["core"] = max(0, budget["core"] - 1)
         reply = self.rest.dispatch(method, path, query, payload, 0)
         if reply is None:
             reply = Reply(
@@ -226,7 +279,13 @@ class FakeGitHub(FakeControl):
             reply = Reply(
                 reply.status, rewrite(reply.body, fault.field, fault.value), reply.headers
             )
-        return _reply(reply, self._rate_headers(resource))
+        return _reply(reply, self._rate_headers(resource, principal))
+
+    def _viewer(self, token: str, principal: Principal) -> str:
+        if principal.installation_id is not None:
+            installation = self.apps.installations[principal.installation_id]
+            return f"{self.apps.apps[installation.app_id].slug}[bot]"
+        return self.logins.get(token, VIEWER)
 
     def _fault_reply(
         self, fault: Fault, rate_headers: dict[str, str]
@@ -354,7 +413,8 @@ def _json_or_none(raw: bytes) -> Any:
 
 def _reply(reply: Reply, rate_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     headers = {**rate_headers, **(reply.headers or {})}
-    return reply.status, headers, json.dumps(reply.body).encode()
+    body = b"" if reply.status == 204 else json.dumps(reply.body).encode()
+    return reply.status, headers, body
 
 
 def _describe(query: str) -> tuple[str | None, int]:

@@ -59,6 +59,33 @@ class FakeThread:
 
 
 @dataclass
+class FakeQueueEntry:
+    """A pull request in its base branch's merge queue (position is its index + 1)."""
+
+    number: int
+    head_sha: str
+    enqueuer: str
+    enqueued_at: datetime = field(default_factory=now)
+    state: str = "QUEUED"  # GitHub's MergeQueueEntryState
+
+
+@dataclass
+class FakeAutoMerge:
+    enabled_by: str
+    method: str  # GitHub's PullRequestMergeMethod: MERGE, SQUASH, REBASE
+    enabled_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class FakeQueueRemoval:
+    """The queue dropped the pull request (RemovedFromMergeQueueEvent)."""
+
+    reason: str
+    head_sha: str
+    at: datetime = field(default_factory=now)
+
+
+@dataclass
 class FakePull:
     number: int
     title: str
@@ -76,6 +103,11 @@ class FakePull:
     behind: bool = False
     mergeable_known: bool = True
     has_hooks: bool = False
+    signed: bool = True  # every commit has a verified signature
+    auto_merge: FakeAutoMerge | None = None
+    labels: list[tuple[str, str]] = field(default_factory=list)  # (name, who added it)
+    label_events: list[tuple[str, str, datetime]] = field(default_factory=list)  # LabeledEvent
+    queue_removals: list[FakeQueueRemoval] = field(default_factory=list)
     reviews: list[tuple[str, str]] = field(default_factory=list)  # (login, APPROVED/...)
     requested_reviewers: list[str] = field(default_factory=list)
     requested_teams: list[str] = field(default_factory=list)
@@ -97,6 +129,17 @@ class FakeRepo:
     require_code_owner_review: bool = False
     code_owners: set[str] = field(default_factory=set)
     require_conversation_resolution: bool = False
+    require_signed_commits: bool = False
+    require_linear_history: bool = False
+    lock_branch: bool = False
+    require_merge_queue: bool = False
+    # Protection comes from rulesets (a refusal lists every violated rule) rather than
+    # classic branch protection (it names the first).
+    rulesets: bool = False
+    # The repository setting "Allow auto-merge" (off by default on GitHub; on here so tests
+    # need not ask for it).
+    allow_auto_merge: bool = True
+    merge_queues: dict[str, list[FakeQueueEntry]] = field(default_factory=dict)
     # Branch protection applies to PRs into these bases; None protects every base.
     protected_branches: set[str] | None = None
     branches: dict[str, str] = field(default_factory=dict)
@@ -176,6 +219,138 @@ def merge_state_status(repo: FakeRepo, pull: FakePull) -> str:
     if pull.has_hooks:
         return "HAS_HOOKS"
     return "CLEAN"
+
+
+# A ruleset's refusal lists every rule it violates, a paragraph each; classic branch
+# protection names the first one.
+RULESET_PREFIX = "Repository rule violations found\n\n"
+MERGE_QUEUE_REQUIRED = "Changes must be made through the merge queue"
+
+
+def protection_violations(repo: FakeRepo, pull: FakePull, method: str) -> list[str]:
+    """GitHub's words for each rule this merge breaks, in the order GitHub checks them."""
+    if not protection_applies(repo, pull):
+        return []
+    violations = []
+    if repo.lock_branch:
+        violations.append(
+            "Cannot update this protected ref."
+            if repo.rulesets
+            else "Cannot change this locked branch"
+        )
+    if repo.require_merge_queue:
+        violations.append(MERGE_QUEUE_REQUIRED)
+    if repo.require_signed_commits and not pull.signed:
+        violations.append("Commits must have verified signatures.")
+    if repo.require_linear_history and method == "merge":
+        violations.append("This branch must not contain merge commits.")
+    decision = review_decision(repo, pull)
+    if decision == "CHANGES_REQUESTED":
+        violations.append("Changes must be made before merging")
+    elif decision == "REVIEW_REQUIRED":
+        approvals = sum(1 for s in latest_reviews(pull).values() if s == "APPROVED")
+        if approvals < repo.required_approvals:
+            needed = repo.required_approvals
+            violations.append(
+                f"At least {needed} approving review{'s are' if needed > 1 else ' is'} "
+                "required by reviewers with write access."
+            )
+        else:
+            owners = ", ".join(sorted(repo.code_owners))
+            violations.append(f"Waiting on code owner review from {owners}.")
+    if not required_checks_pass(repo, pull):
+        required = sorted(repo.required_checks)
+        missing = [n for n in required if n not in pull.checks or pull.checks[n].pending]
+        failing = [n for n in required if n not in missing and not pull.checks[n].passing]
+        unmet = len(missing) + len(failing)
+        if unmet > 1 and failing:
+            violations.append(
+                f"{unmet} of {len(required)} required status checks have not succeeded: "
+                f"{len(failing)} failing."
+            )
+        elif unmet > 1:
+            violations.append(f"{unmet} of {len(required)} required status checks are expected.")
+        elif failing:
+            violations.append(f'Required status check "{failing[0]}" is failing.')
+        else:
+            violations.append(f'Required status check "{missing[0]}" is expected.')
+    if repo.require_conversation_resolution and any(not t.resolved for t in pull.threads):
+        violations.append("A conversation must be resolved before this pull request can be merged.")
+    return violations
+
+
+def merge_queue_enabled(repo: FakeRepo, pull: FakePull) -> bool:
+    return repo.require_merge_queue and protection_applies(repo, pull)
+
+
+def queue_position(repo: FakeRepo, pull: FakePull) -> tuple[int, FakeQueueEntry] | None:
+    for index, entry in enumerate(repo.merge_queues.get(pull.base, [])):
+        if entry.number == pull.number:
+            return index + 1, entry
+    return None
+
+
+def ready_for_queue(repo: FakeRepo, pull: FakePull) -> list[str]:
+    """What keeps an open PR out of its merge queue (every rule but the queue itself)."""
+    if pull.draft:
+        return ["Pull request is still a draft"]
+    if pull.conflict or not pull.mergeable_known:
+        return ["Pull Request is not mergeable"]
+    return [v for v in protection_violations(repo, pull, "squash") if v != MERGE_QUEUE_REQUIRED]
+
+
+def merge(repo: FakeRepo, pull: FakePull, method: str) -> str:
+    """Land the pull request on its base; the merge commit's SHA."""
+    merge_sha = new_sha(f"merge-{repo.full_name}-{pull.number}")
+    pull.merged = True
+    pull.state = "closed"
+    pull.merge_commit_sha = merge_sha
+    pull.merge_method = method
+    pull.auto_merge = None
+    pull.updated_at = now()
+    repo.branches[pull.base] = merge_sha
+    return merge_sha
+
+
+def enqueue(repo: FakeRepo, pull: FakePull, *, by: str) -> FakeQueueEntry:
+    found = queue_position(repo, pull)
+    if found is not None:
+        return found[1]
+    queue = repo.merge_queues.setdefault(pull.base, [])
+    entry = FakeQueueEntry(number=pull.number, head_sha=pull.head_sha, enqueuer=by)
+    queue.append(entry)
+    queue[0].state = "AWAITING_CHECKS"  # the head of the queue runs its merge group's checks
+    pull.updated_at = now()
+    return entry
+
+
+def dequeue(repo: FakeRepo, pull: FakePull, reason: str) -> None:
+    queue = repo.merge_queues.get(pull.base, [])
+    queue[:] = [e for e in queue if e.number != pull.number]
+    if queue:
+        queue[0].state = "AWAITING_CHECKS"
+    pull.queue_removals.append(FakeQueueRemoval(reason=reason, head_sha=pull.head_sha))
+    pull.auto_merge = None
+    pull.updated_at = now()
+
+
+def settle(repo: FakeRepo) -> None:
+    """What GitHub does by itself: auto-merge merges (or, on a queue branch, enqueues) a PR
+    once its rules are met; a PR whose head moved, or that closed, leaves the queue."""
+    for queue in list(repo.merge_queues.values()):
+        for entry in list(queue):
+            pull = repo.pulls[entry.number]
+            if pull.state != "open":
+                queue.remove(entry)
+            elif pull.head_sha != entry.head_sha:
+                dequeue(repo, pull, "The head of the pull request changed")
+    for pull in repo.pulls.values():
+        if pull.state != "open" or pull.auto_merge is None or ready_for_queue(repo, pull):
+            continue
+        if merge_queue_enabled(repo, pull):
+            enqueue(repo, pull, by=pull.auto_merge.enabled_by)
+        elif not protection_violations(repo, pull, pull.auto_merge.method.lower()):
+            merge(repo, pull, pull.auto_merge.method.lower())
 
 
 def mergeable(pull: FakePull) -> str:

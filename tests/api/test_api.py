@@ -318,10 +318,31 @@ def test_convoy_with_one_invalid_bead_creates_nothing(api, rig):
     assert Bead.objects.count() == 0
 
 
-def test_review_then_land_convoy_needs_a_rig(api, rig):
+def test_review_then_land_convoy_needs_a_rig_when_the_town_has_several(api, rig):
+    RigFactory(town=rig.town, name="api")
     response = api.post("/convoys", {"title": "c", "merge_mode": "review-then-land"})
     assert response.status_code == 400
     assert response.json()["field"] == "rig"
+    assert Convoy.objects.count() == 0
+
+
+def test_review_then_land_convoy_defaults_to_the_towns_only_rig(api, rig):
+    response = api.post("/convoys", {"title": "c", "merge_mode": "review-then-land"})
+    assert response.status_code == 201, response.json()
+    assert response.json()["rig"] == "web"
+    assert response.json()["feature_branch"].startswith("convoy/")
+
+
+def test_the_towns_default_merge_mode_decides_whether_a_convoy_needs_a_rig(api, rig):
+    rig.town.default_merge_mode = "review-then-land"
+    rig.town.save()
+    RigFactory(town=rig.town, name="api")
+    response = api.post("/convoys", {"title": "c"})
+    assert response.status_code == 400
+    assert response.json()["field"] == "rig"
+    rig.town.default_merge_mode = "review-and-merge"
+    rig.town.save()
+    assert api.post("/convoys", {"title": "c"}).json()["rig"] is None
 
 
 # --- agent reports ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Agent report services (gastown/reports.py): effects, audit, refusals, tick enqueueing."""
+"""Agent report services (gastown/services/reports.py): effects, audit, refusals, ticks."""
 
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ def test_fetch_assignment_without_hook_returns_none(rig):
     assert agent.status == AgentStatus.IDLE
 
 
+@pytest.mark.broker("orm")  # reads the ORM broker's table
 def test_reports_enqueue_a_tick_after_commit(issue, settings, django_capture_on_commit_callbacks):
     settings.GASTOWN_ENQUEUE_TASKS = True
     agent = hooked_polecat(issue)

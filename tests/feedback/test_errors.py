@@ -248,7 +248,8 @@ def test_an_unreadable_town_token_pauses_the_town_with_one_escalation_naming_it(
     assert events("pr.poll_failed") == []
     [escalation] = escalations("github:token_unreadable")
     assert "Token tried: town token" in escalation.body
-    assert "Enter the town's GitHub token again" in escalation.body
+    assert "SECRET_KEY_FALLBACKS" in escalation.body
+    assert "enter the town's GitHub token again" in escalation.body
     assert "No merge request is failed" in escalation.body
     assert "town-secret-token" not in escalation.body + escalation.title
     town = Town.objects.get(pk=watch_only.pk)

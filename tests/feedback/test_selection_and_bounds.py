@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -260,6 +261,7 @@ def test_the_task_runs_the_same_check_for_one_town(fake_github, town, rig, clock
     assert reload(theirs).last_checked_at is None
 
 
+@pytest.mark.broker("orm")  # reads the ORM broker's table
 def test_a_check_that_moves_something_asks_the_reconciler_at_once(
     fake_github, repo, rig, clock, settings
 ):

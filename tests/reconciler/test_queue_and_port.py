@@ -133,14 +133,43 @@ def test_sync_schedules_is_idempotent():
     assert set(Schedule.objects.values_list("minutes", flat=True)) == {1}
 
 
-def _queued_tasks():
-    from django_q.models import OrmQ
+@pytest.fixture
+def queue(settings, monkeypatch):
+    """The configured broker (Q_BROKER: .ci/run runs these tests on both), empty, with
+    enqueueing on. `queue.take()` does what a worker's pusher does and returns the tasks it
+    got; a task it takes stays taken, as if running."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
 
-    return [(q.task["func"], tuple(q.task["args"])) for q in OrmQ.objects.all()]
-
-
-def test_active_tick_enqueues_the_next_one_once(settings):
     settings.GASTOWN_ENQUEUE_TASKS = True
+    # An empty ORM queue sleeps Q_CLUSTER's poll interval before it answers.
+    monkeypatch.setattr("django_q.brokers.orm.sleep", lambda seconds: None)
+    broker = get_broker()
+    broker.purge_queue()
+
+    class Queue:
+        name = settings.Q_BROKER
+
+        def take(self) -> list[tuple[str, tuple]]:
+            taken = []
+            while batch := broker.dequeue():
+                for _ack_id, payload in batch:
+                    task = SignedPackage.loads(payload)
+                    taken.append((task["func"], tuple(task["args"])))
+            return taken
+
+    yield Queue()
+    broker.purge_queue()
+
+
+def _later(seconds):
+    import time_machine
+    from django.utils import timezone
+
+    return time_machine.travel(timezone.now() + timedelta(seconds=seconds), tick=False)
+
+
+def test_active_tick_enqueues_the_next_one_once(queue, settings):
     settings.GASTOWN_ACTIVE_TICK_SECONDS = 3
     from gastown.scheduling import enqueue_tick
     from gastown.tasks import reconcile_town_task
@@ -148,15 +177,8 @@ def test_active_tick_enqueues_the_next_one_once(settings):
     bead = BeadFactory()
     reconcile_town_task(bead.town.pk)
     enqueue_tick(bead.town.pk, delay_seconds=3)  # asked again: not queued twice
-    assert _queued_tasks() == [("gastown.tasks.reconcile_town_later_task", (bead.town.pk, 3))]
-
-
-def _claim_as_a_worker():
-    """What a worker's pusher does: the row stays, locked for Q_CLUSTER retry, until the task
-    is acknowledged."""
-    from django_q.brokers import get_broker
-
-    return get_broker().dequeue()
+    with _later(4):
+        assert queue.take() == [("gastown.tasks.reconcile_town_later_task", (bead.town.pk, 3))]
 
 
 @pytest.mark.parametrize(
@@ -166,31 +188,62 @@ def _claim_as_a_worker():
         ("gastown.tasks.reconcile_town_task", (), 0),  # a report's immediate tick
     ],
 )
-def test_a_running_tick_does_not_hide_the_next_one(settings, func, args, delay):
-    settings.GASTOWN_ENQUEUE_TASKS = True
+def test_a_running_tick_does_not_hide_the_next_one(queue, func, args, delay):
     from django_q.tasks import async_task
 
     from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     async_task(func, town.pk, *args)
-    [_claimed] = _claim_as_a_worker()
+    assert queue.take() == [(func, (town.pk, *args))]  # now running
     enqueue_tick(town.pk, delay_seconds=delay)
-    assert _queued_tasks() == [(func, (town.pk, *args))] * 2
+    with _later(delay + 1):
+        assert queue.take() == [(func, (town.pk, *args))]
 
 
-def test_a_queued_tick_is_not_queued_twice(settings):
-    settings.GASTOWN_ENQUEUE_TASKS = True
+def test_a_queued_tick_is_not_queued_twice(queue):
     from gastown.scheduling import enqueue_tick
 
     town = TownFactory()
     enqueue_tick(town.pk)
     enqueue_tick(town.pk)
-    assert _queued_tasks() == [("gastown.tasks.reconcile_town_task", (town.pk,))]
+    assert queue.take() == [("gastown.tasks.reconcile_town_task", (town.pk,))]
 
 
-def test_a_claim_whose_worker_died_still_counts_as_queued(settings):
-    settings.GASTOWN_ENQUEUE_TASKS = True
+def test_a_delayed_tick_is_not_queued_twice(queue):
+    from gastown.scheduling import enqueue_tick
+
+    town = TownFactory()
+    enqueue_tick(town.pk, delay_seconds=3)
+    enqueue_tick(town.pk, delay_seconds=3)
+    with _later(4):
+        assert queue.take() == [("gastown.tasks.reconcile_town_later_task", (town.pk, 3))]
+
+
+def test_a_delayed_tick_waits_in_the_queue_not_in_a_worker(queue, monkeypatch):
+    from gastown.scheduling import enqueue_tick
+    from gastown.tasks import reconcile_town_later_task
+
+    town = TownFactory()
+    enqueue_tick(town.pk, delay_seconds=3)
+    with _later(2):
+        assert queue.take() == []  # not due yet: no worker takes it
+    with _later(4):
+        assert queue.take() == [("gastown.tasks.reconcile_town_later_task", (town.pk, 3))]
+    monkeypatch.setattr("time.sleep", lambda seconds: pytest.fail("a worker slept"))
+    reconcile_town_later_task(town.pk, 3)
+
+
+def test_idle_tick_enqueues_nothing(queue):
+    from gastown.tasks import reconcile_town_task
+
+    town = TownFactory()
+    reconcile_town_task(town.pk)
+    assert queue.take() == []
+
+
+@pytest.mark.broker("orm")
+def test_a_claim_whose_worker_died_still_counts_as_queued(queue):
     from django.utils import timezone
     from django_q.models import OrmQ
 
@@ -198,32 +251,15 @@ def test_a_claim_whose_worker_died_still_counts_as_queued(settings):
 
     town = TownFactory()
     enqueue_tick(town.pk)
-    _claim_as_a_worker()
+    queue.take()
     OrmQ.objects.update(lock=timezone.now() - timedelta(seconds=1))  # retry time passed
     enqueue_tick(town.pk)
-    assert len(_queued_tasks()) == 1
+    assert OrmQ.objects.count() == 1
 
 
-def test_a_delayed_tick_waits_in_the_queue_not_in_a_worker(settings, monkeypatch):
-    settings.GASTOWN_ENQUEUE_TASKS = True
-    import time_machine
-    from django.utils import timezone
-    from django_q.brokers import get_broker
-
-    from gastown.scheduling import enqueue_tick
-    from gastown.tasks import reconcile_town_later_task
-
-    town = TownFactory()
-    enqueue_tick(town.pk, delay_seconds=3)
-    assert get_broker().queue_size() == 0  # not due yet: no worker takes it
-    with time_machine.travel(timezone.now() + timedelta(seconds=4), tick=False):
-        assert get_broker().queue_size() == 1
-    monkeypatch.setattr("time.sleep", lambda seconds: pytest.fail("a worker slept"))
-    reconcile_town_later_task(town.pk, 3)
-
-
+@pytest.mark.broker("orm")
 def test_a_claimed_row_stays_locked_past_the_longest_tick_delay():
-    """_already_queued tells a claimed row from a delayed one by how far ahead its lock is."""
+    """The ORM broker tells a claimed row from a delayed one by how far ahead its lock is."""
     from django_q.conf import Conf
 
     from gastown.scheduling import MAX_TICK_DELAY_SECONDS
@@ -231,20 +267,29 @@ def test_a_claimed_row_stays_locked_past_the_longest_tick_delay():
     assert Conf.RETRY - Conf.TIMEOUT > MAX_TICK_DELAY_SECONDS
 
 
-def test_idle_tick_enqueues_nothing(settings):
-    settings.GASTOWN_ENQUEUE_TASKS = True
-    from gastown.tasks import reconcile_town_task
+@pytest.mark.broker("redis")
+def test_redis_delayed_tasks_are_moved_once_by_several_pushers(queue):
+    """Every cluster's pusher moves due tasks before it pops: each task is moved once."""
+    from django_q.brokers import get_broker
 
-    town = TownFactory()
-    reconcile_town_task(town.pk)
-    assert _queued_tasks() == []
+    from gastown.scheduling import enqueue_tick
+
+    towns = [TownFactory() for _ in range(3)]
+    for town in towns:
+        enqueue_tick(town.pk, delay_seconds=3)
+    pushers = [get_broker(), get_broker()]
+    with _later(4):
+        assert [pusher.release_due() for pusher in pushers] == [3, 0]
+        assert sorted(queue.take()) == sorted(
+            ("gastown.tasks.reconcile_town_later_task", (town.pk, 3)) for town in towns
+        )
 
 
 def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     from datetime import timedelta
 
     from beads.models import BeadEvent
-    from gastown.models import WebhookDelivery
+    from gastown.models import FeedbackCheckRun, WebhookDelivery
     from gastown.reconciler.tick import prune
 
     bead = BeadFactory()
@@ -252,6 +297,10 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
         bead=bead, bead_ref=bead.pk, bead_title="t", town=bead.town, kind="note", actor="x"
     )
     ReconcilerTick.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
+    FeedbackCheckRun.objects.create(town=bead.town, started_at=clock.now - timedelta(days=2))
+    recent_check = FeedbackCheckRun.objects.create(
+        town=bead.town, started_at=clock.now - timedelta(hours=23)
+    )
     TelemetryEvent.objects.create(town=bead.town, name="x")
     TelemetryEvent.objects.filter(name="x").update(created_at=clock.now - timedelta(days=91))
     WebhookDelivery.objects.create(delivery_id="old", event="ping", status="ignored")
@@ -264,6 +313,7 @@ def test_gc_prunes_old_history_but_keeps_the_bead_audit(clock):
     )
     prune(clock.now)
     assert not ReconcilerTick.objects.exists()
+    assert list(FeedbackCheckRun.objects.all()) == [recent_check]
     assert not TelemetryEvent.objects.filter(name="x").exists()
     assert list(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == ["fresh"]
     assert BeadEvent.objects.filter(bead_ref=bead.pk).count() == 1

@@ -2,7 +2,6 @@
 
 import pytest
 
-from scm.github_errors import classify_merge_refusal
 from scm.types import PullRequestRef
 
 REPO = "octo/app"
@@ -113,31 +112,3 @@ def test_merging_a_missing_pr_is_permanent(fake_github, github_client):
     fake_github.create_repo(REPO)
     outcome = github_client.merge(PullRequestRef(REPO, 404), head_sha="x", methods=["merge"])
     assert outcome.kind == "permanent"
-
-
-@pytest.mark.parametrize(
-    ("status", "message", "kind"),
-    [
-        (405, "Merge commits are not allowed on this repository.", "method_not_allowed"),
-        (405, "Squash merges are not allowed on this repository.", "method_not_allowed"),
-        (405, "Rebase merges are not allowed on this repository.", "method_not_allowed"),
-        (
-            405,
-            "At least 1 approving review is required by reviewers with write access.",
-            "review_required",
-        ),
-        (405, "Review required", "review_required"),
-        (405, "Waiting on code owner review from octo/core.", "review_required"),
-        (405, "Changes must be made before merging", "review_required"),
-        (405, 'Required status check "ci" is expected.', "checks_required"),
-        (405, 'Required status check "ci" is failing.', "checks_required"),
-        (405, "2 of 2 required status checks are expected.", "checks_required"),
-        (405, "Pull Request is not mergeable", "not_mergeable"),
-        (405, "Pull Request is still a draft", "not_mergeable"),
-        (409, "Head branch was modified. Review and try the merge again.", "head_moved"),
-        (405, "Base branch was modified. Review and try the merge again.", "head_moved"),
-        (422, "Something GitHub never said before", "permanent"),
-    ],
-)
-def test_merge_refusals_are_classified_from_githubs_messages(status, message, kind):
-    assert classify_merge_refusal(status, message) == kind

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gastown", "0005_drop_town_events_convoy_branch_failed_at"),
+        ("gastown", "0006_health_feedback_check_runs"),
     ]
 
     operations = [

@@ -1,0 +1,55 @@
+"""Key rotation of the secrets stored in the database (gastown.secrets encrypts them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.db import transaction
+
+from gastown.models import Town
+from gastown.secrets import fernet_for, fernets
+
+
+@dataclass
+class RotationSummary:
+    rotated: int = 0  # re-encrypted with the current key
+    current: int = 0  # already encrypted with the current key
+    unreadable: list[str] = field(default_factory=list)  # towns no key decrypts the token of
+
+    def __str__(self) -> str:
+        line = (
+            f"{self.rotated} secret(s) re-encrypted with the current SECRET_KEY, "
+            f"{self.current} already current, {len(self.unreadable)} unreadable"
+        )
+        if self.unreadable:
+            line += f" (towns: {', '.join(self.unreadable)}; enter their tokens again)"
+        return line
+
+
+def secrets_rotate() -> RotationSummary:
+    """Re-encrypt every stored secret with the current SECRET_KEY (idempotent: a secret the
+    current key already decrypts is left as it is)."""
+    current = fernet_for(settings.SECRET_KEY)
+    every_key = fernets()
+    summary = RotationSummary()
+    with transaction.atomic():
+        towns = Town.objects.select_for_update().exclude(github_token_encrypted="").order_by("pk")
+        for town in towns.only("pk", "slug", "github_token_encrypted"):
+            token = town.github_token_encrypted.encode()
+            try:
+                current.decrypt(token)
+            except InvalidToken:
+                pass
+            else:
+                summary.current += 1
+                continue
+            try:
+                rotated = every_key.rotate(token).decode()
+            except InvalidToken:
+                summary.unreadable.append(town.slug)
+                continue
+            Town.objects.filter(pk=town.pk).update(github_token_encrypted=rotated)
+            summary.rotated += 1
+    return summary
