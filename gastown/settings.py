@@ -49,6 +49,18 @@ try:
     # /metrics is off (404) without it; with it, scrapers send "Authorization: Bearer <it>".
     METRICS_TOKEN = env_str("METRICS_TOKEN")
     LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    # Escalations are emailed to each town's team leads when a mail server (or another
+    # backend) is configured; Django reads the EMAIL_* settings below.
+    EMAIL_HOST = env_str("EMAIL_HOST")
+    EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+    EMAIL_TIMEOUT = 10
+    EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+    DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gastown@localhost")
+    GASTOWN_NOTIFY_EMAIL = bool(EMAIL_HOST or env_str("EMAIL_BACKEND"))
     # One line per record: logfmt key=value (kv), JSON, or plain text for a terminal.
     LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "kv", ("json", "kv", "plain"))
     # Off only in tests, which run ticks and checks explicitly.
@@ -98,6 +110,8 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-development-key-only-for-debug"
 
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one.")
 if (SECURE_HSTS_INCLUDE_SUBDOMAINS or SECURE_HSTS_PRELOAD) and not SECURE_HSTS_SECONDS:
     raise ImproperlyConfigured(
         "SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_PRELOAD have no effect without "
@@ -153,6 +167,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Formatting filters shared by the dashboard and the admin (|when, |duration).
+            "libraries": {"gastown": "gastown.dashboard.templatetags.gastown"},
         },
     },
 ]

@@ -39,6 +39,14 @@ SETTINGS_VARIABLES = {
     "GASTOWN_ACTIVE_TICK_SECONDS",
     "LOG_LEVEL",
     "SECURE_COOKIES",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL",
+    "EMAIL_BACKEND",
+    "DEFAULT_FROM_EMAIL",
     "SECURE_PROXY_SSL_HEADER",
     "CSRF_TRUSTED_ORIGINS",
     "USE_X_FORWARDED_HOST",
@@ -307,6 +315,32 @@ def test_sqlite_file_database_runs_in_wal_with_busy_timeout_and_immediate_transa
     result = _start(tmp_path, code, DEBUG="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wal", "20000", "IMMEDIATE"]
+
+
+PRINT_EMAIL = (
+    "from django.conf import settings as s; "
+    "print(s.GASTOWN_NOTIFY_EMAIL, s.EMAIL_BACKEND.rsplit('.', 2)[-2], s.EMAIL_PORT)"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "False smtp 25"),
+        ({"EMAIL_HOST": "mail.example.com", "EMAIL_PORT": "587"}, "True smtp 587"),
+        ({"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}, "True console 25"),
+    ],
+)
+def test_escalation_emails_go_out_only_with_a_mail_server_or_backend(tmp_path, env, expected):
+    result = _start(tmp_path, DEBUG="1", **env, code=PRINT_EMAIL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_tls_and_ssl_together_stop_start_up(tmp_path):
+    result = _start(tmp_path, DEBUG="1", EMAIL_USE_TLS="1", EMAIL_USE_SSL="1")
+    assert result.returncode != 0
+    assert "EMAIL_USE_TLS and EMAIL_USE_SSL" in result.stderr
 
 
 def test_hsts_flags_without_a_max_age_stop_start_up(tmp_path):

@@ -49,12 +49,16 @@ def test_debug_off_serves_hashed_compressed_static_files(tmp_path):
     fetched = _run(tmp_path, code=FETCH)
     assert fetched.returncode == 0, fetched.stderr
     rows = sorted(line.split("\t") for line in fetched.stdout.splitlines())
-    assert [(Path(url).suffix, status, ctype.split(";")[0]) for url, status, ctype, *_ in rows] == [
+    assert sorted(
+        (Path(url).suffix, status, ctype.split(";")[0]) for url, status, ctype, *_ in rows
+    ) == [
         (".css", "200", "text/css"),
-        (".js", "200", "text/javascript"),
+        (".js", "200", "text/javascript"),  # htmx
+        (".js", "200", "text/javascript"),  # the menu button
+        (".svg", "200", "image/svg+xml"),  # the favicon
     ]
     for url, _status, _ctype, encoding, cache in rows:
-        assert re.search(r"\.[0-9a-f]{12}\.(css|js)$", url), f"{url} has no hashed name"
+        assert re.search(r"\.[0-9a-f]{12}\.(css|js|svg)$", url), f"{url} has no hashed name"
         assert encoding == "gzip"
         assert "immutable" in cache
 

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from beads.models import Bead, MergeRequest
 from gastown.dashboard import selectors
-from gastown.dashboard.charts import Series, bar_chart
+from gastown.dashboard.charts import Series, chart_card, wait_duration_charts
 from gastown.dashboard.forms import AwaitingFilterForm, OverrideForm, TelemetryFilterForm
 from gastown.models import Convoy, ConvoyStatus, Town, TownPermission
 from gastown.services.overrides import OVERRIDES, Override, OverrideRefused, override_run
@@ -204,36 +204,30 @@ def _charts(town: Town, now: Any) -> list[dict[str, Any]]:
     data = selectors.telemetry_charts(town=town, now=now)
     labels = [d.strftime("%m-%d") for d in data.days]
     per_day = data.per_day
-
-    def chart(title: str, series: list[Series], table_labels: list[str] | None = None) -> Any:
-        rows_labels = table_labels or labels
-        return {
-            "title": title,
-            "svg": bar_chart(title=title, labels=rows_labels, series=series),
-            "series": series,
-            "rows": [(label, [s.values[i] for s in series]) for i, label in enumerate(rows_labels)],
-            "total": sum(sum(s.values) for s in series),
-        }
-
     return [
-        chart(
+        chart_card(
             "Waits on a human, per day",
+            labels,
             [
                 Series("detected", per_day["pr.awaiting_approval_detected"], "s1"),
                 Series("resolved", per_day["pr.awaiting_approval_resolved"], "s2"),
             ],
         ),
-        chart(
+        chart_card(
             "How long PRs waited (resolved waits, last 14 days)",
-            [Series("waits", [n for _label, n in data.wait_buckets], "s3")],
             [label for label, _n in data.wait_buckets],
+            [Series("waits", [n for _label, n in data.wait_buckets], "s3")],
+            axis="Waited",
         ),
-        chart(
+        *wait_duration_charts(town=town, now=now),
+        chart_card(
             "Suppressed landing respawns, per day",
+            labels,
             [Series("suppressed", per_day["reconciler.respawn_suppressed"], "s4")],
         ),
-        chart(
+        chart_card(
             "Merges, per day",
+            labels,
             [
                 Series("merged", per_day["pr.merged"], "s2"),
                 Series("refused", per_day["pr.merge_refused"], "s5"),

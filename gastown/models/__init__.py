@@ -6,6 +6,7 @@ from gastown.models.events import (
     ReconcilerTick,
     TelemetryEvent,
 )
+from gastown.models.notifications import NotificationChannel, NotificationSent
 from gastown.models.towns import (
     EffectiveSettings,
     MergeMethod,
@@ -26,6 +27,8 @@ __all__ = [
     "FeedbackCheckRun",
     "MergeMethod",
     "MergeMode",
+    "NotificationChannel",
+    "NotificationSent",
     "ReconcilerTick",
     "Rig",
     "TelemetryEvent",

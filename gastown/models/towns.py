@@ -165,6 +165,15 @@ class Town(models.Model):
         help_text="Name of an environment variable holding this town's GitHub token.",
     )
 
+    # Escalations are also POSTed here (Slack-compatible: {"text": ...}). It embeds a secret in
+    # its path on Slack: never logged, nor put in an error message.
+    notify_webhook_url = models.URLField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Incoming webhook (Slack-compatible) that receives this town's escalations.",
+    )
+
     # Town-level GitHub trouble (no token, 401, 403, rate limit): checks stop until this time
     # instead of failing MRs, and resume by themselves (SPEC §4).
     github_blocked_until = models.DateTimeField(null=True, blank=True)

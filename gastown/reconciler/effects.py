@@ -20,6 +20,7 @@ from gastown.reconciler.apply import SideEffect
 from gastown.services.convoys import convoy_feature_branch_created, convoy_feature_branch_failed
 from gastown.services.dispatch import dispatch_notify
 from gastown.services.github import github_client_for
+from gastown.services.notifications import notifications_send_due
 from scm.errors import ScmError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,15 @@ def _run_side_effect(town: Town, effect: SideEffect, now: datetime) -> None:
         from gastown.scheduling import enqueue_feedback_check
 
         enqueue_feedback_check(town.pk)
+
+
+def notify_escalations(town: Town, now: datetime) -> None:
+    """Open escalations to people, once each: those this tick raised and those the feedback
+    check raised since the last tick (gastown/services/notifications.py)."""
+    try:
+        notifications_send_due(town=town, now=now)
+    except Exception:  # notifications never break a tick
+        log.exception("notifying the escalations of town %s failed", town.pk)
 
 
 def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:

@@ -107,3 +107,34 @@ def test_create_team_lead_group_is_idempotent(db):
         ).count()
     )
     assert Group.objects.filter(name="team lead").count() == 1
+
+
+ADMIN_LINK = b'href="/admin/">Admin</a>'
+
+
+def test_staff_without_admin_permissions_sees_no_admin_link(client, lead):
+    """Staff alone only gets the admin's "You don't have permission to view or edit
+    anything": the link would lead nowhere."""
+    lead.is_staff = True
+    lead.save()
+    client.force_login(lead)
+    assert ADMIN_LINK not in client.get("/towns/acme/").content
+
+
+def test_staff_who_may_view_something_in_the_admin_see_the_admin_link(client, lead):
+    lead.is_staff = True
+    lead.save()
+    lead.user_permissions.add(Permission.objects.get(codename="view_bead"))
+    client.force_login(lead)
+    assert ADMIN_LINK in client.get("/towns/acme/").content
+
+
+def test_a_member_who_is_not_staff_sees_no_admin_link_even_with_model_permissions(client, lead):
+    lead.user_permissions.add(Permission.objects.get(codename="view_bead"))
+    client.force_login(lead)
+    assert ADMIN_LINK not in client.get("/towns/acme/").content
+
+
+def test_superuser_sees_the_admin_link(client, town):
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    assert ADMIN_LINK in client.get("/towns/acme/").content

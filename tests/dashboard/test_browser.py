@@ -1,13 +1,14 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against
-pytest-django's live server. Screenshots of every page go to screenshots/ (gitignored);
-two of them are also kept in docs/ for the README (UPDATE_DOCS_SCREENSHOTS=1 refreshes them).
+pytest-django's live server. Screenshots of every page go to screenshots/ (gitignored); the
+README's, in docs/, come from the running demo (scripts/screenshots).
 
 Chromium missing? Run scripts/ensure-chromium. These tests fail (never skip) without it.
 """
 
 from __future__ import annotations
 
-import os
+import importlib.util
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -45,7 +46,6 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "screenshots"
-DOCS = ROOT / "docs"
 
 
 @pytest.fixture
@@ -137,6 +137,14 @@ def demo_town():
         resolved.created_at = at
         resolved.save(update_fields=["created_at"])
     TelemetryEventFactory(town=town, name="reconciler.respawn_suppressed", convoy=search)
+    # Long unbroken values once made the events table wider than a 1440 px screen.
+    TelemetryEventFactory(
+        town=town,
+        rig=web,
+        name="pr.check_failed",
+        reason="GraphQL error: " + "x" * 200,
+        data={"pr_url": "https://github.com/acme/web/pull/412", "head_sha": "a" * 40 * 3},
+    )
     TelemetryEventFactory(town=town, name="pr.merge_refused", reason="Review required")
     for seconds in (20, 80, 140):
         ReconcilerTickFactory(
@@ -186,12 +194,8 @@ def sign_in(page, live_server, username: str) -> None:
     page.wait_for_load_state()
 
 
-def shot(page, name: str, *, docs: str = "") -> None:
+def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    # docs/ images are committed: refresh them only when asked, so a test run leaves no diff.
-    if docs and (os.environ.get("UPDATE_DOCS_SCREENSHOTS") or not (DOCS / docs).exists()):
-        DOCS.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS / docs), full_page=True)
 
 
 def test_team_lead_clears_a_wait_and_sees_the_audit_on_the_bead_page(demo_town, live_server, page):
@@ -252,20 +256,20 @@ def test_anonymous_visitor_is_sent_to_sign_in(demo_town, live_server, page):
 def test_screenshots_of_every_page(demo_town, live_server, page):
     sign_in(page, live_server, "lead")
     pages = {
-        "towns": ("/", ""),
-        "overview": ("/towns/acme/", ""),
-        "awaiting-approval": ("/towns/acme/awaiting/", "awaiting-approval.png"),
-        "convoys": ("/towns/acme/convoys/", "convoys.png"),
-        "telemetry": ("/towns/acme/telemetry/", ""),
-        "reconciler": ("/towns/acme/reconciler/", ""),
+        "towns": "/",
+        "overview": "/towns/acme/",
+        "awaiting-approval": "/towns/acme/awaiting/",
+        "convoys": "/towns/acme/convoys/",
+        "telemetry": "/towns/acme/telemetry/",
+        "reconciler": "/towns/acme/reconciler/",
     }
-    for name, (path, docs) in pages.items():
+    for name, path in pages.items():
         response = page.goto(f"{live_server.url}{path}")
         assert response is not None and response.status == 200, path
         assert page.locator("h1").count() >= 1
-        shot(page, name, docs=docs)
+        shot(page, name)
     page.goto(f"{live_server.url}/towns/acme/telemetry/")
-    assert page.locator("svg.chart").count() == 4
+    assert page.locator("svg.chart").count() == 6
 
 
 def test_lists_refresh_with_htmx_without_a_reload(demo_town, live_server, page):
@@ -281,3 +285,120 @@ def test_lists_refresh_with_htmx_without_a_reload(demo_town, live_server, page):
     page.wait_for_selector("#awaiting-rows")
     assert page.evaluate("window.__marker") == 1
     assert page.locator("#awaiting-rows tr", has_text="Land Checkout redesign").count() == 1
+
+
+AXE_JS = Path(importlib.util.find_spec("axe_playwright_python").origin).parent / "axe.min.js"  # type: ignore[union-attr, arg-type]
+VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+# How far the page scrolls sideways, and how many tables scroll sideways inside it.
+OVERFLOW_JS = """() => [
+  document.scrollingElement.scrollWidth - document.documentElement.clientWidth,
+  [...document.querySelectorAll('.table-wrap')].filter(e => e.scrollWidth > e.clientWidth + 1)
+    .length,
+]"""
+
+
+def every_page(demo_town) -> dict[str, str]:
+    landing = demo_town["landing"]
+    return {
+        "towns": "/",
+        "overview": "/towns/acme/",
+        "awaiting-approval": "/towns/acme/awaiting/",
+        "convoys": "/towns/acme/convoys/?status=",
+        "bead": f"/towns/acme/beads/{landing.bead_id}/",
+        "telemetry": "/towns/acme/telemetry/",
+        "reconciler": "/towns/acme/reconciler/",
+        "override-confirm": (f"/towns/acme/overrides/merge_request_clear_awaiting/{landing.pk}/"),
+    }
+
+
+def axe_violations(page) -> list[str]:
+    # Closed disclosures (menus, a chart's numbers) are checked too.
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.add_script_tag(path=str(AXE_JS))
+    result = page.evaluate("async () => await axe.run(document)")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(" ".join(node["target"]) for node in v["nodes"][:3])
+        for v in result["violations"]
+    ]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_every_page_fits_the_screen_and_passes_axe(demo_town, live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, live_server, "lead")
+    problems = {}
+    for name, path in every_page(demo_town).items():
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == 200, path
+        overflow, tables = page.evaluate(OVERFLOW_JS)
+        shot(page, f"{name}-{viewport}")
+        found = axe_violations(page)
+        if overflow > 0:
+            found.append(f"the page scrolls sideways by {overflow} px")
+        if tables:
+            found.append(f"{tables} table(s) scroll sideways")
+        if found:
+            problems[name] = found
+    assert not problems, json.dumps(problems, indent=1)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_sign_in_page_fits_the_screen_and_passes_axe(live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= VIEWPORTS[viewport]["width"]
+    assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_chart_text_stays_readable_at_both_widths(demo_town, live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}/towns/acme/telemetry/")
+    sizes = page.evaluate(
+        """() => [...document.querySelectorAll('svg.chart text')].map(t =>
+             parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)"""
+    )
+    assert len(sizes) > 50
+    assert min(sizes) >= 11, min(sizes)
+
+
+def test_on_a_phone_the_navigation_opens_from_the_menu_button(demo_town, live_server, page):
+    page.set_viewport_size(VIEWPORTS["phone"])
+    sign_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}/towns/acme/")
+    menu = page.get_by_role("button", name="Menu")
+    convoys = page.get_by_role("link", name="Convoys", exact=True)
+    assert menu.get_attribute("aria-expanded") == "false"
+    assert not convoys.is_visible()
+    menu.click()
+    assert menu.get_attribute("aria-expanded") == "true"
+    convoys.click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/towns/acme/convoys/")
+
+
+def test_on_a_desktop_the_navigation_is_open_without_a_menu_button(demo_town, live_server, page):
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    sign_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}/towns/acme/")
+    assert not page.get_by_role("button", name="Menu").is_visible()
+    assert page.get_by_role("link", name="Convoys", exact=True).is_visible()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_error_pages_fit_the_screen_and_pass_axe(demo_town, live_server, page, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, live_server, "viewer")
+    landing = demo_town["landing"]
+    for path, status in [
+        ("/towns/other/", 404),
+        (f"/towns/acme/overrides/merge_request_clear_awaiting/{landing.pk}/", 403),
+    ]:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == status
+        assert page.evaluate(OVERFLOW_JS) == [0, 0]
+        assert axe_violations(page) == [], path

@@ -52,7 +52,7 @@ def test_awaiting_approval_lists_oldest_wait_first_with_pr_link(lead_client, tow
     content = lead_client.get("/towns/acme/awaiting/").content.decode()
     assert content.index(older.pr_url) < content.index(newer.pr_url)
     assert f'href="{older.pr_url}" rel="noopener noreferrer"' in content
-    assert "alice" in content and "5\xa0hours" in content
+    assert "alice" in content and ">5 h</time>" in content
 
 
 def test_awaiting_approval_filters_by_rig_and_convoy(lead_client, town, rig):
@@ -150,6 +150,7 @@ def test_convoys_show_progress_landing_and_suppression(lead_client, town, rig):
     assert "Waiting on a human" in content
     assert "attempt 3 not made" in content
     assert "End suppression" in content
+    assert f'target="_blank">{landing.pr_repo}#{landing.pr_number}</a>' in content
 
 
 def test_a_landed_convoy_shows_the_landing_mr_that_merged(lead_client, town, rig):
@@ -174,6 +175,17 @@ def test_bead_page_shows_its_pr_and_one_timeline_newest_first(lead_client, town,
     content = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
     assert mr.pr_url in content and "REVIEW_REQUIRED" in content
     assert content.index("pr.awaiting_approval_detected") < content.index("first note")
+
+
+def test_bead_timeline_reads_durations_and_keeps_raw_values_in_details(lead_client, town, rig):
+    mr = waiting(town, rig)
+    TelemetryEventFactory(
+        town=town, bead=mr.bead, name="pr.awaiting_approval_resolved", duration_ms=2_820_000
+    )
+    content = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
+    assert "lasted 47 min" in content
+    details = content[content.index("<summary>Details</summary>") :]
+    assert "duration_ms=2820000" in details
 
 
 def test_bead_of_another_town_is_not_found(lead_client):
