@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models, transaction
-from django.db.models import F, QuerySet
+from django.db import transaction
+from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -24,6 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_write
 from beads.models import (
     Bead,
     BeadDependency,
@@ -112,37 +113,34 @@ PR_STATE_FIELDS = (
 )
 
 
-def _save_changed_fields(obj: models.Model, changed: Iterable[str]) -> None:
-    """Write only what the form changed (plus updated_at), never a stale copy of the rest."""
+def _save_changed_fields(obj: MergeRequest, changed: Iterable[str]) -> None:
+    """Write only what the form changed, never a stale copy of the rest, through the merge
+    request's one write path (a new version, so a feedback check holding the old row stores
+    nothing over the edit)."""
     fields = list(changed)
+    if not fields:
+        return
+    now = timezone.now()
+    values = {name: getattr(obj, name) for name in fields}
+    ended = None
     if "pr_url" in fields:
-        # The parsed repository and number follow the URL (MergeRequestForm set them). Nothing
-        # learnt about the old PR holds for the new one (its snapshot, wait, review, auto-merge
-        # timer, merge request or refusal): reset, and the new PR is checked at once.
-        now = timezone.now()
-        # The old PR's wait (if any) ends here: its resolved event pairs the detected one,
-        # with the values of the old PR (the form already holds the new URL).
+        # Nothing learnt about the old PR holds for the new one (its snapshot, wait, review,
+        # auto-merge timer, merge request or refusal): reset, and the new PR is checked at
+        # once. The old PR's wait (if any) ends here: its resolved event pairs the detected
+        # one, with the values of the old PR (the form already holds the new URL).
         old = MergeRequest.objects.select_related("bead").filter(pk=obj.pk).first()
-        ended = None
         # A terminal MR's wait already ended when it failed (mr_fail): never twice.
         if old is not None and old.waiting_since is not None and not old.bead.is_terminal:
             ended = wait_ended_event(
                 old, how="cleared_by_user", started_at=old.waiting_since, now=now
             )
         fresh = MergeRequest()
-        for name in PR_STATE_FIELDS:
-            setattr(obj, name, getattr(fresh, name))
-        obj.check_requested_at = now  # type: ignore[attr-defined]
-        obj.version = F("version") + 1  # type: ignore[attr-defined]
-        fields += ["check_requested_at", "version", *PR_STATE_FIELDS]
-        with transaction.atomic():
-            obj.save(update_fields=[*fields, "updated_at"])
-            obj.refresh_from_db(fields=["version"])
-            if ended is not None:
-                ended.save()
-        return
-    if fields:
-        obj.save(update_fields=[*fields, "updated_at"])
+        values.update({name: getattr(fresh, name) for name in PR_STATE_FIELDS})
+        values["check_requested_at"] = now
+    with transaction.atomic():
+        merge_request_write(merge_request=obj, now=now, **values)
+        if ended is not None:
+            ended.save()
 
 
 class MergeRequestForm(forms.ModelForm):

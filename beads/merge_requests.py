@@ -12,13 +12,14 @@ the service checks and locks, the override writes what it changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.apps import apps
 from django.db import models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from beads.audit import Actor
@@ -234,11 +235,14 @@ def merge_request_transition(
     failure_code: str = "",
     failure_message: str = "",
     data: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> MergeRequest:
     """Apply `transition` to the MR, or raise MergeRequestTransitionRefused having changed
     nothing. The guard is checked on the MR as the caller read it, then again on the row,
     locked, inside the transaction (another worker may have moved it meanwhile). A state
-    change moves the MR bead's status in the same transaction, audited as `actor`."""
+    change moves the MR bead's status in the same transaction, audited as `actor`. `fields`
+    are the transition's effects on the row (merge now's request, clear awaiting's reset),
+    written under the same lock with a new version."""
     mr = merge_request
     refusal = merge_request_refusal(merge_request=mr, transition=transition)
     if refusal:
@@ -259,6 +263,8 @@ def merge_request_transition(
         refusal = merge_request_refusal(merge_request=fresh, transition=transition)
         if refusal:
             raise MergeRequestTransitionRefused(f"The MR changed meanwhile. {refusal}")
+        if fields:
+            merge_request_write(merge_request=mr, now=now, **fields)
         if spec.target is None or spec.target == fresh.state:
             return mr
         changed = MergeRequest.objects.filter(pk=mr.pk, state=fresh.state).update(
@@ -288,3 +294,39 @@ def merge_request_transition(
         for name in ("status", "updated_at", "closed_at", "failure_code", "failure_message"):
             setattr(mine, name, getattr(bead, name))
     return mr
+
+
+def merge_request_write(
+    *,
+    merge_request: MergeRequest | None = None,
+    pks: Iterable[int] = (),
+    where: Q | None = None,
+    now: datetime | None = None,
+    new_version: bool = True,
+    **fields: Any,
+) -> int:
+    """Write bookkeeping `fields` (never the state: transitions move it) to one merge request
+    or to `pks`, those that still match `where`, in one UPDATE; returns how many rows changed.
+
+    Every writer outside the feedback check comes through here, so the one rule of its
+    optimistic concurrency holds in one place: a write of anything the check reads and writes
+    back counts a new version (MergeRequest.version), and a pass holding an older copy stores
+    nothing over it. `new_version=False` is for what the check never writes back (a request
+    to be checked)."""
+    if "state" in fields:
+        raise ValueError("A merge request's state moves only through merge_request_transition.")
+    ids = [merge_request.pk] if merge_request is not None else list(pks)
+    if not ids:
+        return 0
+    rows = MergeRequest.objects.filter(pk__in=ids)
+    if where is not None:
+        rows = rows.filter(where)
+    fields.setdefault("updated_at", now or timezone.now())
+    if new_version:
+        fields["version"] = F("version") + 1
+    changed = rows.update(**fields)
+    if merge_request is not None and changed:
+        for name, value in fields.items():
+            if name != "version":
+                setattr(merge_request, name, value)
+    return changed

@@ -21,11 +21,12 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from beads.merge_requests import merge_request_write
 from beads.models import ACTIVE_MR_STATES, Blocker, MergeRequest
 from gastown.api.http import unstorable_text
 from gastown.models import (
@@ -172,15 +173,17 @@ def _make_due(mrs: Iterable[MergeRequest], *, event: str) -> list[MergeRequest]:
     rows = list(mrs)
     if not rows:
         return rows
-    MergeRequest.objects.filter(pk__in=[mr.pk for mr in rows]).update(
-        check_requested_at=now, updated_at=now
-    )
+    ids = [mr.pk for mr in rows]
+    merge_request_write(pks=ids, now=now, new_version=False, check_requested_at=now)
     if event == "pull_request_review":
         # A review was submitted: what GitHub's merge endpoint refused for a missing review
         # may pass now, so that refusal's hold ends (the next check may ask again).
-        MergeRequest.objects.filter(
-            pk__in=[mr.pk for mr in rows], merge_refusal__refusal_kind=Blocker.HUMAN_REVIEW
-        ).update(merge_hold_from=None, version=F("version") + 1)
+        merge_request_write(
+            pks=ids,
+            where=Q(merge_refusal__refusal_kind=Blocker.HUMAN_REVIEW),
+            now=now,
+            merge_hold_from=None,
+        )
     for town_id in sorted({mr.bead.town_id for mr in rows}):
         transaction.on_commit(functools.partial(enqueue_feedback_check, town_id))
     return rows

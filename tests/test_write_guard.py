@@ -30,3 +30,20 @@ def test_saving_a_bead_from_the_reconciler_is_caught_and_services_are_not():
     found = list(write_guard._violations)
     write_guard._violations.clear()
     assert found and "saves beads.Bead" in found[0]
+
+
+def test_the_feedback_check_may_store_a_snapshot_but_never_a_state():
+    from tests.factories import MergeRequestFactory
+
+    mr = MergeRequestFactory()
+    code = "type(m).objects.filter(pk=m.pk).update({})"
+    _run_as("gastown.feedback.checks", code.format("blocker='ready'"), m=mr)
+    assert write_guard._violations == []
+    _run_as("gastown.feedback.checks", code.format("state='merged'"), m=mr)
+    found = list(write_guard._violations)
+    write_guard._violations.clear()
+    assert found and found[0].endswith("beads.MergeRequest.state (not its to write)")
+    _run_as("gastown.webhooks", code.format("blocker='ready'"), m=mr)
+    found = list(write_guard._violations)
+    write_guard._violations.clear()
+    assert found and "only beads.services, beads.merge_requests, gastown.feedback" in found[0]

@@ -19,7 +19,13 @@ from django.db.models.query import QuerySet
 #: model label -> the modules allowed to write it.
 WRITERS: dict[str, tuple[str, ...]] = {
     "gastown.Convoy": ("gastown.services.convoys",),
-    "beads.Bead": ("beads.services",),
+    "beads.Bead": ("beads.services", "beads.merge_requests"),
+    "beads.MergeRequest": ("beads.services", "beads.merge_requests", "gastown.feedback"),
+}
+#: Writers allowed only some fields: the feedback check stores what GitHub said (the PR
+#: snapshot) and its own bookkeeping, never a decision (a state moves only by a transition).
+FORBIDDEN_FIELDS: dict[tuple[str, str], frozenset[str]] = {
+    ("beads.MergeRequest", "gastown.feedback"): frozenset({"state"}),
 }
 _OURS = ("gastown.", "beads.", "scm.")
 _violations: list[str] = []
@@ -39,7 +45,7 @@ def _writer() -> tuple[str, int]:
     return "", 0
 
 
-def _check(model: type, how: str) -> None:
+def _check(model: type, how: str, fields: tuple[str, ...] = ()) -> None:
     label = model._meta.label
     allowed = WRITERS.get(label)
     if allowed is None:
@@ -49,6 +55,11 @@ def _check(model: type, how: str) -> None:
         return
     if not writer.startswith(allowed):
         _violations.append(f"{writer}:{line} {how} {label} (only {', '.join(allowed)} may)")
+        return
+    for (guarded, prefix), forbidden in FORBIDDEN_FIELDS.items():
+        if guarded == label and writer.startswith(prefix) and forbidden & set(fields):
+            names = ", ".join(sorted(forbidden & set(fields)))
+            _violations.append(f"{writer}:{line} {how} {label}.{names} (not its to write)")
 
 
 def install() -> None:
@@ -61,11 +72,11 @@ def install() -> None:
         return original_insert(self, *args, **kwargs)
 
     def update(self, **kwargs):  # type: ignore[no-untyped-def]
-        _check(self.model, "updates")
+        _check(self.model, "updates", tuple(kwargs))
         return original_update(self, **kwargs)
 
     def _update(self, values):  # type: ignore[no-untyped-def]
-        _check(self.model, "saves")
+        _check(self.model, "saves", tuple(field.name for field, _model, _value in values))
         return original_raw_update(self, values)
 
     QuerySet._insert = _insert  # type: ignore[method-assign]

@@ -15,7 +15,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from beads.audit import Actor
-from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
+from beads.merge_requests import (
+    MergeRequestTransitionRefused,
+    merge_request_transition,
+    merge_request_write,
+)
 from beads.models import Bead, BeadEventKind, BeadStatus, BeadType, MergeRequest, MergeRequestState
 from beads.services import (
     StaleBeadError,
@@ -291,7 +295,9 @@ def _escalate(town: Town, action: a.RaiseEscalation, now: datetime) -> list[Side
         actor=RECONCILER,
     )
     if action.wait_mr_id:
-        MergeRequest.objects.filter(pk=action.wait_mr_id).update(wait_escalated_at=now)
+        merge_request_write(
+            pks=[action.wait_mr_id], now=now, new_version=False, wait_escalated_at=now
+        )
     return []
 
 

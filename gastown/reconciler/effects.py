@@ -9,9 +9,14 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 
 from beads.audit import Actor
-from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
+from beads.merge_requests import (
+    MergeRequestTransitionRefused,
+    merge_request_transition,
+    merge_request_write,
+)
 from beads.models import BeadEventKind, MergeRequest, MergeRequestState
 from beads.services import bead_event_record, escalation_raise
 from gastown.logs import log_context
@@ -74,8 +79,11 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
         )
     except ScmError as exc:
         with transaction.atomic():
-            MergeRequest.objects.filter(pk=mr.pk).update(
-                last_error=f"{exc.kind}: {exc.message}", last_error_kind=exc.kind[:30]
+            merge_request_write(
+                merge_request=mr,
+                new_version=False,  # what the check writes itself, not a snapshot it read
+                last_error=f"{exc.kind}: {exc.message}",
+                last_error_kind=exc.kind[:30],
             )
             bead_event_record(
                 bead=mr.bead,
@@ -97,7 +105,10 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
                         note="retry opening the PR after the back-off",
                     )
         return
-    MergeRequest.objects.filter(pk=mr.pk, pr_url="").update(
+    merge_request_write(
+        merge_request=mr,
+        where=Q(pr_url=""),
+        now=now,
         pr_url=ref.url,
         last_error="",
         last_error_kind="",

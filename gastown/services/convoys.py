@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils.text import slugify
 
 from beads.audit import Actor
+from beads.merge_requests import merge_request_write
 from beads.models import BeadEventKind, BeadStatus, Blocker, MergeRequest
 from beads.services import bead_event_record
 from gastown.models import Convoy, MergeMode, Rig, Town
@@ -202,8 +203,12 @@ def convoy_suppression_end(*, convoy: Convoy, how: str, now: datetime) -> bool:
         if changed != 1:
             return False
         held = MergeRequest.objects.filter(pk=held_id or 0)
-        held.filter(bead__status=BeadStatus.FAILED).update(
-            blocker=Blocker.NONE, waiting_since=None, updated_at=now, version=F("version") + 1
+        merge_request_write(
+            pks=[held_id] if held_id else [],
+            where=Q(bead__status=BeadStatus.FAILED),
+            now=now,
+            blocker=Blocker.NONE,
+            waiting_since=None,
         )
         telemetry_record(
             name="reconciler.respawn_suppression_ended",

@@ -11,7 +11,11 @@ from typing import Any
 from django.db import transaction
 
 from beads.audit import Actor
-from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
+from beads.merge_requests import (
+    MergeRequestTransitionRefused,
+    merge_request_transition,
+    merge_request_write,
+)
 from beads.models import BeadStatus, MergeRequest
 from beads.services import StaleBeadError, TerminalBeadError, bead_set_status
 from gastown.models import TelemetryEvent
@@ -82,12 +86,10 @@ def mr_close_merged(
         except MergeRequestTransitionRefused as error:
             log.info("MR %s not closed: %s", mr.pk, error)
             return False
-        fields: dict[str, Any] = {"merged_at": now, "updated_at": now}
+        fields: dict[str, Any] = {"merged_at": now}
         if merge_commit_sha:
             fields["merge_commit_sha"] = merge_commit_sha[:64]
-        MergeRequest.objects.filter(pk=mr.pk).update(**fields)
-        for name, value in fields.items():
-            setattr(mr, name, value)
+        merge_request_write(merge_request=mr, now=now, new_version=False, **fields)
         source = mr.source
         if source is not None and not source.is_terminal:
             try:

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from beads.audit import Actor
@@ -114,12 +113,19 @@ def _mr_convoy_id(mr: MergeRequest) -> int | None:
 # --- merge requests ---------------------------------------------------------------------
 
 
-def _mr_transition(*, mr: MergeRequest, transition: str, user: Any, now: datetime) -> None:
+def _mr_transition(
+    *, mr: MergeRequest, transition: str, user: Any, now: datetime, **fields: Any
+) -> None:
     """The MR's state machine checks (and, inside the caller's transaction, locks) first:
-    the same table the buttons are offered from (beads.merge_requests)."""
+    the same table the buttons are offered from (beads.merge_requests); `fields` are the
+    transition's effects on the row."""
     try:
         merge_request_transition(
-            merge_request=mr, transition=transition, actor=Actor.for_user(user), now=now
+            merge_request=mr,
+            transition=transition,
+            actor=Actor.for_user(user),
+            now=now,
+            fields=fields,
         )
     except MergeRequestTransitionRefused as refused:
         raise OverrideRefused(refused.message) from None
@@ -158,14 +164,14 @@ def merge_request_merge_now(
         "(the delay is skipped, the fresh check is not)."
     )
     with transaction.atomic():
-        _mr_transition(mr=mr, transition="merge_now", user=user, now=now)
-        MergeRequest.objects.filter(pk=mr.pk).update(
+        _mr_transition(
+            mr=mr,
+            transition="merge_now",
+            user=user,
+            now=now,
             merge_requested_at=now,
             check_requested_at=now,
-            updated_at=now,
-            version=F("version") + 1,
         )
-        mr.merge_requested_at = mr.check_requested_at = now
         override_audit(
             name="merge_request_merge_now",
             town=mr.bead.town,
@@ -194,18 +200,17 @@ def merge_request_clear_awaiting(
     waiting_since = mr.waiting_since
     message = f"{mr.pr_name} is no longer marked as awaiting approval (until the next check)."
     with transaction.atomic():
-        _mr_transition(mr=mr, transition="clear_awaiting", user=user, now=now)
-        MergeRequest.objects.filter(pk=mr.pk).update(
+        _mr_transition(
+            mr=mr,
+            transition="clear_awaiting",
+            user=user,
+            now=now,
             blocker=Blocker.NONE,
             waiting_since=None,
             merge_refusal=None,
             merge_refusal_waits_on="",
             merge_hold_from=None,
-            updated_at=now,
-            version=F("version") + 1,
         )
-        mr.blocker, mr.waiting_since = Blocker.NONE, None
-        mr.merge_refusal, mr.merge_refusal_waits_on, mr.merge_hold_from = None, "", None
         TelemetryEvent.objects.create(
             name="pr.awaiting_approval_resolved",
             town_id=mr.bead.town_id,

@@ -18,11 +18,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from beads.audit import Actor
-from beads.merge_requests import MergeRequestTransitionRefused, merge_request_transition
+from beads.merge_requests import (
+    MergeRequestTransitionRefused,
+    merge_request_transition,
+    merge_request_write,
+)
 from beads.models import (
     Bead,
     BeadEventKind,
@@ -337,14 +340,12 @@ def _rework_done(
         now=now,
         data={"merge_request_id": mr.pk},
     )
-    updates: dict[str, Any] = {"updated_at": now}
+    updates: dict[str, Any] = {}
     if not mr.bead.is_terminal:
         updates["check_requested_at"] = now
     if ref is not None:
         updates.update(pr_url=ref.url)
-    MergeRequest.objects.filter(pk=mr.pk).update(**updates, version=F("version") + 1)
-    for name, value in updates.items():
-        setattr(mr, name, value)
+    merge_request_write(merge_request=mr, now=now, **updates)
     bead_event_record(
         bead=mr.bead,
         kind=BeadEventKind.NOTE,
@@ -494,15 +495,15 @@ def refinery_report_review(
                 field="merge_request",
             )
         status = ReviewStatus.PASSED if passed else ReviewStatus.CHANGES_REQUESTED
-        MergeRequest.objects.filter(pk=mr.pk).update(
+        merge_request_write(
+            merge_request=mr,
+            now=now,
+            new_version=False,  # the check never writes the review back
             review_status=status,
             reviewed_at=now,
-            updated_at=now,
             # A passed review may unlock the merge: check the PR now, not at the next poll.
             check_requested_at=now,
         )
-        mr.review_status = status
-        mr.reviewed_at = now
         bead_event_record(
             bead=bead,
             kind=BeadEventKind.FLAG,

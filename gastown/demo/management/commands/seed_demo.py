@@ -15,8 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from beads.audit import Actor
-from beads.merge_requests import merge_request_transition
-from beads.models import BeadStatus, Blocker, MergeRequest, Priority
+from beads.merge_requests import merge_request_transition, merge_request_write
+from beads.models import BeadStatus, Blocker, Priority
 from beads.services import (
     bead_add_dependency,
     bead_create,
@@ -166,7 +166,10 @@ class Command(BaseCommand):
             landing_convoy=convoy,
             pr_url=ref.url,
         )
-        MergeRequest.objects.filter(pk=mr.pk).update(
+        # What a first check would have stored: the PR waits on alice.
+        merge_request_write(
+            merge_request=mr,
+            now=now,
             pr_state="OPEN",
             review_decision="REVIEW_REQUIRED",
             merge_state_status="BLOCKED",
