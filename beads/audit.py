@@ -1,4 +1,4 @@
-"""Who did something: every audited change names its actor (SPEC §2, bead event)."""
+"""Who did something: every audited change names its actor (domain.md §2, bead event)."""
 
 from __future__ import annotations
 

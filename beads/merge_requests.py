@@ -120,7 +120,7 @@ def _guard_clear_awaiting(mr: MergeRequest) -> str:
 
 def _guard_redispatch(mr: MergeRequest) -> str:
     if mr.blocker == Blocker.HUMAN_REVIEW:
-        # R7 released the refinery: the wait belongs to the PR, not to an agent (SPEC §3).
+        # R7 released the refinery: the wait belongs to the PR, not to an agent (domain.md §3).
         return (
             "The PR is waiting on a human: there is nothing to dispatch. The refinery "
             "comes back by itself once the wait ends."

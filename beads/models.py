@@ -187,7 +187,7 @@ class BeadEvent(models.Model):
 
 
 class Blocker(models.TextChoices):
-    """What a PR waits on (SPEC §4); empty before the first successful check."""
+    """What a PR waits on (domain.md §4); empty before the first successful check."""
 
     NONE = "", "Not checked yet"
     MERGED = "merged", "Merged"
@@ -201,11 +201,24 @@ class Blocker(models.TextChoices):
     HUMAN_REVIEW = "human_review", "Waiting on a human"
     BEHIND = "behind", "Behind base"
     UNKNOWN = "unknown", "Unknown"
+    # The base branch takes PRs through GitHub's merge queue (a merge call is refused).
+    MERGE_QUEUE = "merge_queue", "Goes through the merge queue"
+    QUEUED = "queued", "Queued for merge"
+    HELD_BY_LABEL = "held_by_label", "Held by a label"
     READY = "ready", "Ready"
 
 
-#: Blockers under which the PR is "waiting" and no rule may fail or replace its MR (SPEC §3).
-WAITING_BLOCKERS = frozenset({Blocker.HUMAN_REVIEW, Blocker.CHECKS_PENDING, Blocker.UNKNOWN})
+#: Blockers under which the PR is "waiting" and no rule may fail or replace its MR (domain.md §3).
+WAITING_BLOCKERS = frozenset(
+    {
+        Blocker.HUMAN_REVIEW,
+        Blocker.CHECKS_PENDING,
+        Blocker.UNKNOWN,
+        # GitHub's merge queue merges it; a hold label waits for the person who set it.
+        Blocker.QUEUED,
+        Blocker.HELD_BY_LABEL,
+    }
+)
 
 #: What GitHub reports first while a reviewer is still awaited (a push re-ran the checks, a
 #: thread opened): the wait on the human goes on underneath.
@@ -299,7 +312,7 @@ class MergeRequest(models.Model):
     head_sha = models.CharField(max_length=64, blank=True, default="")
     snapshot_at = models.DateTimeField(null=True, blank=True)
 
-    # Derived from the snapshot (SPEC §4).
+    # Derived from the snapshot (domain.md §4).
     blocker = models.CharField(max_length=30, choices=Blocker.choices, blank=True, default="")
     waiting_since = models.DateTimeField(null=True, blank=True)
     wait_escalated_at = models.DateTimeField(null=True, blank=True)

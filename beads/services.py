@@ -1,5 +1,5 @@
 """Writes to beads. Every status change goes through bead_set_status, which audits it and
-refuses to move a terminal bead (SPEC §2: a retry creates a new bead)."""
+refuses to move a terminal bead (domain.md §2: a retry creates a new bead)."""
 
 from __future__ import annotations
 
@@ -499,7 +499,7 @@ def rework_cause_release(*, mr: MergeRequest, cause: str) -> None:
 def rework_request(
     *, mr: MergeRequest, cause: str, summary: str, actor: Actor | None = None
 ) -> Bead | None:
-    """Ask for rework once per cause (SPEC §3): a new review, head SHA or conflict is a new
+    """Ask for rework once per cause (domain.md §3): a new review, head SHA or conflict is a new
     cause; a cause handled before (whatever came in between) creates nothing.
 
     An issue MR gets an issue bead labelled `rework`, child of the MR's source and blocking

@@ -1,4 +1,4 @@
-"""GitHub webhooks: a PR event makes its MRs due for a feedback check at once (SPEC §3 R1, §4).
+"""GitHub webhooks: a PR event makes its MRs due for a feedback check at once (domain.md §3 R1, §4).
 
 The request only verifies, records and enqueues: no GitHub call happens here, so GitHub gets
 its answer fast (it gives up after 10 s). The feedback check task then asks GitHub for the

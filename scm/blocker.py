@@ -1,4 +1,4 @@
-"""The blocker: what a pull request waits on (SPEC §4). Pure functions of a snapshot."""
+"""The blocker: what a pull request waits on (domain.md §4). Pure functions of a snapshot."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class Blocker(StrEnum):
     READY = "ready"
 
 
-# Blockers an agent can fix by pushing: they ask for rework (SPEC §3).
+# Blockers an agent can fix by pushing: they ask for rework (domain.md §3).
 REWORK_BLOCKERS = frozenset(
     {Blocker.CONFLICT, Blocker.CHANGES_REQUESTED, Blocker.CHECKS_FAILING, Blocker.THREADS}
 )
@@ -115,7 +115,7 @@ def derive_blocker(
     required_checks_only: bool = False,
     hold_labels: Collection[str] = (),
 ) -> Blocker:
-    """First match wins, in SPEC §4's order.
+    """First match wins, in domain.md §4's order.
 
     With `required_checks_only`, checks that branch protection does not require are ignored
     (a rig's rule); GitHub then reports UNSTABLE for their failures, which counts as ready.

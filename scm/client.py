@@ -368,7 +368,7 @@ class GitHubClient:
                 ),
             )
         if kind == "FORBIDDEN":
-            # A 403 concerns the credential (SPEC §4), e.g. an organization enforcing SAML
+            # A 403 concerns the credential (domain.md §4), e.g. an organization enforcing SAML
             # SSO that the token is not authorized for: the PR exists, the token is refused.
             source = self._source
             return SnapshotResult(
@@ -390,7 +390,7 @@ class GitHubClient:
         self, results: dict[PullRequestRef, SnapshotResult], classifier: ThreadClassifier
     ) -> None:
         """Second, lean-enough document: thread text only for PRs with unresolved threads.
-        Anything that goes wrong leaves every unresolved thread blocking (SPEC §4)."""
+        Anything that goes wrong leaves every unresolved thread blocking (domain.md §4)."""
         wanted = [
             ref
             for ref, result in results.items()

@@ -1,6 +1,6 @@
 """The only exceptions scm/ raises.
 
-Two families, because callers react to them differently (SPEC §4): a `ScmError` concerns one
+Two families, because callers react to them differently (domain.md §4): a `ScmError` concerns one
 pull request (its MR may fail after enough of them in a row), a `CredentialError` concerns the
 town's token or budget (no MR fails; one escalation says which token and which permission).
 

@@ -1,7 +1,7 @@
 """Reading one pull request's GraphQL answer into a PullRequestSnapshot.
 
 Every field is read on its own: a value GitHub added later becomes "UNKNOWN", a missing
-field is noted in `odd_fields`, and neither discards the rest of the answer (SPEC §4). The
+field is noted in `odd_fields`, and neither discards the rest of the answer (domain.md §4). The
 merge-queue, auto-merge and label fields, absent, read as none (a merge GitHub refuses for the
 queue says so itself); present but unreadable, they are odd.
 """

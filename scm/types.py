@@ -135,7 +135,7 @@ class PullRequestSnapshot:
     """What GitHub said about one pull request at `fetched_at`.
 
     Enum-like fields hold GitHub's value, or "UNKNOWN" for a value this code does not know
-    (GitHub adds values over time; SPEC §4 treats them as unknown).
+    (GitHub adds values over time; domain.md §4 treats them as unknown).
     """
 
     repo: str

@@ -1,1 +1,1 @@
-"""The versioned JSON API (/api/v1/) that agents and their runtime call (SPEC §8)."""
+"""The versioned JSON API (/api/v1/) that agents and their runtime call (domain.md §8)."""

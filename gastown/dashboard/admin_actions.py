@@ -1,4 +1,4 @@
-"""The dashboard's overrides as Django admin actions (SPEC §8: the same overrides for admins).
+"""The dashboard's overrides as Django admin actions (domain.md §8: the same overrides for admins).
 
 Each action asks for confirmation and a reason on an intermediate page (like the admin's own
 delete action), needs the override's permission, and calls the same service as the dashboard,

@@ -1,4 +1,4 @@
-"""The team lead's pages (SPEC §8): function views over the selectors in selectors.py; the
+"""The team lead's pages (domain.md §8): function views over the selectors in selectors.py; the
 override buttons call the services in gastown/services/overrides.py.
 
 Lists re-render only their {% partialdef %} fragment when htmx asks (HX-Request header), so

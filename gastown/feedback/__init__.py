@@ -1,4 +1,4 @@
-"""Pull-request feedback (SPEC §4, §5): watch every PR through scm/, store what it waits
+"""Pull-request feedback (domain.md §4, §5): watch every PR through scm/, store what it waits
 on, ask for rework once per cause, and merge it when it is really ready.
 
 - selectors.py: which MRs are due for a check (rule R1);

@@ -1,4 +1,4 @@
-"""The PR feedback check (SPEC §4): the code the task and `manage.py check_prs` run.
+"""The PR feedback check (domain.md §4): the code the task and `manage.py check_prs` run.
 
 Per town and pass: the due MRs (R1) are claimed with one conditional update, GitHub is asked
 about them in lean GraphQL batches, every snapshot is stored with one bulk write, and only
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[GitHubCredential], GitHubClient]
 
-#: Error policy (SPEC §4): this many in a row fail the MR.
+#: Error policy (domain.md §4): this many in a row fail the MR.
 MAX_TRANSIENT_FAILURES = 10
 MAX_MALFORMED_FAILURES = 3
 #: How long a town pauses after a credential error other than a rate limit, at least.
@@ -211,7 +211,7 @@ def town_pause(
     claimed: list[MergeRequest],
     summary: CheckSummary,
 ) -> None:
-    """A credential or budget error concerns the town (SPEC §4): no MR fails; checks pause
+    """A credential or budget error concerns the town (domain.md §4): no MR fails; checks pause
     until the rate-limit reset (or a few minutes, for a fix), one escalation per kind says
     which token was tried and what is missing, and the claimed MRs are checked first when
     checks resume."""
@@ -313,7 +313,7 @@ class _TownCheck:
             else:
                 errored.append((mr, url_error or _result_error(result)))
         # GitHub may refuse the token for one PR only (a SAML-protected organisation): still a
-        # credential problem (SPEC §4), so the town pauses and that MR is neither failed nor
+        # credential problem (domain.md §4), so the town pauses and that MR is neither failed nor
         # counted toward the error policy; the others' answers are kept.
         refused = [(mr, e) for mr, e in errored if isinstance(e, CredentialError)]
         errored = [(mr, e) for mr, e in errored if not isinstance(e, CredentialError)]
@@ -489,7 +489,7 @@ class _TownCheck:
             self.summary.reworks += 1
 
     def _apply_error_policy(self, mr: MergeRequest, error: ScmError) -> None:
-        """SPEC §4: a PR that does not exist (or a URL that is not one) fails its MR at once;
+        """domain.md §4: a PR that does not exist (or a URL that is not one) fails its MR at once;
         transient errors after 10 in a row; malformed answers after 3 in a row."""
         if mr.bead.is_terminal:
             return

@@ -1,10 +1,10 @@
-"""Auto-merge (SPEC §5): merge a PR that has been ready for the delay, after one fresh look.
+"""Auto-merge (domain.md §5): merge a PR that has been ready for the delay, after one fresh look.
 
 Fail closed at every step: a PR waiting on a human is never merged whatever the timer says;
 the attempt is claimed with a conditional update that also restarts the timer, so two
 workers never both merge; every merge call is a MergeAttempt row, and a refusal about the
 head stands (MergeRequest.merge_refusal), so the
-same head in the same state is asked again only once REFUSAL_HOLD has passed (SPEC §1: no
+same head in the same state is asked again only once REFUSAL_HOLD has passed (domain.md §1: no
 merge call per poll, and no PR parked for good on what GitHub's GraphQL cannot show); the PR
 is checked again right before the call and the call sends the head SHA that check saw; a
 409 or a 5xx is never retried blindly (the next pass looks at the PR first: it may have
@@ -326,7 +326,7 @@ def _refused(
         # The same answer again doubles the hold (refusal_hold).
         repeats=previous.repeats + 1 if repeated and previous is not None else 1,
     )
-    # Telemetry at the edges (SPEC §6): the same refusal of the same head and state again is
+    # Telemetry at the edges (domain.md §6): the same refusal of the same head and state again is
     # no news, so a PR that keeps waiting adds no refusal per hold to the charts.
     events = (
         []
@@ -355,7 +355,7 @@ def _refused(
             mr.blocker = Blocker.HUMAN_REVIEW
             events.append(wait_began_event(mr, now=now))
     elif outcome.kind == "checks_required":
-        fields["blocker"] = kind  # waiting on checks (SPEC §5), held there by observe()
+        fields["blocker"] = kind  # waiting on checks (domain.md §5), held there by observe()
     elif outcome.kind in {"head_moved", "transient"}:
         # Look again before anything else: the head moved, or a 5xx may hide a merge.
         fields["check_requested_at"] = now

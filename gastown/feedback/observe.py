@@ -1,7 +1,7 @@
 """What one snapshot means for its MR: the field values to store and the edges crossed.
 
 Pure functions of the MR as read, the snapshot and the clock, so the check can store many
-MRs in one bulk write and record telemetry and rework only at the edges (SPEC §3, §6).
+MRs in one bulk write and record telemetry and rework only at the edges (domain.md §3, §6).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ OBSERVED_FIELDS = (
     "merge_requested_at",
 )
 
-# How a wait on a human ended, by the blocker observed after it (SPEC §6).
+# How a wait on a human ended, by the blocker observed after it (domain.md §6).
 _ENDED_BY = {
     Blocker.MERGED: "merged",
     Blocker.CLOSED: "closed",
@@ -64,7 +64,7 @@ HELD_BY_REFUSAL = {
 #: endpoint knows what its GraphQL answer may not show (an approval by someone nobody asked,
 #: a missing required check that reported straight to success): past the hold, GitHub is
 #: asked again. Each identical refusal in a row doubles the hold, up to REFUSAL_HOLD_MAX, so
-#: a PR that keeps waiting costs a handful of calls a day, not one per poll (SPEC §1); a
+#: a PR that keeps waiting costs a handful of calls a day, not one per poll (domain.md §1); a
 #: review submitted (webhook) lifts a review refusal's hold at once.
 REFUSAL_HOLD = timedelta(minutes=15)
 REFUSAL_HOLD_MAX = timedelta(hours=6)
@@ -287,7 +287,7 @@ def rework_handled(mr: MergeRequest, cause: str) -> bool:
 
 
 def _ended_how(blocker: str, snapshot: PullRequestSnapshot) -> str:
-    """How a wait ended, in SPEC §6's words."""
+    """How a wait ended, in domain.md §6's words."""
     if blocker in _ENDED_BY:
         return _ENDED_BY[Blocker(blocker)]
     # Ready, behind (GitHub reports BEHIND only once nothing blocks) or approved: no human
@@ -299,7 +299,7 @@ def _rework(
     mr: MergeRequest, snapshot: PullRequestSnapshot, *, blocker: str, settings: EffectiveSettings
 ) -> Rework | None:
     """The rework a blocker asks for, keyed by a cause that changes only with a new cause
-    (SPEC §3): a new head SHA, a new review decision, a new number of threads."""
+    (domain.md §3): a new head SHA, a new review decision, a new number of threads."""
     sha = snapshot.head_sha
     name = mr.pr_name
     if blocker == Blocker.CONFLICT:

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from django.db import models
 
-#: An agent is live when it is working and heartbeated within this window (SPEC §2).
+#: An agent is live when it is working and heartbeated within this window (domain.md §2).
 LIVE_HEARTBEAT_WINDOW = timedelta(seconds=90)
 
 

@@ -5,7 +5,7 @@ from django.db import models
 
 
 class ApiToken(models.Model):
-    """A per-town API token (SPEC §8: agents call the API with a per-town token).
+    """A per-town API token (domain.md §8: agents call the API with a per-town token).
 
     Only a SHA-256 of the token is stored; `prefix` (the token's first characters) finds the
     row so the comparison is one indexed lookup, and shows which token is which in the admin.

@@ -50,7 +50,7 @@ class Convoy(models.Model):
     failure_reason = models.CharField(max_length=100, blank=True, default="")
     failure_message = models.TextField(blank=True, default="")
 
-    # The respawn suppression (SPEC §5 step 4); respawn_suppressed_since is null when none.
+    # The respawn suppression (domain.md §5 step 4); respawn_suppressed_since is null when none.
     respawn_suppressed_since = models.DateTimeField(null=True, blank=True)
     suppressed_landing_mr = models.ForeignKey(
         "beads.MergeRequest",

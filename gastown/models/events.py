@@ -4,7 +4,7 @@ from django.db import models
 
 
 class TelemetryEvent(models.Model):
-    """An append-only named record the team lead counts or charts (SPEC §6)."""
+    """An append-only named record the team lead counts or charts (domain.md §6)."""
 
     name = models.CharField(max_length=80)
     town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="telemetry")
@@ -39,7 +39,7 @@ class TelemetryEvent(models.Model):
 
 
 class ReconcilerTick(models.Model):
-    """One reconciler tick, kept a day for the dashboard (SPEC §2)."""
+    """One reconciler tick, kept a day for the dashboard (domain.md §2)."""
 
     town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="ticks")
     started_at = models.DateTimeField()

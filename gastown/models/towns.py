@@ -53,7 +53,7 @@ def validate_dispatch_backoff(value: str) -> None:
 
 
 class TownPermission(models.TextChoices):
-    """Custom permissions; each override button needs its own (SPEC §8)."""
+    """Custom permissions; each override button needs its own (domain.md §8)."""
 
     VIEW_DASHBOARD = "view_dashboard", "Can view the town dashboard"
     RECHECK_PR = "recheck_pr", "Can re-check a PR now"
@@ -175,7 +175,7 @@ class Town(models.Model):
     )
 
     # Town-level GitHub trouble (no token, 401, 403, rate limit): checks stop until this time
-    # instead of failing MRs, and resume by themselves (SPEC §4).
+    # instead of failing MRs, and resume by themselves (domain.md §4).
     github_blocked_until = models.DateTimeField(null=True, blank=True)
     github_error = models.TextField(blank=True, default="")
 

@@ -121,7 +121,7 @@ class RequestFeedbackCheck(Action):
         return f"check {self.due} pull request(s) due for feedback"
 
 
-# Convoy landing (SPEC §5).
+# Convoy landing (domain.md §5).
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,7 @@ def _unhook(town: Town, action: a.UnhookAgent, now: datetime) -> list[SideEffect
             and bead.dispatch_attempts
         ):
             # R7 releases a refinery from a live MR only while its PR waits on a human, and a
-            # wait counts no attempts (SPEC §3): the review dispatches after it start afresh,
+            # wait counts no attempts (domain.md §3): the review dispatches after it start afresh,
             # or an MR that waited a few times would fail as review_dispatch_exhausted.
             data["dispatch_attempts_reset_from"] = bead.dispatch_attempts
             bead_dispatch_reset(bead=bead)

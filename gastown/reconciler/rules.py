@@ -1,4 +1,4 @@
-"""The reconciler's rules (SPEC §3, §5): pure functions of a town snapshot and the clock.
+"""The reconciler's rules (domain.md §3, §5): pure functions of a town snapshot and the clock.
 
 Each returns actions and never writes. The guarantee every rule keeps: nothing fails,
 re-dispatches, replaces or merges an MR whose PR is open and watched while it waits on a
@@ -378,7 +378,7 @@ def _r5_for_rig(s: TownSnapshot, rig_id: int, busy: set[int]) -> Iterator[a.Acti
         gate = _refinery_gate(s, mr)
         if gate == _Gate.EXHAUSTED:
             if is_waiting(mr):
-                continue  # the guarantee (SPEC §3): an MR whose PR waits is never failed
+                continue  # the guarantee (domain.md §3): an MR whose PR waits is never failed
             if mr.pr_url:
                 yield _review_dispatch_exhausted("R5", mr)
             else:
@@ -439,7 +439,7 @@ def rule_gc_agents(s: TownSnapshot) -> Iterator[a.Action]:
             yield a.RemoveAgent(rule="GC", agent_id=agent.pk, name=agent.name)
 
 
-# C convoy landing (SPEC §5) -------------------------------------------------------------------
+# C convoy landing (domain.md §5) --------------------------------------------------------------
 
 
 def _mr_merged(mr: MergeRequest) -> bool:

@@ -1,4 +1,4 @@
-"""A read-only picture of one town, loaded with a fixed number of queries (SPEC §3).
+"""A read-only picture of one town, loaded with a fixed number of queries (domain.md §3).
 
 Rules read only this, so they are pure functions of (snapshot, now) and the dashboard's dry
 run is the same code without the apply step.

@@ -1,4 +1,4 @@
-"""One reconciler tick for a town (SPEC §3), and the command/task entry points."""
+"""One reconciler tick for a town (domain.md §3), and the command/task entry points."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def dry_run(town: Town, now: datetime | None = None) -> list[a.Action]:
 
 
 def prune(now: datetime) -> None:
-    """GC (SPEC §3): processed events and webhook deliveries after 7 days, ticks and feedback
+    """GC (domain.md §3): processed events and webhook deliveries after 7 days, ticks and feedback
     check records after a day, telemetry after 90, except the override audit and convoy
     transitions."""
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()

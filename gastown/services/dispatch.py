@@ -1,4 +1,4 @@
-"""The dispatch port: how an agent learns it has work (SPEC §3, issue 4).
+"""The dispatch port: how an agent learns it has work (domain.md §3, issue 4).
 
 Dispatching hooks the bead to the agent in the database (the reconciler does that). When
 AGENT_RUNTIME_URL is set, a signed JSON notification is POSTed to the runtime after commit:

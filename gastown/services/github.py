@@ -17,7 +17,7 @@ from scm.errors import CredentialError
 
 def town_token(town: Town) -> str | None:
     """The town's own token. One that cannot be decrypted (SECRET_KEY changed) is a credential
-    problem of the town (SPEC §4), never a silent fall back to GITHUB_TOKEN: a team lead gave
+    problem of the town (domain.md §4), never a silent fall back to GITHUB_TOKEN: a team lead gave
     this town its own token for a reason."""
     try:
         return town.github_token()

@@ -1,4 +1,4 @@
-"""Manual overrides a team lead presses on the dashboard or in the admin (SPEC §8).
+"""Manual overrides a team lead presses on the dashboard or in the admin (domain.md §8).
 
 Each service is keyword-only, checks the object's state with a conditional update (so a
 concurrent reconciler tick cannot be overwritten with a stale copy), audits the change with
@@ -134,7 +134,7 @@ def _mr_transition(
 def merge_request_recheck(
     *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
 ) -> str:
-    """Make the MR due for a feedback check at once (SPEC §8: re-check a PR now)."""
+    """Make the MR due for a feedback check at once (domain.md §8: re-check a PR now)."""
     mr = merge_request
     now = now or timezone.now()
     message = f"{mr.pr_name} will be checked at the next feedback run."
@@ -156,7 +156,7 @@ def merge_request_recheck(
 def merge_request_merge_now(
     *, merge_request: MergeRequest, user: Any, reason: str = "", now: datetime | None = None
 ) -> str:
-    """Skip the auto-merge delay; the fresh pre-merge check still runs (SPEC §5)."""
+    """Skip the auto-merge delay; the fresh pre-merge check still runs (domain.md §5)."""
     mr = merge_request
     now = now or timezone.now()
     message = (
@@ -240,7 +240,7 @@ def merge_request_fail(
     """Fail a non-terminal MR bead (failure code failed_by_user).
 
     The PR snapshot (awaiting_approval included) is left as observed: the landing rules read
-    it to decide whether a failed landing MR's respawn is suppressed (SPEC §5 step 4)."""
+    it to decide whether a failed landing MR's respawn is suppressed (domain.md §5 step 4)."""
     mr = merge_request
     now = now or timezone.now()
     bead = mr.bead
@@ -360,7 +360,7 @@ def _landing_bead(convoy: Convoy) -> Bead | None:
 def convoy_end_suppression(
     *, convoy: Convoy, user: Any, reason: str = "", now: datetime | None = None
 ) -> str:
-    """End a respawn suppression by hand: the normal landing rules resume (SPEC §5 step 4)."""
+    """End a respawn suppression by hand: the normal landing rules resume (domain.md §5 step 4)."""
     now = now or timezone.now()
     if convoy.respawn_suppressed_since is None:
         raise OverrideRefused("This convoy's landing respawn is not suppressed.")

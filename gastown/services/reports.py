@@ -1,4 +1,4 @@
-"""Agent reports (SPEC §3 "Agent reports"): what an agent tells the control plane.
+"""Agent reports (domain.md §3 "Agent reports"): what an agent tells the control plane.
 
 Each report is one transaction, audited as the agent, and asks for a reconciler tick once it
 has committed, so the town moves on at once instead of at the next scheduled visit. The HTTP
@@ -169,7 +169,7 @@ def _mark_alive(*, agent: Agent, now: datetime) -> None:
 
 
 def agent_heartbeat(*, agent: Agent, now: datetime | None = None) -> Agent:
-    """Keep an agent live (SPEC §2: working and heartbeated within 90 s). An idle or stalled
+    """Keep an agent live (domain.md §2: working and heartbeated within 90 s). An idle or stalled
     agent that holds an assignment becomes working."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -240,7 +240,7 @@ def agent_report_done(
     pr_url: str = "",
     now: datetime | None = None,
 ) -> MergeRequest:
-    """A polecat finished its issue bead (SPEC §3).
+    """A polecat finished its issue bead (domain.md §3).
 
     A new MR bead (`open`) lands `branch` into the convoy's feature branch (review-then-land)
     or the rig's default branch; the issue goes to `in_review` (its assignee stays); the agent
@@ -359,13 +359,13 @@ def _rework_done(
 def agent_report_failure(
     *, agent: Agent, bead: Bead, message: str, now: datetime | None = None
 ) -> Bead:
-    """The agent could not finish its bead (SPEC §3).
+    """The agent could not finish its bead (domain.md §3).
 
     An issue goes back to `open` (unassigned, so B1 dispatches it again after its back-off;
     the attempt was counted at dispatch) with the message kept in its audit trail and in
     metadata["last_failure"]; past the effective max dispatch attempts it fails
     (`dispatch_exhausted`). An MR without a PR fails (`agent_failed`); an MR whose PR exists
-    goes back to `open` for another review, since its PR is still watched (SPEC §3: the
+    goes back to `open` for another review, since its PR is still watched (domain.md §3: the
     guarantee). The agent is unhooked and idle either way.
     """
     now = now or timezone.now()
@@ -469,7 +469,7 @@ def refinery_report_review(
     summary: str = "",
     now: datetime | None = None,
 ) -> MergeRequest:
-    """The refinery's review of an MR (SPEC §3): passed (it may merge when GitHub agrees) or
+    """The refinery's review of an MR (domain.md §3): passed (it may merge when GitHub agrees) or
     changes requested (one rework bead per review). The refinery is unhooked.
 
     Accepted from the refinery hooked to the MR, or from its rig's refinery after R7 unhooked

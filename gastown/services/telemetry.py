@@ -1,4 +1,4 @@
-"""Telemetry (SPEC §6): recorded at the edges of a state, never once per tick."""
+"""Telemetry (domain.md §6): recorded at the edges of a state, never once per tick."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The error policy (SPEC §4): per-PR errors affect their own MR only, and only past their
+"""The error policy (domain.md §4): per-PR errors affect their own MR only, and only past their
 limit; credential and budget errors pause the town with one escalation and fail nothing."""
 
 from __future__ import annotations

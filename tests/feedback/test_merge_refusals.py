@@ -1,5 +1,5 @@
-"""What a refused or failed merge call leads to (SPEC §5): one attempt per head and state,
-never a merge call per poll (SPEC §1), and a 5xx is looked at before anything else."""
+"""What a refused or failed merge call leads to (domain.md §5): one attempt per head and state,
+never a merge call per poll (domain.md §1), and a 5xx is looked at before anything else."""
 
 from __future__ import annotations
 

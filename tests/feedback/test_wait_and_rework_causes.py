@@ -1,4 +1,4 @@
-"""One wait on a human is one wait (SPEC §6), and each rework cause is handled once (§3),
+"""One wait on a human is one wait (domain.md §6), and each rework cause is handled once (§3),
 whatever happens in between."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_a_wait_without_a_review_decision_is_not_ended_by_checks_rerunning(
 ):
     """A rule GitHub's review decision does not show (here: found by the merge call) parks
     the MR; a push re-runs the checks, which hides whether the human is still awaited: the
-    wait stays open until GitHub says, and ends in the SPEC's words."""
+    wait stays open until GitHub says, and ends in domain.md's words."""
     fake_repo = fake_github.create_repo(REPO)
 
     class RuleAddedBeforeMerge(GitHubClient):

@@ -1,4 +1,4 @@
-"""The origin problem (SPEC §1): a green PR waiting on a reviewer is parked, never merged,
+"""The origin problem (domain.md §1): a green PR waiting on a reviewer is parked, never merged,
 never failed, and merged exactly once after the approval lands and the delay passes."""
 
 from __future__ import annotations

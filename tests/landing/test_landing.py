@@ -1,4 +1,4 @@
-"""Convoy landing end to end (SPEC §5): the real scm client against the fake GitHub, the
+"""Convoy landing end to end (domain.md §5): the real scm client against the fake GitHub, the
 reconciler and the feedback check, with time moved explicitly."""
 
 from datetime import timedelta

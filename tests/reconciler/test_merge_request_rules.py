@@ -1,4 +1,4 @@
-"""R4, R5, R6, R7 and W, and the guarantee of SPEC §3: no rule fails, re-dispatches or
+"""R4, R5, R6, R7 and W, and the guarantee of domain.md §3: no rule fails, re-dispatches or
 replaces an MR whose PR waits on a human, on checks or on GitHub."""
 
 from datetime import timedelta

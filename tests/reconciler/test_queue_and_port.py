@@ -1,4 +1,4 @@
-"""The town-event queue (SPEC §7), the dispatch port, the tick record and the commands."""
+"""The town-event queue (domain.md §7), the dispatch port, the tick record and the commands."""
 
 import hashlib
 import hmac

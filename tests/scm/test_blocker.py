@@ -38,7 +38,7 @@ def snap(**changes: object) -> PullRequestSnapshot:
 
 
 ROWS = [
-    # SPEC §4, first match wins
+    # domain.md §4, first match wins
     ("merged", snap(state="MERGED", merged=True, merge_state_status="UNKNOWN"), Blocker.MERGED),
     ("merged beats everything", snap(state="MERGED", merged=True, is_draft=True), Blocker.MERGED),
     ("closed", snap(state="CLOSED"), Blocker.CLOSED),

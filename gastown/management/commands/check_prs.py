@@ -11,7 +11,7 @@ from gastown.models import Town
 
 
 class Command(BaseCommand):
-    help = "Check the pull requests that are due (SPEC §4) and auto-merge the ready ones."
+    help = "Check the pull requests that are due (domain.md §4) and auto-merge the ready ones."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--town", metavar="SLUG", help="Only this town (default: all).")
