@@ -161,7 +161,13 @@ def test_a_5xx_on_merge_is_not_retried_before_the_pr_is_looked_at(fake_github, t
     assert reload(mr).bead.status == BeadStatus.OPEN
     fake_github.clear_requests()
 
-    run(clock)  # due at once: the PR is looked at first, then (still ready) merged
+    run(clock)  # due at once: the PR is looked at (it may have merged), not merged again
+    assert [r.path for r in fake_github.requests] == ["/graphql"]
+    assert reload(mr).bead.status == BeadStatus.OPEN
+    fake_github.clear_requests()
+
+    clock.advance(minutes=1)  # the back-off is over: still ready, so merged
+    run(clock)
     kinds = [("merge" if r.method == "PUT" else r.path) for r in fake_github.requests]
     assert kinds == ["/graphql", "/graphql", "merge"]  # the pass's check, the fresh check
     assert reload(mr).bead.status == BeadStatus.CLOSED
