@@ -528,7 +528,7 @@ class _TownCheck:
 
     def _follow_up_one(self, mr: MergeRequest, obs: Observation) -> None:
         if obs.blocker == Blocker.MERGED:
-            if mr_close_merged(mr, now=self.now):
+            if mr_close_merged(mr, now=self.now, merge_commit_sha=obs.merge_commit_sha):
                 self.summary.closed += 1
         elif obs.blocker == Blocker.CLOSED:
             message = (

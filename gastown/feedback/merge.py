@@ -211,7 +211,9 @@ def merge_attempt(
         TelemetryEvent.objects.bulk_create(edge_events(mr, obs, now=now))
     if obs.blocker != Blocker.READY:
         log.info("no merge of %s: the pre-merge check says %s", mr.pr_name, obs.blocker)
-        if obs.blocker == Blocker.MERGED and mr_close_merged(mr, now=now):
+        if obs.blocker == Blocker.MERGED and mr_close_merged(
+            mr, now=now, merge_commit_sha=obs.merge_commit_sha
+        ):
             summary.closed += 1
         # Anything else (rework, a closed PR) is the next pass's business.
         return

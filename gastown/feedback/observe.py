@@ -99,6 +99,7 @@ class Observation:
     wait_started_at: datetime | None = None  # the ended wait's waiting_since
     rework: Rework | None = None
     notes: list[str] = field(default_factory=list)
+    merge_commit_sha: str = ""  # the snapshot's, for a merged PR
 
 
 def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
@@ -258,7 +259,9 @@ def observe(
         fields["merge_hold_from"],
     ) = refusal
     terminal = mr.bead.is_terminal
-    obs = Observation(blocker=blocker, fields=fields, changed=False)
+    obs = Observation(
+        blocker=blocker, fields=fields, changed=False, merge_commit_sha=snapshot.merge_commit_sha
+    )
 
     # waiting_since: the first observation of the current wait on a human, kept while it
     # lasts. GitHub still computing (`unknown`) neither begins nor ends a wait: a push or a

@@ -86,6 +86,10 @@ def test_a_timed_out_merge_that_merged_closes_the_mr_without_a_second_call(
     assert mr.bead.status == BeadStatus.CLOSED
     assert mr.blocker == Blocker.MERGED
     assert mr.source.status == BeadStatus.CLOSED
+    # Read from the PR: the commit the lost call made.
+    merged_as = fake_github.pull(REPO, mr.pr_number).merge_commit_sha
+    assert merged_as
+    assert mr.merge_commit_sha == merged_as
 
 
 def _until_answered(call, seconds: float = 5.0) -> None:
