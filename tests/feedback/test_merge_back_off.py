@@ -65,10 +65,10 @@ def test_a_timed_out_merge_that_merged_closes_the_mr_without_a_second_call(
     fake_github.create_repo(REPO)
     mr = make_mr(fake_github, rig)
     # GitHub takes longer than the client waits, then merges.
-    fake_github.add_fault("slow", method="PUT", path="/merge$", delay=0.5, times=1)
+    fake_github.add_fault("slow", method="PUT", path="/merge$", delay=2.0, times=1)
 
     def impatient(credential):
-        return GitHubClient(credential, timeout=0.2)
+        return GitHubClient(credential, timeout=1.0)
 
     run(clock, client_factory=impatient)
     [call] = fake_github.merge_calls(REPO, mr.pr_number)
@@ -78,7 +78,7 @@ def test_a_timed_out_merge_that_merged_closes_the_mr_without_a_second_call(
     _until_answered(call)  # the call the client gave up on lands on GitHub
 
     for _ in range(5):
-        run(clock, client_factory=impatient)
+        run(clock)
         clock.advance(minutes=1)
 
     assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 1
