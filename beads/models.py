@@ -472,7 +472,7 @@ class MergeRequest(models.Model):
 class MergeRefusalKind(models.TextChoices):
     """What a refused merge call means for its head (docs/domain.md §5)."""
 
-    NONE = "", "Nothing about this head (merged, head moved, GitHub failed)"
+    NONE = "", "Nothing about this head (merged, head moved)"
     HUMAN_REVIEW = "human_review", "A review is missing"
     CHECKS_PENDING = "checks_pending", "A required check is expected"
     CHECKS_FAILING = "checks_failing", "A required check fails"
@@ -480,6 +480,7 @@ class MergeRefusalKind(models.TextChoices):
     PERMANENT = "permanent", "Refused for good (final)"
     METHOD_NOT_ALLOWED = "method_not_allowed", "No configured merge method allowed (final)"
     WRONG_BASE = "wrong_base", "The PR's base is not the MR's target (never sent; final)"
+    NO_ANSWER = "no_answer", "GitHub failed to answer (5xx, time-out): backs off"
 
 
 #: Refusals a retry of the same head will not change: escalated, and not tried again on that

@@ -361,6 +361,15 @@ def bead_add_dependency(*, bead: Bead, blocker: Bead, kind: str = DependencyKind
     BeadDependency.objects.get_or_create(bead=bead, depends_on=blocker, kind=kind)
 
 
+def escalation_open(*, town: Town, key: str) -> Bead | None:
+    """The open escalation raised with `key`, if any."""
+    return (
+        Bead.objects.filter(town=town, type=BeadType.ESCALATION, metadata__escalation_key=key)
+        .exclude(status__in=TERMINAL_STATUSES)
+        .first()
+    )
+
+
 def escalation_raise(
     *,
     town: Town,
@@ -378,11 +387,7 @@ def escalation_raise(
     Rules run every few seconds; the key (for example "wait:mr:42") is what keeps a stable
     condition from raising an escalation per tick.
     """
-    existing = (
-        Bead.objects.filter(town=town, type=BeadType.ESCALATION, metadata__escalation_key=key)
-        .exclude(status__in=TERMINAL_STATUSES)
-        .first()
-    )
+    existing = escalation_open(town=town, key=key)
     if existing is not None:
         return existing, False
     bead = bead_create(

@@ -33,7 +33,7 @@ from github import Auth, Github, GithubException
 
 from scm import graphql as documents
 from scm.credentials import Credential, GitHubAppCredential, GitHubCredential
-from scm.errors import CredentialError, ScmError
+from scm.errors import AnswerError, CredentialError, ScmError
 from scm.github_errors import RateLimit, classify_refusal, translate
 from scm.installations import AppInstallations, shared_installations
 from scm.snapshots import parse_snapshot, parse_threads, parse_time
@@ -65,14 +65,14 @@ ThreadClassifier = Callable[[ReviewThread], bool]  # True: the thread blocks the
 _TRY_NEXT_METHOD = frozenset({Refusal.METHOD_NOT_ALLOWED, Refusal.LINEAR_HISTORY_REQUIRED})
 
 
-def _no_data_error(errors: list[dict[str, Any]]) -> ScmError:
+def _no_data_error(errors: list[dict[str, Any]]) -> AnswerError:
     """GitHub answered a GraphQL document with errors only. Its own time-out ("Something went
     wrong while executing your query. This may be the result of a timeout...") is transient,
     like a 502: the same document usually goes through on the next poll."""
     first = str(errors[0].get("message") or "") if errors else "no data"
     lowered = first.lower()
     kind = "transient" if "timeout" in lowered or "something went wrong" in lowered else None
-    return ScmError(kind or "invalid_response", f"GitHub's GraphQL answer has no data: {first}")
+    return AnswerError(kind or "invalid_response", f"GitHub's GraphQL answer has no data: {first}")
 
 
 class _SwitchedToken(Auth.Auth):
@@ -300,8 +300,10 @@ class GitHubClient:
         except CredentialError:
             raise
         except ScmError as error:
+            # A 5xx, a time-out, a truncated body: about no PR in particular.
+            whole = AnswerError(error.kind, error.message)
             for ref in batch:
-                results[ref] = SnapshotResult(ref, error=error)
+                results[ref] = SnapshotResult(ref, error=whole)
             return
         if data is None:
             # GitHub refused the whole document. An error that names one PR's variables
@@ -352,10 +354,11 @@ class GitHubClient:
                     error=ScmError("invalid_response", f"GitHub's answer for {ref} is unreadable."),
                 )
         if not mine:
-            return SnapshotResult(
-                ref,
-                error=ScmError("invalid_response", f"GitHub's answer has nothing for {ref}."),
-            )
+            # No error names this PR: the answer as a whole is wrong, not this PR.
+            message = f"GitHub's answer has nothing for {ref}."
+            if errors:
+                message += f" GitHub: {errors[0].get('message') or ''}"
+            return SnapshotResult(ref, error=AnswerError("invalid_response", message))
         kind = mine[0].get("type")
         message = str(mine[0].get("message") or "")
         if kind == "NOT_FOUND":

@@ -32,6 +32,12 @@ class ScmError(Exception):
         return f"{type(self).__name__}(kind={self.kind!r}, message={self.message!r})"
 
 
+class AnswerError(ScmError):
+    """GitHub's whole answer failed (a 5xx, a time-out, a body that is not JSON, GraphQL errors
+    that name no pull request): it says nothing about any one PR, so no PR is blamed for it
+    (domain.md §4). `kind` is "transient" or "invalid_response"."""
+
+
 class CredentialError(ScmError):
     """A failure of the token or its budget: affects the whole town, not one pull request.
 

@@ -47,6 +47,7 @@ fragment SnapshotFields on PullRequest {{
   url
   state
   merged
+  mergeCommit {{ oid }}
   isDraft
   reviewDecision
   mergeStateStatus

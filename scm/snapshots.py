@@ -221,7 +221,10 @@ def parse_snapshot(
     queue_entry = _queue_entry(read)
     auto_merge = _auto_merge(read)
     node_id = node.get("id")
+    merge_commit = node.get("mergeCommit")
+    merge_commit_oid = merge_commit.get("oid") if isinstance(merge_commit, dict) else None
     return PullRequestSnapshot(
+        merge_commit_sha=merge_commit_oid if isinstance(merge_commit_oid, str) else "",
         repo=ref.repo,
         number=number if isinstance(number, int) else ref.number,
         url=node["url"] if isinstance(node.get("url"), str) else url,

@@ -167,6 +167,7 @@ class PullRequestSnapshot:
     queue_entry: MergeQueueEntry | None = None
     auto_merge: AutoMergeRequest | None = None
     labels: tuple[str, ...] = ()  # names only; GitHubClient.label_events says who added one
+    merge_commit_sha: str = ""  # a merged PR's merge commit (mergeCommit.oid)
 
     @property
     def ref(self) -> PullRequestRef:

@@ -19,8 +19,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from beads.models import Blocker, MergeRequest
+from beads.audit import Actor
+from beads.models import BeadStatus, Blocker, MergeRequest
 from beads.services import (
+    bead_set_status,
+    escalation_open,
     escalation_raise,
     rework_cause_claim,
     rework_cause_release,
@@ -40,7 +43,7 @@ from gastown.services.merge_requests import (
 )
 from scm.client import GitHubClient
 from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
-from scm.errors import CredentialError, ScmError
+from scm.errors import AnswerError, CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
 
@@ -48,11 +51,15 @@ log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[GitHubCredential], GitHubClient]
 
-#: Error policy (domain.md §4): this many in a row fail the MR.
+#: Error policy (domain.md §4): this many errors about one PR in a row fail its MR.
 MAX_TRANSIENT_FAILURES = 10
 MAX_MALFORMED_FAILURES = 3
 #: How long a town pauses after a credential error other than a rate limit, at least.
 CREDENTIAL_PAUSE = timedelta(minutes=5)
+#: A whole-answer fault backs the town's checks off between these (town_back_off).
+OUTAGE_BACK_OFF_MIN = timedelta(minutes=1)
+OUTAGE_BACK_OFF_MAX = timedelta(minutes=30)
+OUTAGE_KEY = "github:outage"
 
 _FAILED_AT_ONCE = {"unrecognized_url": "unrecognized_url", "not_found": "pr_not_found"}
 
@@ -270,6 +277,52 @@ def town_pause(
     summary.town_errors.append(f"{town.slug}: {error.kind} until {until:%H:%M:%S}")
 
 
+def town_back_off(
+    town: Town,
+    error: ScmError,
+    *,
+    now: datetime,
+    claimed: list[MergeRequest],
+    summary: CheckSummary,
+) -> None:
+    """GitHub's whole answer failed (domain.md §4): no MR fails or is counted; the town's checks
+    back off for as long as the outage has lasted so far (so 1, 1, 2, 4, 8... minutes, at
+    most OUTAGE_BACK_OFF_MAX) and resume by themselves at the first good answer; one
+    escalation per outage, which says when it began and closes when it ends."""
+    title = f"GitHub is not answering PR checks for {town.name}"
+    body = (
+        f"GitHub's answers fail as a whole ({error.kind}): {error.message}\n\n"
+        "No merge request is failed for this and no work is re-dispatched. PR checks back "
+        "off while it lasts and resume by themselves at GitHub's first good answer; this "
+        "escalation then closes."
+    )
+    with transaction.atomic():
+        escalation, _ = escalation_raise(
+            town=town,
+            key=OUTAGE_KEY,
+            title=title,
+            body=body,
+            data={"github_error_kind": error.kind, "outage_since": now.isoformat()},
+        )
+        since = datetime.fromisoformat(escalation.metadata.get("outage_since") or now.isoformat())
+        back_off = min(max(now - since, OUTAGE_BACK_OFF_MIN), OUTAGE_BACK_OFF_MAX)
+        until = now + back_off
+        message = f"{error.kind}: {error.message}"[:2000]
+        Town.objects.filter(pk=town.pk).update(
+            github_blocked_until=until, github_error=message, updated_at=now
+        )
+        town.github_blocked_until, town.github_error = until, message
+        # They were not checked: first in line when checks resume.
+        MergeRequest.objects.filter(pk__in=[mr.pk for mr in claimed]).update(check_requested_at=now)
+    log.warning(
+        "town %s: GitHub's answers fail (%s); checks back off until %s",
+        town.slug,
+        error.kind,
+        until.isoformat(),
+    )
+    summary.town_errors.append(f"{town.slug}: GitHub {error.kind} until {until:%H:%M:%S}")
+
+
 class _TownCheck:
     """One pass over one town's claimed MRs."""
 
@@ -300,7 +353,6 @@ class _TownCheck:
             except ScmError as error:
                 url_errors[mr.pk] = error
         results = self.client.fetch_snapshots(list(refs.values())) if refs else {}
-        self._resume_town()
 
         observed: list[tuple[MergeRequest, Observation]] = []
         errored: list[tuple[MergeRequest, ScmError]] = []
@@ -316,13 +368,26 @@ class _TownCheck:
         # credential problem (domain.md §4), so the town pauses and that MR is neither failed nor
         # counted toward the error policy; the others' answers are kept.
         refused = [(mr, e) for mr, e in errored if isinstance(e, CredentialError)]
-        errored = [(mr, e) for mr, e in errored if not isinstance(e, CredentialError)]
+        # A fault of GitHub's whole answer (5xx, time-out, truncated body) is the town's
+        # problem, not these PRs': the town backs off, and none of them is counted or failed.
+        outage = [(mr, e) for mr, e in errored if isinstance(e, AnswerError)]
+        errored = [(mr, e) for mr, e in errored if not isinstance(e, CredentialError | AnswerError)]
         self.summary.checked += len(observed)
-        self.summary.errors += len(errored) + len(refused)
+        self.summary.errors += len(errored) + len(refused) + len(outage)
 
         # Observations another worker overtook are dropped: its newer write stands.
-        observed = self._store(observed, errored)
+        observed = self._store(observed, [*errored, *outage])
         self._follow_up(observed, errored)
+        if outage:
+            town_back_off(
+                self.town,
+                outage[0][1],
+                now=self.now,
+                claimed=[mr for mr, _ in outage],
+                summary=self.summary,
+            )
+        elif not refused:
+            self._resume_town()
         if refused:
             refusal = refused[0][1]
             assert isinstance(refusal, CredentialError)
@@ -349,6 +414,16 @@ class _TownCheck:
                 github_blocked_until=None, github_error="", updated_at=self.now
             )
             town.github_blocked_until, town.github_error = None, ""
+            # The outage is over: its escalation closes, and the next outage backs off anew.
+            escalation = escalation_open(town=town, key=OUTAGE_KEY)
+            if escalation is not None:
+                bead_set_status(
+                    bead=escalation,
+                    status=BeadStatus.CLOSED,
+                    actor=Actor.reconciler(),
+                    note="GitHub answers again; PR checks resumed by themselves.",
+                    now=self.now,
+                )
             log.info("town %s: GitHub answers again; checks resumed", town.slug)
 
     def _store(
@@ -370,12 +445,15 @@ class _TownCheck:
         changed: list[MergeRequest] = []
         events: list[TelemetryEvent] = []
         for mr, error in errored:
-            if error.kind == "transient":
-                mr.consecutive_transient_failures += 1
-            elif error.kind == "invalid_response":
-                mr.consecutive_malformed_failures += 1
-            mr.last_error = f"{error.kind}: {error.message}"[:2000]
-            mr.last_error_kind = error.kind[:30]
+            # A whole-answer fault is about no PR in particular: it counts against none, and
+            # the town's github_error says it.
+            if not isinstance(error, AnswerError):
+                if error.kind == "transient":
+                    mr.consecutive_transient_failures += 1
+                elif error.kind == "invalid_response":
+                    mr.consecutive_malformed_failures += 1
+                mr.last_error = f"{error.kind}: {error.message}"[:2000]
+                mr.last_error_kind = error.kind[:30]
             mr.auto_merge_ready_since = None  # "continuously ready" is unknown now
             mr.updated_at = now
             mr.version += 1
@@ -450,7 +528,7 @@ class _TownCheck:
 
     def _follow_up_one(self, mr: MergeRequest, obs: Observation) -> None:
         if obs.blocker == Blocker.MERGED:
-            if mr_close_merged(mr, now=self.now):
+            if mr_close_merged(mr, now=self.now, merge_commit_sha=obs.merge_commit_sha):
                 self.summary.closed += 1
         elif obs.blocker == Blocker.CLOSED:
             message = (
@@ -489,9 +567,13 @@ class _TownCheck:
             self.summary.reworks += 1
 
     def _apply_error_policy(self, mr: MergeRequest, error: ScmError) -> None:
-        """domain.md §4: a PR that does not exist (or a URL that is not one) fails its MR at once;
-        transient errors after 10 in a row; malformed answers after 3 in a row."""
+        """domain.md §4, for errors GitHub reports about this PR: a PR that does not exist (or a
+        URL that is not one) fails its MR at once; this PR's transient errors after 10 in a
+        row, its unreadable answers after 3 in a row, unless it waits on a human: such an MR
+        is never failed by a fault that may pass."""
         if mr.bead.is_terminal:
+            return
+        if error.kind not in _FAILED_AT_ONCE and mr.blocker == Blocker.HUMAN_REVIEW:
             return
         name = mr.pr_name
         code = ""

@@ -8,7 +8,9 @@ same head in the same state is asked again only once REFUSAL_HOLD has passed (do
 merge call per poll, and no PR parked for good on what GitHub's GraphQL cannot show); the PR
 is checked again right before the call and the call sends the head SHA that check saw; a
 409 or a 5xx is never retried blindly (the next pass looks at the PR first: it may have
-merged, or its head moved).
+merged, or its head moved), and after a 5xx or a time-out the next call waits for a back-off
+that grows with each such answer (observe.refusal_hold), so a call that may still be in
+flight is never sent twice.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from beads.models import (
     LAST_ERROR_PRE_MERGE_CHECK,
     Blocker,
     MergeAttempt,
+    MergeRefusalKind,
     MergeRequest,
     ReviewStatus,
 )
 from beads.services import escalation_raise
 from gastown.feedback.observe import (
+    backing_off,
     edge_events,
     held_by_refusal,
     observe,
@@ -74,6 +78,8 @@ def merge_due(mr: MergeRequest, *, settings: EffectiveSettings, now: datetime) -
         return refusal_expired(mr, now=now)
     if mr.blocker != Blocker.READY:
         return False
+    if backing_off(mr, now=now):
+        return False  # the last call got no answer: it may be in flight (merge now too)
     if requested:
         return True  # a team lead asked: try again even after a refusal
     if refusal_kind(mr) in FINAL_REFUSALS and refusal_head(mr) == mr.head_sha:
@@ -205,7 +211,9 @@ def merge_attempt(
         TelemetryEvent.objects.bulk_create(edge_events(mr, obs, now=now))
     if obs.blocker != Blocker.READY:
         log.info("no merge of %s: the pre-merge check says %s", mr.pr_name, obs.blocker)
-        if obs.blocker == Blocker.MERGED and mr_close_merged(mr, now=now):
+        if obs.blocker == Blocker.MERGED and mr_close_merged(
+            mr, now=now, merge_commit_sha=obs.merge_commit_sha
+        ):
             summary.closed += 1
         # Anything else (rework, a closed PR) is the next pass's business.
         return
@@ -273,14 +281,18 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
 
 
 def _refusal_kind(outcome: MergeOutcome) -> str:
-    """What a refusal is remembered as: the blocker it holds the MR at, or a final kind;
-    empty for an answer that says nothing about this head (head moved, 5xx)."""
+    """What a refusal is remembered as: the blocker it holds the MR at, a final kind, or no
+    answer (a back-off); empty for an answer that says nothing about this head (head moved)."""
     if outcome.kind == "review_required":
         return Blocker.HUMAN_REVIEW
     if outcome.kind == "checks_required":
         # GitHub: 'Required status check "ci" is expected.' or '... is failing.'
         failing = "expected" not in outcome.message.lower()
         return Blocker.CHECKS_FAILING if failing else Blocker.CHECKS_PENDING
+    if outcome.kind == "transient":
+        # A 5xx or a time-out: the call may have merged. Back off (refusal_hold); the PR is
+        # read before any new call.
+        return MergeRefusalKind.NO_ANSWER
     if outcome.kind in FINAL_REFUSALS:
         return outcome.kind
     return ""
@@ -302,6 +314,10 @@ def _refused(
         "last_error_kind": LAST_ERROR_MERGE_REFUSED,
     }
     kind = _refusal_kind(outcome)
+    if kind == MergeRefusalKind.NO_ANSWER and held_by_refusal(mr):
+        # A retry of a held refusal got no answer: that refusal stands, with the hold its
+        # claim restarted (a back-off of its own), and the wait it began goes on.
+        kind = ""
     state = refusal_state(kind, snapshot) if kind else ""
     previous = standing_refusal(mr)
     repeated = (

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from beads.models import Blocker, MergeAttempt, MergeRequest, human_wait_goes_on
+from beads.models import (
+    Blocker,
+    MergeAttempt,
+    MergeRefusalKind,
+    MergeRequest,
+    human_wait_goes_on,
+)
 from gastown.models import EffectiveSettings, TelemetryEvent
 from gastown.services.merge_requests import wait_began_event, wait_ended_event
 from scm.blocker import derive_blocker
@@ -68,6 +74,11 @@ HELD_BY_REFUSAL = {
 #: review submitted (webhook) lifts a review refusal's hold at once.
 REFUSAL_HOLD = timedelta(minutes=15)
 REFUSAL_HOLD_MAX = timedelta(hours=6)
+#: The hold after a merge call GitHub failed to answer (a 5xx, a time-out): it may have merged,
+#: so the PR is read first, and the call is sent again only after this back-off, doubled for
+#: each such answer in a row, at most MERGE_BACK_OFF_MAX (no merge call per poll).
+MERGE_BACK_OFF = timedelta(minutes=1)
+MERGE_BACK_OFF_MAX = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class Observation:
     wait_started_at: datetime | None = None  # the ended wait's waiting_since
     rework: Rework | None = None
     notes: list[str] = field(default_factory=list)
+    merge_commit_sha: str = ""  # the snapshot's, for a merged PR
 
 
 def refusal_state(kind: str, snapshot: PullRequestSnapshot) -> str:
@@ -144,12 +156,25 @@ def refusal_stands(mr: MergeRequest, snapshot: PullRequestSnapshot) -> bool:
 
 
 def refusal_hold(mr: MergeRequest) -> timedelta:
-    """The one rule of the hold: REFUSAL_HOLD, doubled for each identical refusal in a row
-    (the attempt rows count them), at most REFUSAL_HOLD_MAX."""
+    """The one rule of the hold: REFUSAL_HOLD (MERGE_BACK_OFF after no answer), doubled for
+    each identical refusal in a row (the attempt rows count them), at most REFUSAL_HOLD_MAX
+    (MERGE_BACK_OFF_MAX)."""
     refusal = standing_refusal(mr)
     repeats = refusal.repeats if refusal is not None else 1
     doublings = min(max(repeats - 1, 0), 10)
+    if refusal is not None and refusal.refusal_kind == MergeRefusalKind.NO_ANSWER:
+        return min(MERGE_BACK_OFF * 2**doublings, MERGE_BACK_OFF_MAX)
     return min(REFUSAL_HOLD * 2**doublings, REFUSAL_HOLD_MAX)
+
+
+def backing_off(mr: MergeRequest, *, now: datetime) -> bool:
+    """Whether GitHub failed to answer this head's last merge call less than its back-off
+    ago: no merge call goes out meanwhile (one may still be in flight)."""
+    return (
+        refusal_kind(mr) == MergeRefusalKind.NO_ANSWER
+        and refusal_head(mr) == mr.head_sha
+        and not refusal_expired(mr, now=now)
+    )
 
 
 def refusal_expired(mr: MergeRequest, *, now: datetime) -> bool:
@@ -234,7 +259,9 @@ def observe(
         fields["merge_hold_from"],
     ) = refusal
     terminal = mr.bead.is_terminal
-    obs = Observation(blocker=blocker, fields=fields, changed=False)
+    obs = Observation(
+        blocker=blocker, fields=fields, changed=False, merge_commit_sha=snapshot.merge_commit_sha
+    )
 
     # waiting_since: the first observation of the current wait on a human, kept while it
     # lasts. GitHub still computing (`unknown`) neither begins nor ends a wait: a push or a

@@ -242,6 +242,7 @@ def _pull_node(repo: FakeRepo, pull: FakePull, web_url: str) -> dict[str, Any]:
         "url": f"{web_url}/{repo.full_name}/pull/{pull.number}",
         "state": state,
         "merged": pull.merged,
+        "mergeCommit": {"oid": pull.merge_commit_sha} if pull.merge_commit_sha else None,
         "closed": pull.state != "open",
         "isDraft": pull.draft,
         "reviewDecision": review_decision(repo, pull),

@@ -1,5 +1,6 @@
-"""The error policy (domain.md §4): per-PR errors affect their own MR only, and only past their
-limit; credential and budget errors pause the town with one escalation and fail nothing."""
+"""The error policy (domain.md §4): errors about one PR affect its own MR only, and only past
+their limit; faults of GitHub's whole answer back the town off and fail nothing; credential
+and budget errors pause the town with one escalation and fail nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from beads.models import BeadStatus, Blocker, MergeRequest
 from gastown.models import Town
+from scm.client import GitHubClient
 from tests.feedback.conftest import REPO, escalations, events, make_mr, reload, run
 
 
@@ -170,26 +172,142 @@ def test_rate_limit_pauses_the_town_and_resumes_after_the_reset(
     assert town.github_blocked_until is None
 
 
-def test_transient_errors_fail_the_mr_after_10_in_a_row_not_9(fake_github, watch_only, rig, clock):
+def _passes(clock, minutes, **kwargs) -> None:
+    """A pass a minute, as the schedule runs them."""
+    for _ in range(minutes):
+        run(clock, **kwargs)
+        clock.advance(minutes=1)
+
+
+def _waiting_mrs(fake_github, rig, clock, count):
+    fake_github.create_repo(REPO, required_approvals=1)
+    mrs = [make_mr(fake_github, rig) for _ in range(count)]
+    run(clock)
+    assert all(reload(mr).awaiting_approval for mr in mrs)
+    clock.advance(minutes=1)
+    fake_github.clear_requests()
+    return mrs
+
+
+def _nothing_failed(mrs) -> None:
+    for mr in mrs:
+        mr = reload(mr)
+        assert mr.bead.status == BeadStatus.OPEN
+        assert mr.source.status == BeadStatus.IN_REVIEW  # not reopened, not re-dispatched
+        assert (mr.consecutive_transient_failures, mr.consecutive_malformed_failures) == (0, 0)
+    assert events("pr.poll_failed") == []
+
+
+def test_a_truncated_graphql_body_for_hours_fails_no_mr_and_raises_one_escalation(
+    fake_github, town, rig, clock
+):
+    mrs = _waiting_mrs(fake_github, rig, clock, 8)
+    fake_github.add_fault("malformed", path="/graphql", times=None)
+
+    _passes(clock, 180)
+
+    _nothing_failed(mrs)
+    [escalation] = escalations("github:outage")
+    assert "No merge request is failed" in escalation.body
+    assert escalation.status == BeadStatus.OPEN
+    # Backed off while it lasted (1, 1, 2, 4, 8, 16, 30, 30... minutes), not asked every pass.
+    assert len(fake_github.graphql_requests()) == 11
+    town_row = Town.objects.get(pk=town.pk)
+    assert town_row.github_blocked_until - clock.now <= timedelta(minutes=30)
+    assert "invalid_response" in town_row.github_error
+
+
+def test_a_502_for_hours_fails_no_waiting_mr_and_checks_resume_by_themselves(
+    fake_github, town, rig, clock
+):
+    mrs = _waiting_mrs(fake_github, rig, clock, 4)
+    fake_github.add_fault("status", path="/graphql", status=502, times=None)
+
+    _passes(clock, 240)
+    _nothing_failed(mrs)
+    assert len(escalations("github:outage")) == 1
+
+    fake_github.clear_faults()  # GitHub is back
+    _passes(clock, 31)
+    town_row = Town.objects.get(pk=town.pk)
+    assert (town_row.github_blocked_until, town_row.github_error) == (None, "")
+    [escalation] = escalations("github:outage")
+    escalation.refresh_from_db()
+    assert escalation.status == BeadStatus.CLOSED
+    for mr in mrs:
+        mr = reload(mr)
+        assert mr.awaiting_approval
+        assert mr.last_successful_check_at > clock.now - timedelta(minutes=2)
+        assert mr.last_error == ""
+
+    # The next outage backs off anew, from one minute, with an escalation of its own.
+    fake_github.add_fault("status", path="/graphql", status=503, times=None)
+    run(clock)
+    town_row.refresh_from_db()
+    assert town_row.github_blocked_until == clock.now + timedelta(minutes=1)
+    assert sorted(e.status for e in escalations("github:outage")) == ["closed", "open"]
+
+
+def test_graphql_time_outs_and_errors_naming_no_pr_fail_nothing(
+    fake_github, watch_only, rig, clock
+):
+    fake_github.create_repo(REPO)
+    mrs = [make_mr(fake_github, rig) for _ in range(3)]
+    fake_github.add_fault("graphql_timeout", path="/graphql", times=None)
+    _passes(clock, 60)
+    _nothing_failed(mrs)
+    assert len(escalations("github:outage")) == 1
+
+
+def test_request_time_outs_fail_nothing(fake_github, watch_only, rig, clock):
     fake_github.create_repo(REPO)
     mr = make_mr(fake_github, rig)
-    fake_github.add_fault("status", path="/graphql", status=502, times=None)
-    for _ in range(9):
-        run(clock)
-        clock.advance(minutes=1)
+    fake_github.add_fault("slow", path="/graphql", delay=0.5, times=None)
+
+    def impatient(credential):
+        return GitHubClient(credential, timeout=0.2)
+
+    _passes(clock, 10, client_factory=impatient)
+    _nothing_failed([mr])
+    [escalation] = escalations("github:outage")
+    assert escalation.status == BeadStatus.OPEN
+
+    fake_github.clear_faults()
+    _passes(clock, 10)  # GitHub answers in time again (a patient client: no flaky time-out)
+    assert reload(mr).blocker == Blocker.READY
+    escalation.refresh_from_db()
+    assert escalation.status == BeadStatus.CLOSED
+
+
+def test_a_whole_answer_fault_on_one_batch_keeps_the_other_batches_snapshots(
+    fake_github, watch_only, rig, clock
+):
+    fake_github.create_repo(REPO)
+    mrs = [make_mr(fake_github, rig) for _ in range(60)]  # two GraphQL documents
+    fake_github.add_fault("status", path="/graphql", status=502, times=1)
+
+    summary = run(clock)
+
+    assert summary.checked == 10
+    assert summary.failed == 0
+    assert sum(reload(mr).blocker == Blocker.READY for mr in mrs) == 10
+    assert sum(reload(mr).check_requested_at is not None for mr in mrs) == 50
+    assert len(escalations("github:outage")) == 1
+
+
+def test_an_error_about_one_pr_counts_against_it_and_fails_it_after_10_in_a_row(
+    fake_github, watch_only, rig, clock
+):
+    fake_github.create_repo(REPO)
+    other = make_mr(fake_github, rig)
+    mr = make_mr(fake_github, rig)
+    # GitHub answers the document, with an error at this PR's path only.
+    fake_github.add_fault(
+        "graphql_errors", path="/graphql", aliases=["pr1"], error_type="INTERNAL", times=None
+    )
+    _passes(clock, 9)
     assert reload(mr).bead.status == BeadStatus.OPEN
     assert reload(mr).consecutive_transient_failures == 9
-
-    # A success in between: the count starts over.
-    fake_github.clear_faults()
-    run(clock)
-    clock.advance(minutes=1)
-    assert reload(mr).consecutive_transient_failures == 0
-    fake_github.add_fault("status", path="/graphql", status=502, times=None)
-    for _ in range(9):
-        run(clock)
-        clock.advance(minutes=1)
-    assert reload(mr).bead.status == BeadStatus.OPEN
 
     run(clock)
     mr = reload(mr)
@@ -198,20 +316,20 @@ def test_transient_errors_fail_the_mr_after_10_in_a_row_not_9(fake_github, watch
     assert "10 times in a row" in mr.bead.failure_message
     [failed] = events("pr.poll_failed")
     assert failed.label == "transient"
+    assert reload(other).bead.status == BeadStatus.OPEN
+    assert escalations("github:outage") == []
 
 
-def test_malformed_answers_fail_the_mr_after_3_in_a_row(fake_github, watch_only, rig, clock):
-    fake_github.create_repo(REPO)
-    mr = make_mr(fake_github, rig)
-    fake_github.add_fault("malformed", path="/graphql", times=None)
-    for _ in range(2):
-        run(clock)
-        clock.advance(minutes=1)
-    assert reload(mr).bead.status == BeadStatus.OPEN
-    run(clock)
+def test_an_error_about_a_pr_waiting_on_a_human_never_fails_it(fake_github, town, rig, clock):
+    [mr] = _waiting_mrs(fake_github, rig, clock, 1)
+    fake_github.add_fault(
+        "graphql_errors", path="/graphql", aliases=["pr0"], error_type="INTERNAL", times=None
+    )
+    _passes(clock, 60)
     mr = reload(mr)
-    assert mr.bead.status == BeadStatus.FAILED
-    assert mr.bead.failure_code == "github_invalid_response"
+    assert mr.bead.status == BeadStatus.OPEN
+    assert mr.awaiting_approval
+    assert mr.consecutive_transient_failures == 60
 
 
 def test_a_waiting_pr_failed_by_the_error_policy_ends_its_wait(fake_github, town, rig, clock):

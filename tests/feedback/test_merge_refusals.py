@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from beads.models import BeadStatus, Blocker, MergeRequest
 from gastown.feedback.observe import REFUSAL_HOLD
+from gastown.models import Town
 from scm.client import GitHubClient
 from scm.types import MergeOutcome
 from tests.feedback.conftest import REPO, events, make_mr, reload, rule_only_at_merge, run
@@ -160,7 +161,13 @@ def test_a_5xx_on_merge_is_not_retried_before_the_pr_is_looked_at(fake_github, t
     assert reload(mr).bead.status == BeadStatus.OPEN
     fake_github.clear_requests()
 
-    run(clock)  # due at once: the PR is looked at first, then (still ready) merged
+    run(clock)  # due at once: the PR is looked at (it may have merged), not merged again
+    assert [r.path for r in fake_github.requests] == ["/graphql"]
+    assert reload(mr).bead.status == BeadStatus.OPEN
+    fake_github.clear_requests()
+
+    clock.advance(minutes=1)  # the back-off is over: still ready, so merged
+    run(clock)
     kinds = [("merge" if r.method == "PUT" else r.path) for r in fake_github.requests]
     assert kinds == ["/graphql", "/graphql", "merge"]  # the pass's check, the fresh check
     assert reload(mr).bead.status == BeadStatus.CLOSED
@@ -182,7 +189,7 @@ def test_a_review_required_park_survives_a_502_between_polls(fake_github, town, 
     clock.advance(minutes=1)
     fake_github.add_fault("status", path="/graphql", status=502, times=1)
     run(clock, client_factory=RuleAddedBeforeMerge)
-    assert reload(mr).consecutive_transient_failures == 1
+    assert Town.objects.get(pk=town.pk).github_blocked_until is not None  # backing off
 
     for _ in range(10):
         clock.advance(minutes=1)
