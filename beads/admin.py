@@ -233,12 +233,12 @@ def _move_beads(
     refused: list[str] = []
     for bead in beads:
         if bead.is_terminal:
-            skipped.append(f"#{bead.pk}")
+            skipped.append(bead.ref)
             continue
         if bead.type == BeadType.MERGE_REQUEST and MergeRequest.objects.filter(bead=bead).exists():
             # Its status follows its merge request's state: it closes when its PR merges.
             refused.append(
-                f"Bead #{bead.pk} is a merge request's: it closes when its PR merges. Use "
+                f"Bead {bead.ref} is a merge request's: it closes when its PR merges. Use "
                 "Fail MR to stop it."
             )
             continue
@@ -256,7 +256,7 @@ def _move_beads(
         except (TerminalBeadError, StaleBeadError) as exc:
             refused.append(str(exc))
         else:
-            moved.append(f"#{bead.pk}")
+            moved.append(bead.ref)
     if moved:
         messages.success(request, f"{verb.capitalize()} {len(moved)} bead(s): {', '.join(moved)}.")
     if skipped:

@@ -302,6 +302,7 @@ def test_fail_merge_request_action_fails_the_mr_bead_and_frees_the_slot(admin_cl
             "action": "override_merge_request_fail",
             "_selected_action": [str(mr.pk)],
             "override_confirmed": "yes",
+            "reason": "superseded",
         },
     )
     mr.refresh_from_db()

@@ -38,7 +38,7 @@ def test_admin_action_asks_for_confirmation_before_acting(admin_client, town):
         {"action": "override_merge_request_clear_awaiting", helpers.ACTION_CHECKBOX_NAME: [mr.pk]},
     )
     assert response.status_code == 200
-    assert b"Clear awaiting?" in response.content and b'name="reason"' in response.content
+    assert b"Clear awaiting approval?" in response.content and b'name="reason"' in response.content
     mr.refresh_from_db()
     assert mr.awaiting_approval
 
@@ -132,7 +132,7 @@ def test_fail_mr_from_the_bead_list_runs_the_override_and_refuses_other_beads(ad
             helpers.ACTION_CHECKBOX_NAME: [mr.bead_id, issue.pk],
         },
     )
-    assert b"Fail MR?" in response.content and b'name="reason"' in response.content
+    assert b"Fail merge request?" in response.content and b'name="reason"' in response.content
     # Confirm with exactly what the page rendered.
     rendered = re.findall(
         rf'name="{helpers.ACTION_CHECKBOX_NAME}" value="(\d+)"', response.content.decode()

@@ -146,8 +146,8 @@ def test_convoys_show_progress_landing_and_suppression(lead_client, town, rig):
     convoy.save()
     content = lead_client.get("/towns/acme/convoys/").content.decode()
     assert "2 / 3" in content
-    assert f"MR #{landing.bead_id}" in content
-    assert "Waiting on a human" in content
+    assert f"bd-{landing.bead_id}" in content
+    assert "needs approval from" in content
     assert "attempt 3 not made" in content
     assert "End suppression" in content
     assert f'target="_blank">{landing.pr_repo}#{landing.pr_number}</a>' in content
@@ -164,7 +164,7 @@ def test_a_landed_convoy_shows_the_landing_mr_that_merged(lead_client, town, rig
         blocker="merged",
     )
     content = lead_client.get("/towns/acme/convoys/?status=landed").content.decode()
-    assert f"MR #{merged.bead_id}" in content
+    assert f"bd-{merged.bead_id}" in content
 
 
 def test_bead_page_shows_its_pr_and_one_timeline_newest_first(lead_client, town, rig):
@@ -297,7 +297,7 @@ def test_override_asks_for_confirmation_and_changes_nothing_on_get(lead_client, 
     mr = waiting(town, rig)
     response = lead_client.get(f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/")
     assert response.status_code == 200
-    assert b"Clear awaiting?" in response.content and b'name="reason"' in response.content
+    assert b"Clear awaiting approval?" in response.content and b'name="reason"' in response.content
     mr.refresh_from_db()
     assert mr.awaiting_approval
 
