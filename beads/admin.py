@@ -33,7 +33,9 @@ from beads.models import (
     BeadType,
     MergeAttempt,
     MergeRequest,
+    bead_ref,
 )
+from beads.sentences import merge_request_status
 from beads.services import (
     StaleBeadError,
     TerminalBeadError,
@@ -215,7 +217,12 @@ def _recent_events_table(bead_id: int | None) -> SafeString:
 def _pr_link(url: str) -> SafeString | str:
     # Only http(s) becomes a link: the URL comes from outside and "javascript:" must not.
     if url.startswith(("https://", "http://")):
-        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', url, url)
+        try:
+            ref = parse_pr_url(url)
+            name = f"{ref.repo}#{ref.number}"
+        except ScmError:
+            name = url
+        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', url, name)
     return url
 
 
@@ -422,6 +429,19 @@ class BeadAdmin(TownScopedAdmin):
             return
         bead_edit(bead=obj, fields=list(form.changed_data), actor=actor, where="the admin")
 
+    def get_actions(self, request: HttpRequest) -> Any:
+        # No bulk delete: a bead's audit must outlive a careless selection (a terminal bead
+        # is kept as history; one bead can still be deleted from its own page).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Closed and failed beads never change (docs/domain.md §2): their page is read-only.
+        if obj is not None and obj.is_terminal:
+            return False
+        return super().has_change_permission(request, obj)
+
     @admin.display(description="PR")
     def pr(self, obj: Bead) -> SafeString | str:
         try:
@@ -448,8 +468,7 @@ class MergeRequestAdmin(TownScopedAdmin):
         "target_branch",
         "bead",
         "pr",
-        "blocker",
-        "awaiting_approval",
+        "status_text",
         "review_status",
         "waiting_since",
         "last_checked_at",
@@ -463,7 +482,7 @@ class MergeRequestAdmin(TownScopedAdmin):
     )
     search_fields = ("branch", "target_branch", "pr_url", "head_sha", "bead__title")
     date_hierarchy = "created_at"
-    list_select_related = ("bead",)
+    list_select_related = ("bead", "bead__town", "bead__rig")
     autocomplete_fields = ("bead", "source", "landing_convoy")
     actions = override_admin_actions("merge_request")
     fieldsets = (
@@ -478,16 +497,36 @@ class MergeRequestAdmin(TownScopedAdmin):
                     "target_branch",
                     "pr_link",
                     "pr_url",
-                    "bead_events",
-                    "merge_attempts",
+                    "status_text",
                 )
             },
         ),
-        ("Last PR snapshot", {"fields": MR_SNAPSHOT_FIELDS}),
-        ("Blocker and review", {"fields": MR_DERIVED_FIELDS}),
-        ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS}),
+        (
+            "What GitHub said (the last PR snapshot)",
+            {"fields": MR_SNAPSHOT_FIELDS, "classes": ("collapse",)},
+        ),
+        ("What gastown decided (blocker, review, merge)", {"fields": MR_DERIVED_FIELDS}),
+        ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS, "classes": ("collapse",)}),
+        ("Audit: merge calls and bead events", {"fields": ("merge_attempts", "bead_events")}),
     )
-    readonly_fields = ("pr_link", "bead_events", "merge_attempts", *MR_READONLY_FIELDS)
+    readonly_fields = (
+        "pr_link",
+        "status_text",
+        "bead_events",
+        "merge_attempts",
+        *MR_READONLY_FIELDS,
+    )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A merged or failed MR is history: its page is read-only (docs/domain.md §2).
+        if obj is not None and obj.is_terminal:
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.display(description="status")
+    def status_text(self, obj: MergeRequest) -> str:
+        """The same sentence as the dashboard's (beads.sentences)."""
+        return str(merge_request_status(merge_request=obj))
 
     def save_model(self, request: HttpRequest, obj: MergeRequest, form: Any, change: bool) -> None:
         if change:
@@ -579,9 +618,9 @@ class BeadEventAdmin(TownScopedAdmin):
     @admin.display(description="bead", ordering="bead_ref")
     def bead_link(self, obj: BeadEvent) -> SafeString:
         if obj.bead_id is None:
-            return format_html("#{} {} (deleted)", obj.bead_ref, obj.bead_title)
+            return format_html("{} {} (deleted)", bead_ref(obj.bead_ref), obj.bead_title)
         url = reverse("admin:beads_bead_change", args=[obj.bead_id])
-        return format_html('<a href="{}">#{} {}</a>', url, obj.bead_ref, obj.bead_title)
+        return format_html('<a href="{}">{} {}</a>', url, bead_ref(obj.bead_ref), obj.bead_title)
 
     @admin.display(description="status")
     def status_change(self, obj: BeadEvent) -> str:
