@@ -202,6 +202,7 @@ class Wait:
     convoy: Convoy | None
     agent_name: str
     waited: timedelta | None
+    threshold: timedelta
     overdue: bool
 
 
@@ -236,6 +237,7 @@ def _wait(mr: MergeRequest, town: Town, now: datetime) -> Wait:
         convoy=mr.convoy,
         agent_name=agent.name if agent is not None else "",
         waited=waited,
+        threshold=threshold,
         overdue=waited is not None and waited >= threshold,
     )
 
