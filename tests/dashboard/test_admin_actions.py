@@ -201,3 +201,20 @@ def test_admin_confirmation_says_which_merge_requests_the_table_refuses(admin_cl
     content = response.content.decode()
     assert content.count("will be refused") == 1
     assert "will be refused: The PR is not awaiting approval: nothing to clear." in content
+
+
+def test_admin_fail_without_a_reason_shows_the_form_again_and_fails_nothing(admin_client, town):
+    mr = waiting_mr(town)
+    response = admin_client.post(
+        "/admin/beads/mergerequest/",
+        {
+            "action": "override_merge_request_fail",
+            helpers.ACTION_CHECKBOX_NAME: [mr.pk],
+            "override_confirmed": "yes",
+            "reason": "",
+        },
+    )
+    assert response.status_code == 200
+    assert b"a reason is required" in response.content
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS

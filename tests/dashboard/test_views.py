@@ -317,6 +317,40 @@ def test_confirmed_override_runs_audits_and_reports(lead_client, town, rig):
     assert event.user.username == "lead" and "approved in person" in event.note
 
 
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_failing_an_mr_asks_for_a_reason_and_does_nothing_without_one(
+    lead_client, town, rig, reason
+):
+    mr = waiting(town, rig)
+    url = f"/towns/acme/overrides/merge_request_fail/{mr.pk}/"
+    form = lead_client.get(url).content.decode()
+    assert "Reason (required" in form and "required" in form.split('name="reason"')[1][:200]
+    response = lead_client.post(url, {"reason": reason})
+    assert response.status_code == 200, "the form again, not a redirect"
+    assert "a reason is required" in response.content.decode()
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS
+    assert not TelemetryEvent.objects.filter(name="override.merge_request_fail").exists()
+
+
+def test_a_destructive_override_done_is_a_warning_not_good_news(lead_client, town, rig):
+    response = lead_client.post(
+        "/towns/acme/overrides/town_pause/", {"reason": "incident"}, follow=True
+    )
+    content = response.content.decode()
+    assert '<li class="warning">' in content and "is paused" in content
+    assert '<li class="success">' not in content
+
+
+def test_override_buttons_offer_one_action_and_the_rest_in_a_menu(lead_client, town, rig):
+    waiting(town, rig)
+    content = lead_client.get("/towns/acme/awaiting/").content.decode()
+    row = content[content.index("<tbody>") : content.index("</tbody>")]
+    before_menu, menu = row.split('<details class="more">')
+    assert ">Re-check now</a>" in before_menu
+    assert ">Clear awaiting approval</a>" in menu and ">Fail merge request</a>" in menu
+
+
 def test_refused_override_says_why(lead_client, town, rig):
     mr = waiting(town, rig)
     response = lead_client.post(
