@@ -226,6 +226,13 @@ def _pr_link(url: str) -> SafeString | str:
     return url
 
 
+def _status_text(mr: MergeRequest) -> str:
+    """The same sentence as the dashboard's (beads.sentences), so they never disagree."""
+    if mr.pk is None:
+        return ""
+    return str(merge_request_status(merge_request=mr))
+
+
 def _move_beads(
     request: HttpRequest,
     beads: Iterable[Bead],
@@ -302,13 +309,18 @@ class MergeRequestInline(TownScoped, admin.StackedInline):
         "target_branch",
         "pr_link",
         "pr_url",
+        "status_text",
         *MR_READONLY_FIELDS,
     )
-    readonly_fields = ("pr_link", *MR_READONLY_FIELDS)
+    readonly_fields = ("pr_link", "status_text", *MR_READONLY_FIELDS)
 
     @admin.display(description="pull request")
     def pr_link(self, obj: MergeRequest) -> SafeString | str:
         return _pr_link(obj.pr_url)
+
+    @admin.display(description="status")
+    def status_text(self, obj: MergeRequest) -> str:
+        return _status_text(obj)
 
 
 @admin.register(Bead)
@@ -525,8 +537,7 @@ class MergeRequestAdmin(TownScopedAdmin):
 
     @admin.display(description="status")
     def status_text(self, obj: MergeRequest) -> str:
-        """The same sentence as the dashboard's (beads.sentences)."""
-        return str(merge_request_status(merge_request=obj))
+        return _status_text(obj)
 
     def save_model(self, request: HttpRequest, obj: MergeRequest, form: Any, change: bool) -> None:
         if change:

@@ -159,9 +159,12 @@ def test_an_mr_reads_the_same_on_the_list_the_bead_page_and_the_admin(
     sentence = "needs approval from alice"
     assert sentence in lead_client.get("/towns/acme/awaiting/").content.decode()
     assert sentence in lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
-    assert (
-        sentence in admin_client.get(f"/admin/beads/mergerequest/{mr.pk}/change/").content.decode()
-    )
+    for admin_page in (
+        f"/admin/beads/mergerequest/{mr.pk}/change/",
+        f"/admin/beads/bead/{mr.bead_id}/change/",
+        "/admin/beads/mergerequest/",
+    ):
+        assert sentence in admin_client.get(admin_page).content.decode(), admin_page
     # GitHub's raw values only in the details
     bead_page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
     raw = bead_page.index("REVIEW_REQUIRED")
