@@ -224,7 +224,8 @@ class ReviewerWaits:
 
     @property
     def oldest(self) -> Wait | None:
-        return self.waits[0] if self.waits else None
+        # Not simply the first: databases order a missing waiting_since differently.
+        return max(self.waits, key=lambda w: w.waited or timedelta(0), default=None)
 
 
 def _wait(mr: MergeRequest, town: Town, now: datetime) -> Wait:
@@ -257,7 +258,7 @@ def waits_by_reviewer(*, town: Town, now: datetime | None = None) -> list[Review
             groups.setdefault(who, []).append(wait)
     return sorted(
         (ReviewerWaits(who=who, waits=waits) for who, waits in groups.items()),
-        key=lambda g: (-max((w.waited or timedelta(0)) for w in g.waits), g.who),
+        key=lambda g: (-(g.oldest.waited or timedelta(0)) if g.oldest else timedelta(0), g.who),
     )
 
 
