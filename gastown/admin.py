@@ -109,6 +109,13 @@ class TownAdminForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Enter a token to replace the stored one; leave empty to keep it.",
     )
+    notify_webhook_url = forms.URLField(
+        label="Notification webhook",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Incoming webhook (Slack-compatible) that receives this town's escalations.",
+    )
     clear_github_token = forms.BooleanField(
         label="Clear the stored token",
         required=False,

@@ -773,3 +773,22 @@ def test_bead_names_in_the_admin_cannot_be_read_as_pr_numbers():
     assert str(bead) == f"bd-{bead.pk} Fix it"
     event = BeadEventFactory(bead=bead)
     assert f"bd-{bead.pk}" in str(event)
+
+
+def test_the_notification_webhook_is_saved_from_the_town_page(admin_client):
+    town = _town()
+    page = admin_client.get(_url("gastown.town", "change", town.pk))
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list)}
+    data.update(
+        {
+            "member_users": [],
+            "member_groups": [],
+            "notify_webhook_url": "hooks.example.com/T0/B0/secret",
+            "rigs-TOTAL_FORMS": "0",
+            "rigs-INITIAL_FORMS": "0",
+        }
+    )
+    admin_client.post(_url("gastown.town", "change", town.pk), data)
+    town.refresh_from_db()
+    assert town.notify_webhook_url == "https://hooks.example.com/T0/B0/secret"
