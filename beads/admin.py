@@ -33,7 +33,9 @@ from beads.models import (
     BeadType,
     MergeAttempt,
     MergeRequest,
+    bead_ref,
 )
+from beads.sentences import merge_request_status
 from beads.services import (
     StaleBeadError,
     TerminalBeadError,
@@ -215,8 +217,20 @@ def _recent_events_table(bead_id: int | None) -> SafeString:
 def _pr_link(url: str) -> SafeString | str:
     # Only http(s) becomes a link: the URL comes from outside and "javascript:" must not.
     if url.startswith(("https://", "http://")):
-        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', url, url)
+        try:
+            ref = parse_pr_url(url)
+            name = f"{ref.repo}#{ref.number}"
+        except ScmError:
+            name = url
+        return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', url, name)
     return url
+
+
+def _status_text(mr: MergeRequest) -> str:
+    """The same sentence as the dashboard's (beads.sentences), so they never disagree."""
+    if mr.pk is None:
+        return ""
+    return str(merge_request_status(merge_request=mr))
 
 
 def _move_beads(
@@ -233,12 +247,12 @@ def _move_beads(
     refused: list[str] = []
     for bead in beads:
         if bead.is_terminal:
-            skipped.append(f"#{bead.pk}")
+            skipped.append(bead.ref)
             continue
         if bead.type == BeadType.MERGE_REQUEST and MergeRequest.objects.filter(bead=bead).exists():
             # Its status follows its merge request's state: it closes when its PR merges.
             refused.append(
-                f"Bead #{bead.pk} is a merge request's: it closes when its PR merges. Use "
+                f"Bead {bead.ref} is a merge request's: it closes when its PR merges. Use "
                 "Fail MR to stop it."
             )
             continue
@@ -256,7 +270,7 @@ def _move_beads(
         except (TerminalBeadError, StaleBeadError) as exc:
             refused.append(str(exc))
         else:
-            moved.append(f"#{bead.pk}")
+            moved.append(bead.ref)
     if moved:
         messages.success(request, f"{verb.capitalize()} {len(moved)} bead(s): {', '.join(moved)}.")
     if skipped:
@@ -295,13 +309,18 @@ class MergeRequestInline(TownScoped, admin.StackedInline):
         "target_branch",
         "pr_link",
         "pr_url",
+        "status_text",
         *MR_READONLY_FIELDS,
     )
-    readonly_fields = ("pr_link", *MR_READONLY_FIELDS)
+    readonly_fields = ("pr_link", "status_text", *MR_READONLY_FIELDS)
 
     @admin.display(description="pull request")
     def pr_link(self, obj: MergeRequest) -> SafeString | str:
         return _pr_link(obj.pr_url)
+
+    @admin.display(description="status")
+    def status_text(self, obj: MergeRequest) -> str:
+        return _status_text(obj)
 
 
 @admin.register(Bead)
@@ -422,6 +441,19 @@ class BeadAdmin(TownScopedAdmin):
             return
         bead_edit(bead=obj, fields=list(form.changed_data), actor=actor, where="the admin")
 
+    def get_actions(self, request: HttpRequest) -> Any:
+        # No bulk delete: a bead's audit must outlive a careless selection (a terminal bead
+        # is kept as history; one bead can still be deleted from its own page).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Closed and failed beads never change (docs/domain.md §2): their page is read-only.
+        if obj is not None and obj.is_terminal:
+            return False
+        return super().has_change_permission(request, obj)
+
     @admin.display(description="PR")
     def pr(self, obj: Bead) -> SafeString | str:
         try:
@@ -448,8 +480,7 @@ class MergeRequestAdmin(TownScopedAdmin):
         "target_branch",
         "bead",
         "pr",
-        "blocker",
-        "awaiting_approval",
+        "status_text",
         "review_status",
         "waiting_since",
         "last_checked_at",
@@ -463,7 +494,7 @@ class MergeRequestAdmin(TownScopedAdmin):
     )
     search_fields = ("branch", "target_branch", "pr_url", "head_sha", "bead__title")
     date_hierarchy = "created_at"
-    list_select_related = ("bead",)
+    list_select_related = ("bead", "bead__town", "bead__rig")
     autocomplete_fields = ("bead", "source", "landing_convoy")
     actions = override_admin_actions("merge_request")
     fieldsets = (
@@ -478,16 +509,35 @@ class MergeRequestAdmin(TownScopedAdmin):
                     "target_branch",
                     "pr_link",
                     "pr_url",
-                    "bead_events",
-                    "merge_attempts",
+                    "status_text",
                 )
             },
         ),
-        ("Last PR snapshot", {"fields": MR_SNAPSHOT_FIELDS}),
-        ("Blocker and review", {"fields": MR_DERIVED_FIELDS}),
-        ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS}),
+        (
+            "What GitHub said (the last PR snapshot)",
+            {"fields": MR_SNAPSHOT_FIELDS, "classes": ("collapse",)},
+        ),
+        ("What gastown decided (blocker, review, merge)", {"fields": MR_DERIVED_FIELDS}),
+        ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS, "classes": ("collapse",)}),
+        ("Audit: merge calls and bead events", {"fields": ("merge_attempts", "bead_events")}),
     )
-    readonly_fields = ("pr_link", "bead_events", "merge_attempts", *MR_READONLY_FIELDS)
+    readonly_fields = (
+        "pr_link",
+        "status_text",
+        "bead_events",
+        "merge_attempts",
+        *MR_READONLY_FIELDS,
+    )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A merged or failed MR is history: its page is read-only (docs/domain.md §2).
+        if obj is not None and obj.is_terminal:
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.display(description="status")
+    def status_text(self, obj: MergeRequest) -> str:
+        return _status_text(obj)
 
     def save_model(self, request: HttpRequest, obj: MergeRequest, form: Any, change: bool) -> None:
         if change:
@@ -579,9 +629,9 @@ class BeadEventAdmin(TownScopedAdmin):
     @admin.display(description="bead", ordering="bead_ref")
     def bead_link(self, obj: BeadEvent) -> SafeString:
         if obj.bead_id is None:
-            return format_html("#{} {} (deleted)", obj.bead_ref, obj.bead_title)
+            return format_html("{} {} (deleted)", bead_ref(obj.bead_ref), obj.bead_title)
         url = reverse("admin:beads_bead_change", args=[obj.bead_id])
-        return format_html('<a href="{}">#{} {}</a>', url, obj.bead_ref, obj.bead_title)
+        return format_html('<a href="{}">{} {}</a>', url, bead_ref(obj.bead_ref), obj.bead_title)
 
     @admin.display(description="status")
     def status_change(self, obj: BeadEvent) -> str:

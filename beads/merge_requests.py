@@ -29,6 +29,7 @@ from beads.models import (
     MergeRequest,
     MergeRequestState,
     ReviewStatus,
+    bead_ref,
 )
 from beads.services import StaleBeadError, TerminalBeadError, bead_status_write
 
@@ -197,7 +198,7 @@ TRANSITIONS: dict[str, MergeRequestTransition] = {
             _LIVE,
             None,
             _guard_redispatch,
-            "Bead #{bead} is {status}; terminal beads are never reopened. Create a new bead "
+            "Bead {bead} is {status}; terminal beads are never reopened. Create a new bead "
             "to retry the work.",
             "Override: reset the MR bead's dispatch attempts and back-off.",
         ),
@@ -211,7 +212,7 @@ def merge_request_refusal(*, merge_request: MergeRequest, transition: str) -> st
     mr = merge_request
     if mr.state not in spec.sources:
         return spec.refused_from.format(
-            state=mr.state, status=BEAD_STATUS_FOR_MR_STATE[S(mr.state)], bead=mr.bead_id
+            state=mr.state, status=BEAD_STATUS_FOR_MR_STATE[S(mr.state)], bead=bead_ref(mr.bead_id)
         )
     return spec.guard(mr)
 

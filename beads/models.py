@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -23,6 +25,14 @@ class BeadStatus(models.TextChoices):
 
 TERMINAL_STATUSES = frozenset({BeadStatus.CLOSED, BeadStatus.FAILED})
 ACTIVE_STATUSES = [BeadStatus.OPEN, BeadStatus.IN_PROGRESS, BeadStatus.IN_REVIEW]
+
+#: How a bead is named to people: "bd-42", never "#42", which reads as a PR number.
+BEAD_REF_PREFIX = "bd-"
+
+
+def bead_ref(pk: object) -> str:
+    """A bead's name for people ("bd-42"), from its id."""
+    return f"{BEAD_REF_PREFIX}{pk}"
 
 
 class Priority(models.TextChoices):
@@ -96,7 +106,11 @@ class Bead(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.title}"
+        return f"{self.ref} {self.title}"
+
+    @property
+    def ref(self) -> str:
+        return bead_ref(self.pk)
 
     @property
     def is_terminal(self) -> bool:
@@ -183,7 +197,7 @@ class BeadEvent(models.Model):
         indexes = [models.Index(fields=["bead_ref", "-created_at"], name="beadevent_bead_time")]
 
     def __str__(self) -> str:
-        return f"{self.kind} on #{self.bead_ref} by {self.actor}"
+        return f"{self.kind} on {bead_ref(self.bead_ref)} by {self.actor}"
 
 
 class Blocker(models.TextChoices):
@@ -410,7 +424,8 @@ class MergeRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"MR {self.branch} -> {self.target_branch}"
+        name = self.pr_name if self.pr_url else bead_ref(self.bead_id)
+        return f"{name}: {self.branch} -> {self.target_branch}"
 
     @property
     def pr_ref(self) -> PullRequestRef | None:
@@ -440,7 +455,18 @@ class MergeRequest(models.Model):
         ref = self.pr_ref
         if ref is not None:
             return f"{ref.repo}#{ref.number}"
-        return self.pr_url or f"MR bead #{self.bead_id}"
+        return self.pr_url or f"MR bead {bead_ref(self.bead_id)}"
+
+    @property
+    def convoy(self) -> Any:
+        """The convoy it lands for: its own (a landing MR), its bead's, or its source's."""
+        if self.landing_convoy_id:
+            return self.landing_convoy
+        if self.bead.convoy_id:
+            return self.bead.convoy
+        if self.source_id and self.source is not None and self.source.convoy_id:
+            return self.source.convoy
+        return None
 
     @property
     def awaiting_approval(self) -> bool:

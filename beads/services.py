@@ -35,7 +35,7 @@ class TerminalBeadError(Exception):
     def __init__(self, bead: Bead, to_status: str) -> None:
         self.bead = bead
         super().__init__(
-            f"Bead #{bead.pk} is {bead.status}, a terminal status; it cannot become "
+            f"Bead {bead.ref} is {bead.status}, a terminal status; it cannot become "
             f"{to_status}. Create a new bead to retry the work."
         )
 
@@ -161,7 +161,7 @@ def bead_set_status(
     """
     if bead.type == BeadType.MERGE_REQUEST and MergeRequest.objects.filter(bead=bead).exists():
         raise ValueError(
-            f"Bead #{bead.pk} is a merge request's: its status follows the merge request's "
+            f"Bead {bead.ref} is a merge request's: its status follows the merge request's "
             "state (beads.merge_requests.merge_request_transition)."
         )
     return bead_status_write(
@@ -304,7 +304,7 @@ class StaleBeadError(Exception):
     def __init__(self, bead: Bead, to_status: str) -> None:
         self.bead = bead
         super().__init__(
-            f"Bead #{bead.pk} changed concurrently (now {bead.status}); not moved to {to_status}."
+            f"Bead {bead.ref} changed concurrently (now {bead.status}); not moved to {to_status}."
         )
 
 

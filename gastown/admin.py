@@ -20,6 +20,7 @@ from gastown.models import (
     Agent,
     ApiToken,
     Convoy,
+    NotificationSent,
     ReconcilerTick,
     Rig,
     TelemetryEvent,
@@ -108,6 +109,13 @@ class TownAdminForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Enter a token to replace the stored one; leave empty to keep it.",
     )
+    notify_webhook_url = forms.URLField(
+        label="Notification webhook",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="Incoming webhook (Slack-compatible) that receives this town's escalations.",
+    )
     clear_github_token = forms.BooleanField(
         label="Clear the stored token",
         required=False,
@@ -138,6 +146,7 @@ class TownAdminForm(forms.ModelForm):
             "breaker_threshold",
             "breaker_window_minutes",
             "github_token_env",
+            "notify_webhook_url",
         )
 
     def clean(self) -> dict[str, Any]:
@@ -225,6 +234,15 @@ class TownAdmin(TownScopedAdmin):
                     "clear_github_token",
                     "github_token_env",
                 )
+            },
+        ),
+        (
+            "Notifications",
+            {
+                "fields": ("notify_webhook_url",),
+                "description": "Waits past the threshold and escalations are sent once to "
+                "the town's team leads by email and to this incoming webhook (Slack-"
+                "compatible). Its URL holds a secret: it is never logged.",
             },
         ),
         ("Record", {"fields": ("created_at", "updated_at")}),
@@ -374,6 +392,21 @@ class TelemetryEventAdmin(ViewOnlyAdmin):
     search_fields = ("name", "label", "reason")
     date_hierarchy = "created_at"
     list_select_related = ("town", "rig", "bead", "convoy")
+
+
+@admin.register(NotificationSent)
+class NotificationSentAdmin(ViewOnlyAdmin):
+    """What was sent (or tried) on each channel: written by the notification service only."""
+
+    list_display = ("key", "channel", "town", "sent_at", "attempts", "short_error", "created_at")
+    list_filter = ("channel", "town")
+    search_fields = ("key", "error")
+    date_hierarchy = "created_at"
+    list_select_related = ("town",)
+
+    @admin.display(description="error")
+    def short_error(self, obj: NotificationSent) -> str:
+        return obj.error.splitlines()[0][:120] if obj.error else ""
 
 
 @admin.register(ReconcilerTick)

@@ -20,7 +20,7 @@ from beads.models import (
     MergeAttempt,
     MergeRequest,
 )
-from gastown.models import Convoy, Town
+from gastown.models import Convoy, NotificationSent, Town
 from tests.factories import (
     AgentFactory,
     BeadDependencyFactory,
@@ -61,6 +61,13 @@ def _telemetry() -> Model:
     return TelemetryEventFactory(town=bead.town, rig=bead.rig, bead=bead, convoy=bead.convoy)
 
 
+def _notification() -> Model:
+    town = TownFactory()
+    return NotificationSent.objects.create(
+        town=town, key=f"escalation:{town.pk}", channel="webhook", attempts=2, error="503\nbody"
+    )
+
+
 def _town() -> Town:
     town = TownFactory()
     RigFactory(town=town)
@@ -80,8 +87,14 @@ MAKERS: dict[str, Callable[[], Model]] = {
     "beads.beaddependency": BeadDependencyFactory,
     "beads.beadevent": BeadEventFactory,
     "beads.mergerequest": _merge_request,
+    "gastown.notificationsent": _notification,
 }
-VIEW_ONLY = {"gastown.telemetryevent", "gastown.reconcilertick", "beads.beadevent"}
+VIEW_ONLY = {
+    "gastown.telemetryevent",
+    "gastown.reconcilertick",
+    "beads.beadevent",
+    "gastown.notificationsent",
+}
 NO_ADD = VIEW_ONLY
 
 
@@ -302,6 +315,7 @@ def test_fail_merge_request_action_fails_the_mr_bead_and_frees_the_slot(admin_cl
             "action": "override_merge_request_fail",
             "_selected_action": [str(mr.pk)],
             "override_confirmed": "yes",
+            "reason": "superseded",
         },
     )
     mr.refresh_from_db()
@@ -701,3 +715,80 @@ def test_admin_refuses_a_dependency_cycle(admin_client):
     assert response.status_code == 200
     assert "cycle" in str(response.context["adminform"].form.non_field_errors())
     assert not BeadDependency.objects.filter(bead=b).exists()
+
+
+@pytest.mark.parametrize("status", [BeadStatus.CLOSED, BeadStatus.FAILED])
+def test_a_terminal_bead_is_read_only_in_the_admin(admin_client, status):
+    bead = BeadFactory(status=status, title="Done work")
+    page = admin_client.get(_url("beads.bead", "change", bead.pk)).content.decode()
+    assert 'name="_save"' not in page
+    response = admin_client.post(_url("beads.bead", "change", bead.pk), {"title": "Rewritten"})
+    assert response.status_code == 403
+    bead.refresh_from_db()
+    assert bead.title == "Done work"
+
+
+def test_a_live_bead_can_still_be_edited(admin_client):
+    bead = BeadFactory(status=BeadStatus.OPEN)
+    page = admin_client.get(_url("beads.bead", "change", bead.pk)).content.decode()
+    assert 'name="_save"' in page
+
+
+def test_beads_cannot_be_deleted_in_bulk_so_their_audit_stays(admin_client):
+    bead = BeadFactory()
+    page = admin_client.get(_url("beads.bead", "changelist")).content.decode()
+    assert "delete_selected" not in page
+    response = admin_client.post(
+        _url("beads.bead", "changelist"),
+        {"action": "delete_selected", "_selected_action": [bead.pk], "post": "yes"},
+    )
+    assert response.status_code in (200, 302)
+    assert Bead.objects.filter(pk=bead.pk).exists()
+
+
+def test_merge_request_admin_groups_snapshot_decisions_and_audit_and_words_the_status(
+    admin_client,
+):
+    mr = _merge_request()
+    MergeRequest.objects.filter(pk=mr.pk).update(
+        blocker="human_review", requested_reviewers=["alice"]
+    )
+    page = admin_client.get(_url("beads.mergerequest", "change", mr.pk)).content.decode()
+    for heading in ("What GitHub said", "What gastown decided", "Audit: merge calls"):
+        assert heading in page
+    assert "needs approval from alice" in page
+    changelist = admin_client.get(_url("beads.mergerequest", "changelist")).content.decode()
+    assert "needs approval from alice" in changelist
+    assert f">{mr.pr_name}<" in changelist
+
+
+def test_town_admin_sets_the_notification_webhook(admin_client):
+    town = _town()
+    page = admin_client.get(_url("gastown.town", "change", town.pk)).content.decode()
+    assert 'name="notify_webhook_url"' in page
+
+
+def test_bead_names_in_the_admin_cannot_be_read_as_pr_numbers():
+    bead = BeadFactory(title="Fix it")
+    assert str(bead) == f"bd-{bead.pk} Fix it"
+    event = BeadEventFactory(bead=bead)
+    assert f"bd-{bead.pk}" in str(event)
+
+
+def test_the_notification_webhook_is_saved_from_the_town_page(admin_client):
+    town = _town()
+    page = admin_client.get(_url("gastown.town", "change", town.pk))
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list)}
+    data.update(
+        {
+            "member_users": [],
+            "member_groups": [],
+            "notify_webhook_url": "hooks.example.com/T0/B0/secret",
+            "rigs-TOTAL_FORMS": "0",
+            "rigs-INITIAL_FORMS": "0",
+        }
+    )
+    admin_client.post(_url("gastown.town", "change", town.pk), data)
+    town.refresh_from_db()
+    assert town.notify_webhook_url == "https://hooks.example.com/T0/B0/secret"

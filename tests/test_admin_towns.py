@@ -20,6 +20,7 @@ from gastown.models import (
     ApiToken,
     Convoy,
     ConvoyStatus,
+    NotificationSent,
     Rig,
     TelemetryEvent,
     Town,
@@ -92,6 +93,9 @@ def _world(slug: str) -> World:
                 bead=bead, depends_on=BeadFactory(town=town, rig=rig)
             ),
             "beads.beadevent": BeadEventFactory(bead=bead, note=f"event of {slug}"),
+            "gastown.notificationsent": NotificationSent.objects.create(
+                town=town, key=f"escalation:{slug}", channel="email"
+            ),
         }
     )
 
@@ -109,6 +113,7 @@ LABELS = [
     "beads.mergerequest",
     "beads.beaddependency",
     "beads.beadevent",
+    "gastown.notificationsent",
 ]
 
 

@@ -75,7 +75,11 @@ def override_admin_action(name: str, *, on_beads: bool = False) -> AdminAction:
             lookup = _TOWN["bead" if on_beads else chosen.target]
             queryset = queryset.filter(**{f"{lookup}__in": towns})
         targets, not_applicable = _targets(chosen, queryset, on_beads)
-        if request.POST.get("override_confirmed") != "yes":
+        confirmed = request.POST.get("override_confirmed") == "yes"
+        form = OverrideForm(
+            request.POST if confirmed else None, reason_required=chosen.reason_required
+        )
+        if not confirmed or not form.is_valid():
             context = {
                 **modeladmin.admin_site.each_context(request),
                 "title": f"{chosen.label}?",
@@ -88,11 +92,10 @@ def override_admin_action(name: str, *, on_beads: bool = False) -> AdminAction:
                 "selected": list(queryset.values_list("pk", flat=True)),
                 "action_name": action.__name__,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                "form": OverrideForm(),
+                "form": form,
             }
             return TemplateResponse(request, "dashboard/admin_confirm.html", context)
-        form = OverrideForm(request.POST)
-        reason = form.cleaned_data["reason"] if form.is_valid() else ""
+        reason = form.cleaned_data["reason"]
         done: list[str] = []
         refused: list[str] = list(not_applicable)
         for target in targets:

@@ -12,6 +12,16 @@ class OverrideForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why? (kept in the audit trail)"}),
     )
 
+    def __init__(self, *args: Any, reason_required: bool = False, **kwargs: Any) -> None:
+        """A destructive override (Override.reason_required) needs a reason; its service
+        refuses one without, this says so before the request is sent."""
+        super().__init__(*args, **kwargs)
+        if reason_required:
+            field = self.fields["reason"]
+            field.required = True
+            field.error_messages["required"] = "Say why: a reason is required for this one."
+            field.widget.attrs["required"] = True
+
 
 class TelemetryFilterForm(forms.Form):
     name = forms.CharField(required=False, max_length=80)

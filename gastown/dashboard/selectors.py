@@ -4,6 +4,7 @@ number of beads, PRs or events in the town (tests/dashboard/test_queries.py hold
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,10 +19,11 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
 from django.utils import timezone
 
@@ -81,6 +83,9 @@ class Overview:
     last_tick: ReconcilerTick | None
     workers_alive: bool
     now: datetime = field(default_factory=timezone.now)
+    #: Whom the waiting PRs wait on, the longest-kept first, and the oldest waits.
+    reviewers: list[ReviewerWaits] = field(default_factory=list)
+    oldest_waits: list[Wait] = field(default_factory=list)
 
 
 def start_of_day(now: datetime) -> datetime:
@@ -111,7 +116,13 @@ def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
         town=town, type=BeadType.ESCALATION, status__in=ACTIVE_STATUSES
     )
     last_tick = ReconcilerTick.objects.filter(town=town).order_by("-started_at").first()
+    reviewers = waits_by_reviewer(town=town, now=now)
+    oldest = {id(w.mr): w for group in reviewers for w in group.waits}
     return Overview(
+        reviewers=reviewers,
+        oldest_waits=sorted(
+            oldest.values(), key=lambda w: -(w.waited or timedelta(0)).total_seconds()
+        )[:5],
         bead_counts=bead_counts,
         statuses=list(BeadStatus.choices),
         awaiting_count=awaiting["n"],
@@ -174,6 +185,83 @@ def awaiting_approval_list(
     )
 
 
+# --- waiting on whom ---------------------------------------------------------------------
+
+#: The name of the group of PRs whose snapshot names no reviewer (a rule wants "someone").
+NOBODY_NAMED = "nobody named"
+#: At most this many waiting PRs are grouped on one page (the oldest first).
+WAITS_LIMIT = 500
+
+
+@dataclass
+class Wait:
+    """One PR waiting on people: its MR (with bead, rig, convoy and agent loaded), how long,
+    and whether that is past the town's (or the rig's) human-wait threshold."""
+
+    mr: MergeRequest
+    convoy: Convoy | None
+    agent_name: str
+    waited: timedelta | None
+    threshold: timedelta
+    overdue: bool
+
+
+@dataclass
+class ReviewerWaits:
+    """Everything waiting on one person or team (requested reviewers and code owners, as the
+    PR's last snapshot names them), oldest wait first."""
+
+    who: str
+    waits: list[Wait]
+
+    @property
+    def count(self) -> int:
+        return len(self.waits)
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for w in self.waits if w.overdue)
+
+    @property
+    def oldest(self) -> Wait | None:
+        # Not simply the first: databases order a missing waiting_since differently.
+        return max(self.waits, key=lambda w: w.waited or timedelta(0), default=None)
+
+
+def _wait(mr: MergeRequest, town: Town, now: datetime) -> Wait:
+    waited = now - mr.waiting_since if mr.waiting_since else None
+    threshold = town.effective(mr.bead.rig).human_wait_escalation
+    source = mr.source
+    agent = (source.assignee if source is not None else None) or mr.bead.assignee
+    return Wait(
+        mr=mr,
+        convoy=mr.convoy,
+        agent_name=agent.name if agent is not None else "",
+        waited=waited,
+        threshold=threshold,
+        overdue=waited is not None and waited >= threshold,
+    )
+
+
+def waits_by_reviewer(*, town: Town, now: datetime | None = None) -> list[ReviewerWaits]:
+    """The PRs awaiting approval grouped by whom they wait on, the longest-kept person first
+    (a PR asking two reviewers is under both). One query, whatever the number of PRs."""
+    now = now or timezone.now()
+    mrs = awaiting_approval_list(town=town).select_related(
+        "bead__assignee", "source", "source__assignee"
+    )[:WAITS_LIMIT]
+    groups: dict[str, list[Wait]] = {}
+    for mr in mrs:
+        wait = _wait(mr, town, now)
+        names = [r for r in mr.requested_reviewers or [] if isinstance(r, str) and r]
+        for who in dict.fromkeys(names) or [NOBODY_NAMED]:
+            groups.setdefault(who, []).append(wait)
+    return sorted(
+        (ReviewerWaits(who=who, waits=waits) for who, waits in groups.items()),
+        key=lambda g: (-(g.oldest.waited or timedelta(0)) if g.oldest else timedelta(0), g.who),
+    )
+
+
 def town_rigs(*, town: Town) -> list[Rig]:
     return list(Rig.objects.filter(town=town).order_by("name"))
 
@@ -198,9 +286,23 @@ def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
     elif status:
         convoys = convoys.filter(status=status)
     issue = Q(beads__type=BeadType.ISSUE)
+    # Its PRs (the beads' and the landing one) waiting on people now: a subquery, so the
+    # join the bead counts use is not multiplied by merge requests.
+    waiting = (
+        MergeRequest.objects.filter(
+            Q(source__convoy=OuterRef("pk")) | Q(landing_convoy=OuterRef("pk")),
+            blocker=Blocker.HUMAN_REVIEW,
+            state__in=ACTIVE_MR_STATES,
+        )
+        .order_by()
+        .values("blocker")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
     return (
         convoys.select_related("rig", "suppressed_landing_mr", "suppressed_landing_mr__bead")
         .annotate(
+            waiting_count=Coalesce(Subquery(waiting, output_field=IntegerField()), 0),
             issues_total=Count("beads", filter=issue),
             issues_closed=Count("beads", filter=issue & Q(beads__status=BeadStatus.CLOSED)),
         )
@@ -217,6 +319,77 @@ def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
             )
         )
         .order_by("-created_at", "-pk")
+    )
+
+
+@dataclass
+class ConvoyDetail:
+    convoy: Convoy
+    beads: Sequence[Bead]  # its issue beads, each with `.mrs`: its merge requests, newest first
+    landing_mrs: Sequence[MergeRequest]  # every landing attempt, newest first
+    waits: list[Wait]  # its PRs waiting on people now, oldest first
+    suppressions: list[TelemetryEvent]  # suppressions begun and ended, newest first
+    timeline: list[TelemetryEvent]  # everything recorded about it, newest first
+
+
+CONVOY_BEADS_LIMIT = 200
+
+
+def convoy_get(*, town: Town, pk: int) -> Convoy:
+    convoy = Convoy.objects.filter(town=town, pk=pk).select_related("rig", "town").first()
+    if convoy is None:
+        raise Http404("No such convoy in this town.")
+    return convoy
+
+
+def convoy_detail(*, convoy: Convoy, now: datetime | None = None) -> ConvoyDetail:
+    """A convoy's beads, MRs and PRs with their waits, landing attempts, suppression history
+    and timeline, in a fixed number of queries."""
+    now = now or timezone.now()
+    held = _suppressed_convoys().filter(suppressed_landing_mr=OuterRef("pk"))
+    mrs = MergeRequest.objects.select_related(
+        "bead",
+        "bead__rig",
+        "bead__town",
+        "bead__convoy",
+        "bead__assignee",
+        "source",
+        "source__assignee",
+    ).annotate(held=Exists(held))
+    beads = list(
+        Bead.objects.filter(convoy=convoy, type=BeadType.ISSUE)
+        .select_related("assignee", "rig")
+        .prefetch_related(Prefetch("merge_requests", queryset=mrs.order_by("-pk"), to_attr="mrs"))
+        .order_by("created_at", "pk")[:CONVOY_BEADS_LIMIT]
+    )
+    landing_mrs = list(mrs.filter(landing_convoy=convoy).order_by("-pk")[:50])
+    for mr in landing_mrs:
+        mr.landing_convoy = convoy
+    member_mrs = [mr for bead in beads for mr in bead.mrs]
+    for bead in beads:
+        for mr in bead.mrs:
+            mr.source = bead
+            bead.convoy = convoy
+    waits = sorted(
+        (
+            _wait(mr, convoy.town, now)
+            for mr in [*landing_mrs, *member_mrs]
+            if mr.blocker == Blocker.HUMAN_REVIEW and (mr.is_active or getattr(mr, "held", False))
+        ),
+        key=lambda w: -(w.waited or timedelta(0)).total_seconds(),
+    )
+    events = TelemetryEvent.objects.filter(convoy=convoy).select_related("bead")
+    return ConvoyDetail(
+        convoy=convoy,
+        beads=beads,
+        landing_mrs=landing_mrs,
+        waits=waits,
+        suppressions=list(
+            events.filter(name__startswith="reconciler.respawn_suppress").order_by(
+                "-created_at", "-id"
+            )[:50]
+        ),
+        timeline=list(events.order_by("-created_at", "-id")[:TIMELINE_LIMIT]),
     )
 
 
@@ -251,7 +424,8 @@ def bead_get(*, town: Town, pk: int) -> Bead:
 def bead_merge_request(*, bead: Bead) -> MergeRequest | None:
     return (
         MergeRequest.objects.filter(bead=bead)
-        .select_related("source", "landing_convoy", "bead", "bead__town")
+        .select_related("source", "source__convoy", "landing_convoy", "bead", "bead__town")
+        .annotate(held=Exists(_suppressed_convoys().filter(suppressed_landing_mr=OuterRef("pk"))))
         .first()
     )
 

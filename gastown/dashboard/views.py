@@ -88,10 +88,14 @@ def _allowed_overrides(request: HttpRequest, target: str) -> list[Override]:
 
 
 def _buttons(request: HttpRequest, target: str, objects: Iterable[Any]) -> None:
-    """Attach `.buttons`, the overrides this user may press on each object now."""
+    """Attach `.buttons`, the overrides this user may press on each object now: the first
+    harmless one in sight (`.primary_button`), the others in a menu (`.more_buttons`)."""
     allowed = _allowed_overrides(request, target)
     for obj in objects:
         obj.buttons = [o for o in allowed if o.available(obj)]
+        safe = [o for o in obj.buttons if not o.danger]
+        obj.primary_button = safe[0] if safe else None
+        obj.more_buttons = [o for o in obj.buttons if o is not obj.primary_button]
 
 
 # --- pages ------------------------------------------------------------------------------
@@ -140,6 +144,28 @@ def awaiting_approval(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @dashboard_view
+def waiting_on(request: HttpRequest, slug: str) -> HttpResponse:
+    """The PRs waiting on people, grouped by whom they wait on (issue 15: who waits on whom)."""
+    town = selectors.town_get_for_user(user=request.user, slug=slug)
+    context = _town_context(request, town, "waiting")
+    groups = selectors.waits_by_reviewer(town=town, now=context["now"])
+    context.update(groups=groups, limit=selectors.WAITS_LIMIT)
+    return _render(request, "dashboard/waiting.html", context, partial="groups")
+
+
+@require_GET
+@dashboard_view
+def convoy_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    town = selectors.town_get_for_user(user=request.user, slug=slug)
+    context = _town_context(request, town, "convoys")
+    convoy = selectors.convoy_get(town=town, pk=pk)
+    _buttons(request, "convoy", [convoy])
+    context.update(convoy=convoy, detail=selectors.convoy_detail(convoy=convoy, now=context["now"]))
+    return _render(request, "dashboard/convoy.html", context, partial="live")
+
+
+@require_GET
+@dashboard_view
 def convoy_list(request: HttpRequest, slug: str) -> HttpResponse:
     town = selectors.town_get_for_user(user=request.user, slug=slug)
     context = _town_context(request, town, "convoys")
@@ -173,6 +199,7 @@ def bead_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     context.update(
         bead=bead,
         mr=mr,
+        convoy=mr.convoy if mr is not None else bead.convoy,
         timeline=selectors.bead_timeline(bead=bead),
         children=selectors.bead_children(bead=bead),
     )
@@ -293,12 +320,11 @@ def _override_target(override: Override, town: Town, pk: int | None) -> Any:
 
 def _describe_target(override: Override, target: Any) -> str:
     if override.target == "merge_request":
-        pr = f" ({target.pr_url})" if target.pr_url else ""
-        return f"MR #{target.bead_id} {target.bead.title}{pr}"
+        return f"{target.pr_name} · {target.bead.ref} {target.bead.title}"
     if override.target == "convoy":
         return f"Convoy {target.title} ({target.get_status_display()})"
     if override.target == "bead":
-        return f"Bead #{target.pk} {target.title} ({target.get_status_display()})"
+        return f"{target.ref} {target.title} ({target.get_status_display()})"
     return f"Town {target.name}"
 
 
@@ -308,7 +334,7 @@ def _default_next(town: Town, override: Override, target: Any) -> str:
     if override.target == "bead":
         return reverse("dashboard:bead", args=[town.slug, target.pk])
     if override.target == "convoy":
-        return reverse("dashboard:convoys", args=[town.slug])
+        return reverse("dashboard:convoy", args=[town.slug, target.pk])
     return reverse("dashboard:overview", args=[town.slug])
 
 
@@ -333,7 +359,12 @@ def override(request: HttpRequest, slug: str, name: str, pk: int | None = None) 
         raise PermissionDenied(f"You may not {chosen.label.lower()}.")
     target = _override_target(chosen, town, pk)
     next_url = _safe_next(request, _default_next(town, chosen, target))
-    form = OverrideForm(request.POST) if request.method == "POST" else OverrideForm()
+    required = chosen.reason_required
+    form = (
+        OverrideForm(request.POST, reason_required=required)
+        if request.method == "POST"
+        else OverrideForm(reason_required=required)
+    )
     if request.method == "POST" and form.is_valid():
         try:
             message = override_run(
@@ -345,7 +376,8 @@ def override(request: HttpRequest, slug: str, name: str, pk: int | None = None) 
         except OverrideRefused as refused:
             messages.error(request, f"{chosen.label}: refused. {refused.message}")
         else:
-            messages.success(request, message)
+            # Pausing a town or failing an MR is done, not good news.
+            (messages.warning if chosen.danger else messages.success)(request, message)
         return HttpResponseRedirect(next_url)
     context = _town_context(request, town, "")
     context.update(

@@ -20,6 +20,7 @@ from gastown.services.overrides import (
     Override,
     OverrideRefused,
     override_audit,
+    override_check_at_once,
 )
 from scm.errors import ScmError
 from scm.fake.remote import fake_control, fake_root_url
@@ -60,10 +61,11 @@ def fake_pr_approve(
         raise OverrideRefused(f"The fake GitHub did not approve: {error.message}") from None
     message = (
         f"{mr.pr_name} approved on the fake GitHub as {reviewer}; review decision now "
-        f"{state.get('review_decision') or 'unknown'}. It will be re-checked at once."
+        f"{state.get('review_decision') or 'unknown'}. It is being checked now."
     )
     with transaction.atomic():
         merge_request_request_check(merge_request=mr, now=now)
+        override_check_at_once(mr.bead.town_id)
         override_audit(
             name="fake_pr_approve",
             town=mr.bead.town,

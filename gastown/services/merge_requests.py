@@ -97,7 +97,7 @@ def mr_close_merged(
                     bead=source,
                     status=BeadStatus.CLOSED,
                     actor=actor,
-                    note=f"Its MR #{mr.bead_id} merged ({mr.pr_name}).",
+                    note=f"Its MR {mr.bead.ref} merged ({mr.pr_name}).",
                     now=now,
                 )
             except (TerminalBeadError, StaleBeadError) as error:

@@ -12,6 +12,7 @@ its landing MR's bead when there is one) and, for every override, a TelemetryEve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,7 @@ from gastown.models import (
     Town,
     TownPermission,
 )
+from gastown.scheduling import enqueue_feedback_check
 from gastown.services.convoys import (
     ConvoyTransitionRefused,
     convoy_suppression_end,
@@ -67,6 +69,20 @@ class OverrideRefused(Exception):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+def _reason_required(reason: str, what: str) -> str:
+    """The destructive overrides (fail an MR, close a convoy, pause a town) are refused
+    without a reason: it is what the audit trail says to whoever reads it later."""
+    if not reason.strip():
+        raise OverrideRefused(f"A reason is required to {what}: it is kept in the audit trail.")
+    return reason.strip()
+
+
+def override_check_at_once(town_id: int) -> None:
+    """Queue the feedback check an override promised, once its transaction commits (the
+    one-minute schedule remains the safety net)."""
+    transaction.on_commit(functools.partial(enqueue_feedback_check, town_id))
 
 
 def _ms(start: datetime | None, end: datetime) -> int | None:
@@ -137,10 +153,11 @@ def merge_request_recheck(
     """Make the MR due for a feedback check at once (domain.md §8: re-check a PR now)."""
     mr = merge_request
     now = now or timezone.now()
-    message = f"{mr.pr_name} will be checked at the next feedback run."
+    message = f"{mr.pr_name} is being checked now."
     with transaction.atomic():
         _mr_transition(mr=mr, transition="recheck", user=user, now=now)
         merge_request_request_check(merge_request=mr, now=now)
+        override_check_at_once(mr.bead.town_id)
         override_audit(
             name="merge_request_recheck",
             town=mr.bead.town,
@@ -172,6 +189,7 @@ def merge_request_merge_now(
             merge_requested_at=now,
             check_requested_at=now,
         )
+        override_check_at_once(mr.bead.town_id)
         override_audit(
             name="merge_request_merge_now",
             town=mr.bead.town,
@@ -247,13 +265,14 @@ def merge_request_fail(
     refusal = merge_request_refusal(merge_request=mr, transition="fail")
     if refusal:
         raise OverrideRefused(refusal)
-    message = f"MR #{bead.pk} ({mr.pr_name}) failed by {user.get_username()}."
+    reason = _reason_required(reason, "fail a merge request")
+    message = f"MR {bead.ref} ({mr.pr_name}) failed by {user.get_username()}."
     with transaction.atomic():
         # The wait in progress, if any, ends as mr_failed (once: mr_fail is the one place).
         failed = mr_fail(
             mr,
             code="failed_by_user",
-            message=reason or f"Failed by {user.get_username()} on the dashboard.",
+            message=reason,
             now=now,
             actor=Actor.for_user(user),
         )
@@ -280,7 +299,7 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
     now = now or timezone.now()
     if bead.is_terminal:
         raise OverrideRefused(
-            f"Bead #{bead.pk} is {bead.status}; terminal beads are never reopened. "
+            f"Bead {bead.ref} is {bead.status}; terminal beads are never reopened. "
             "Create a new bead to retry the work."
         )
     if bead.type == BeadType.ESCALATION:
@@ -296,7 +315,7 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
         if mr is not None:
             _mr_transition(mr=mr, transition="redispatch", user=user, now=now)
         if not bead_dispatch_reset(bead=bead, now=now):
-            raise OverrideRefused(f"Bead #{bead.pk} became terminal meanwhile; not touched.")
+            raise OverrideRefused(f"Bead {bead.ref} became terminal meanwhile; not touched.")
         if bead.type == BeadType.ISSUE and bead.status == BeadStatus.IN_PROGRESS:
             agents = list(Agent.objects.filter(hooked_bead=bead))
             Agent.objects.filter(hooked_bead=bead).update(
@@ -322,7 +341,7 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
             except (TerminalBeadError, StaleBeadError) as error:
                 raise OverrideRefused(str(error)) from None
             parts.append("agent unhooked, back to open")
-        message = f"Bead #{bead.pk} will be dispatched again ({', '.join(parts)})."
+        message = f"Bead {bead.ref} will be dispatched again ({', '.join(parts)})."
         override_audit(
             name="bead_redispatch",
             town=bead.town,
@@ -430,6 +449,7 @@ def convoy_close(
     now = now or timezone.now()
     if convoy.is_terminal:
         raise OverrideRefused(f"The convoy is already {convoy.status}.")
+    reason = _reason_required(reason, "close a convoy")
     previous = convoy.status
     message = f"{convoy.title!r} closed without landing."
     bead = _landing_bead(convoy)
@@ -490,6 +510,7 @@ def convoy_close(
 def town_pause(*, town: Town, user: Any, reason: str = "", now: datetime | None = None) -> str:
     """Stop all dispatch in the town."""
     now = now or timezone.now()
+    reason = _reason_required(reason, "pause a town")
     with transaction.atomic():
         if Town.objects.filter(pk=town.pk, paused=False).update(paused=True, updated_at=now) != 1:
             raise OverrideRefused(f"{town.name} is already paused.")
@@ -526,6 +547,8 @@ class Override:
     service: Callable[..., str]
     available: Callable[[Any], bool]
     danger: bool = False
+    #: Refused without a reason (the service says so too): the destructive ones.
+    reason_required: bool = False
     #: Why it would be refused on an object ("" when it would not); a merge request override
     #: asks the state machine's table, the one its service refuses with.
     refusal: Callable[[Any], str] | None = None
@@ -592,7 +615,7 @@ OVERRIDES: dict[str, Override] = {
         ),
         Override(
             "merge_request_clear_awaiting",
-            "Clear awaiting",
+            "Clear awaiting approval",
             "merge_request",
             TownPermission.CLEAR_AWAITING,
             "Treats the PR as not waiting on a human until the next check says otherwise; "
@@ -603,7 +626,7 @@ OVERRIDES: dict[str, Override] = {
         ),
         Override(
             "merge_request_fail",
-            "Fail MR",
+            "Fail merge request",
             "merge_request",
             TownPermission.FAIL_MR,
             "Fails the MR bead (failure code failed_by_user). It is terminal afterwards: "
@@ -611,6 +634,7 @@ OVERRIDES: dict[str, Override] = {
             merge_request_fail,
             _mr_allows("fail"),
             danger=True,
+            reason_required=True,
             refusal=_mr_refusal("fail"),
         ),
         Override(
@@ -651,6 +675,7 @@ OVERRIDES: dict[str, Override] = {
             convoy_close,
             lambda convoy: not convoy.is_terminal,
             danger=True,
+            reason_required=True,
         ),
         Override(
             "town_pause",
@@ -661,6 +686,7 @@ OVERRIDES: dict[str, Override] = {
             town_pause,
             lambda town: not town.paused,
             danger=True,
+            reason_required=True,
         ),
         Override(
             "town_resume",

@@ -127,11 +127,11 @@ def _require_hooked(agent: Agent, bead: Bead) -> None:
         else:
             held = f"its assignment is bead #{agent.hooked_bead_id}"
         raise ReportRefused(
-            f"Bead #{bead.pk} is not assigned to agent {agent.name} ({held}).", field="bead"
+            f"Bead {bead.ref} is not assigned to agent {agent.name} ({held}).", field="bead"
         )
     if bead.is_terminal:
         raise ReportRefused(
-            f"Bead #{bead.pk} is {bead.status}, a terminal status; it takes no more reports.",
+            f"Bead {bead.ref} is {bead.status}, a terminal status; it takes no more reports.",
             field="bead",
         )
 
@@ -265,7 +265,7 @@ def agent_report_done(
         _require_hooked(agent, bead)
         if bead.type != BeadType.ISSUE:
             raise ReportRefused(
-                f"Bead #{bead.pk} is a {bead.type} bead; only issue beads are reported done "
+                f"Bead {bead.ref} is a {bead.type} bead; only issue beads are reported done "
                 "(a refinery reports a review).",
                 field="bead",
             )
@@ -279,7 +279,7 @@ def agent_report_done(
                 raise ReportInvalid("Name the branch the work was pushed to.", field="branch")
             if bead.rig is None:
                 raise ReportRefused(
-                    f"Bead #{bead.pk} belongs to no rig, so there is no repository to merge into.",
+                    f"Bead {bead.ref} belongs to no rig, so there is no repository to merge into.",
                     field="bead",
                 )
             if ref is not None:
@@ -420,7 +420,7 @@ def agent_report_failure(
                         note=f"Unassigned from {agent.name} after its failure.",
                     )
         else:
-            raise ReportRefused(f"Bead #{bead.pk} is an {bead.type}; agents do not work on it.")
+            raise ReportRefused(f"Bead {bead.ref} is an {bead.type}; agents do not work on it.")
         _unhook(agent=agent, bead=bead, actor=actor, now=now, note="Reported failure.")
         _tick_on_commit(bead.town_id)
     return bead

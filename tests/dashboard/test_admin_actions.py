@@ -38,7 +38,7 @@ def test_admin_action_asks_for_confirmation_before_acting(admin_client, town):
         {"action": "override_merge_request_clear_awaiting", helpers.ACTION_CHECKBOX_NAME: [mr.pk]},
     )
     assert response.status_code == 200
-    assert b"Clear awaiting?" in response.content and b'name="reason"' in response.content
+    assert b"Clear awaiting approval?" in response.content and b'name="reason"' in response.content
     mr.refresh_from_db()
     assert mr.awaiting_approval
 
@@ -132,7 +132,7 @@ def test_fail_mr_from_the_bead_list_runs_the_override_and_refuses_other_beads(ad
             helpers.ACTION_CHECKBOX_NAME: [mr.bead_id, issue.pk],
         },
     )
-    assert b"Fail MR?" in response.content and b'name="reason"' in response.content
+    assert b"Fail merge request?" in response.content and b'name="reason"' in response.content
     # Confirm with exactly what the page rendered.
     rendered = re.findall(
         rf'name="{helpers.ACTION_CHECKBOX_NAME}" value="(\d+)"', response.content.decode()
@@ -201,3 +201,20 @@ def test_admin_confirmation_says_which_merge_requests_the_table_refuses(admin_cl
     content = response.content.decode()
     assert content.count("will be refused") == 1
     assert "will be refused: The PR is not awaiting approval: nothing to clear." in content
+
+
+def test_admin_fail_without_a_reason_shows_the_form_again_and_fails_nothing(admin_client, town):
+    mr = waiting_mr(town)
+    response = admin_client.post(
+        "/admin/beads/mergerequest/",
+        {
+            "action": "override_merge_request_fail",
+            helpers.ACTION_CHECKBOX_NAME: [mr.pk],
+            "override_confirmed": "yes",
+            "reason": "",
+        },
+    )
+    assert response.status_code == 200
+    assert b"a reason is required" in response.content
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS

@@ -18,6 +18,7 @@ from gastown.services.overrides import (
     merge_request_fail,
     merge_request_merge_now,
     merge_request_recheck,
+    override_run,
     town_pause,
     town_resume,
 )
@@ -196,7 +197,7 @@ def test_clear_awaiting_is_refused_when_not_waiting(town, user):
 
 def test_clear_awaiting_is_refused_once_the_mr_failed_so_one_wait_ends_once(town, user):
     mr = waiting_mr(town)
-    merge_request_fail(merge_request=mr, user=user, now=NOW)
+    merge_request_fail(merge_request=mr, user=user, reason="superseded", now=NOW)
     mr.refresh_from_db()
     assert mr.awaiting_approval, "failing keeps the PR snapshot"
     with pytest.raises(OverrideRefused, match="failed"):
@@ -335,11 +336,11 @@ def test_retry_landing_is_refused_unless_failed(town, user, status):
 
 def test_close_convoy_closes_it_once(town, user):
     convoy = ConvoyFactory(town=town, status=ConvoyStatus.OPEN)
-    convoy_close(convoy=convoy, user=user, now=NOW)
+    convoy_close(convoy=convoy, user=user, reason="dropped", now=NOW)
     convoy.refresh_from_db()
     assert convoy.status == ConvoyStatus.CLOSED and convoy.closed_at == NOW
     with pytest.raises(OverrideRefused, match="already closed"):
-        convoy_close(convoy=convoy, user=user)
+        convoy_close(convoy=convoy, user=user, reason="dropped")
 
 
 def suppressed_convoy(town, *, status=ConvoyStatus.LANDING):
@@ -388,7 +389,7 @@ def test_pause_and_resume_a_town(town, user):
     town.refresh_from_db()
     assert town.paused
     with pytest.raises(OverrideRefused, match="already paused"):
-        town_pause(town=town, user=user)
+        town_pause(town=town, user=user, reason="incident")
     town_resume(town=town, user=user, now=NOW)
     town.refresh_from_db()
     assert not town.paused
@@ -419,3 +420,58 @@ def test_gc_keeps_the_override_audit_but_prunes_other_old_telemetry(town, user):
         "convoy.transition",
         "override.town_pause",
     ]
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_destructive_overrides_are_refused_without_a_reason(town, user, reason):
+    mr = waiting_mr(town)
+    convoy = ConvoyFactory(town=town, status=ConvoyStatus.OPEN)
+    with pytest.raises(OverrideRefused, match="reason is required to fail a merge request"):
+        merge_request_fail(merge_request=mr, user=user, reason=reason, now=NOW)
+    with pytest.raises(OverrideRefused, match="reason is required to close a convoy"):
+        convoy_close(convoy=convoy, user=user, reason=reason, now=NOW)
+    with pytest.raises(OverrideRefused, match="reason is required to pause a town"):
+        town_pause(town=town, user=user, reason=reason, now=NOW)
+    mr.bead.refresh_from_db()
+    convoy.refresh_from_db()
+    town.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS
+    assert convoy.status == ConvoyStatus.OPEN
+    assert not town.paused
+    assert not TelemetryEvent.objects.exists()
+
+
+@pytest.mark.broker("orm")  # reads the ORM broker's table
+@pytest.mark.parametrize("name", ["merge_request_recheck", "merge_request_merge_now"])
+def test_an_override_that_promises_a_check_queues_it_when_it_commits(
+    town, user, settings, django_capture_on_commit_callbacks, name
+):
+    from django_q.models import OrmQ
+
+    from gastown.services.overrides import OVERRIDES
+
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    town.code_review = False
+    town.save()
+    mr = waiting_mr(town, blocker=Blocker.READY, waiting_since=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        override_run(override=OVERRIDES[name], target=mr, user=user)
+        assert not OrmQ.objects.exists(), "nothing is queued before the commit"
+    [queued] = OrmQ.objects.all()
+    assert (queued.task["func"], queued.task["args"]) == (
+        "gastown.tasks.check_prs_task",
+        (town.pk,),
+    )
+
+
+@pytest.mark.broker("orm")
+def test_clearing_a_wait_queues_no_check_that_would_find_it_waiting_again(
+    town, user, settings, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    mr = waiting_mr(town)
+    with django_capture_on_commit_callbacks(execute=True):
+        merge_request_clear_awaiting(merge_request=mr, user=user, now=NOW)
+    assert not OrmQ.objects.exists()

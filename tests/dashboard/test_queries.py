@@ -18,6 +18,7 @@ PAGES = [
     "/",
     "/towns/acme/",
     "/towns/acme/awaiting/",
+    "/towns/acme/waiting/",
     "/towns/acme/convoys/?status=",
     "/towns/acme/telemetry/",
     "/towns/acme/reconciler/",
@@ -108,7 +109,8 @@ def count_queries(client, path: str) -> int:
 
 def test_pages_run_a_bounded_number_of_queries(lead_client, town, rig):
     bead = populate(town, rig, 10, 0)
-    pages = [*PAGES, f"/towns/acme/beads/{bead.pk}/"]
+    convoy = Convoy.objects.filter(town=town).order_by("pk").first()
+    pages = [*PAGES, f"/towns/acme/beads/{bead.pk}/", f"/towns/acme/convoys/{convoy.pk}/"]
     small = {path: count_queries(lead_client, path) for path in pages}
     populate(town, rig, 990, 10)
     large = {path: count_queries(lead_client, path) for path in pages}
@@ -123,3 +125,45 @@ def test_htmx_fragments_run_a_bounded_number_of_queries(lead_client, town, rig):
     populate(town, rig, 990, 10)
     large = {path: count_queries(lead_client, path) for path in PAGES[1:]}
     assert large == small
+
+
+def _fill_convoy(convoy, town, rig, n: int, start: int) -> None:
+    """n issue beads of the convoy, each with a waiting MR, plus landing MRs and events."""
+    now = timezone.now()
+    issues = Bead.objects.bulk_create(
+        Bead(town=town, rig=rig, convoy=convoy, title=f"Issue {start + i}") for i in range(n)
+    )
+    mr_beads = Bead.objects.bulk_create(
+        Bead(town=town, rig=rig, type=BeadType.MERGE_REQUEST, title=f"MR {start + i}")
+        for i in range(2 * n)
+    )
+    MergeRequest.objects.bulk_create(
+        MergeRequest(
+            bead=bead,
+            source=issues[i] if i < n else None,
+            landing_convoy=convoy if i >= n else None,
+            state="failed" if i >= n else "in_progress",
+            branch=f"b{start + i}",
+            target_branch="main",
+            pr_url=f"https://github.com/acme/web/pull/{start + i}",
+            blocker=Blocker.HUMAN_REVIEW,
+            requested_reviewers=["alice"],
+            waiting_since=now - timedelta(minutes=i),
+        )
+        for i, bead in enumerate(mr_beads)
+    )
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=town, convoy=convoy, name="reconciler.respawn_suppressed")
+        for _ in range(n)
+    )
+
+
+def test_the_convoy_page_runs_a_bounded_number_of_queries(lead_client, town, rig):
+    convoy = Convoy.objects.create(
+        town=town, rig=rig, title="Big", merge_mode="review-then-land", status="landing"
+    )
+    _fill_convoy(convoy, town, rig, 3, 0)
+    path = f"/towns/acme/convoys/{convoy.pk}/"
+    small = count_queries(lead_client, path)
+    _fill_convoy(convoy, town, rig, 30, 100)
+    assert count_queries(lead_client, path) == small <= MAX_QUERIES

@@ -146,8 +146,8 @@ def test_convoys_show_progress_landing_and_suppression(lead_client, town, rig):
     convoy.save()
     content = lead_client.get("/towns/acme/convoys/").content.decode()
     assert "2 / 3" in content
-    assert f"MR #{landing.bead_id}" in content
-    assert "Waiting on a human" in content
+    assert f"bd-{landing.bead_id}" in content
+    assert "needs approval from" in content
     assert "attempt 3 not made" in content
     assert "End suppression" in content
     assert f'target="_blank">{landing.pr_repo}#{landing.pr_number}</a>' in content
@@ -164,7 +164,7 @@ def test_a_landed_convoy_shows_the_landing_mr_that_merged(lead_client, town, rig
         blocker="merged",
     )
     content = lead_client.get("/towns/acme/convoys/?status=landed").content.decode()
-    assert f"MR #{merged.bead_id}" in content
+    assert f"bd-{merged.bead_id}" in content
 
 
 def test_bead_page_shows_its_pr_and_one_timeline_newest_first(lead_client, town, rig):
@@ -297,7 +297,7 @@ def test_override_asks_for_confirmation_and_changes_nothing_on_get(lead_client, 
     mr = waiting(town, rig)
     response = lead_client.get(f"/towns/acme/overrides/merge_request_clear_awaiting/{mr.pk}/")
     assert response.status_code == 200
-    assert b"Clear awaiting?" in response.content and b'name="reason"' in response.content
+    assert b"Clear awaiting approval?" in response.content and b'name="reason"' in response.content
     mr.refresh_from_db()
     assert mr.awaiting_approval
 
@@ -315,6 +315,40 @@ def test_confirmed_override_runs_audits_and_reports(lead_client, town, rig):
     assert not mr.awaiting_approval
     event = BeadEvent.objects.get(bead=mr.bead, kind="override")
     assert event.user.username == "lead" and "approved in person" in event.note
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_failing_an_mr_asks_for_a_reason_and_does_nothing_without_one(
+    lead_client, town, rig, reason
+):
+    mr = waiting(town, rig)
+    url = f"/towns/acme/overrides/merge_request_fail/{mr.pk}/"
+    form = lead_client.get(url).content.decode()
+    assert "Reason (required" in form and "required" in form.split('name="reason"')[1][:200]
+    response = lead_client.post(url, {"reason": reason})
+    assert response.status_code == 200, "the form again, not a redirect"
+    assert "a reason is required" in response.content.decode()
+    mr.bead.refresh_from_db()
+    assert mr.bead.status == BeadStatus.IN_PROGRESS
+    assert not TelemetryEvent.objects.filter(name="override.merge_request_fail").exists()
+
+
+def test_a_destructive_override_done_is_a_warning_not_good_news(lead_client, town, rig):
+    response = lead_client.post(
+        "/towns/acme/overrides/town_pause/", {"reason": "incident"}, follow=True
+    )
+    content = response.content.decode()
+    assert '<li class="warning">' in content and "is paused" in content
+    assert '<li class="success">' not in content
+
+
+def test_override_buttons_offer_one_action_and_the_rest_in_a_menu(lead_client, town, rig):
+    waiting(town, rig)
+    content = lead_client.get("/towns/acme/awaiting/").content.decode()
+    row = content[content.index("<tbody>") : content.index("</tbody>")]
+    before_menu, menu = row.split('<details class="more">')
+    assert ">Re-check now</a>" in before_menu
+    assert ">Clear awaiting approval</a>" in menu and ">Fail merge request</a>" in menu
 
 
 def test_refused_override_says_why(lead_client, town, rig):

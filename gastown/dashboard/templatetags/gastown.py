@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from beads.models import MergeRequest, bead_ref
+from beads.sentences import merge_request_status
 from scm.errors import ScmError
 from scm.urls import parse_pr_url
 
@@ -112,3 +114,15 @@ def pr_name(url: object) -> str:
     except ScmError:
         return "PR"
     return f"{ref.repo}#{ref.number}"
+
+
+@register.filter(name="bead_ref")
+def bead_ref_filter(pk: object) -> str:
+    """A bead named as everywhere else, "bd-42", from its id."""
+    return bead_ref(pk) if pk not in (None, "") else "—"
+
+
+@register.inclusion_tag("dashboard/_mr_status.html")
+def mr_status(mr: MergeRequest) -> dict[str, object]:
+    """An MR's status sentence (beads.sentences) with GitHub's raw values in a disclosure."""
+    return {"mr": mr, "status": merge_request_status(merge_request=mr)}

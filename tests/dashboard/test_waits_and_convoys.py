@@ -1,0 +1,252 @@
+"""Waiting on whom, the convoy page, and MR status in plain words (issue 15: 1, 2, 3, 4)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from beads.models import BeadStatus, Blocker, MergeRequestState
+from beads.sentences import merge_request_status
+from gastown.models import ConvoyStatus, MergeMode
+from tests.factories import (
+    AgentFactory,
+    BeadFactory,
+    ConvoyFactory,
+    MergeRequestFactory,
+    TelemetryEventFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def waiting(town, rig, *, hours=1.0, number=7, reviewers=("alice",), **kwargs):
+    fields = dict(
+        bead__town=town,
+        bead__rig=rig,
+        bead__status=BeadStatus.IN_PROGRESS,
+        state=MergeRequestState.IN_PROGRESS,
+        pr_url=f"https://github.com/{rig.repo}/pull/{number}",
+        blocker=Blocker.HUMAN_REVIEW,
+        review_decision="REVIEW_REQUIRED",
+        merge_state_status="BLOCKED",
+        requested_reviewers=list(reviewers),
+        waiting_since=timezone.now() - timedelta(hours=hours),
+    )
+    return MergeRequestFactory(**{**fields, **kwargs})
+
+
+# --- waiting on whom --------------------------------------------------------------------
+
+
+def test_waits_are_grouped_by_whom_they_wait_on_longest_kept_first(lead_client, town, rig):
+    convoy = ConvoyFactory(town=town, rig=rig, title="Faster sign-in")
+    agent = AgentFactory(town=town, rig=rig, name="polecat-7")
+    source = BeadFactory(town=town, rig=rig, convoy=convoy, assignee=agent, title="Sign-in")
+    waiting(town, rig, hours=2, number=11, reviewers=["bob"])
+    both = waiting(
+        town, rig, hours=30, number=12, reviewers=["alice", "acme/platform"], source=source
+    )
+    waiting(town, rig, hours=1, number=13, reviewers=[])
+    content = lead_client.get("/towns/acme/waiting/").content.decode()
+    headings = [content.index(f"<h2>{who} ") for who in ("acme/platform", "alice", "bob")]
+    assert headings == sorted(headings), "the longest-kept first, ties by name"
+    assert content.index("<h2>bob ") < content.index("<h2>nobody named ")
+    assert content.count(f'href="{both.pr_url}"') == 2, "under each reviewer it asks"
+    assert ">acme/web#12</a>" in content
+    assert "polecat-7" in content
+    assert f'href="/towns/acme/convoys/{convoy.pk}/">Faster sign-in</a>' in content
+
+
+def test_a_wait_past_the_threshold_stands_out(lead_client, town, rig):
+    town.human_wait_escalation_hours = 24
+    town.save()
+    waiting(town, rig, hours=25, number=1, reviewers=["alice"])
+    waiting(town, rig, hours=3, number=2, reviewers=["bob"])
+    content = lead_client.get("/towns/acme/waiting/").content.decode()
+    alice, bob = content.index("<h2>alice "), content.index("<h2>bob ")
+    assert "past the threshold" in content[alice:bob]
+    assert "past the threshold" not in content[bob:]
+
+
+def test_a_rig_threshold_overrides_the_towns(lead_client, town, rig):
+    rig.human_wait_escalation_hours = 2
+    rig.save()
+    waiting(town, rig, hours=3, reviewers=["alice"])
+    assert "past the 2 h threshold" in lead_client.get("/towns/acme/waiting/").content.decode()
+
+
+def test_nothing_waiting_says_so(lead_client, town, rig):
+    waiting(town, rig, blocker=Blocker.READY, waiting_since=None)
+    assert "Nothing waits on anyone" in lead_client.get("/towns/acme/waiting/").content.decode()
+
+
+def test_overview_shows_counts_per_reviewer_and_the_oldest_waits(lead_client, town, rig):
+    waiting(town, rig, hours=5, number=1, reviewers=["alice"])
+    waiting(town, rig, hours=2, number=2, reviewers=["alice", "bob"])
+    content = lead_client.get("/towns/acme/").content.decode()
+    assert "Waiting on whom" in content
+    assert ">alice</a>: 2 PRs" in content
+    assert ">bob</a>: 1 PR," in content
+    oldest = content.index("Oldest waits")
+    assert content.index("acme/web#1<", oldest) < content.index("acme/web#2<", oldest)
+
+
+def test_another_towns_waits_are_not_shown(lead_client, town, rig):
+    from tests.factories import RigFactory, TownFactory
+
+    other = TownFactory(slug="other")
+    waiting(other, RigFactory(town=other, repo="other/web"), reviewers=["mallory"])
+    assert "mallory" not in lead_client.get("/towns/acme/waiting/").content.decode()
+
+
+# --- plain words ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        (
+            {"blocker": Blocker.HUMAN_REVIEW, "requested_reviewers": ["alice"]},
+            "needs approval from alice",
+        ),
+        (
+            {"blocker": Blocker.HUMAN_REVIEW, "requested_reviewers": ["alice", "bob", "acme/x"]},
+            "needs approval from alice, bob or acme/x",
+        ),
+        ({"blocker": Blocker.CHECKS_FAILING, "failing_checks": ["lint"]}, "CI failing: lint"),
+        ({"blocker": Blocker.CHECKS_PENDING}, "waiting on checks"),
+        ({"blocker": Blocker.QUEUED}, "queued for merge"),
+        ({"blocker": Blocker.READY}, "ready to merge"),
+        ({"blocker": Blocker.CONFLICT, "target_branch": "main"}, "conflicts with main"),
+        ({"blocker": Blocker.NONE}, "waiting for the first check of its PR"),
+        ({"pr_url": ""}, "waiting for its pull request to be opened"),
+        ({"state": MergeRequestState.MERGED}, "merged"),
+    ],
+)
+def test_each_blocker_and_state_reads_as_a_sentence(fields, text):
+    mr = MergeRequestFactory(**{"pr_url": "https://github.com/acme/web/pull/1", **fields})
+    assert merge_request_status(merge_request=mr).text == text
+
+
+def test_a_failed_mr_says_why():
+    mr = MergeRequestFactory(
+        state=MergeRequestState.FAILED,
+        bead__status=BeadStatus.FAILED,
+        bead__failure_code="pr_closed",
+    )
+    assert merge_request_status(merge_request=mr).text == "failed (pr_closed)"
+
+
+def test_a_requested_check_shows_checking_now_until_it_runs():
+    now = timezone.now()
+    mr = MergeRequestFactory(
+        pr_url="https://github.com/acme/web/pull/1",
+        blocker=Blocker.HUMAN_REVIEW,
+        last_checked_at=now - timedelta(minutes=1),
+        check_requested_at=now,
+    )
+    assert merge_request_status(merge_request=mr).pending == "checking now"
+    mr.last_checked_at = now + timedelta(seconds=1)
+    assert merge_request_status(merge_request=mr).pending == ""
+
+
+def test_an_mr_reads_the_same_on_the_list_the_bead_page_and_the_admin(
+    lead_client, admin_client, town, rig
+):
+    mr = waiting(town, rig, reviewers=["alice"])
+    sentence = "needs approval from alice"
+    assert sentence in lead_client.get("/towns/acme/awaiting/").content.decode()
+    assert sentence in lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
+    for admin_page in (
+        f"/admin/beads/mergerequest/{mr.pk}/change/",
+        f"/admin/beads/bead/{mr.bead_id}/change/",
+        "/admin/beads/mergerequest/",
+    ):
+        assert sentence in admin_client.get(admin_page).content.decode(), admin_page
+    # GitHub's raw values only in the details
+    bead_page = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
+    raw = bead_page.index("REVIEW_REQUIRED")
+    assert bead_page.rfind("<details", 0, raw) > bead_page.rfind("</details>", 0, raw)
+
+
+def test_pages_name_beads_bd_n_and_prs_owner_repo_n(lead_client, town, rig):
+    mr = waiting(town, rig, number=9)
+    content = lead_client.get("/towns/acme/awaiting/").content.decode()
+    assert f"bd-{mr.bead_id} " in content and ">acme/web#9</a>" in content
+    confirm = lead_client.get(
+        f"/towns/acme/overrides/merge_request_recheck/{mr.pk}/"
+    ).content.decode()
+    assert f"acme/web#9 · bd-{mr.bead_id}" in confirm
+    assert "MR #" not in confirm and "Bead #" not in confirm
+
+
+# --- the convoy page --------------------------------------------------------------------
+
+
+def test_convoy_page_shows_beads_mrs_waits_attempts_suppression_and_timeline(
+    lead_client, town, rig
+):
+    convoy = ConvoyFactory(
+        town=town,
+        rig=rig,
+        title="Checkout",
+        status=ConvoyStatus.LANDING,
+        landing_attempts=2,
+        respawn_suppressed_since=timezone.now() - timedelta(hours=1),
+        suppressed_pr_url="https://github.com/acme/web/pull/40",
+        suppressed_attempt=3,
+    )
+    issue = BeadFactory(town=town, rig=rig, convoy=convoy, title="Pay button")
+    member = waiting(town, rig, number=41, source=issue, reviewers=["alice"])
+    failed = MergeRequestFactory(
+        bead__town=town,
+        bead__rig=rig,
+        bead__status=BeadStatus.FAILED,
+        bead__failure_code="orphaned_review",
+        state=MergeRequestState.FAILED,
+        landing_convoy=convoy,
+        pr_url="https://github.com/acme/web/pull/40",
+    )
+    TelemetryEventFactory(town=town, convoy=convoy, name="reconciler.respawn_suppressed")
+    TelemetryEventFactory(town=town, convoy=convoy, name="convoy.transition", label="landing")
+    content = lead_client.get(f"/towns/acme/convoys/{convoy.pk}/").content.decode()
+    assert "<h1>Checkout " in content
+    assert f"bd-{issue.pk} Pay button" in content
+    assert ">acme/web#41</a>" in content and "needs approval from alice" in content
+    assert f">bd-{failed.bead_id}</a>" in content and "failed (orphaned_review)" in content
+    assert "attempt 3 not made" in content
+    assert "Respawn suppressed: the PR waited on a person" in content
+    assert "convoy.transition" in content
+    assert content.count(f'href="{member.pr_url}"') >= 2, "in the waits and in the beads"
+
+
+def test_a_landed_convoy_shows_when(lead_client, town, rig):
+    landed_at = timezone.now() - timedelta(hours=3)
+    convoy = ConvoyFactory(
+        town=town, rig=None, merge_mode=MergeMode.REVIEW_AND_MERGE, status=ConvoyStatus.LANDED
+    )
+    convoy.landed_at = landed_at
+    convoy.save()
+    page = lead_client.get(f"/towns/acme/convoys/{convoy.pk}/").content.decode()
+    assert "<dt>Landed</dt>" in page and "3 h ago" in page
+    listing = lead_client.get("/towns/acme/convoys/?status=landed").content.decode()
+    assert "landed <time" in listing
+    assert f'href="/towns/acme/convoys/{convoy.pk}/"' in listing
+
+
+def test_convoy_list_says_how_many_prs_wait_on_people(lead_client, town, rig):
+    convoy = ConvoyFactory(town=town, rig=rig, title="Faster sign-in", status=ConvoyStatus.OPEN)
+    for n in (1, 2):
+        issue = BeadFactory(town=town, rig=rig, convoy=convoy, status=BeadStatus.IN_REVIEW)
+        waiting(town, rig, number=n, source=issue)
+    content = lead_client.get("/towns/acme/convoys/").content.decode()
+    assert "0 / 2" in content and "2 PRs waiting on people" in content
+
+
+def test_another_towns_convoy_is_not_found(lead_client, town):
+    from tests.factories import TownFactory
+
+    other = ConvoyFactory(town=TownFactory(slug="other"))
+    assert lead_client.get(f"/towns/acme/convoys/{other.pk}/").status_code == 404
