@@ -301,6 +301,16 @@ class _TownCheck:
                 url_errors[mr.pk] = error
         results = self.client.fetch_snapshots(list(refs.values())) if refs else {}
         self._resume_town()
+        removals = auto_merge.queue_removals(
+            [
+                (mr, result.snapshot)
+                for mr in mrs
+                if mr.pk in refs
+                and (result := results.get(refs[mr.pk])) is not None
+                and result.snapshot is not None
+            ],
+            client=self.client,
+        )
 
         observed: list[tuple[MergeRequest, Observation]] = []
         errored: list[tuple[MergeRequest, ScmError]] = []
@@ -308,7 +318,13 @@ class _TownCheck:
             url_error = url_errors.get(mr.pk)
             result = results.get(refs[mr.pk]) if mr.pk in refs else None
             if url_error is None and result is not None and result.snapshot is not None:
-                obs = observe(mr, result.snapshot, settings=self.settings_for(mr), now=self.now)
+                obs = observe(
+                    mr,
+                    result.snapshot,
+                    settings=self.settings_for(mr),
+                    now=self.now,
+                    queue_removal=removals.get(mr.pk),
+                )
                 observed.append((mr, obs))
             else:
                 errored.append((mr, url_error or _result_error(result)))

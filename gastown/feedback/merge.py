@@ -28,6 +28,7 @@ from beads.models import (
     LAST_ERROR_PRE_MERGE_CHECK,
     Blocker,
     MergeAttempt,
+    MergeRefusalKind,
     MergeRequest,
     ReviewStatus,
 )
@@ -50,8 +51,9 @@ from gastown.services.merge_requests import (
     wait_began_event,
     wait_ended_event,
 )
+from scm import blocker as scm_blocker
 from scm.client import GitHubClient
-from scm.types import MergeOutcome, PullRequestSnapshot
+from scm.types import MergeOutcome, PullRequestRef, PullRequestSnapshot, QueueRemoval, Refusal
 
 if TYPE_CHECKING:
     from gastown.feedback.checks import CheckSummary
@@ -222,7 +224,15 @@ def merge_attempt(
         return
 
     summary.merge_attempts += 1
+    if snapshot.merge_queue_required:
+        # The base takes changes only through its merge queue: enqueue, never merge.
+        _enqueue(mr, client=client, snapshot=snapshot, now=now, summary=summary)
+        return
     outcome = client.merge(ref, head_sha=snapshot.head_sha, methods=settings.merge_methods)
+    if outcome.refusal == Refusal.MERGE_QUEUE_REQUIRED:
+        # A queue GraphQL did not show (a ruleset's): GitHub wants the PR enqueued.
+        _enqueue(mr, client=client, snapshot=snapshot, now=now, summary=summary)
+        return
     if outcome.merged:
         _merged(mr, outcome, head_sha=snapshot.head_sha, now=now)
         summary.merged += 1
@@ -273,16 +283,29 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
 
 
 def _refusal_kind(outcome: MergeOutcome) -> str:
-    """What a refusal is remembered as: the blocker it holds the MR at, or a final kind;
-    empty for an answer that says nothing about this head (head moved, 5xx)."""
-    if outcome.kind == "review_required":
+    """What a refusal is remembered as, read from scm's Refusal (scm.blocker's table): the
+    blocker it holds the MR at, or a final kind; empty for an answer that says nothing about
+    this head (head moved, 5xx, the merge queue: enqueued instead)."""
+    if outcome.kind == MergeRefusalKind.WRONG_BASE:
+        return MergeRefusalKind.WRONG_BASE  # never sent: ours, not GitHub's
+    refusal = outcome.refusal
+    if refusal is None:
+        return ""
+    if refusal in scm_blocker.FINAL_REFUSALS or refusal == Refusal.DRAFT:
+        if refusal in {Refusal.METHOD_NOT_ALLOWED, Refusal.NOT_MERGEABLE}:
+            return str(refusal)
+        return MergeRefusalKind.NOT_MERGEABLE if refusal == Refusal.DRAFT else "permanent"
+    held = scm_blocker.refusal_blocker(refusal)
+    if held in {scm_blocker.Blocker.CHECKS_PENDING, scm_blocker.Blocker.CHECKS_FAILING}:
+        return str(held)
+    if held in {
+        scm_blocker.Blocker.HUMAN_REVIEW,
+        scm_blocker.Blocker.CHANGES_REQUESTED,
+        scm_blocker.Blocker.THREADS,
+    }:
+        # A person must review, or resolve what they asked, on a PR GraphQL showed ready:
+        # held as a wait on a human until the review state or the head moves (no loop).
         return Blocker.HUMAN_REVIEW
-    if outcome.kind == "checks_required":
-        # GitHub: 'Required status check "ci" is expected.' or '... is failing.'
-        failing = "expected" not in outcome.message.lower()
-        return Blocker.CHECKS_FAILING if failing else Blocker.CHECKS_PENDING
-    if outcome.kind in FINAL_REFUSALS:
-        return outcome.kind
     return ""
 
 
@@ -341,7 +364,7 @@ def _refused(
             )
         ]
     )
-    if outcome.kind == "review_required":
+    if kind == Blocker.HUMAN_REVIEW:
         # GitHub's merge endpoint knows rules its GraphQL merge state may not show (rulesets,
         # approval of the latest push): park the MR as waiting on a human until the head
         # or the review state changes, or REFUSAL_HOLD passes (observe() keeps it parked
@@ -354,7 +377,7 @@ def _refused(
             mr.waiting_since = now
             mr.blocker = Blocker.HUMAN_REVIEW
             events.append(wait_began_event(mr, now=now))
-    elif outcome.kind == "checks_required":
+    elif kind in {Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING}:
         fields["blocker"] = kind  # waiting on checks (domain.md §5), held there by observe()
     elif outcome.kind in {"head_moved", "transient"}:
         # Look again before anything else: the head moved, or a 5xx may hide a merge.
@@ -370,18 +393,89 @@ def _refused(
         if kind:
             mr.merge_refusal = attempt
         TelemetryEvent.objects.bulk_create(events)
-        if outcome.kind in FINAL_REFUSALS:
+        if kind in FINAL_REFUSALS:
             escalation_raise(
                 town=mr.bead.town,
                 rig=mr.bead.rig,
                 key=f"merge_refused:mr:{mr.pk}:{head_sha}",
                 title=(
                     f"Not merging {mr.pr_name}: {outcome.message}"
-                    if outcome.kind == "wrong_base"
+                    if kind == MergeRefusalKind.WRONG_BASE
                     else f"GitHub refuses to merge {mr.pr_name}: {outcome.message}"
                 )[:300],
-                body=_FINAL_REFUSAL_HELP.get(outcome.kind, _FINAL_REFUSAL_HELP[""]).format(
+                body=_FINAL_REFUSAL_HELP.get(kind, _FINAL_REFUSAL_HELP[""]).format(
                     url=mr.pr_url, outcome=outcome
                 ),
                 data={"merge_request_id": mr.pk, "pr_url": mr.pr_url},
             )
+
+
+def _enqueue(
+    mr: MergeRequest,
+    *,
+    client: GitHubClient,
+    snapshot: PullRequestSnapshot,
+    now: datetime,
+    summary: CheckSummary,
+) -> None:
+    """Add a ready PR to its base's merge queue with the head SHA the fresh check saw; GitHub
+    merges it from there (or drops it: observe.queue_drop). Every call is a MergeAttempt row
+    (method "queue"); a refusal is final for this head, like a refused merge."""
+    ref = PullRequestRef(snapshot.repo, snapshot.number)
+    write = client.enqueue(ref, expected_head_sha=snapshot.head_sha, node_id=snapshot.node_id)
+    if write.kind in {"head_moved", "transient"}:
+        # Look again first: the head moved, or a 5xx may hide an enqueue that happened.
+        summary.merge_refused += 1
+        outcome = MergeOutcome(write.kind, "queue", write.message)
+        _refused(mr, outcome, snapshot=snapshot, now=now)
+        return
+    if not write.done:
+        summary.merge_refused += 1
+        outcome = MergeOutcome.refused(Refusal.UNKNOWN, "queue", write.message)
+        _refused(mr, outcome, snapshot=snapshot, now=now)
+        return
+    entry = write.queue_entry
+    with transaction.atomic():
+        MergeAttempt.objects.create(
+            merge_request=mr,
+            created_at=now,
+            head_sha=snapshot.head_sha[:64],
+            method="queue",
+            outcome="enqueued",
+            message=write.message,
+        )
+        _save(
+            mr,
+            {
+                "blocker": Blocker.QUEUED,
+                "blocker_detail": (
+                    f"position {entry.position} in the merge queue of {snapshot.base_ref} "
+                    f"({entry.state.lower().replace('_', ' ')})"
+                    if entry is not None
+                    else f"in the merge queue of {snapshot.base_ref}"
+                )[:200],
+                "auto_merge_ready_since": None,
+                "last_error": "",
+                "last_error_kind": "",
+            },
+            now=now,
+        )
+    log.info("%s enqueued in the merge queue of %s", mr.pr_name, snapshot.base_ref)
+
+
+def queue_removals(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]], *, client: GitHubClient
+) -> dict[int, QueueRemoval]:
+    """Why the merge queue dropped the PRs that were queued at the last check and are now
+    open outside it, by MR id (one timeline look-up for all of them; none for the rest)."""
+    left = {
+        mr.pk: snapshot.ref
+        for mr, snapshot in observed
+        if mr.blocker == Blocker.QUEUED
+        and snapshot.queue_entry is None
+        and snapshot.state == "OPEN"
+    }
+    if not left:
+        return {}
+    found = client.queue_removals(list(left.values()))
+    return {pk: removal for pk, ref in left.items() if (removal := found.get(ref)) is not None}

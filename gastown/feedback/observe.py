@@ -14,7 +14,7 @@ from beads.models import Blocker, MergeAttempt, MergeRequest, human_wait_goes_on
 from gastown.models import EffectiveSettings, TelemetryEvent
 from gastown.services.merge_requests import wait_began_event, wait_ended_event
 from scm.blocker import derive_blocker
-from scm.types import PullRequestSnapshot
+from scm.types import PullRequestSnapshot, QueueRemoval
 
 #: The MR fields one observation writes (the same list for every MR, so a bulk update fits).
 OBSERVED_FIELDS = (
@@ -31,6 +31,7 @@ OBSERVED_FIELDS = (
     "head_sha",
     "snapshot_at",
     "blocker",
+    "blocker_detail",
     "waiting_since",
     "auto_merge_ready_since",
     "consecutive_transient_failures",
@@ -164,6 +165,61 @@ def held_by_refusal(mr: MergeRequest) -> bool:
     return held is not None and mr.blocker == held
 
 
+#: The blocker a PR dropped by the merge queue is held at for the head it dropped, by cause
+#: (QueueRemoval.cause); its rework cause is QUEUE_DROP_CAUSE, so a dropped head is asked
+#: about once and never enqueued again (a push, or GitHub's queue taking it back, moves on).
+QUEUE_DROP_BLOCKERS = {
+    "checks_failing": Blocker.CHECKS_FAILING,
+    "conflict": Blocker.CONFLICT,
+    "other": Blocker.MERGE_QUEUE,
+}
+QUEUE_DROP_CAUSE = "merge_queue_dropped:{cause}:{sha}"
+
+
+def queue_drop(
+    mr: MergeRequest, snapshot: PullRequestSnapshot, removal: QueueRemoval | None
+) -> tuple[str, Rework] | None:
+    """The cause the merge queue dropped this head for, as the blocker it holds the PR at and
+    its rework: from GitHub's removal event when the check saw the PR leave the queue, else
+    from the rework cause remembered for this head."""
+    sha = snapshot.head_sha
+    cause = ""
+    reason = ""
+    if removal is not None and removal.head_sha in {None, sha}:
+        cause, reason = removal.cause, removal.reason
+    else:
+        for key in QUEUE_DROP_BLOCKERS:
+            if QUEUE_DROP_CAUSE.format(cause=key, sha=sha) in (mr.rework_causes or []):
+                cause = key
+    if not cause or snapshot.queue_entry is not None or snapshot.state != "OPEN":
+        return None
+    what = {
+        "checks_failing": "a required check failed on its merge group",
+        "conflict": "it conflicts with the PRs ahead of it",
+        "other": "it was removed",
+    }[cause]
+    summary = f"the merge queue dropped {mr.pr_name}: {what}" + (f" ({reason})" if reason else "")
+    rework = Rework(QUEUE_DROP_CAUSE.format(cause=cause, sha=sha), summary)
+    return QUEUE_DROP_BLOCKERS[cause], rework
+
+
+def blocker_detail(snapshot: PullRequestSnapshot, blocker: str) -> str:
+    """What the blocker is about, in words (shown beside it): the queue entry, or GitHub's
+    own auto-merge that will merge the PR."""
+    entry = snapshot.queue_entry
+    if blocker == Blocker.QUEUED and entry is not None:
+        state = entry.state.lower().replace("_", " ")
+        return f"position {entry.position} in the merge queue of {snapshot.base_ref} ({state})"
+    request = snapshot.auto_merge
+    if request is not None and blocker not in {Blocker.MERGED, Blocker.CLOSED}:
+        who = request.enabled_by or "a deleted account"
+        return (
+            f"GitHub merges it once its rules are met: auto-merge ({request.method.lower()}) "
+            f"enabled by {who}"
+        )[:200]
+    return ""
+
+
 def snapshot_fields(
     snapshot: PullRequestSnapshot, *, blocker: str, now: datetime
 ) -> dict[str, Any]:
@@ -181,6 +237,7 @@ def snapshot_fields(
         "head_sha": snapshot.head_sha[:64],
         "snapshot_at": now,
         "blocker": blocker,
+        "blocker_detail": blocker_detail(snapshot, blocker),
     }
 
 
@@ -191,12 +248,20 @@ def observe(
     settings: EffectiveSettings,
     now: datetime,
     retry: bool = False,
+    queue_removal: QueueRemoval | None = None,
 ) -> Observation:
-    """`retry`: the fresh check of a held MR whose refusal hold expired (merge.py). The hold
+    """`queue_removal`: why the merge queue last dropped the PR, when this check saw it leave
+    the queue unmerged (GitHubClient.queue_removals).
+
+    `retry`: the fresh check of a held MR whose refusal hold expired (merge.py). The hold
     is not applied, so GitHub is asked again; the refusal is kept, and so is a wait on a
     human it began (no resolved/detected pair per retry): the merge call's answer ends or
     renews them."""
     blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
+    dropped = queue_drop(mr, snapshot, queue_removal)
+    if dropped is not None and blocker in {Blocker.READY, Blocker.UNKNOWN, Blocker.BEHIND}:
+        # The queue refused this head: hold it at the cause, never enqueue it again (no loop).
+        blocker = dropped[0]
     stands = refusal_stands(mr, snapshot)
     kind = refusal_kind(mr)
     # A review refusal of this head whose reviewers moved (an approval, perhaps): not held any
@@ -263,8 +328,9 @@ def observe(
         waiting_since = None
     fields["waiting_since"] = waiting_since
 
-    # The auto-merge timer runs while the PR is continuously ready.
-    if blocker == Blocker.READY and not terminal:
+    # The auto-merge timer runs while the PR is continuously ready, unless GitHub's own
+    # auto-merge is on: GitHub merges it, gastown never a second time.
+    if blocker == Blocker.READY and not terminal and snapshot.auto_merge is None:
         fields["auto_merge_ready_since"] = mr.auto_merge_ready_since or now
     else:
         fields["auto_merge_ready_since"] = None
@@ -273,7 +339,11 @@ def observe(
     fields["consecutive_malformed_failures"] = 0
 
     if not terminal:
-        obs.rework = _rework(mr, snapshot, blocker=blocker, settings=settings)
+        obs.rework = (
+            dropped[1]
+            if dropped is not None and blocker == dropped[0]
+            else _rework(mr, snapshot, blocker=blocker, settings=settings)
+        )
         if obs.rework is not None and rework_handled(mr, obs.rework.cause):
             obs.rework = None
     obs.changed = any(
