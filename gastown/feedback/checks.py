@@ -301,15 +301,16 @@ class _TownCheck:
                 url_errors[mr.pk] = error
         results = self.client.fetch_snapshots(list(refs.values())) if refs else {}
         self._resume_town()
-        removals = auto_merge.queue_removals(
-            [
-                (mr, result.snapshot)
-                for mr in mrs
-                if mr.pk in refs
-                and (result := results.get(refs[mr.pk])) is not None
-                and result.snapshot is not None
-            ],
-            client=self.client,
+        snapshots = [
+            (mr, result.snapshot)
+            for mr in mrs
+            if mr.pk in refs
+            and (result := results.get(refs[mr.pk])) is not None
+            and result.snapshot is not None
+        ]
+        removals = auto_merge.queue_removals(snapshots, client=self.client)
+        holders = auto_merge.hold_label_events(
+            snapshots, client=self.client, settings_for=self.settings_for
         )
 
         observed: list[tuple[MergeRequest, Observation]] = []
@@ -324,6 +325,7 @@ class _TownCheck:
                     settings=self.settings_for(mr),
                     now=self.now,
                     queue_removal=removals.get(mr.pk),
+                    hold_label_event=holders.get(mr.pk),
                 )
                 observed.append((mr, obs))
             else:
@@ -356,6 +358,13 @@ class _TownCheck:
             now=self.now,
             settings_for=self.settings_for,
             summary=self.summary,
+        )
+        stored = {mr.pk for mr, _ in observed}
+        auto_merge.native_auto_merge(
+            [(mr, snapshot) for mr, snapshot in snapshots if mr.pk in stored],
+            client=self.client,
+            now=self.now,
+            settings_for=self.settings_for,
         )
 
     def _resume_town(self) -> None:

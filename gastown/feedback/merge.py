@@ -13,6 +13,7 @@ merged, or its head moved).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -34,8 +35,10 @@ from beads.models import (
 )
 from beads.services import escalation_raise
 from gastown.feedback.observe import (
+    blocker_detail,
     edge_events,
     held_by_refusal,
+    hold_labels,
     observe,
     refusal_expired,
     refusal_head,
@@ -53,7 +56,14 @@ from gastown.services.merge_requests import (
 )
 from scm import blocker as scm_blocker
 from scm.client import GitHubClient
-from scm.types import MergeOutcome, PullRequestRef, PullRequestSnapshot, QueueRemoval, Refusal
+from scm.types import (
+    LabelEvent,
+    MergeOutcome,
+    PullRequestRef,
+    PullRequestSnapshot,
+    QueueRemoval,
+    Refusal,
+)
 
 if TYPE_CHECKING:
     from gastown.feedback.checks import CheckSummary
@@ -479,3 +489,82 @@ def queue_removals(
         return {}
     found = client.queue_removals(list(left.values()))
     return {pk: removal for pk, ref in left.items() if (removal := found.get(ref)) is not None}
+
+
+def hold_label_events(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]],
+    *,
+    client: GitHubClient,
+    settings_for: Callable[[MergeRequest], EffectiveSettings],
+) -> dict[int, LabelEvent]:
+    """Who added the hold label, by MR id, for the PRs that carry it and were not held at
+    the last check (one timeline look-up per label, only at that edge)."""
+    wanted: dict[str, dict[int, PullRequestRef]] = {}
+    for mr, snapshot in observed:
+        labels = hold_labels(settings_for(mr))
+        carried = scm_blocker.held_by(snapshot, labels) if labels else None
+        if carried is not None and mr.blocker != Blocker.HELD_BY_LABEL:
+            wanted.setdefault(carried, {})[mr.pk] = snapshot.ref
+    found: dict[int, LabelEvent] = {}
+    for label, refs in wanted.items():
+        events = client.label_events(list(refs.values()), label)
+        for pk, ref in refs.items():
+            if (event := events.get(ref)) is not None:
+                found[pk] = event
+    return found
+
+
+#: Blockers under which a PR waits for GitHub's rules (checks, reviews): GitHub's native
+#: auto-merge can be enabled then (GitHub refuses it on a PR it could merge right now).
+NATIVE_AUTO_MERGE_WAITS = frozenset({Blocker.CHECKS_PENDING, Blocker.HUMAN_REVIEW})
+
+
+def native_auto_merge(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]],
+    *,
+    client: GitHubClient,
+    now: datetime,
+    settings_for: Callable[[MergeRequest], EffectiveSettings],
+) -> None:
+    """With the town's use_native_auto_merge, enable GitHub's auto-merge on a PR that waits
+    on checks or a review and that gastown would merge once ready (domain.md §5): GitHub then
+    merges it (or enqueues it) itself, and gastown does not. Asked once per head: a refusal
+    (the repository does not allow auto-merge) leaves the merge to gastown, as without it."""
+    for mr, snapshot in observed:
+        settings = settings_for(mr)
+        if not (settings.use_native_auto_merge and settings.auto_merge):
+            continue
+        if mr.bead.is_terminal or not mr.is_active or mr.blocker not in NATIVE_AUTO_MERGE_WAITS:
+            continue
+        if settings.code_review and mr.review_status != ReviewStatus.PASSED:
+            continue
+        if snapshot.auto_merge is not None or snapshot.queue_entry is not None:
+            continue
+        if snapshot.base_ref != mr.target_branch or not settings.merge_methods:
+            continue
+        if settings.require_label and not scm_blocker.held_by(snapshot, (settings.require_label,)):
+            continue
+        head = snapshot.head_sha[:64]
+        asked = MergeAttempt.objects.filter(merge_request=mr, method="auto_merge", head_sha=head)
+        if asked.exists():
+            continue
+        with mr_log_context(mr):
+            write = client.enable_auto_merge(
+                snapshot.ref,
+                method=settings.merge_methods[0],
+                expected_head_sha=snapshot.head_sha,
+                node_id=snapshot.node_id,
+            )
+            with transaction.atomic():
+                MergeAttempt.objects.create(
+                    merge_request=mr,
+                    created_at=now,
+                    head_sha=head,
+                    method="auto_merge",
+                    outcome=f"auto_merge_{write.kind}"[:30],
+                    message=write.message,
+                )
+                if write.done:
+                    shown = dataclasses.replace(snapshot, auto_merge=write.auto_merge)
+                    _save(mr, {"blocker_detail": blocker_detail(shown, mr.blocker)}, now=now)
+            log.info("GitHub auto-merge on %s: %s (%s)", mr.pr_name, write.kind, write.message)

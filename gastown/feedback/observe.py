@@ -13,8 +13,8 @@ from typing import Any
 from beads.models import Blocker, MergeAttempt, MergeRequest, human_wait_goes_on
 from gastown.models import EffectiveSettings, TelemetryEvent
 from gastown.services.merge_requests import wait_began_event, wait_ended_event
-from scm.blocker import derive_blocker
-from scm.types import PullRequestSnapshot, QueueRemoval
+from scm.blocker import derive_blocker, held_by
+from scm.types import LabelEvent, PullRequestSnapshot, QueueRemoval
 
 #: The MR fields one observation writes (the same list for every MR, so a bulk update fits).
 OBSERVED_FIELDS = (
@@ -203,9 +203,26 @@ def queue_drop(
     return QUEUE_DROP_BLOCKERS[cause], rework
 
 
-def blocker_detail(snapshot: PullRequestSnapshot, blocker: str) -> str:
-    """What the blocker is about, in words (shown beside it): the queue entry, or GitHub's
-    own auto-merge that will merge the PR."""
+def hold_labels(settings: EffectiveSettings) -> tuple[str, ...]:
+    return (settings.hold_label,) if settings.hold_label else ()
+
+
+def opted_in(snapshot: PullRequestSnapshot, settings: EffectiveSettings) -> bool:
+    """Whether the PR carries the town's opt-in label, when the town requires one."""
+    return not settings.require_label or held_by(snapshot, (settings.require_label,)) is not None
+
+
+def blocker_detail(
+    snapshot: PullRequestSnapshot, blocker: str, *, label: LabelEvent | None = None
+) -> str:
+    """What the blocker is about, in words (shown beside it): who added the hold label, the
+    queue entry, or GitHub's own auto-merge that will merge the PR."""
+    if blocker == Blocker.HELD_BY_LABEL:
+        if label is None:
+            return "held by its hold label (who added it is not known)"
+        return f"held by the label {label.label}, added by {label.actor or 'a deleted account'}"[
+            :200
+        ]
     entry = snapshot.queue_entry
     if blocker == Blocker.QUEUED and entry is not None:
         state = entry.state.lower().replace("_", " ")
@@ -249,15 +266,24 @@ def observe(
     now: datetime,
     retry: bool = False,
     queue_removal: QueueRemoval | None = None,
+    hold_label_event: LabelEvent | None = None,
 ) -> Observation:
     """`queue_removal`: why the merge queue last dropped the PR, when this check saw it leave
-    the queue unmerged (GitHubClient.queue_removals).
+    the queue unmerged (GitHubClient.queue_removals). `hold_label_event`: who added the hold
+    label, when this check saw it arrive (GitHubClient.label_events); a PR held before keeps
+    what the MR says.
 
     `retry`: the fresh check of a held MR whose refusal hold expired (merge.py). The hold
     is not applied, so GitHub is asked again; the refusal is kept, and so is a wait on a
     human it began (no resolved/detected pair per retry): the merge call's answer ends or
     renews them."""
-    blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
+    blocker = str(
+        derive_blocker(
+            snapshot,
+            required_checks_only=settings.required_checks_only,
+            hold_labels=hold_labels(settings),
+        )
+    )
     dropped = queue_drop(mr, snapshot, queue_removal)
     if dropped is not None and blocker in {Blocker.READY, Blocker.UNKNOWN, Blocker.BEHIND}:
         # The queue refused this head: hold it at the cause, never enqueue it again (no loop).
@@ -289,6 +315,16 @@ def observe(
     else:
         refusal = (None, "", None)  # something changed: GitHub may answer differently now
     fields = snapshot_fields(snapshot, blocker=blocker, now=now)
+    if blocker == Blocker.HELD_BY_LABEL:
+        fields["blocker_detail"] = (
+            blocker_detail(snapshot, blocker, label=hold_label_event)
+            if hold_label_event is not None or mr.blocker != Blocker.HELD_BY_LABEL
+            else mr.blocker_detail
+        )
+    elif blocker == Blocker.READY and not opted_in(snapshot, settings):
+        fields["blocker_detail"] = (
+            f"not merged by gastown without the label {settings.require_label}"
+        )
     # A team lead's merge now is for the PR as they saw it: ready, at this head. A push or any
     # blocker withdraws it, so it cannot merge a different PR days later without the delay.
     still_asked = blocker == Blocker.READY and snapshot.head_sha == mr.head_sha
@@ -330,7 +366,13 @@ def observe(
 
     # The auto-merge timer runs while the PR is continuously ready, unless GitHub's own
     # auto-merge is on: GitHub merges it, gastown never a second time.
-    if blocker == Blocker.READY and not terminal and snapshot.auto_merge is None:
+    # A town that requires an opt-in label merges only the PRs that carry it.
+    if (
+        blocker == Blocker.READY
+        and not terminal
+        and snapshot.auto_merge is None
+        and opted_in(snapshot, settings)
+    ):
         fields["auto_merge_ready_since"] = mr.auto_merge_ready_since or now
     else:
         fields["auto_merge_ready_since"] = None
