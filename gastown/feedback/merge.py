@@ -47,7 +47,8 @@ from gastown.feedback.observe import (
     standing_refusal,
 )
 from gastown.logs import mr_log_context
-from gastown.models import EffectiveSettings, TelemetryEvent
+from gastown.models import Convoy, EffectiveSettings, TelemetryEvent
+from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 from gastown.services.merge_requests import (
     mr_close_merged,
     telemetry_event,
@@ -56,6 +57,7 @@ from gastown.services.merge_requests import (
 )
 from scm import blocker as scm_blocker
 from scm.client import GitHubClient
+from scm.errors import ScmError
 from scm.types import (
     LabelEvent,
     MergeOutcome,
@@ -247,6 +249,8 @@ def merge_attempt(
         _merged(mr, outcome, head_sha=snapshot.head_sha, now=now)
         summary.merged += 1
         summary.closed += 1
+        if settings.delete_head_branch:
+            head_branch_delete(mr, client=client, snapshot=snapshot)
         return
     summary.merge_refused += 1
     _refused(mr, outcome, snapshot=snapshot, now=now)
@@ -568,3 +572,30 @@ def native_auto_merge(
                     shown = dataclasses.replace(snapshot, auto_merge=write.auto_merge)
                     _save(mr, {"blocker_detail": blocker_detail(shown, mr.blocker)}, now=now)
             log.info("GitHub auto-merge on %s: %s (%s)", mr.pr_name, write.kind, write.message)
+
+
+def head_branch_delete(
+    mr: MergeRequest, *, client: GitHubClient, snapshot: PullRequestSnapshot
+) -> bool:
+    """After gastown merged the MR's PR, on a rig with delete_head_branch: delete its head
+    branch (domain.md §5). Never the default branch (scm refuses it), never a branch that is
+    not the MR's own (a fork's head of the same name), never a convoy's feature branch while
+    the convoy is not terminal. The merge stands whatever happens here: a failure is logged."""
+    branch = snapshot.head_ref
+    if not branch or branch != mr.branch:
+        return False
+    in_use = (
+        Convoy.objects.filter(feature_branch=branch, rig=mr.bead.rig)
+        .exclude(status__in=TERMINAL_CONVOY_STATUSES)
+        .exists()
+    )
+    if in_use:
+        log.info("not deleting %s after %s merged: a convoy still uses it", branch, mr.pr_name)
+        return False
+    try:
+        deleted = client.delete_branch(snapshot.repo, branch)
+    except ScmError as error:  # a credential error too: the merge is done, nothing to pause
+        log.warning("head branch %s of %s not deleted: %s", branch, mr.pr_name, error.message)
+        return False
+    log.info("deleted head branch %s of %s after its merge", branch, mr.pr_name)
+    return deleted
