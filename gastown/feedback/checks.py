@@ -32,21 +32,21 @@ from gastown.feedback.selectors import due_for_check
 from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
 from gastown.scheduling import enqueue_tick
-from gastown.services.github import town_token
+from gastown.services.github import town_credential
 from gastown.services.merge_requests import (
     mr_close_merged,
     mr_fail,
     telemetry_event,
 )
 from scm.client import GitHubClient
-from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
+from scm.credentials import TOWN_APP, TOWN_TOKEN, Credential
 from scm.errors import CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
 
 log = logging.getLogger(__name__)
 
-ClientFactory = Callable[[GitHubCredential], GitHubClient]
+ClientFactory = Callable[[Credential], GitHubClient]
 
 #: Error policy (domain.md §4): this many in a row fail the MR.
 MAX_TRANSIENT_FAILURES = 10
@@ -91,7 +91,7 @@ class CheckSummary:
         return line
 
 
-def default_client_factory(credential: GitHubCredential) -> GitHubClient:
+def default_client_factory(credential: Credential) -> GitHubClient:
     return GitHubClient(credential)
 
 
@@ -140,7 +140,7 @@ def _check_town(
     if not mrs:
         return
     try:
-        credential = resolve_token(town_token(town))
+        credential = town_credential(town)
     except CredentialError as error:
         town_pause(town, error, now=now, claimed=mrs, summary=summary)
         return
@@ -173,8 +173,10 @@ def _check_town(
         )
 
 
-def token_label(town: Town, credential: GitHubCredential) -> str:
+def token_label(town: Town, credential: Credential) -> str:
     """Which token a check used, for the metrics: never the token itself."""
+    if credential.source == TOWN_APP:
+        return f"app:{town.slug}"
     if credential.source != TOWN_TOKEN:
         return credential.source
     if town.github_token_encrypted:
