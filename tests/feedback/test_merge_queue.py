@@ -125,3 +125,29 @@ def test_merge_refused_for_the_merge_queue_enqueues_instead_of_waiting_on_a_huma
     assert mr.blocker == Blocker.QUEUED
     assert not mr.awaiting_approval and mr.waiting_since is None
     assert events("pr.awaiting_approval_detected") == []
+
+
+def test_a_push_before_the_enqueue_is_looked_at_again_not_enqueued(
+    fake_github, queue_repo, rig, clock
+):
+    class PushJustBeforeEnqueue(GitHubClient):
+        pushed = False
+
+        def enqueue(self, ref, **kwargs):
+            if not PushJustBeforeEnqueue.pushed:
+                PushJustBeforeEnqueue.pushed = True
+                fake_github.push(REPO, ref.number, keep_checks=True)
+            return super().enqueue(ref, **kwargs)
+
+    mr = make_mr(fake_github, rig)
+    run(clock, client_factory=PushJustBeforeEnqueue)
+
+    assert fake_github.merge_queue(REPO) == []  # the head it checked is not the head now
+    mr = reload(mr)
+    assert mr.check_requested_at == clock.now and mr.blocker != Blocker.QUEUED
+
+    clock.advance(seconds=5)
+    run(clock, client_factory=PushJustBeforeEnqueue)
+    assert fake_github.merge_queue(REPO) == [mr.pr_number]
+    new_head = fake_github.pull(REPO, mr.pr_number).head_sha
+    assert MergeAttempt.objects.get(merge_request=mr, outcome="enqueued").head_sha == new_head
