@@ -492,6 +492,20 @@ class _TownCheck:
     def _rework(self, mr: MergeRequest, obs: Observation) -> None:
         rework = obs.rework
         assert rework is not None
+        if rework.escalate:
+            # Nothing an agent can push fixes it: the team lead hears of it, once per cause.
+            with transaction.atomic():
+                if rework_cause_claim(mr=mr, cause=rework.cause):
+                    escalation_raise(
+                        town=self.town,
+                        rig=mr.bead.rig,
+                        key=f"rework:mr:{mr.pk}:{rework.cause}",
+                        title=rework.summary[:300],
+                        body=f"{mr.pr_url}: {rework.summary}. Push a new commit, or add the "
+                        "PR to the merge queue on GitHub.",
+                        data={"merge_request_id": mr.pk, "pr_url": mr.pr_url},
+                    )
+            return
         if rework.update_branch:
             # Claimed like a rework cause, so it runs once per head SHA.
             if not rework_cause_claim(mr=mr, cause=rework.cause):

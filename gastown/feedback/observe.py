@@ -76,6 +76,7 @@ class Rework:
     cause: str
     summary: str
     update_branch: bool = False  # `behind`: GitHub's update-branch instead of an agent
+    escalate: bool = False  # nothing to push: the team lead is told instead of an agent
 
 
 @dataclass
@@ -199,7 +200,9 @@ def queue_drop(
         "other": "it was removed",
     }[cause]
     summary = f"the merge queue dropped {mr.pr_name}: {what}" + (f" ({reason})" if reason else "")
-    rework = Rework(QUEUE_DROP_CAUSE.format(cause=cause, sha=sha), summary)
+    rework = Rework(
+        QUEUE_DROP_CAUSE.format(cause=cause, sha=sha), summary, escalate=cause == "other"
+    )
     return QUEUE_DROP_BLOCKERS[cause], rework
 
 

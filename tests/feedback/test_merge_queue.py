@@ -8,7 +8,15 @@ import pytest
 
 from beads.models import BeadStatus, Blocker, MergeAttempt
 from scm.client import GitHubClient
-from tests.feedback.conftest import REPO, events, make_mr, reload, rework_beads, run
+from tests.feedback.conftest import (
+    REPO,
+    escalations,
+    events,
+    make_mr,
+    reload,
+    rework_beads,
+    run,
+)
 
 
 @pytest.fixture
@@ -151,3 +159,23 @@ def test_a_push_before_the_enqueue_is_looked_at_again_not_enqueued(
     assert fake_github.merge_queue(REPO) == [mr.pr_number]
     new_head = fake_github.pull(REPO, mr.pr_number).head_sha
     assert MergeAttempt.objects.get(merge_request=mr, outcome="enqueued").head_sha == new_head
+
+
+def test_a_pr_removed_from_the_queue_by_a_person_is_escalated_once_not_reworked(
+    fake_github, queue_repo, rig, clock, github_client
+):
+    mr = make_mr(fake_github, rig)
+    run(clock)
+    assert github_client.dequeue(mr.pr_ref).done  # someone takes it out on GitHub
+
+    for _ in range(4):
+        clock.advance(minutes=1)
+        run(clock)
+
+    mr = reload(mr)
+    assert mr.blocker == Blocker.MERGE_QUEUE
+    assert fake_github.merge_queue(REPO) == []  # not enqueued again over the person
+    assert rework_beads(mr) == []
+    head = fake_github.pull(REPO, mr.pr_number).head_sha
+    [escalation] = escalations(f"rework:mr:{mr.pk}:merge_queue_dropped:other:{head}")
+    assert "Removed from the merge queue by" in escalation.title
