@@ -310,6 +310,9 @@ class _TownCheck:
             and (result := results.get(refs[mr.pk])) is not None
             and result.snapshot is not None
         ]
+        auto_merge.held_in_queue_dequeue(
+            snapshots, client=self.client, settings_for=self.settings_for
+        )
         removals = auto_merge.queue_removals(snapshots, client=self.client)
         holders = auto_merge.hold_label_events(
             snapshots, client=self.client, settings_for=self.settings_for

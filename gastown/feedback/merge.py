@@ -599,3 +599,27 @@ def head_branch_delete(
         return False
     log.info("deleted head branch %s of %s after its merge", branch, mr.pr_name)
     return deleted
+
+
+def held_in_queue_dequeue(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]],
+    *,
+    client: GitHubClient,
+    settings_for: Callable[[MergeRequest], EffectiveSettings],
+) -> int:
+    """Take out of the merge queue the PRs that carry the hold label (added after they were
+    enqueued): a hold keeps a PR from being merged, and GitHub's queue would merge it. The
+    next check sees it held_by_label; removing the label lets it be enqueued again."""
+    taken = 0
+    for mr, snapshot in observed:
+        labels = hold_labels(settings_for(mr))
+        if snapshot.queue_entry is None or not labels or mr.bead.is_terminal:
+            continue
+        if scm_blocker.held_by(snapshot, labels) is None:
+            continue
+        with mr_log_context(mr):
+            write = client.dequeue(snapshot.ref, node_id=snapshot.node_id)
+            log.info("%s held by its label: dequeued (%s)", mr.pr_name, write.kind)
+        if write.done:
+            taken += 1
+    return taken

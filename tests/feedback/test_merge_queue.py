@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from beads.models import BeadStatus, Blocker, MergeAttempt
+from beads.models import Bead, BeadStatus, BeadType, Blocker, MergeAttempt
 from scm.client import GitHubClient
 from tests.feedback.conftest import (
     REPO,
@@ -179,3 +179,27 @@ def test_a_pr_removed_from_the_queue_by_a_person_is_escalated_once_not_reworked(
     head = fake_github.pull(REPO, mr.pr_number).head_sha
     [escalation] = escalations(f"rework:mr:{mr.pk}:merge_queue_dropped:other:{head}")
     assert "Removed from the merge queue by" in escalation.title
+
+
+def test_a_hold_label_added_to_a_queued_pr_takes_it_out_until_removed(
+    fake_github, queue_repo, rig, clock
+):
+    mr = make_mr(fake_github, rig)
+    run(clock)
+    assert fake_github.merge_queue(REPO) == [mr.pr_number]
+    fake_github.add_label(REPO, mr.pr_number, "gastown:hold", by="erin")
+
+    for _ in range(3):
+        clock.advance(minutes=1)
+        run(clock)
+    mr = reload(mr)
+    assert fake_github.merge_queue(REPO) == []
+    assert mr.blocker == Blocker.HELD_BY_LABEL
+    assert mr.blocker_detail == "held by the label gastown:hold, added by erin"
+    assert rework_beads(mr) == []
+    assert not Bead.objects.filter(type=BeadType.ESCALATION).exists()  # a hold is no fault
+
+    fake_github.remove_label(REPO, mr.pr_number, "gastown:hold")
+    clock.advance(minutes=1)
+    run(clock)
+    assert fake_github.merge_queue(REPO) == [mr.pr_number]
