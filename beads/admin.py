@@ -71,6 +71,7 @@ MR_SNAPSHOT_FIELDS = (
 )
 MR_DERIVED_FIELDS = (
     "blocker",
+    "blocker_detail",
     "awaiting_approval",
     "changes_requested",
     "waiting_since",

@@ -329,6 +329,9 @@ class MergeRequest(models.Model):
     # Derived from the snapshot (domain.md §4).
     blocker = models.CharField(max_length=30, choices=Blocker.choices, blank=True, default="")
     waiting_since = models.DateTimeField(null=True, blank=True)
+    # What the blocker is about, in words, from the same snapshot: the merge queue entry's
+    # position and state, who enabled GitHub's auto-merge, who added the hold label.
+    blocker_detail = models.CharField(max_length=200, blank=True, default="")
     wait_escalated_at = models.DateTimeField(null=True, blank=True)
 
     review_status = models.CharField(

@@ -121,6 +121,17 @@ class TownAdminForm(forms.ModelForm):
         required=False,
         help_text="The town then uses its environment variable, else GITHUB_TOKEN.",
     )
+    github_app_private_key = forms.CharField(
+        label="GitHub App private key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="The App's private key (PEM) to replace the stored one; leave empty to "
+        "keep it. Stored encrypted, never shown.",
+    )
+    clear_github_app_private_key = forms.BooleanField(
+        label="Clear the stored App private key", required=False
+    )
 
     class Meta:
         model = Town
@@ -145,14 +156,25 @@ class TownAdminForm(forms.ModelForm):
             "landing_cooldown_max_seconds",
             "breaker_threshold",
             "breaker_window_minutes",
+            "use_native_auto_merge",
+            "hold_label",
+            "require_label",
             "github_token_env",
             "notify_webhook_url",
+            "github_app_id",
         )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get("github_token") and cleaned.get("clear_github_token"):
             raise forms.ValidationError("Enter a new token or clear the stored one, not both.")
+        key = cleaned.get("github_app_private_key")
+        if key and cleaned.get("clear_github_app_private_key"):
+            raise forms.ValidationError("Enter a new App key or clear the stored one, not both.")
+        if key and "PRIVATE KEY" not in key:
+            self.add_error(
+                "github_app_private_key", "A PEM private key (-----BEGIN RSA PRIVATE KEY-----)."
+            )
         return cleaned
 
     def save(self, commit: bool = True) -> Town:
@@ -161,6 +183,10 @@ class TownAdminForm(forms.ModelForm):
             town.set_github_token("")
         elif self.cleaned_data.get("github_token"):
             town.set_github_token(self.cleaned_data["github_token"])
+        if self.cleaned_data.get("clear_github_app_private_key"):
+            town.set_github_app_private_key("")
+        elif self.cleaned_data.get("github_app_private_key"):
+            town.set_github_app_private_key(self.cleaned_data["github_app_private_key"])
         if commit:
             town.save()
             self.save_m2m()
@@ -207,6 +233,9 @@ class TownAdmin(TownScopedAdmin):
                     "default_merge_mode",
                     "code_review",
                     "human_wait_escalation_hours",
+                    "use_native_auto_merge",
+                    "hold_label",
+                    "require_label",
                 )
             },
         ),
@@ -233,6 +262,9 @@ class TownAdmin(TownScopedAdmin):
                     "github_token",
                     "clear_github_token",
                     "github_token_env",
+                    "github_app_id",
+                    "github_app_private_key",
+                    "clear_github_app_private_key",
                 )
             },
         ),
@@ -254,6 +286,8 @@ class TownAdmin(TownScopedAdmin):
             return "yes (stored encrypted)"
         if obj.github_token_env:
             return f"yes (from ${obj.github_token_env})"
+        if obj.github_app_id and obj.github_app_private_key_encrypted:
+            return f"GitHub App {obj.github_app_id} (key stored encrypted)"
         return "no (uses GITHUB_TOKEN)"
 
 
@@ -283,6 +317,7 @@ class RigAdmin(TownScopedAdmin):
                     "default_branch",
                     "allow_update_branch",
                     "required_checks_only",
+                    "delete_head_branch",
                 )
             },
         ),
@@ -298,6 +333,7 @@ class RigAdmin(TownScopedAdmin):
                     "max_landing_attempts",
                     "code_review",
                     "human_wait_escalation_hours",
+                    "hold_label",
                 )
             },
         ),

@@ -52,6 +52,25 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_github_app(id_name: str, key_name: str) -> tuple[str, str]:
+    """A GitHub App's id and private key (PEM), both or neither. The key may come with its
+    line breaks written as \\n (one-line environment files)."""
+    app_id = os.environ.get(id_name, "").strip()
+    key = os.environ.get(key_name, "").strip().replace("\\n", "\n")
+    if not app_id and not key:
+        return "", ""
+    if not app_id or not key:
+        missing, given = (id_name, key_name) if key else (key_name, id_name)
+        raise ImproperlyConfiguredEnv(f"{given} is set but {missing} is not: set both or neither.")
+    if not app_id.isdigit():
+        raise ImproperlyConfiguredEnv(f"{id_name}={app_id!r} is not a GitHub App id (a number).")
+    if "-----BEGIN" not in key or "PRIVATE KEY-----" not in key:
+        raise ImproperlyConfiguredEnv(
+            f"{key_name} is not a PEM private key (-----BEGIN RSA PRIVATE KEY----- ...)."
+        )
+    return app_id, key
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     """One of `choices`, read case-insensitively and returned as spelled in `choices`."""
     raw = os.environ.get(name)

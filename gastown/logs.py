@@ -75,6 +75,7 @@ def configured_secrets() -> list[str]:
         settings.SECRET_KEY,
         *getattr(settings, "SECRET_KEY_FALLBACKS", []),
         getattr(settings, "GITHUB_TOKEN", ""),
+        getattr(settings, "GITHUB_APP_PRIVATE_KEY", ""),
         getattr(settings, "GITHUB_WEBHOOK_SECRET", ""),
         getattr(settings, "AGENT_RUNTIME_SECRET", ""),
         getattr(settings, "METRICS_TOKEN", ""),

@@ -12,6 +12,7 @@ from gastown.env import (
     env_bool,
     env_choice,
     env_database,
+    env_github_app,
     env_int,
     env_list,
     env_origins,
@@ -32,6 +33,10 @@ try:
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
     DATABASES = {"default": env_database("DATABASE_URL", BASE_DIR / "db.sqlite3")}
     GITHUB_TOKEN = env_str("GITHUB_TOKEN")
+    # The deployment's GitHub App, for towns with neither an App nor a token of their own.
+    GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY = env_github_app(
+        "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY"
+    )
     GITHUB_API_URL = env_url("GITHUB_API_URL", "https://api.github.com")
     GITHUB_WEB_URL = env_url("GITHUB_WEB_URL", "https://github.com")
     GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")

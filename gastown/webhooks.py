@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 #: Events that can change what a PR waits on (review, checks, threads, state, head).
 PR_EVENTS = frozenset({"pull_request", "pull_request_review", "pull_request_review_thread"})
 CHECK_EVENTS = frozenset({"check_suite", "check_run", "status"})
+#: The merge queue's group for a PR started its checks or ended (merged, or dropped: the
+#: next check reads why, docs/domain.md §5).
+QUEUE_EVENTS = frozenset({"merge_group"})
+_MERGE_GROUP_PR = re.compile(r"/pr-([0-9]{1,10})-[0-9a-f]+$")
 MAX_PR_NUMBERS = 100
 #: GitHub caps payloads at 25 MB (larger ones are not delivered); Django's own limit for a
 #: request body (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) is right for every other view.
@@ -148,6 +152,20 @@ def _affected(event: str, data: dict[str, Any]) -> tuple[str, QuerySet[MergeRequ
     if event in PR_EVENTS:
         number = _pr_number(_obj(data, "pull_request").get("number"), "pull_request.number")
         return repo, watched.filter(pr_url__iregex=_pr_url_pattern(repo, [number]))
+    if event == "merge_group":
+        # GitHub names the PR only in the merge group's branch:
+        # refs/heads/gh-readonly-queue/<base>/pr-<number>-<base sha>.
+        head_ref = _text(
+            _obj(data, "merge_group").get("head_ref"), "merge_group.head_ref", max_length=300
+        )
+        found = _MERGE_GROUP_PR.search(head_ref)
+        if found is None:
+            raise PayloadError(
+                "merge_group.head_ref names no pull request (gh-readonly-queue/BASE/pr-N-SHA).",
+                "merge_group.head_ref",
+            )
+        number = _pr_number(int(found.group(1)), "merge_group.head_ref")
+        return repo, watched.filter(pr_url__iregex=_pr_url_pattern(repo, [number]))
     if event == "status":
         sha = _text(data.get("sha"), "sha", max_length=64)
         return repo, watched.filter(head_sha__iexact=sha)
@@ -240,7 +258,7 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
                 return _answer(200, "duplicate", delivery=delivery)
             if event == "ping":
                 return _answer(200, "pong", delivery=delivery)
-            if event not in PR_EVENTS | CHECK_EVENTS:
+            if event not in PR_EVENTS | CHECK_EVENTS | QUEUE_EVENTS:
                 return _answer(202, "ignored", event=event, delivery=delivery)
             repo, mrs = _affected(event, data)
             due = _make_due(

@@ -266,6 +266,34 @@ def test_clear_token_checkbox_removes_the_stored_token(admin_client):
     assert not town.has_github_token
 
 
+APP_KEY = (
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretAppKeyBody0123456789\n-----END RSA PRIVATE KEY-----"
+)
+
+
+def test_app_key_saved_in_the_town_admin_is_stored_encrypted_and_never_rendered(admin_client):
+    form = _town_form(github_app_id="4242", github_app_private_key=APP_KEY)
+    assert admin_client.post(_url("gastown.town", "add"), form).status_code == 302
+    town = Town.objects.get(slug="acme")
+    assert town.github_app_private_key() == APP_KEY
+    assert "secretAppKeyBody" not in town.github_app_private_key_encrypted
+    html = admin_client.get(_url("gastown.town", "change", town.pk)).content.decode()
+    assert "secretAppKeyBody" not in html
+    assert "GitHub App 4242 (key stored encrypted)" in html
+
+    admin_client.post(_url("gastown.town", "change", town.pk), _town_form(github_app_id="4242"))
+    town.refresh_from_db()
+    assert town.github_app_private_key() == APP_KEY  # empty field: kept
+
+
+def test_app_key_that_is_not_a_pem_is_refused_without_echo(admin_client):
+    form = _town_form(github_app_id="4242", github_app_private_key="secretNotAPemValue")
+    response = admin_client.post(_url("gastown.town", "add"), form)
+    assert response.status_code == 200
+    assert "secretNotAPemValue" not in response.content.decode()
+    assert not Town.objects.filter(slug="acme").exists()
+
+
 # Bead status goes through the service -------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from gastown.env import (
     env_bool,
     env_choice,
     env_database,
+    env_github_app,
     env_int,
     env_origins,
     env_proxy_ssl_header,
@@ -399,3 +400,34 @@ def test_q_broker_picks_the_broker_workers_and_tasks_use(tmp_path):
         DEBUG="1",
     )
     assert result.stdout.split() == ["OrmBroker"]
+
+
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+
+
+def test_github_app_is_read_with_its_key_on_one_line(monkeypatch):
+    monkeypatch.setenv("GITHUB_APP_ID", " 4242 ")
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", PEM.replace("\n", "\\n"))
+    assert env_github_app("GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY") == ("4242", PEM)
+
+
+def test_no_github_app_is_empty(monkeypatch):
+    monkeypatch.delenv("GITHUB_APP_ID", raising=False)
+    monkeypatch.delenv("GITHUB_APP_PRIVATE_KEY", raising=False)
+    assert env_github_app("GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY") == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("app_id", "key", "named"),
+    [
+        ("4242", "", "GITHUB_APP_PRIVATE_KEY"),
+        ("", PEM, "GITHUB_APP_ID"),
+        ("my-app", PEM, "GITHUB_APP_ID"),
+        ("4242", "not a key", "GITHUB_APP_PRIVATE_KEY"),
+    ],
+)
+def test_malformed_github_app_names_the_variable(monkeypatch, app_id, key, named):
+    monkeypatch.setenv("GITHUB_APP_ID", app_id)
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", key)
+    with pytest.raises(ImproperlyConfiguredEnv, match=named):
+        env_github_app("GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY")

@@ -35,21 +35,21 @@ from gastown.feedback.selectors import due_for_check
 from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
 from gastown.scheduling import enqueue_tick
-from gastown.services.github import town_token
+from gastown.services.github import town_credential
 from gastown.services.merge_requests import (
     mr_close_merged,
     mr_fail,
     telemetry_event,
 )
 from scm.client import GitHubClient
-from scm.credentials import TOWN_TOKEN, GitHubCredential, resolve_token
+from scm.credentials import TOWN_APP, TOWN_TOKEN, Credential
 from scm.errors import AnswerError, CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
 
 log = logging.getLogger(__name__)
 
-ClientFactory = Callable[[GitHubCredential], GitHubClient]
+ClientFactory = Callable[[Credential], GitHubClient]
 
 #: Error policy (domain.md §4): this many errors about one PR in a row fail its MR.
 MAX_TRANSIENT_FAILURES = 10
@@ -98,7 +98,7 @@ class CheckSummary:
         return line
 
 
-def default_client_factory(credential: GitHubCredential) -> GitHubClient:
+def default_client_factory(credential: Credential) -> GitHubClient:
     return GitHubClient(credential)
 
 
@@ -147,7 +147,7 @@ def _check_town(
     if not mrs:
         return
     try:
-        credential = resolve_token(town_token(town))
+        credential = town_credential(town)
     except CredentialError as error:
         town_pause(town, error, now=now, claimed=mrs, summary=summary)
         return
@@ -180,8 +180,10 @@ def _check_town(
         )
 
 
-def token_label(town: Town, credential: GitHubCredential) -> str:
+def token_label(town: Town, credential: Credential) -> str:
     """Which token a check used, for the metrics: never the token itself."""
+    if credential.source == TOWN_APP:
+        return f"app:{town.slug}"
     if credential.source != TOWN_TOKEN:
         return credential.source
     if town.github_token_encrypted:
@@ -353,6 +355,20 @@ class _TownCheck:
             except ScmError as error:
                 url_errors[mr.pk] = error
         results = self.client.fetch_snapshots(list(refs.values())) if refs else {}
+        snapshots = [
+            (mr, result.snapshot)
+            for mr in mrs
+            if mr.pk in refs
+            and (result := results.get(refs[mr.pk])) is not None
+            and result.snapshot is not None
+        ]
+        auto_merge.held_in_queue_dequeue(
+            snapshots, client=self.client, settings_for=self.settings_for
+        )
+        removals = auto_merge.queue_removals(snapshots, client=self.client)
+        holders = auto_merge.hold_label_events(
+            snapshots, client=self.client, settings_for=self.settings_for
+        )
 
         observed: list[tuple[MergeRequest, Observation]] = []
         errored: list[tuple[MergeRequest, ScmError]] = []
@@ -360,7 +376,14 @@ class _TownCheck:
             url_error = url_errors.get(mr.pk)
             result = results.get(refs[mr.pk]) if mr.pk in refs else None
             if url_error is None and result is not None and result.snapshot is not None:
-                obs = observe(mr, result.snapshot, settings=self.settings_for(mr), now=self.now)
+                obs = observe(
+                    mr,
+                    result.snapshot,
+                    settings=self.settings_for(mr),
+                    now=self.now,
+                    queue_removal=removals.get(mr.pk),
+                    hold_label_event=holders.get(mr.pk),
+                )
                 observed.append((mr, obs))
             else:
                 errored.append((mr, url_error or _result_error(result)))
@@ -405,6 +428,13 @@ class _TownCheck:
             now=self.now,
             settings_for=self.settings_for,
             summary=self.summary,
+        )
+        stored = {mr.pk for mr, _ in observed}
+        auto_merge.native_auto_merge(
+            [(mr, snapshot) for mr, snapshot in snapshots if mr.pk in stored],
+            client=self.client,
+            now=self.now,
+            settings_for=self.settings_for,
         )
 
     def _resume_town(self) -> None:
@@ -543,6 +573,20 @@ class _TownCheck:
     def _rework(self, mr: MergeRequest, obs: Observation) -> None:
         rework = obs.rework
         assert rework is not None
+        if rework.escalate:
+            # Nothing an agent can push fixes it: the team lead hears of it, once per cause.
+            with transaction.atomic():
+                if rework_cause_claim(mr=mr, cause=rework.cause):
+                    escalation_raise(
+                        town=self.town,
+                        rig=mr.bead.rig,
+                        key=f"rework:mr:{mr.pk}:{rework.cause}",
+                        title=rework.summary[:300],
+                        body=f"{mr.pr_url}: {rework.summary}. Push a new commit, or add the "
+                        "PR to the merge queue on GitHub.",
+                        data={"merge_request_id": mr.pk, "pr_url": mr.pr_url},
+                    )
+            return
         if rework.update_branch:
             # Claimed like a rework cause, so it runs once per head SHA.
             if not rework_cause_claim(mr=mr, cause=rework.cause):

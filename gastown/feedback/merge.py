@@ -15,6 +15,7 @@ flight is never sent twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -37,8 +38,10 @@ from beads.models import (
 from beads.services import escalation_raise
 from gastown.feedback.observe import (
     backing_off,
+    blocker_detail,
     edge_events,
     held_by_refusal,
+    hold_labels,
     observe,
     refusal_expired,
     refusal_head,
@@ -47,15 +50,25 @@ from gastown.feedback.observe import (
     standing_refusal,
 )
 from gastown.logs import mr_log_context
-from gastown.models import EffectiveSettings, TelemetryEvent
+from gastown.models import Convoy, EffectiveSettings, TelemetryEvent
+from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 from gastown.services.merge_requests import (
     mr_close_merged,
     telemetry_event,
     wait_began_event,
     wait_ended_event,
 )
+from scm import blocker as scm_blocker
 from scm.client import GitHubClient
-from scm.types import MergeOutcome, PullRequestSnapshot
+from scm.errors import ScmError
+from scm.types import (
+    LabelEvent,
+    MergeOutcome,
+    PullRequestRef,
+    PullRequestSnapshot,
+    QueueRemoval,
+    Refusal,
+)
 
 if TYPE_CHECKING:
     from gastown.feedback.checks import CheckSummary
@@ -230,11 +243,21 @@ def merge_attempt(
         return
 
     summary.merge_attempts += 1
+    if snapshot.merge_queue_required:
+        # The base takes changes only through its merge queue: enqueue, never merge.
+        _enqueue(mr, client=client, snapshot=snapshot, now=now, summary=summary)
+        return
     outcome = client.merge(ref, head_sha=snapshot.head_sha, methods=settings.merge_methods)
+    if outcome.refusal == Refusal.MERGE_QUEUE_REQUIRED:
+        # A queue GraphQL did not show (a ruleset's): GitHub wants the PR enqueued.
+        _enqueue(mr, client=client, snapshot=snapshot, now=now, summary=summary)
+        return
     if outcome.merged:
         _merged(mr, outcome, head_sha=snapshot.head_sha, now=now)
         summary.merged += 1
         summary.closed += 1
+        if settings.delete_head_branch:
+            head_branch_delete(mr, client=client, snapshot=snapshot)
         return
     summary.merge_refused += 1
     _refused(mr, outcome, snapshot=snapshot, now=now)
@@ -281,20 +304,34 @@ def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: date
 
 
 def _refusal_kind(outcome: MergeOutcome) -> str:
-    """What a refusal is remembered as: the blocker it holds the MR at, a final kind, or no
-    answer (a back-off); empty for an answer that says nothing about this head (head moved)."""
-    if outcome.kind == "review_required":
-        return Blocker.HUMAN_REVIEW
-    if outcome.kind == "checks_required":
-        # GitHub: 'Required status check "ci" is expected.' or '... is failing.'
-        failing = "expected" not in outcome.message.lower()
-        return Blocker.CHECKS_FAILING if failing else Blocker.CHECKS_PENDING
+    """What a refusal is remembered as, read from scm's Refusal (scm.blocker's table): the
+    blocker it holds the MR at, a final kind, or no answer (a 5xx or a time-out: a back-off);
+    empty for an answer that says nothing about this head (head moved, the merge queue:
+    enqueued instead)."""
+    if outcome.kind == MergeRefusalKind.WRONG_BASE:
+        return MergeRefusalKind.WRONG_BASE  # never sent: ours, not GitHub's
     if outcome.kind == "transient":
         # A 5xx or a time-out: the call may have merged. Back off (refusal_hold); the PR is
         # read before any new call.
         return MergeRefusalKind.NO_ANSWER
-    if outcome.kind in FINAL_REFUSALS:
-        return outcome.kind
+    refusal = outcome.refusal
+    if refusal is None:
+        return ""
+    if refusal in scm_blocker.FINAL_REFUSALS or refusal == Refusal.DRAFT:
+        if refusal in {Refusal.METHOD_NOT_ALLOWED, Refusal.NOT_MERGEABLE}:
+            return str(refusal)
+        return MergeRefusalKind.NOT_MERGEABLE if refusal == Refusal.DRAFT else "permanent"
+    held = scm_blocker.refusal_blocker(refusal)
+    if held in {scm_blocker.Blocker.CHECKS_PENDING, scm_blocker.Blocker.CHECKS_FAILING}:
+        return str(held)
+    if held in {
+        scm_blocker.Blocker.HUMAN_REVIEW,
+        scm_blocker.Blocker.CHANGES_REQUESTED,
+        scm_blocker.Blocker.THREADS,
+    }:
+        # A person must review, or resolve what they asked, on a PR GraphQL showed ready:
+        # held as a wait on a human until the review state or the head moves (no loop).
+        return Blocker.HUMAN_REVIEW
     return ""
 
 
@@ -357,7 +394,7 @@ def _refused(
             )
         ]
     )
-    if outcome.kind == "review_required":
+    if kind == Blocker.HUMAN_REVIEW:
         # GitHub's merge endpoint knows rules its GraphQL merge state may not show (rulesets,
         # approval of the latest push): park the MR as waiting on a human until the head
         # or the review state changes, or REFUSAL_HOLD passes (observe() keeps it parked
@@ -370,7 +407,7 @@ def _refused(
             mr.waiting_since = now
             mr.blocker = Blocker.HUMAN_REVIEW
             events.append(wait_began_event(mr, now=now))
-    elif outcome.kind == "checks_required":
+    elif kind in {Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING}:
         fields["blocker"] = kind  # waiting on checks (domain.md §5), held there by observe()
     elif outcome.kind in {"head_moved", "transient"}:
         # Look again before anything else: the head moved, or a 5xx may hide a merge.
@@ -386,18 +423,219 @@ def _refused(
         if kind:
             mr.merge_refusal = attempt
         TelemetryEvent.objects.bulk_create(events)
-        if outcome.kind in FINAL_REFUSALS:
+        if kind in FINAL_REFUSALS:
             escalation_raise(
                 town=mr.bead.town,
                 rig=mr.bead.rig,
                 key=f"merge_refused:mr:{mr.pk}:{head_sha}",
                 title=(
                     f"Not merging {mr.pr_name}: {outcome.message}"
-                    if outcome.kind == "wrong_base"
+                    if kind == MergeRefusalKind.WRONG_BASE
                     else f"GitHub refuses to merge {mr.pr_name}: {outcome.message}"
                 )[:300],
-                body=_FINAL_REFUSAL_HELP.get(outcome.kind, _FINAL_REFUSAL_HELP[""]).format(
+                body=_FINAL_REFUSAL_HELP.get(kind, _FINAL_REFUSAL_HELP[""]).format(
                     url=mr.pr_url, outcome=outcome
                 ),
                 data={"merge_request_id": mr.pk, "pr_url": mr.pr_url},
             )
+
+
+def _enqueue(
+    mr: MergeRequest,
+    *,
+    client: GitHubClient,
+    snapshot: PullRequestSnapshot,
+    now: datetime,
+    summary: CheckSummary,
+) -> None:
+    """Add a ready PR to its base's merge queue with the head SHA the fresh check saw; GitHub
+    merges it from there (or drops it: observe.queue_drop). Every call is a MergeAttempt row
+    (method "queue"); a refusal is final for this head, like a refused merge."""
+    ref = PullRequestRef(snapshot.repo, snapshot.number)
+    write = client.enqueue(ref, expected_head_sha=snapshot.head_sha, node_id=snapshot.node_id)
+    if write.kind in {"head_moved", "transient"}:
+        # Look again first: the head moved, or a 5xx may hide an enqueue that happened.
+        summary.merge_refused += 1
+        outcome = MergeOutcome(write.kind, "queue", write.message)
+        _refused(mr, outcome, snapshot=snapshot, now=now)
+        return
+    if not write.done:
+        summary.merge_refused += 1
+        outcome = MergeOutcome.refused(Refusal.UNKNOWN, "queue", write.message)
+        _refused(mr, outcome, snapshot=snapshot, now=now)
+        return
+    entry = write.queue_entry
+    with transaction.atomic():
+        MergeAttempt.objects.create(
+            merge_request=mr,
+            created_at=now,
+            head_sha=snapshot.head_sha[:64],
+            method="queue",
+            outcome="enqueued",
+            message=write.message,
+        )
+        _save(
+            mr,
+            {
+                "blocker": Blocker.QUEUED,
+                "blocker_detail": (
+                    f"position {entry.position} in the merge queue of {snapshot.base_ref} "
+                    f"({entry.state.lower().replace('_', ' ')})"
+                    if entry is not None
+                    else f"in the merge queue of {snapshot.base_ref}"
+                )[:200],
+                "auto_merge_ready_since": None,
+                "last_error": "",
+                "last_error_kind": "",
+            },
+            now=now,
+        )
+    log.info("%s enqueued in the merge queue of %s", mr.pr_name, snapshot.base_ref)
+
+
+def queue_removals(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]], *, client: GitHubClient
+) -> dict[int, QueueRemoval]:
+    """Why the merge queue dropped the PRs that were queued at the last check and are now
+    open outside it, by MR id (one timeline look-up for all of them; none for the rest)."""
+    left = {
+        mr.pk: snapshot.ref
+        for mr, snapshot in observed
+        if mr.blocker == Blocker.QUEUED
+        and snapshot.queue_entry is None
+        and snapshot.state == "OPEN"
+    }
+    if not left:
+        return {}
+    found = client.queue_removals(list(left.values()))
+    return {pk: removal for pk, ref in left.items() if (removal := found.get(ref)) is not None}
+
+
+def hold_label_events(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]],
+    *,
+    client: GitHubClient,
+    settings_for: Callable[[MergeRequest], EffectiveSettings],
+) -> dict[int, LabelEvent]:
+    """Who added the hold label, by MR id, for the PRs that carry it and were not held at
+    the last check (one timeline look-up per label, only at that edge)."""
+    wanted: dict[str, dict[int, PullRequestRef]] = {}
+    for mr, snapshot in observed:
+        labels = hold_labels(settings_for(mr))
+        carried = scm_blocker.held_by(snapshot, labels) if labels else None
+        if carried is not None and mr.blocker != Blocker.HELD_BY_LABEL:
+            wanted.setdefault(carried, {})[mr.pk] = snapshot.ref
+    found: dict[int, LabelEvent] = {}
+    for label, refs in wanted.items():
+        events = client.label_events(list(refs.values()), label)
+        for pk, ref in refs.items():
+            if (event := events.get(ref)) is not None:
+                found[pk] = event
+    return found
+
+
+#: Blockers under which a PR waits for GitHub's rules (checks, reviews): GitHub's native
+#: auto-merge can be enabled then (GitHub refuses it on a PR it could merge right now).
+NATIVE_AUTO_MERGE_WAITS = frozenset({Blocker.CHECKS_PENDING, Blocker.HUMAN_REVIEW})
+
+
+def native_auto_merge(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]],
+    *,
+    client: GitHubClient,
+    now: datetime,
+    settings_for: Callable[[MergeRequest], EffectiveSettings],
+) -> None:
+    """With the town's use_native_auto_merge, enable GitHub's auto-merge on a PR that waits
+    on checks or a review and that gastown would merge once ready (domain.md §5): GitHub then
+    merges it (or enqueues it) itself, and gastown does not. Asked once per head: a refusal
+    (the repository does not allow auto-merge) leaves the merge to gastown, as without it."""
+    for mr, snapshot in observed:
+        settings = settings_for(mr)
+        if not (settings.use_native_auto_merge and settings.auto_merge):
+            continue
+        if mr.bead.is_terminal or not mr.is_active or mr.blocker not in NATIVE_AUTO_MERGE_WAITS:
+            continue
+        if settings.code_review and mr.review_status != ReviewStatus.PASSED:
+            continue
+        if snapshot.auto_merge is not None or snapshot.queue_entry is not None:
+            continue
+        if snapshot.base_ref != mr.target_branch or not settings.merge_methods:
+            continue
+        if settings.require_label and not scm_blocker.held_by(snapshot, (settings.require_label,)):
+            continue
+        head = snapshot.head_sha[:64]
+        asked = MergeAttempt.objects.filter(merge_request=mr, method="auto_merge", head_sha=head)
+        if asked.exists():
+            continue
+        with mr_log_context(mr):
+            write = client.enable_auto_merge(
+                snapshot.ref,
+                method=settings.merge_methods[0],
+                expected_head_sha=snapshot.head_sha,
+                node_id=snapshot.node_id,
+            )
+            with transaction.atomic():
+                MergeAttempt.objects.create(
+                    merge_request=mr,
+                    created_at=now,
+                    head_sha=head,
+                    method="auto_merge",
+                    outcome=f"auto_merge_{write.kind}"[:30],
+                    message=write.message,
+                )
+                if write.done:
+                    shown = dataclasses.replace(snapshot, auto_merge=write.auto_merge)
+                    _save(mr, {"blocker_detail": blocker_detail(shown, mr.blocker)}, now=now)
+            log.info("GitHub auto-merge on %s: %s (%s)", mr.pr_name, write.kind, write.message)
+
+
+def head_branch_delete(
+    mr: MergeRequest, *, client: GitHubClient, snapshot: PullRequestSnapshot
+) -> bool:
+    """After gastown merged the MR's PR, on a rig with delete_head_branch: delete its head
+    branch (domain.md §5). Never the default branch (scm refuses it), never a branch that is
+    not the MR's own (a fork's head of the same name), never a convoy's feature branch while
+    the convoy is not terminal. The merge stands whatever happens here: a failure is logged."""
+    branch = snapshot.head_ref
+    if not branch or branch != mr.branch:
+        return False
+    in_use = (
+        Convoy.objects.filter(feature_branch=branch, rig=mr.bead.rig)
+        .exclude(status__in=TERMINAL_CONVOY_STATUSES)
+        .exists()
+    )
+    if in_use:
+        log.info("not deleting %s after %s merged: a convoy still uses it", branch, mr.pr_name)
+        return False
+    try:
+        deleted = client.delete_branch(snapshot.repo, branch)
+    except ScmError as error:  # a credential error too: the merge is done, nothing to pause
+        log.warning("head branch %s of %s not deleted: %s", branch, mr.pr_name, error.message)
+        return False
+    log.info("deleted head branch %s of %s after its merge", branch, mr.pr_name)
+    return deleted
+
+
+def held_in_queue_dequeue(
+    observed: list[tuple[MergeRequest, PullRequestSnapshot]],
+    *,
+    client: GitHubClient,
+    settings_for: Callable[[MergeRequest], EffectiveSettings],
+) -> int:
+    """Take out of the merge queue the PRs that carry the hold label (added after they were
+    enqueued): a hold keeps a PR from being merged, and GitHub's queue would merge it. The
+    next check sees it held_by_label; removing the label lets it be enqueued again."""
+    taken = 0
+    for mr, snapshot in observed:
+        labels = hold_labels(settings_for(mr))
+        if snapshot.queue_entry is None or not labels or mr.bead.is_terminal:
+            continue
+        if scm_blocker.held_by(snapshot, labels) is None:
+            continue
+        with mr_log_context(mr):
+            write = client.dequeue(snapshot.ref, node_id=snapshot.node_id)
+            log.info("%s held by its label: dequeued (%s)", mr.pr_name, write.kind)
+        if write.done:
+            taken += 1
+    return taken

@@ -19,8 +19,8 @@ from beads.models import (
 )
 from gastown.models import EffectiveSettings, TelemetryEvent
 from gastown.services.merge_requests import wait_began_event, wait_ended_event
-from scm.blocker import derive_blocker
-from scm.types import PullRequestSnapshot
+from scm.blocker import derive_blocker, held_by
+from scm.types import LabelEvent, PullRequestSnapshot, QueueRemoval
 
 #: The MR fields one observation writes (the same list for every MR, so a bulk update fits).
 OBSERVED_FIELDS = (
@@ -37,6 +37,7 @@ OBSERVED_FIELDS = (
     "head_sha",
     "snapshot_at",
     "blocker",
+    "blocker_detail",
     "waiting_since",
     "auto_merge_ready_since",
     "consecutive_transient_failures",
@@ -86,6 +87,7 @@ class Rework:
     cause: str
     summary: str
     update_branch: bool = False  # `behind`: GitHub's update-branch instead of an agent
+    escalate: bool = False  # nothing to push: the team lead is told instead of an agent
 
 
 @dataclass
@@ -189,6 +191,80 @@ def held_by_refusal(mr: MergeRequest) -> bool:
     return held is not None and mr.blocker == held
 
 
+#: The blocker a PR dropped by the merge queue is held at for the head it dropped, by cause
+#: (QueueRemoval.cause); its rework cause is QUEUE_DROP_CAUSE, so a dropped head is asked
+#: about once and never enqueued again (a push, or GitHub's queue taking it back, moves on).
+QUEUE_DROP_BLOCKERS = {
+    "checks_failing": Blocker.CHECKS_FAILING,
+    "conflict": Blocker.CONFLICT,
+    "other": Blocker.MERGE_QUEUE,
+}
+QUEUE_DROP_CAUSE = "merge_queue_dropped:{cause}:{sha}"
+
+
+def queue_drop(
+    mr: MergeRequest, snapshot: PullRequestSnapshot, removal: QueueRemoval | None
+) -> tuple[str, Rework] | None:
+    """The cause the merge queue dropped this head for, as the blocker it holds the PR at and
+    its rework: from GitHub's removal event when the check saw the PR leave the queue, else
+    from the rework cause remembered for this head."""
+    sha = snapshot.head_sha
+    cause = ""
+    reason = ""
+    if removal is not None and removal.head_sha in {None, sha}:
+        cause, reason = removal.cause, removal.reason
+    else:
+        for key in QUEUE_DROP_BLOCKERS:
+            if QUEUE_DROP_CAUSE.format(cause=key, sha=sha) in (mr.rework_causes or []):
+                cause = key
+    if not cause or snapshot.queue_entry is not None or snapshot.state != "OPEN":
+        return None
+    what = {
+        "checks_failing": "a required check failed on its merge group",
+        "conflict": "it conflicts with the PRs ahead of it",
+        "other": "it was removed",
+    }[cause]
+    summary = f"the merge queue dropped {mr.pr_name}: {what}" + (f" ({reason})" if reason else "")
+    rework = Rework(
+        QUEUE_DROP_CAUSE.format(cause=cause, sha=sha), summary, escalate=cause == "other"
+    )
+    return QUEUE_DROP_BLOCKERS[cause], rework
+
+
+def hold_labels(settings: EffectiveSettings) -> tuple[str, ...]:
+    return (settings.hold_label,) if settings.hold_label else ()
+
+
+def opted_in(snapshot: PullRequestSnapshot, settings: EffectiveSettings) -> bool:
+    """Whether the PR carries the town's opt-in label, when the town requires one."""
+    return not settings.require_label or held_by(snapshot, (settings.require_label,)) is not None
+
+
+def blocker_detail(
+    snapshot: PullRequestSnapshot, blocker: str, *, label: LabelEvent | None = None
+) -> str:
+    """What the blocker is about, in words (shown beside it): who added the hold label, the
+    queue entry, or GitHub's own auto-merge that will merge the PR."""
+    if blocker == Blocker.HELD_BY_LABEL:
+        if label is None:
+            return "held by its hold label (who added it is not known)"
+        return f"held by the label {label.label}, added by {label.actor or 'a deleted account'}"[
+            :200
+        ]
+    entry = snapshot.queue_entry
+    if blocker == Blocker.QUEUED and entry is not None:
+        state = entry.state.lower().replace("_", " ")
+        return f"position {entry.position} in the merge queue of {snapshot.base_ref} ({state})"
+    request = snapshot.auto_merge
+    if request is not None and blocker not in {Blocker.MERGED, Blocker.CLOSED}:
+        who = request.enabled_by or "a deleted account"
+        return (
+            f"GitHub merges it once its rules are met: auto-merge ({request.method.lower()}) "
+            f"enabled by {who}"
+        )[:200]
+    return ""
+
+
 def snapshot_fields(
     snapshot: PullRequestSnapshot, *, blocker: str, now: datetime
 ) -> dict[str, Any]:
@@ -206,6 +282,7 @@ def snapshot_fields(
         "head_sha": snapshot.head_sha[:64],
         "snapshot_at": now,
         "blocker": blocker,
+        "blocker_detail": blocker_detail(snapshot, blocker),
     }
 
 
@@ -216,12 +293,29 @@ def observe(
     settings: EffectiveSettings,
     now: datetime,
     retry: bool = False,
+    queue_removal: QueueRemoval | None = None,
+    hold_label_event: LabelEvent | None = None,
 ) -> Observation:
-    """`retry`: the fresh check of a held MR whose refusal hold expired (merge.py). The hold
+    """`queue_removal`: why the merge queue last dropped the PR, when this check saw it leave
+    the queue unmerged (GitHubClient.queue_removals). `hold_label_event`: who added the hold
+    label, when this check saw it arrive (GitHubClient.label_events); a PR held before keeps
+    what the MR says.
+
+    `retry`: the fresh check of a held MR whose refusal hold expired (merge.py). The hold
     is not applied, so GitHub is asked again; the refusal is kept, and so is a wait on a
     human it began (no resolved/detected pair per retry): the merge call's answer ends or
     renews them."""
-    blocker = str(derive_blocker(snapshot, required_checks_only=settings.required_checks_only))
+    blocker = str(
+        derive_blocker(
+            snapshot,
+            required_checks_only=settings.required_checks_only,
+            hold_labels=hold_labels(settings),
+        )
+    )
+    dropped = queue_drop(mr, snapshot, queue_removal)
+    if dropped is not None and blocker in {Blocker.READY, Blocker.UNKNOWN, Blocker.BEHIND}:
+        # The queue refused this head: hold it at the cause, never enqueue it again (no loop).
+        blocker = dropped[0]
     stands = refusal_stands(mr, snapshot)
     kind = refusal_kind(mr)
     # A review refusal of this head whose reviewers moved (an approval, perhaps): not held any
@@ -249,6 +343,16 @@ def observe(
     else:
         refusal = (None, "", None)  # something changed: GitHub may answer differently now
     fields = snapshot_fields(snapshot, blocker=blocker, now=now)
+    if blocker == Blocker.HELD_BY_LABEL:
+        fields["blocker_detail"] = (
+            blocker_detail(snapshot, blocker, label=hold_label_event)
+            if hold_label_event is not None or mr.blocker != Blocker.HELD_BY_LABEL
+            else mr.blocker_detail
+        )
+    elif blocker == Blocker.READY and not opted_in(snapshot, settings):
+        fields["blocker_detail"] = (
+            f"not merged by gastown without the label {settings.require_label}"
+        )
     # A team lead's merge now is for the PR as they saw it: ready, at this head. A push or any
     # blocker withdraws it, so it cannot merge a different PR days later without the delay.
     still_asked = blocker == Blocker.READY and snapshot.head_sha == mr.head_sha
@@ -290,8 +394,15 @@ def observe(
         waiting_since = None
     fields["waiting_since"] = waiting_since
 
-    # The auto-merge timer runs while the PR is continuously ready.
-    if blocker == Blocker.READY and not terminal:
+    # The auto-merge timer runs while the PR is continuously ready, unless GitHub's own
+    # auto-merge is on: GitHub merges it, gastown never a second time.
+    # A town that requires an opt-in label merges only the PRs that carry it.
+    if (
+        blocker == Blocker.READY
+        and not terminal
+        and snapshot.auto_merge is None
+        and opted_in(snapshot, settings)
+    ):
         fields["auto_merge_ready_since"] = mr.auto_merge_ready_since or now
     else:
         fields["auto_merge_ready_since"] = None
@@ -300,7 +411,11 @@ def observe(
     fields["consecutive_malformed_failures"] = 0
 
     if not terminal:
-        obs.rework = _rework(mr, snapshot, blocker=blocker, settings=settings)
+        obs.rework = (
+            dropped[1]
+            if dropped is not None and blocker == dropped[0]
+            else _rework(mr, snapshot, blocker=blocker, settings=settings)
+        )
         if obs.rework is not None and rework_handled(mr, obs.rework.cause):
             obs.rework = None
     obs.changed = any(

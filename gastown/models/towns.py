@@ -88,6 +88,13 @@ class EffectiveSettings:
     landing_cooldown_max: timedelta
     breaker_threshold: int
     breaker_window: timedelta
+    # GitHub's own features (docs/domain.md §5): its native auto-merge instead of a merge
+    # call; the label that holds a PR (empty: none); the label a PR needs to be merged
+    # (empty: none needed); deleting the head branch after gastown merged.
+    use_native_auto_merge: bool = False
+    hold_label: str = ""
+    require_label: str = ""
+    delete_head_branch: bool = False
 
 
 class Town(models.Model):
@@ -125,6 +132,23 @@ class Town(models.Model):
         default=24, help_text="Hours a PR may wait on a human before one escalation is raised."
     )
     paused = models.BooleanField(default=False, help_text="Stops all dispatch.")
+    use_native_auto_merge = models.BooleanField(
+        default=False,
+        help_text="Enable GitHub's own auto-merge on a PR that waits (checks, reviews) "
+        "instead of merging it when it is ready.",
+    )
+    hold_label = models.CharField(
+        max_length=50,
+        blank=True,
+        default="gastown:hold",
+        help_text="A PR carrying this label is never merged or enqueued (empty: no hold label).",
+    )
+    require_label = models.CharField(
+        max_length=50,
+        blank=True,
+        default="",
+        help_text="Auto-merge only PRs carrying this label (empty: every PR).",
+    )
     dispatch_backoff_seconds = models.CharField(
         max_length=200,
         default="30,60,120,300,600",
@@ -164,6 +188,17 @@ class Town(models.Model):
         validators=[RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name.")],
         help_text="Name of an environment variable holding this town's GitHub token.",
     )
+
+    # A GitHub App instead of a token: its id and the ciphertext of its private key (PEM),
+    # entered in the admin and never rendered back (scm.credentials.resolve_credential).
+    github_app_id = models.CharField(
+        max_length=20,
+        blank=True,
+        default="",
+        validators=[RegexValidator(r"^[0-9]+$", "The App's numeric id.")],
+        help_text="GitHub App id; with its private key, the town authenticates as the App.",
+    )
+    github_app_private_key_encrypted = models.TextField(blank=True, default="", editable=False)
 
     # Escalations are also POSTed here (Slack-compatible: {"text": ...}). It embeds a secret in
     # its path on Slack: never logged, nor put in an error message.
@@ -217,6 +252,14 @@ class Town(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def set_github_app_private_key(self, pem: str) -> None:
+        self.github_app_private_key_encrypted = encrypt_secret(pem) if pem else ""
+
+    def github_app_private_key(self) -> str | None:
+        if self.github_app_private_key_encrypted:
+            return decrypt_secret(self.github_app_private_key_encrypted)
+        return None
+
     def set_github_token(self, token: str) -> None:
         self.github_token_encrypted = encrypt_secret(token) if token else ""
 
@@ -258,6 +301,10 @@ class Town(models.Model):
             ),
             required_checks_only=bool(r and r.required_checks_only),
             allow_update_branch=bool(r and r.allow_update_branch),
+            use_native_auto_merge=self.use_native_auto_merge,
+            hold_label=pick(r and r.hold_label, self.hold_label).strip(),
+            require_label=self.require_label.strip(),
+            delete_head_branch=bool(r and r.delete_head_branch),
             dispatch_backoff=tuple(
                 timedelta(seconds=step)
                 for step in parse_dispatch_backoff(self.dispatch_backoff_seconds)
@@ -288,6 +335,15 @@ class Rig(models.Model):
     )
     required_checks_only = models.BooleanField(
         default=False, help_text="Only checks required by branch protection block a merge."
+    )
+
+    delete_head_branch = models.BooleanField(
+        default=False,
+        help_text="Delete a PR's head branch after gastown merged it (never the default "
+        "branch, nor a convoy's feature branch still in use).",
+    )
+    hold_label = models.CharField(
+        max_length=50, blank=True, default="", help_text="Overrides the town's hold label."
     )
 
     auto_merge = models.BooleanField(null=True, blank=True)

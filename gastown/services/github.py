@@ -11,7 +11,7 @@ from django.conf import settings
 from gastown.models import Town
 from gastown.secrets import SecretUnreadable
 from scm.client import GitHubClient
-from scm.credentials import TOWN_TOKEN, resolve_token
+from scm.credentials import TOWN_APP, TOWN_TOKEN, Credential, resolve_credential
 from scm.errors import CredentialError
 
 
@@ -25,7 +25,22 @@ def town_token(town: Town) -> str | None:
         raise CredentialError("token_unreadable", str(error), source=TOWN_TOKEN) from None
 
 
+def town_credential(town: Town) -> Credential:
+    """The town's GitHub App, else its token, else the deployment's App, else GITHUB_TOKEN
+    (scm.credentials.resolve_credential). A stored App key that cannot be decrypted is the
+    town's credential problem, like its token's."""
+    try:
+        private_key = town.github_app_private_key()
+    except SecretUnreadable as error:
+        raise CredentialError("token_unreadable", str(error), source=TOWN_APP) from None
+    return resolve_credential(
+        town_token=town_token(town),
+        town_app_id=town.github_app_id,
+        town_app_private_key=private_key,
+    )
+
+
 def github_client_for(town: Town) -> GitHubClient:
-    """Raises scm.errors.CredentialError when neither the town nor GITHUB_TOKEN has a usable
-    token."""
-    return GitHubClient(resolve_token(town_token(town)), api_url=settings.GITHUB_API_URL)
+    """Raises scm.errors.CredentialError when no credential is usable (none configured, a
+    half-configured App, a stored secret that no longer decrypts)."""
+    return GitHubClient(town_credential(town), api_url=settings.GITHUB_API_URL)

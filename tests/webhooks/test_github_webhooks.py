@@ -264,3 +264,39 @@ def test_form_encoded_deliveries_are_understood(client):
 
 def test_get_is_405(client):
     assert client.get(URL).status_code == 405
+
+
+def _merge_group(number: int, *, action: str = "destroyed") -> bytes:
+    payload = {
+        "action": action,
+        "merge_group": {
+            "head_sha": "a" * 40,
+            "head_ref": f"refs/heads/gh-readonly-queue/main/pr-{number}-{'b' * 40}",
+            "base_sha": "b" * 40,
+            "base_ref": "refs/heads/main",
+        },
+        "repository": {"full_name": REPO},
+        "sender": {"login": "github-merge-queue[bot]"},
+    }
+    if action == "destroyed":
+        payload["reason"] = "invalidated"
+    return json.dumps(payload).encode()
+
+
+def test_merge_group_event_makes_its_pr_due(client):
+    mr, other = watched_mr(number=7), watched_mr(number=8)
+    response = deliver(client, "merge_group", _merge_group(7))
+    assert response.status_code == 202
+    assert response.json()["merge_requests"] == 1
+    mr.refresh_from_db()
+    other.refresh_from_db()
+    assert mr.check_requested_at is not None and other.check_requested_at is None
+
+
+def test_merge_group_event_without_a_pr_in_its_branch_is_refused(client):
+    body = json.loads(_merge_group(7))
+    body["merge_group"]["head_ref"] = "refs/heads/main"
+    response = deliver(client, "merge_group", json.dumps(body).encode())
+    assert response.status_code == 400
+    assert response.json()["field"] == "merge_group.head_ref"
+    assert not WebhookDelivery.objects.exists()
