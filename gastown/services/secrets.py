@@ -16,7 +16,7 @@ from gastown.secrets import fernet_for, fernets
 class RotationSummary:
     rotated: int = 0  # re-encrypted with the current key
     current: int = 0  # already encrypted with the current key
-    unreadable: list[str] = field(default_factory=list)  # towns no key decrypts the token of
+    unreadable: list[str] = field(default_factory=list)  # towns no key decrypts a secret of
 
     def __str__(self) -> str:
         line = (
@@ -24,8 +24,12 @@ class RotationSummary:
             f"{self.current} already current, {len(self.unreadable)} unreadable"
         )
         if self.unreadable:
-            line += f" (towns: {', '.join(self.unreadable)}; enter their tokens again)"
+            line += f" (towns: {', '.join(self.unreadable)}; enter their token or App key again)"
         return line
+
+
+#: The encrypted secrets a town may hold: its GitHub token and its GitHub App's private key.
+ENCRYPTED_FIELDS = ("github_token_encrypted", "github_app_private_key_encrypted")
 
 
 def secrets_rotate() -> RotationSummary:
@@ -35,21 +39,22 @@ def secrets_rotate() -> RotationSummary:
     every_key = fernets()
     summary = RotationSummary()
     with transaction.atomic():
-        towns = Town.objects.select_for_update().exclude(github_token_encrypted="").order_by("pk")
-        for town in towns.only("pk", "slug", "github_token_encrypted"):
-            token = town.github_token_encrypted.encode()
-            try:
-                current.decrypt(token)
-            except InvalidToken:
-                pass
-            else:
-                summary.current += 1
-                continue
-            try:
-                rotated = every_key.rotate(token).decode()
-            except InvalidToken:
-                summary.unreadable.append(town.slug)
-                continue
-            Town.objects.filter(pk=town.pk).update(github_token_encrypted=rotated)
-            summary.rotated += 1
+        for name in ENCRYPTED_FIELDS:
+            towns = Town.objects.select_for_update().exclude(**{name: ""}).order_by("pk")
+            for pk, slug, stored in towns.values_list("pk", "slug", name):
+                secret = stored.encode()
+                try:
+                    current.decrypt(secret)
+                except InvalidToken:
+                    pass
+                else:
+                    summary.current += 1
+                    continue
+                try:
+                    rotated = every_key.rotate(secret).decode()
+                except InvalidToken:
+                    summary.unreadable.append(slug)
+                    continue
+                Town.objects.filter(pk=pk).update(**{name: rotated})
+                summary.rotated += 1
     return summary

@@ -76,3 +76,19 @@ def test_rotate_secrets_names_towns_no_key_decrypts_and_leaves_them_alone(capsys
     assert "1 secret(s) re-encrypted" in str(raised.value)
     assert Town.objects.get(pk=lost.pk).github_token_encrypted == before
     assert "ghp_" not in str(raised.value) + capsys.readouterr().out
+
+
+def test_rotate_secrets_also_re_encrypts_the_github_app_key():
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIBrotate\n-----END PRIVATE KEY-----\n"
+    with override_settings(SECRET_KEY=OLD, SECRET_KEY_FALLBACKS=[]):
+        town = TownFactory()
+        town.set_github_token("ghp_rotateme")
+        town.set_github_app_private_key(pem)
+        town.save()
+    with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[OLD]):
+        summary = secrets_rotate()
+    assert summary.rotated == 2
+    with override_settings(SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[]):
+        fresh = Town.objects.get(pk=town.pk)
+        assert fresh.github_app_private_key() == pem
+        assert fresh.github_token() == "ghp_rotateme"

@@ -11,9 +11,10 @@ from gastown.services.secrets import secrets_rotate
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt the secrets stored in the database (per-town GitHub tokens) with the "
-        "current SECRET_KEY. Run it after moving the old key to SECRET_KEY_FALLBACKS; once it "
-        "reports nothing unreadable, the fallback can be dropped. Safe to run again."
+        "Re-encrypt the secrets stored in the database (per-town GitHub tokens and App keys) "
+        "with the current SECRET_KEY. Run it after moving the old key to "
+        "SECRET_KEY_FALLBACKS; once it reports nothing unreadable, the fallback can be dropped. "
+        "Safe to run again."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
