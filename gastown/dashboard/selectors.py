@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -396,12 +397,22 @@ def telemetry_list(
 
 
 def telemetry_names(*, town: Town) -> list[str]:
-    return list(
-        TelemetryEvent.objects.filter(town=town)
-        .order_by("name")
-        .values_list("name", flat=True)
-        .distinct()[:100]
-    )
+    """The town's event names, at most 100, in order. A loose index scan: one probe of the
+    (town, name, created_at) index per name, where SELECT DISTINCT read every event of the
+    town (1M rows: README, "Performance")."""
+    table = TelemetryEvent._meta.db_table
+    sql = f"""
+        WITH RECURSIVE names(name) AS (
+            SELECT MIN(name) FROM {table} WHERE town_id = %s
+            UNION ALL
+            SELECT (SELECT MIN(t.name) FROM {table} t WHERE t.town_id = %s AND t.name > n.name)
+            FROM names n WHERE n.name IS NOT NULL
+        )
+        SELECT name FROM names WHERE name IS NOT NULL LIMIT 100
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [town.pk, town.pk])
+        return [row[0] for row in cursor.fetchall()]
 
 
 # --- reconciler -------------------------------------------------------------------------

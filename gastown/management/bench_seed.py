@@ -60,7 +60,7 @@ def seed_town(
     Of the active beads: 60% open issues (a tenth blocked by another), 10% in progress (each
     hooked by a working polecat), 15% in review with an MR bead in progress whose PR is
     watched (a third of them wait on a human). Of the closed beads a third are merged MRs.
-    One open convoy per 50 active beads, nine closed ones for each."""
+    One open convoy per 50 active beads, nine landed ones for each (holding the closed beads)."""
     tag = uuid.uuid4().hex[:8]
     town = Town.objects.create(
         slug=f"bench-{active}-{tag}", name=f"Bench {active} ({tag})", code_review=False
@@ -82,17 +82,19 @@ def seed_town(
         ),
         batch_size=BATCH,
     )
-    open_convoys = convoys[:convoys_open]
+    open_convoys, closed_convoys = convoys[:convoys_open], convoys[convoys_open:]
 
     n_review = active * 15 // 100  # issue in review + its MR bead: 2 active beads each
     n_progress = active // 10
     n_open = max(0, active - 2 * n_review - n_progress)
 
     def issue(i: int, status: str) -> Bead:
+        # A third of the beads are in a convoy: the closed ones in landed convoys.
+        in_convoys = closed_convoys if status == BeadStatus.CLOSED else open_convoys
         return Bead(
             town=town,
             rig=rigs[i % RIGS],
-            convoy=open_convoys[i % len(open_convoys)] if i % 3 == 0 else None,
+            convoy=in_convoys[i % len(in_convoys)] if i % 3 == 0 else None,
             type=BeadType.ISSUE,
             status=status,
             title=f"Issue {i}: make the widget {i % 97} faster",

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Q
-
 from beads.models import (
     ACTIVE_MR_STATES,
     ACTIVE_STATUSES,
     Bead,
     BeadDependency,
+    BeadStatus,
     BeadType,
     DependencyKind,
     MergeRequest,
@@ -40,14 +39,20 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
     convoy_ids = [c.pk for c in convoys]
     held_mr_ids = [c.suppressed_landing_mr_id for c in convoys if c.suppressed_landing_mr_id]
 
-    mr_rows = list(
-        MergeRequest.objects.filter(
-            Q(bead__town=town, state__in=ACTIVE_MR_STATES)
-            | Q(pk__in=held_mr_ids)
-            | Q(landing_convoy_id__in=convoy_ids)
-            | Q(source__town=town, source__status="in_review")
-        ).select_related("bead")
+    # One query, each arm of the union on its own index: an OR across the MR and its beads
+    # made PostgreSQL scan every MR and bead of the history (README, "Performance").
+    mr_ids = (
+        MergeRequest.objects.filter(state__in=ACTIVE_MR_STATES, bead__town=town)
+        .values("pk")
+        .union(
+            MergeRequest.objects.filter(pk__in=held_mr_ids).values("pk"),
+            MergeRequest.objects.filter(landing_convoy_id__in=convoy_ids).values("pk"),
+            MergeRequest.objects.filter(
+                source__town=town, source__status=BeadStatus.IN_REVIEW
+            ).values("pk"),
+        )
     )
+    mr_rows = list(MergeRequest.objects.filter(pk__in=mr_ids).select_related("bead"))
     merge_requests = [m for m in mr_rows if m.is_active or m.pk in held_mr_ids]
     mrs_by_source: dict[int, list[MergeRequest]] = defaultdict(list)
     landing_mrs: dict[int, list[MergeRequest]] = defaultdict(list)
