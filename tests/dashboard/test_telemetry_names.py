@@ -26,3 +26,9 @@ def test_at_most_a_hundred_names():
         TelemetryEventFactory(town=town, name=f"n.{i:03}")
     names = telemetry_names(town=town)
     assert names == [f"n.{i:03}" for i in range(100)]
+
+
+def test_without_a_town_the_names_of_every_town():
+    TelemetryEventFactory(town=TownFactory(), name="b.one")
+    TelemetryEventFactory(town=TownFactory(), name="a.two")
+    assert telemetry_names(town=None) == ["a.two", "b.one"]
