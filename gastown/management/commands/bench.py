@@ -101,6 +101,10 @@ class Command(BaseCommand):
                 f"{seeded_town.closed} closed, {telemetry} telemetry "
                 f"in {time.monotonic() - started:.1f}s"
             )
+            if connection.vendor == "postgresql":
+                # A town's tables have statistics; freshly bulk-loaded ones have none yet.
+                with connection.cursor() as cursor:
+                    cursor.execute("ANALYZE")
             rows.append(self._tick(seeded_town, runs))
             if largest:
                 seeded = seeded_town
