@@ -20,6 +20,10 @@ from gastown.models import Agent, Convoy, Rig, TelemetryEvent, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler.snapshot import TownSnapshot
 
+#: Bead fields no rule reads (apply reloads each bead it writes): not read into the snapshot.
+#: Building model instances is most of a tick's time (README, "Performance").
+UNREAD_BEAD_FIELDS = ("body", "labels", "metadata", "failure_message", "created_by")
+
 
 def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
     rigs = {r.pk: r for r in Rig.objects.filter(town=town)}
@@ -27,7 +31,9 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
         rig.town = town  # avoid a query per rig when resolving settings
     agents = list(Agent.objects.filter(town=town).order_by("created_at", "pk"))
 
-    active_beads = list(Bead.objects.filter(town=town, status__in=ACTIVE_STATUSES))
+    active_beads = list(
+        Bead.objects.filter(town=town, status__in=ACTIVE_STATUSES).defer(*UNREAD_BEAD_FIELDS)
+    )
     beads = {b.pk: b for b in active_beads}
 
     convoys = list(
@@ -64,7 +70,8 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
             landing_mrs[mr.landing_convoy_id].append(mr)
 
     convoy_members: dict[int, list[Bead]] = defaultdict(list)
-    for bead in Bead.objects.filter(convoy_id__in=convoy_ids, type=BeadType.ISSUE):
+    members = Bead.objects.filter(convoy_id__in=convoy_ids, type=BeadType.ISSUE)
+    for bead in members.defer(*UNREAD_BEAD_FIELDS):
         convoy_members[bead.convoy_id].append(bead)  # type: ignore[index]
         beads.setdefault(bead.pk, bead)
 
