@@ -44,7 +44,7 @@ from beads.services import (
     bead_edit,
     bead_set_status,
 )
-from gastown.admin import TownScoped, TownScopedAdmin
+from gastown.admin import LargeTableAdmin, TownScoped, TownScopedAdmin
 from gastown.dashboard.admin_actions import override_admin_action, override_admin_actions
 from gastown.services.merge_requests import wait_ended_event
 from scm.errors import ScmError
@@ -325,7 +325,7 @@ class MergeRequestInline(TownScoped, admin.StackedInline):
 
 
 @admin.register(Bead)
-class BeadAdmin(TownScopedAdmin):
+class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
     list_display = (
         "id",
         "title",
@@ -348,7 +348,6 @@ class BeadAdmin(TownScopedAdmin):
         "rig__repo",
         "assignee__name",
     )
-    date_hierarchy = "created_at"
     list_select_related = ("town", "rig", "convoy", "assignee", "merge_request")
     autocomplete_fields = ("town", "rig", "convoy", "parent", "assignee")
     inlines = (MergeRequestInline,)

@@ -227,6 +227,16 @@ def test_the_list_filters_do_not_name_other_towns(member, towns):
     assert "Town b" not in html
 
 
+def test_the_telemetry_name_filter_lists_only_the_members_towns_names(member, towns):
+    TelemetryEventFactory(town=towns[0]["gastown.town"], name="seen.in_a")
+    TelemetryEventFactory(town=towns[1]["gastown.town"], name="secret.in_b")
+    html = member.get(_url("gastown.telemetryevent", "changelist")).content.decode()
+    assert "seen.in_a" in html and "secret.in_b" not in html
+    filtered = member.get(_url("gastown.telemetryevent", "changelist") + "?name=seen.in_a")
+    assert filtered.status_code == 200
+    assert [e.name for e in filtered.context["cl"].result_list] == ["seen.in_a"]
+
+
 def test_a_member_cannot_change_another_towns_object(member, towns):
     rig = towns[1]["gastown.rig"]
     response = member.post(

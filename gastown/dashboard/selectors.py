@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -569,13 +570,25 @@ def telemetry_list(
     return events.select_related("rig", "bead", "convoy").order_by("-created_at", "-id")
 
 
-def telemetry_names(*, town: Town) -> list[str]:
-    return list(
-        TelemetryEvent.objects.filter(town=town)
-        .order_by("name")
-        .values_list("name", flat=True)
-        .distinct()[:100]
-    )
+def telemetry_names(*, town: Town | None) -> list[str]:
+    """The event names of a town (None: of every town), at most 100, in order. A loose index
+    scan: one probe of the (town, name, created_at) index, or of the name index, per name,
+    where SELECT DISTINCT read every event (1M rows: README, "Performance")."""
+    table = TelemetryEvent._meta.db_table
+    in_town = "town_id = %s AND" if town is not None else ""
+    sql = f"""
+        WITH RECURSIVE names(name) AS (
+            SELECT MIN(name) FROM {table} WHERE {in_town} TRUE
+            UNION ALL
+            SELECT (SELECT MIN(t.name) FROM {table} t WHERE {in_town} t.name > n.name)
+            FROM names n WHERE n.name IS NOT NULL
+        )
+        SELECT name FROM names WHERE name IS NOT NULL LIMIT 100
+    """
+    params = [town.pk, town.pk] if town is not None else []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 # --- reconciler -------------------------------------------------------------------------

@@ -31,7 +31,9 @@ class TelemetryEvent(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["town", "name", "created_at"], name="telemetry_town_name_time")
+            models.Index(fields=["town", "name", "created_at"], name="telemetry_town_name_time"),
+            # The admin's name filter across every town: one index probe per name.
+            models.Index(fields=["name"], name="telemetry_name"),
         ]
 
     def __str__(self) -> str:

@@ -117,13 +117,24 @@ def _hook(agent: Agent, bead: Bead, now: datetime, note: str) -> None:
     )
 
 
+#: Hex characters of a new agent's name suffix: 48 bits, so a town with a million agents
+#: draws a taken name about once in 500 creations; the unique constraint
+#: (agent_unique_name_per_town) catches it and the name is drawn again.
+AGENT_SUFFIX_LENGTH = 12
+AGENT_NAME_DRAWS = 5
+
+
 def _new_agent(town: Town, rig_id: int, role: str) -> Agent:
-    suffix = uuid.uuid4().hex[:6]
-    if role == AgentRole.REFINERY:
-        return Agent.objects.create(
-            town=town, rig_id=rig_id, role=role, name=f"refinery-{rig_id}-{suffix}"
-        )
-    return Agent.objects.create(town=town, rig_id=rig_id, role=role, name=f"polecat-{suffix}")
+    for _ in range(AGENT_NAME_DRAWS):
+        suffix = uuid.uuid4().hex[:AGENT_SUFFIX_LENGTH]
+        name = f"refinery-{rig_id}-{suffix}" if role == AgentRole.REFINERY else f"polecat-{suffix}"
+        try:
+            with transaction.atomic():  # a savepoint: a taken name leaves the action going
+                return Agent.objects.create(town=town, rig_id=rig_id, role=role, name=name)
+        except IntegrityError:
+            if not Agent.objects.filter(town=town, name=name).exists():
+                raise  # another constraint (one refinery per rig): not a name to draw again
+    raise Skipped(f"no free agent name in {AGENT_NAME_DRAWS} draws")
 
 
 def _dispatch_polecat(town: Town, action: a.DispatchPolecat, now: datetime) -> list[SideEffect]:

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Q
-
 from beads.models import (
     ACTIVE_MR_STATES,
     ACTIVE_STATUSES,
     Bead,
     BeadDependency,
+    BeadStatus,
     BeadType,
     DependencyKind,
     MergeRequest,
@@ -21,6 +20,10 @@ from gastown.models import Agent, Convoy, Rig, TelemetryEvent, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler.snapshot import TownSnapshot
 
+#: Bead fields no rule reads (apply reloads each bead it writes): not read into the snapshot.
+#: Building model instances is most of a tick's time (README, "Performance").
+UNREAD_BEAD_FIELDS = ("body", "labels", "metadata", "failure_message", "created_by")
+
 
 def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
     rigs = {r.pk: r for r in Rig.objects.filter(town=town)}
@@ -28,7 +31,9 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
         rig.town = town  # avoid a query per rig when resolving settings
     agents = list(Agent.objects.filter(town=town).order_by("created_at", "pk"))
 
-    active_beads = list(Bead.objects.filter(town=town, status__in=ACTIVE_STATUSES))
+    active_beads = list(
+        Bead.objects.filter(town=town, status__in=ACTIVE_STATUSES).defer(*UNREAD_BEAD_FIELDS)
+    )
     beads = {b.pk: b for b in active_beads}
 
     convoys = list(
@@ -40,14 +45,20 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
     convoy_ids = [c.pk for c in convoys]
     held_mr_ids = [c.suppressed_landing_mr_id for c in convoys if c.suppressed_landing_mr_id]
 
-    mr_rows = list(
-        MergeRequest.objects.filter(
-            Q(bead__town=town, state__in=ACTIVE_MR_STATES)
-            | Q(pk__in=held_mr_ids)
-            | Q(landing_convoy_id__in=convoy_ids)
-            | Q(source__town=town, source__status="in_review")
-        ).select_related("bead")
+    # One query, each arm of the union on its own index: an OR across the MR and its beads
+    # made PostgreSQL scan every MR and bead of the history (README, "Performance").
+    mr_ids = (
+        MergeRequest.objects.filter(state__in=ACTIVE_MR_STATES, bead__town=town)
+        .values("pk")
+        .union(
+            MergeRequest.objects.filter(pk__in=held_mr_ids).values("pk"),
+            MergeRequest.objects.filter(landing_convoy_id__in=convoy_ids).values("pk"),
+            MergeRequest.objects.filter(
+                source__town=town, source__status=BeadStatus.IN_REVIEW
+            ).values("pk"),
+        )
     )
+    mr_rows = list(MergeRequest.objects.filter(pk__in=mr_ids).select_related("bead"))
     merge_requests = [m for m in mr_rows if m.is_active or m.pk in held_mr_ids]
     mrs_by_source: dict[int, list[MergeRequest]] = defaultdict(list)
     landing_mrs: dict[int, list[MergeRequest]] = defaultdict(list)
@@ -59,7 +70,8 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
             landing_mrs[mr.landing_convoy_id].append(mr)
 
     convoy_members: dict[int, list[Bead]] = defaultdict(list)
-    for bead in Bead.objects.filter(convoy_id__in=convoy_ids, type=BeadType.ISSUE):
+    members = Bead.objects.filter(convoy_id__in=convoy_ids, type=BeadType.ISSUE)
+    for bead in members.defer(*UNREAD_BEAD_FIELDS):
         convoy_members[bead.convoy_id].append(bead)  # type: ignore[index]
         beads.setdefault(bead.pk, bead)
 

@@ -31,6 +31,10 @@ from gastown.reconciler.watchdog import rule_x_watchdog
 LOST_AGENT_AFTER = timedelta(minutes=5)
 ORPHANED_REVIEW_AFTER = timedelta(minutes=30)
 IDLE_AGENT_GC_AFTER = timedelta(hours=24)
+#: Dispatches one tick plans (B1); the rest wait for the next tick, which comes a few seconds
+#: later because this one moved something. Each dispatch costs about 20 ms of writes under the
+#: town's row lock (README, "Performance"): 25 keep a tick's apply near half a second.
+MAX_DISPATCH_PER_TICK = 25
 
 
 def dispatch_backoff(attempts: int, limits: EffectiveSettings) -> timedelta:
@@ -114,7 +118,10 @@ def rule_b1_dispatch(s: TownSnapshot) -> Iterator[a.Action]:
         ),
         key=lambda b: (_priority_rank(b.priority), b.created_at, b.pk),
     )
+    dispatched = 0
     for bead in candidates:
+        if dispatched >= MAX_DISPATCH_PER_TICK:
+            return
         if not s.is_unblocked(bead.pk, terminal):
             continue
         limits = s.settings_for(bead.rig_id)
@@ -133,6 +140,7 @@ def rule_b1_dispatch(s: TownSnapshot) -> Iterator[a.Action]:
             continue
         pool = free.get(bead.rig_id) or []
         agent_id = pool.pop(0) if pool else None
+        dispatched += 1
         yield a.DispatchPolecat(rule="B1", bead_id=bead.pk, rig_id=bead.rig_id, agent_id=agent_id)  # type: ignore[arg-type]
 
 

@@ -1,5 +1,6 @@
 """B1 dispatch, B3 lost agent, B4 review safety net, the breaker and back-off."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,8 @@ from beads.merge_requests import merge_request_transition
 from beads.models import Bead, BeadStatus
 from beads.services import bead_add_dependency, bead_set_status
 from gastown.models import Agent, AgentStatus, TelemetryEvent, Town
-from gastown.reconciler.rules import dispatch_backoff
+from gastown.reconciler import apply
+from gastown.reconciler.rules import MAX_DISPATCH_PER_TICK, dispatch_backoff
 from tests.factories import (
     AgentFactory,
     BeadFactory,
@@ -240,3 +242,40 @@ def test_failures_older_than_the_breaker_window_do_not_count(tick, clock):
     assert "DispatchPolecat" not in kinds(tick(bead.town))
     clock.advance(minutes=2)
     assert "DispatchPolecat" in kinds(tick(bead.town))
+
+
+def test_a_tick_dispatches_at_most_the_cap_and_the_rest_next_tick(tick):
+    rig = RigFactory()
+    beads = BeadFactory.create_batch(MAX_DISPATCH_PER_TICK + 1, town=rig.town, rig=rig)
+    first = tick(rig.town)
+    assert kinds(first).count("DispatchPolecat") == MAX_DISPATCH_PER_TICK
+    assert first.active  # the reconciler comes back soon for the rest
+    assert Bead.objects.filter(status=BeadStatus.OPEN).count() == 1
+    second = tick(rig.town)
+    assert kinds(second) == ["DispatchPolecat"]
+    assert Agent.objects.filter(hooked_bead__in=beads).count() == len(beads)
+
+
+def test_the_cap_keeps_the_highest_priority_first(tick):
+    rig = RigFactory()
+    BeadFactory.create_batch(MAX_DISPATCH_PER_TICK, town=rig.town, rig=rig, priority="low")
+    urgent = BeadFactory(town=rig.town, rig=rig, priority="critical")
+    tick(rig.town)
+    urgent.refresh_from_db()
+    assert urgent.status == BeadStatus.IN_PROGRESS
+    assert Bead.objects.filter(status=BeadStatus.OPEN, priority="low").count() == 1
+
+
+def test_a_new_agent_never_takes_a_name_already_used_in_the_town(tick, monkeypatch):
+    rig = RigFactory()
+    # In another rig of the town, so B1 does not reuse it for the bead.
+    taken = AgentFactory(town=rig.town, rig=RigFactory(town=rig.town), name="polecat-" + "a" * 12)
+    bead = BeadFactory(town=rig.town, rig=rig)
+    # uuid4 is the standard library's: the first suffix drawn collides with the agent above.
+    drawn = iter([uuid.UUID("a" * 32), uuid.UUID("b" * 32)])
+    monkeypatch.setattr(apply.uuid, "uuid4", lambda: next(drawn))
+    assert kinds(tick(rig.town)) == ["DispatchPolecat"]
+    agent = Agent.objects.get(hooked_bead=bead)
+    assert agent.name == "polecat-" + "b" * 12
+    taken.refresh_from_db()
+    assert taken.hooked_bead is None
