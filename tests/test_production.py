@@ -274,7 +274,7 @@ def test_production_processes_end_to_end(tmp_path, spawn, database, redis_queue)
         )
         assert pressed.status_code == 302
         after = browser.get(pressed.headers["Location"])
-        assert "will be checked at the next feedback run" in after.text
+        assert "is being checked now" in after.text
 
         # GitHub tells gastown about the PR: the web process queues a check in Redis at once
         # (the scheduled one is a minute away), and the worker checks the PR on the fake GitHub.
