@@ -126,6 +126,18 @@ def _mr_convoy_id(mr: MergeRequest) -> int | None:
     return mr.landing_convoy_id or mr.bead.convoy_id
 
 
+def _mr_audit(*, name: str, mr: MergeRequest, user: Any, reason: str, message: str) -> None:
+    override_audit(
+        name=name,
+        town=mr.bead.town,
+        user=user,
+        reason=reason,
+        message=message,
+        bead=mr.bead,
+        data={"pr_url": mr.pr_url},
+    )
+
+
 # --- merge requests ---------------------------------------------------------------------
 
 
@@ -158,15 +170,7 @@ def merge_request_recheck(
         _mr_transition(mr=mr, transition="recheck", user=user, now=now)
         merge_request_request_check(merge_request=mr, now=now)
         override_check_at_once(mr.bead.town_id)
-        override_audit(
-            name="merge_request_recheck",
-            town=mr.bead.town,
-            user=user,
-            reason=reason,
-            message=message,
-            bead=mr.bead,
-            data={"pr_url": mr.pr_url},
-        )
+        _mr_audit(name="merge_request_recheck", mr=mr, user=user, reason=reason, message=message)
     return message
 
 
@@ -190,15 +194,7 @@ def merge_request_merge_now(
             check_requested_at=now,
         )
         override_check_at_once(mr.bead.town_id)
-        override_audit(
-            name="merge_request_merge_now",
-            town=mr.bead.town,
-            user=user,
-            reason=reason,
-            message=message,
-            bead=mr.bead,
-            data={"pr_url": mr.pr_url},
-        )
+        _mr_audit(name="merge_request_merge_now", mr=mr, user=user, reason=reason, message=message)
     return message
 
 
@@ -240,14 +236,8 @@ def merge_request_clear_awaiting(
             duration_ms=_ms(waiting_since, now),
             data={"pr_url": mr.pr_url},
         )
-        override_audit(
-            name="merge_request_clear_awaiting",
-            town=mr.bead.town,
-            user=user,
-            reason=reason,
-            message=message,
-            bead=mr.bead,
-            data={"pr_url": mr.pr_url},
+        _mr_audit(
+            name="merge_request_clear_awaiting", mr=mr, user=user, reason=reason, message=message
         )
     return message
 
@@ -507,29 +497,46 @@ def convoy_close(
 # --- towns ------------------------------------------------------------------------------
 
 
+def _town_set_paused(
+    *, town: Town, user: Any, reason: str, now: datetime | None, paused: bool
+) -> str:
+    """Pause or resume: one guarded update (a second click is refused, not repeated) and
+    its audit."""
+    now = now or timezone.now()
+    if paused:
+        reason = _reason_required(reason, "pause a town")
+    with transaction.atomic():
+        changed = Town.objects.filter(pk=town.pk, paused=not paused).update(
+            paused=paused, updated_at=now
+        )
+        if changed != 1:
+            raise OverrideRefused(
+                f"{town.name} is already paused." if paused else f"{town.name} is not paused."
+            )
+        town.paused = paused
+        message = (
+            f"{town.name} is paused: nothing will be dispatched until it is resumed."
+            if paused
+            else f"{town.name} resumed: dispatch starts again."
+        )
+        override_audit(
+            name="town_pause" if paused else "town_resume",
+            town=town,
+            user=user,
+            reason=reason,
+            message=message,
+        )
+    return message
+
+
 def town_pause(*, town: Town, user: Any, reason: str = "", now: datetime | None = None) -> str:
     """Stop all dispatch in the town."""
-    now = now or timezone.now()
-    reason = _reason_required(reason, "pause a town")
-    with transaction.atomic():
-        if Town.objects.filter(pk=town.pk, paused=False).update(paused=True, updated_at=now) != 1:
-            raise OverrideRefused(f"{town.name} is already paused.")
-        town.paused = True
-        message = f"{town.name} is paused: nothing will be dispatched until it is resumed."
-        override_audit(name="town_pause", town=town, user=user, reason=reason, message=message)
-    return message
+    return _town_set_paused(town=town, user=user, reason=reason, now=now, paused=True)
 
 
 def town_resume(*, town: Town, user: Any, reason: str = "", now: datetime | None = None) -> str:
     """Dispatch again."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        if Town.objects.filter(pk=town.pk, paused=True).update(paused=False, updated_at=now) != 1:
-            raise OverrideRefused(f"{town.name} is not paused.")
-        town.paused = False
-        message = f"{town.name} resumed: dispatch starts again."
-        override_audit(name="town_resume", town=town, user=user, reason=reason, message=message)
-    return message
+    return _town_set_paused(town=town, user=user, reason=reason, now=now, paused=False)
 
 
 # --- the catalogue the dashboard and the admin offer ------------------------------------
