@@ -38,6 +38,7 @@ from beads.models import (
     Blocker,
     MergeRequest,
 )
+from gastown.dashboard.charts import NOBODY_NAMED
 from gastown.models import Convoy, ReconcilerTick, Rig, TelemetryEvent, Town
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 
@@ -188,8 +189,6 @@ def awaiting_approval_list(
 
 # --- waiting on whom ---------------------------------------------------------------------
 
-#: The name of the group of PRs whose snapshot names no reviewer (a rule wants "someone").
-NOBODY_NAMED = "nobody named"
 #: At most this many waiting PRs are grouped on one page (the oldest first).
 WAITS_LIMIT = 500
 

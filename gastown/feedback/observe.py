@@ -99,6 +99,7 @@ class Observation:
     wait_ended: bool = False
     wait_ended_how: str = ""
     wait_started_at: datetime | None = None  # the ended wait's waiting_since
+    wait_reviewers: list[str] = field(default_factory=list)  # whom the ended wait was on
     rework: Rework | None = None
     notes: list[str] = field(default_factory=list)
     merge_commit_sha: str = ""  # the snapshot's, for a merged PR
@@ -391,6 +392,7 @@ def observe(
         obs.wait_ended = not terminal
         obs.wait_started_at = waiting_since
         obs.wait_ended_how = _ended_how(blocker, snapshot)
+        obs.wait_reviewers = list(mr.requested_reviewers or [])
         waiting_since = None
     fields["waiting_since"] = waiting_since
 
@@ -481,7 +483,13 @@ def edge_events(mr: MergeRequest, obs: Observation, *, now: datetime) -> list[Te
     events = []
     if obs.wait_ended:
         events.append(
-            wait_ended_event(mr, how=obs.wait_ended_how, started_at=obs.wait_started_at, now=now)
+            wait_ended_event(
+                mr,
+                how=obs.wait_ended_how,
+                started_at=obs.wait_started_at,
+                now=now,
+                reviewers=obs.wait_reviewers,
+            )
         )
     if obs.wait_began:
         events.append(wait_began_event(mr, now=now))
