@@ -66,6 +66,8 @@ MR_SNAPSHOT_FIELDS = (
     "unresolved_threads",
     "blocking_threads",
     "requested_reviewers",
+    "approvals_missing",
+    "queue_position",
     "head_sha",
     "snapshot_at",
 )

@@ -34,6 +34,8 @@ OBSERVED_FIELDS = (
     "unresolved_threads",
     "blocking_threads",
     "requested_reviewers",
+    "approvals_missing",
+    "queue_position",
     "head_sha",
     "snapshot_at",
     "blocker",
@@ -255,7 +257,7 @@ def blocker_detail(
     entry = snapshot.queue_entry
     if blocker == Blocker.QUEUED and entry is not None:
         state = entry.state.lower().replace("_", " ")
-        return f"position {entry.position} in the merge queue of {snapshot.base_ref} ({state})"
+        return f"in the merge queue of {snapshot.base_ref} ({state})"
     request = snapshot.auto_merge
     if request is not None and blocker not in {Blocker.MERGED, Blocker.CLOSED}:
         who = request.enabled_by or "a deleted account"
@@ -264,6 +266,16 @@ def blocker_detail(
             f"enabled by {who}"
         )[:200]
     return ""
+
+
+def _small(count: int | None) -> int | None:
+    return None if count is None else min(count, 32_767)
+
+
+def queue_position(snapshot: PullRequestSnapshot) -> int | None:
+    """1 for the next PR the queue merges; None when not queued or unreadable (position 0)."""
+    entry = snapshot.queue_entry
+    return entry.position if entry is not None and entry.position > 0 else None
 
 
 def snapshot_fields(
@@ -280,6 +292,8 @@ def snapshot_fields(
         "unresolved_threads": snapshot.unresolved_threads,
         "blocking_threads": snapshot.blocking_threads,
         "requested_reviewers": list(snapshot.requested_reviewers),
+        "approvals_missing": _small(snapshot.approvals_missing),
+        "queue_position": queue_position(snapshot),
         "head_sha": snapshot.head_sha[:64],
         "snapshot_at": now,
         "blocker": blocker,

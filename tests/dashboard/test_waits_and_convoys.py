@@ -117,7 +117,28 @@ def test_another_towns_waits_are_not_shown(lead_client, town, rig):
         ),
         ({"blocker": Blocker.CHECKS_FAILING, "failing_checks": ["lint"]}, "CI failing: lint"),
         ({"blocker": Blocker.CHECKS_PENDING}, "waiting on checks"),
+        (
+            {
+                "blocker": Blocker.HUMAN_REVIEW,
+                "requested_reviewers": ["alice"],
+                "approvals_missing": 1,
+            },
+            "needs 1 approval from alice",
+        ),
+        (
+            {
+                "blocker": Blocker.HUMAN_REVIEW,
+                "requested_reviewers": ["alice", "bob"],
+                "approvals_missing": 2,
+            },
+            "needs 2 approvals from alice or bob",
+        ),
+        (
+            {"blocker": Blocker.HUMAN_REVIEW, "requested_reviewers": [], "approvals_missing": 2},
+            "needs 2 approvals (no reviewer named)",
+        ),
         ({"blocker": Blocker.QUEUED}, "queued for merge"),
+        ({"blocker": Blocker.QUEUED, "queue_position": 3}, "queued for merge, position 3"),
         ({"blocker": Blocker.READY}, "ready to merge"),
         ({"blocker": Blocker.CONFLICT, "target_branch": "main"}, "conflicts with main"),
         ({"blocker": Blocker.NONE}, "waiting for the first check of its PR"),
