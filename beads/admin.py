@@ -213,7 +213,7 @@ def _recent_events_table(bead_id: int | None) -> SafeString:
         "<table><thead><tr><th>When</th><th>Kind</th><th>Status</th><th>Actor</th>"
         "<th>Note</th></tr></thead><tbody>{}</tbody></table><p>{}</p>",
         rows or format_html('<tr><td colspan="5">{}</td></tr>', "No events."),
-        _events_link(bead_id, f"All events of bead #{bead_id}"),
+        _events_link(bead_id, f"All events of {bead_ref(bead_id)}"),
     )
 
 
