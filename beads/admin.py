@@ -66,6 +66,8 @@ MR_SNAPSHOT_FIELDS = (
     "unresolved_threads",
     "blocking_threads",
     "requested_reviewers",
+    "approvals_missing",
+    "queue_position",
     "head_sha",
     "snapshot_at",
 )
@@ -211,7 +213,7 @@ def _recent_events_table(bead_id: int | None) -> SafeString:
         "<table><thead><tr><th>When</th><th>Kind</th><th>Status</th><th>Actor</th>"
         "<th>Note</th></tr></thead><tbody>{}</tbody></table><p>{}</p>",
         rows or format_html('<tr><td colspan="5">{}</td></tr>', "No events."),
-        _events_link(bead_id, f"All events of bead #{bead_id}"),
+        _events_link(bead_id, f"All events of {bead_ref(bead_id)}"),
     )
 
 

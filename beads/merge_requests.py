@@ -258,7 +258,7 @@ def merge_request_transition(
             .first()
         )
         if fresh is None:
-            raise MergeRequestTransitionRefused(f"Merge request {mr.pk} no longer exists.")
+            raise MergeRequestTransitionRefused(f"The MR of {mr.pr_name} no longer exists.")
         if hasattr(mr, "held"):
             fresh.held = mr.held  # type: ignore[attr-defined]
         refusal = merge_request_refusal(merge_request=fresh, transition=transition)

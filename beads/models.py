@@ -326,14 +326,19 @@ class MergeRequest(models.Model):
     unresolved_threads = models.PositiveIntegerField(default=0)
     blocking_threads = models.PositiveIntegerField(default=0)
     requested_reviewers = models.JSONField(default=list, blank=True)
+    # More approvals GitHub requires (PullRequestSnapshot.approvals_missing); null when the
+    # count is not known (the token may not read the protection, or none is required).
+    approvals_missing = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The PR's place in its base branch's merge queue (1 is next); null when not queued.
+    queue_position = models.PositiveIntegerField(null=True, blank=True)
     head_sha = models.CharField(max_length=64, blank=True, default="")
     snapshot_at = models.DateTimeField(null=True, blank=True)
 
     # Derived from the snapshot (domain.md §4).
     blocker = models.CharField(max_length=30, choices=Blocker.choices, blank=True, default="")
     waiting_since = models.DateTimeField(null=True, blank=True)
-    # What the blocker is about, in words, from the same snapshot: the merge queue entry's
-    # position and state, who enabled GitHub's auto-merge, who added the hold label.
+    # What the blocker is about, in words, from the same snapshot: the merge queue and the
+    # entry's state, who enabled GitHub's auto-merge, who added the hold label.
     blocker_detail = models.CharField(max_length=200, blank=True, default="")
     wait_escalated_at = models.DateTimeField(null=True, blank=True)
 

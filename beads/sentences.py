@@ -29,6 +29,12 @@ def _blocker_sentence(mr: MergeRequest) -> str:
     blocker = mr.blocker
     if blocker == Blocker.HUMAN_REVIEW:
         who = _people(mr.requested_reviewers)
+        # The count is known when the token may read the branch's protection (scm's
+        # PullRequestSnapshot.approvals_missing); without it, the sentence has no number.
+        count = mr.approvals_missing
+        if count:
+            needed = _plural(count, "approval")
+            return f"needs {needed} from {who}" if who else f"needs {needed} (no reviewer named)"
         return f"needs approval from {who}" if who else "needs an approval (no reviewer named)"
     if blocker == Blocker.CHECKS_FAILING:
         failing = [c for c in mr.failing_checks or [] if isinstance(c, str)]
@@ -48,8 +54,8 @@ def _blocker_sentence(mr: MergeRequest) -> str:
     if blocker == Blocker.MERGE_QUEUE:
         return "goes through the merge queue once ready"
     if blocker == Blocker.QUEUED:
-        # The snapshot keeps no queue position yet (scm reads it; no field stores it).
-        return "queued for merge"
+        position = mr.queue_position
+        return f"queued for merge, position {position}" if position else "queued for merge"
     if blocker == Blocker.HELD_BY_LABEL:
         return "held by a label on the PR"
     if blocker == Blocker.UNKNOWN:

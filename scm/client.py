@@ -21,6 +21,7 @@ Why PyGithub is built the way it is below:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -36,7 +37,7 @@ from scm.credentials import Credential, GitHubAppCredential, GitHubCredential
 from scm.errors import AnswerError, CredentialError, ScmError
 from scm.github_errors import RateLimit, classify_refusal, translate
 from scm.installations import AppInstallations, shared_installations
-from scm.snapshots import parse_snapshot, parse_threads, parse_time
+from scm.snapshots import parse_approvals, parse_snapshot, parse_threads, parse_time
 from scm.types import (
     MERGE_METHODS,
     MERGE_QUEUE_ENTRY_STATES,
@@ -273,6 +274,7 @@ class GitHubClient:
             self._fetch_batch(batch, results, retry=True)
         if thread_classifier is not None:
             self._classify_threads(results, thread_classifier)
+        self._count_approvals(results)
         return results
 
     def _batched(self, refs: Sequence[PullRequestRef]) -> Iterable[list[PullRequestRef]]:
@@ -416,6 +418,42 @@ class GitHubClient:
                     continue
                 results[ref] = SnapshotResult(
                     ref, snapshot=_with_blocking(snapshot, node, classifier)
+                )
+
+    def _count_approvals(self, results: dict[PullRequestRef, SnapshotResult]) -> None:
+        """Third document, only for PRs waiting on reviews whose count the snapshot does not
+        settle (PullRequestSnapshot.approvals_count_open): approvals given, and a ruleset's
+        required count. Anything that goes wrong leaves the count unknown, nothing else."""
+        wanted = [
+            ref
+            for ref, result in results.items()
+            if result.snapshot is not None and result.snapshot.approvals_count_open
+        ]
+        for batch in self._batched(wanted):
+            document = documents.approvals_document(batch)
+            try:
+                data, _ = self._graphql(document)
+            except CredentialError:
+                raise
+            except ScmError as error:
+                logger.warning("could not count approvals: %s", error)
+                continue
+            for alias, ref in document.aliases.items():
+                repository = data.get(alias)
+                node = repository.get("pullRequest") if isinstance(repository, dict) else None
+                snapshot = results[ref].snapshot
+                if not isinstance(node, dict) or snapshot is None:
+                    continue
+                by_rules, given = parse_approvals(node)
+                required = max(
+                    (c for c in (snapshot.approvals_required, by_rules) if c is not None),
+                    default=None,
+                )
+                results[ref] = SnapshotResult(
+                    ref,
+                    snapshot=dataclasses.replace(
+                        snapshot, approvals_required=required, approvals_given=given
+                    ),
                 )
 
     # --- writes -------------------------------------------------------------------------

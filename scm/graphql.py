@@ -6,9 +6,12 @@ each connection costs one request per parent node GitHub must visit, i.e. the pr
 the charge (at least 1 point per document). The snapshot document asks each pull request for
 four connections with no connection above them (labels, review requests, review threads,
 the status-check rollup's contexts), so a batch of 50 PRs costs 200 requests = 2 points,
-about 0.04 points per PR check. Merge queue entry and auto-merge request are single objects:
-free. Limits *inside* a connection would multiply: that is why thread
-comments are asked for in a second document, only for PRs that have unresolved threads.
+about 0.04 points per PR check. Merge queue entry, auto-merge request and the base branch's
+protection (`baseRef.refUpdateRule`) are single objects: free. Limits *inside* a connection
+would multiply: that is why thread comments are asked for in a second document, only for PRs
+that have unresolved threads; and the approvals given (and a ruleset's required count) in
+a third, only for PRs waiting on a review whose count the snapshot does not settle (two
+connections per PR: at most 1 point per batch).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ THREAD_DETAIL_LIMIT = 30
 THREAD_COMMENTS_LIMIT = 3
 LABELS_LIMIT = 10
 LABEL_EVENTS_LIMIT = 20
+APPROVALS_LIMIT = 20  # reviewers whose latest review counts; base-branch rules
 
 SNAPSHOT_FRAGMENT = f"""
 fragment SnapshotFields on PullRequest {{
@@ -58,6 +62,7 @@ fragment SnapshotFields on PullRequest {{
   id
   isMergeQueueEnabled
   mergeQueueEntry {{ position state }}
+  baseRef {{ refUpdateRule {{ requiredApprovingReviewCount }} }}
   autoMergeRequest {{ enabledAt mergeMethod enabledBy {{ login }} }}
   labels(first: {LABELS_LIMIT}) {{ nodes {{ name }} }}
   reviewRequests(first: {REVIEW_REQUESTS_LIMIT}) {{
@@ -107,6 +112,32 @@ _THREADS_ALIAS = f"""
           path
           comments(first: {THREAD_COMMENTS_LIMIT}) {{{{
             nodes {{{{ author {{{{ login }}}} body }}}}
+          }}}}
+        }}}}
+      }}}}
+    }}}}
+  }}}}"""
+
+# How many approvals a PR waiting on reviews has, and what a ruleset on its base requires
+# (classic protection's count is in the snapshot: refUpdateRule). latestOpinionatedReviews
+# is each reviewer's latest approving or change-requesting review; writersOnly, as branch
+# protection counts only approvals by people with write access.
+# https://docs.github.com/en/graphql/reference/objects#pullrequest
+# https://docs.github.com/en/graphql/reference/objects#pullrequestparameters
+_APPROVALS_ALIAS = f"""
+  {{alias}}: repository(owner: $o{{i}}, name: $r{{i}}) {{{{
+    pullRequest(number: $n{{i}}) {{{{
+      latestOpinionatedReviews(first: {APPROVALS_LIMIT}, writersOnly: true) {{{{
+        nodes {{{{ state }}}}
+      }}}}
+      baseRef {{{{
+        rules(first: {APPROVALS_LIMIT}) {{{{
+          nodes {{{{
+            type
+            parameters {{{{
+              __typename
+              ... on PullRequestParameters {{{{ requiredApprovingReviewCount }}}}
+            }}}}
           }}}}
         }}}}
       }}}}
@@ -231,6 +262,14 @@ def threads_document(refs: Sequence[PullRequestRef]) -> Document:
     return Document(query, variables, aliases, "PullRequestThreads")
 
 
+def approvals_document(refs: Sequence[PullRequestRef]) -> Document:
+    """Approvals given and a ruleset's required count, for PRs waiting on reviews."""
+    declarations, variables, aliases = _variables(refs)
+    body = "".join(_APPROVALS_ALIAS.format(alias=f"pr{i}", i=i) for i in range(len(refs)))
+    query = f"query PullRequestApprovals({declarations}) {{\n{RATE_LIMIT_SELECTION}{body}\n}}\n"
+    return Document(query, variables, aliases, "PullRequestApprovals")
+
+
 def timeline_document(refs: Sequence[PullRequestRef], kind: tuple[str, str, int]) -> Document:
     """One kind of timeline event (LABELED_EVENTS, QUEUE_REMOVALS), latest last."""
     item_type, selection, limit = kind
@@ -259,6 +298,7 @@ def all_documents() -> list[Document]:
     return [
         snapshot_document(refs),
         threads_document(refs),
+        approvals_document(refs),
         timeline_document(refs, LABELED_EVENTS),
         timeline_document(refs, QUEUE_REMOVALS),
         single_document(PULL_REQUEST_ID, {"owner": "octo", "name": "one", "number": 1}),

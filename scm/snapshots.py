@@ -163,6 +163,38 @@ def _account_for_unlisted(
             found.append(unlisted)
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _required_approvals(node: dict[str, Any]) -> int | None:
+    """Classic branch protection's count, as the token may see it (baseRef.refUpdateRule:
+    null without a rule, or for a token that may not read it)."""
+    base = node.get("baseRef")
+    rule = base.get("refUpdateRule") if isinstance(base, dict) else None
+    return _count(rule.get("requiredApprovingReviewCount")) if isinstance(rule, dict) else None
+
+
+def parse_approvals(node: dict[str, Any]) -> tuple[int | None, int]:
+    """A PullRequestApprovals answer: the strictest ruleset's required count (None: no
+    pull_request rule seen) and how many writers' latest reviews approve."""
+    read = _Reader(node)
+    given = sum(
+        1
+        for review in read.nodes("latestOpinionatedReviews", "nodes")
+        if review.get("state") == "APPROVED"
+    )
+    base = node.get("baseRef")
+    counts = [
+        count
+        for rule in (_Reader(base).nodes("rules", "nodes") if isinstance(base, dict) else [])
+        if rule.get("type") == "PULL_REQUEST"
+        and isinstance(rule.get("parameters"), dict)
+        and (count := _count(rule["parameters"].get("requiredApprovingReviewCount"))) is not None
+    ]
+    return (max(counts) if counts else None), given
+
+
 def parse_snapshot(
     ref: PullRequestRef, node: dict[str, Any], *, fetched_at: datetime, url: str
 ) -> PullRequestSnapshot:
@@ -250,6 +282,7 @@ def parse_snapshot(
         queue_entry=queue_entry,
         auto_merge=auto_merge,
         labels=labels,
+        approvals_required=_required_approvals(node),
     )
 
 

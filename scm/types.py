@@ -168,10 +168,44 @@ class PullRequestSnapshot:
     auto_merge: AutoMergeRequest | None = None
     labels: tuple[str, ...] = ()  # names only; GitHubClient.label_events says who added one
     merge_commit_sha: str = ""  # a merged PR's merge commit (mergeCommit.oid)
+    # Approving reviews the base branch's protection requires: classic protection's
+    # requiredApprovingReviewCount, or the strictest ruleset's; None when the token sees no
+    # count (no rule asks for approvals, or it may not read them). `approvals_given`: writers
+    # whose latest review approves, when asked (None: not asked, see approvals_missing).
+    approvals_required: int | None = None
+    approvals_given: int | None = None
 
     @property
     def ref(self) -> PullRequestRef:
         return PullRequestRef(self.repo, self.number)
+
+    @property
+    def approvals_count_open(self) -> bool:
+        """Waiting on reviews with a count the snapshot alone does not settle: more than one
+        approval required (how many are given?), or no count seen (a ruleset's?)."""
+        return (
+            self.review_decision == "REVIEW_REQUIRED"
+            and self.approvals_given is None
+            and (self.approvals_required is None or self.approvals_required > 1)
+        )
+
+    @property
+    def approvals_missing(self) -> int | None:
+        """How many more approvals GitHub requires: 0 once approved; None when not known (no
+        count seen, or the wait is on something a count does not say: code owners, a
+        change request)."""
+        if self.review_decision == "APPROVED":
+            return 0
+        if self.review_decision != "REVIEW_REQUIRED" or not self.approvals_required:
+            return None
+        if self.approvals_required == 1:
+            # Still waiting, so the one that counts is missing (a code owner's, when
+            # someone else approved).
+            return 1
+        if self.approvals_given is None:
+            return None
+        missing = self.approvals_required - self.approvals_given
+        return missing if missing > 0 else None
 
 
 WriteKind = Literal["done", "head_moved", "clean", "not_allowed", "refused", "transient"]

@@ -106,8 +106,11 @@ def override_admin_action(name: str, *, on_beads: bool = False) -> AdminAction:
             except OverrideRefused as error:
                 refused.append(f"{target}: {error.message}")
         if done:
+            # Pausing a town or failing an MR is done, not good news (as on the dashboard).
             modeladmin.message_user(
-                request, f"{chosen.label}: {len(done)} done. " + " ".join(done), messages.SUCCESS
+                request,
+                f"{chosen.label}: {len(done)} done. " + " ".join(done),
+                messages.WARNING if chosen.danger else messages.SUCCESS,
             )
         if refused:
             modeladmin.message_user(

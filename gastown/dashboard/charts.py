@@ -176,7 +176,8 @@ def chart_card(
 
 # --- how long PRs waited on a human ------------------------------------------------------
 
-NOT_RECORDED = "(not recorded)"
+NOT_RECORDED = "(not recorded)"  # a wait that ended before events named its reviewers
+NOBODY_NAMED = "nobody named"  # a wait on no requested reviewer (a rule, a code owner team)
 TOP_REVIEWERS = 6
 
 
@@ -214,7 +215,9 @@ def wait_duration_charts(*, town: Town, now: datetime, weeks: int = 8) -> list[d
         day = created_at.date()
         by_week[day - timedelta(days=day.weekday())].append(ms)
         reviewers = data.get("reviewers") if isinstance(data, dict) else None
-        for reviewer in reviewers if isinstance(reviewers, list) and reviewers else [NOT_RECORDED]:
+        if not isinstance(reviewers, list):
+            reviewers = [NOT_RECORDED]
+        for reviewer in dict.fromkeys(reviewers) or [NOBODY_NAMED]:
             by_reviewer[str(reviewer)].append(ms)
     week_list = [first_week + timedelta(weeks=i) for i in range(weeks)]
     week_stats = [

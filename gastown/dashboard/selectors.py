@@ -38,7 +38,8 @@ from beads.models import (
     Blocker,
     MergeRequest,
 )
-from gastown.models import Convoy, ReconcilerTick, Rig, TelemetryEvent, Town
+from gastown.dashboard.charts import NOBODY_NAMED
+from gastown.models import Convoy, ConvoyStatus, ReconcilerTick, Rig, TelemetryEvent, Town
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 
 #: The newest tick younger than this means the workers are running.
@@ -77,6 +78,7 @@ class Overview:
     oldest_wait_since: datetime | None
     suppressed_now: list[Convoy]
     suppressed_today: int
+    #: Beads failed in the last 24 h whose work is still not done (made_good excluded).
     failures_24h: int
     recent_failures: list[Bead]
     open_escalations: int
@@ -84,6 +86,11 @@ class Overview:
     last_tick: ReconcilerTick | None
     workers_alive: bool
     now: datetime = field(default_factory=timezone.now)
+    #: Failed in the last 24 h, but done since: their issue merged, or their convoy landed.
+    failures_made_good: int = 0
+    #: What went well in the last 24 h.
+    merged_24h: int = 0
+    landed_24h: int = 0
     #: Whom the waiting PRs wait on, the longest-kept first, and the oldest waits.
     reviewers: list[ReviewerWaits] = field(default_factory=list)
     oldest_waits: list[Wait] = field(default_factory=list)
@@ -92,6 +99,17 @@ class Overview:
 def start_of_day(now: datetime) -> datetime:
     local = timezone.localtime(now)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+#: A failed bead whose work was done after all: its convoy landed (the landing MR's too), or
+#: the issue a failed MR was landing closed (a later MR, re-dispatched, merged). Such a
+#: failure is history, not something for the team lead to act on.
+FAILURE_MADE_GOOD = (
+    Q(convoy__status=ConvoyStatus.LANDED)
+    | Q(merge_request__landing_convoy__status=ConvoyStatus.LANDED)
+    | Q(merge_request__source__status=BeadStatus.CLOSED)
+    | Q(merge_request__source__convoy__status=ConvoyStatus.LANDED)
+)
 
 
 def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
@@ -110,9 +128,11 @@ def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
         for bead_type, label in BeadType.choices
     ]
     awaiting = _awaiting_base(town).aggregate(n=Count("id"), oldest=Min("waiting_since"))
-    failed = Bead.objects.filter(
-        town=town, status=BeadStatus.FAILED, closed_at__gte=now - timedelta(hours=24)
-    )
+    day_ago = now - timedelta(hours=24)
+    failed = Bead.objects.filter(town=town, status=BeadStatus.FAILED, closed_at__gte=day_ago)
+    # One row per failed bead: each join is to at most one row (FKs, the MR's one-to-one).
+    failures = failed.aggregate(n=Count("id"), made_good=Count("id", filter=FAILURE_MADE_GOOD))
+    standing = failed.exclude(FAILURE_MADE_GOOD)
     escalations = Bead.objects.filter(
         town=town, type=BeadType.ESCALATION, status__in=ACTIVE_STATUSES
     )
@@ -134,8 +154,13 @@ def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
         suppressed_today=TelemetryEvent.objects.filter(
             town=town, name="reconciler.respawn_suppressed", created_at__gte=start_of_day(now)
         ).count(),
-        failures_24h=failed.count(),
-        recent_failures=list(failed.order_by("-closed_at")[:5]),
+        failures_24h=failures["n"] - failures["made_good"],
+        failures_made_good=failures["made_good"],
+        recent_failures=list(standing.order_by("-closed_at")[:5]),
+        merged_24h=MergeRequest.objects.filter(bead__town=town, merged_at__gte=day_ago).count(),
+        landed_24h=Convoy.objects.filter(
+            town=town, status=ConvoyStatus.LANDED, landed_at__gte=day_ago
+        ).count(),
         open_escalations=escalations.count(),
         escalations=list(escalations.order_by("-created_at")[:5]),
         last_tick=last_tick,
@@ -188,8 +213,6 @@ def awaiting_approval_list(
 
 # --- waiting on whom ---------------------------------------------------------------------
 
-#: The name of the group of PRs whose snapshot names no reviewer (a rule wants "someone").
-NOBODY_NAMED = "nobody named"
 #: At most this many waiting PRs are grouped on one page (the oldest first).
 WAITS_LIMIT = 500
 

@@ -12,7 +12,7 @@ import logging
 
 from django.utils.text import slugify
 
-from beads.models import Bead, BeadType, MergeRequest
+from beads.models import Bead, BeadType, MergeRequest, bead_ref
 from gastown.models import Agent, AgentRole
 from gastown.services.github import github_client_for
 from gastown.services.reports import (
@@ -66,7 +66,7 @@ def _polecat_work(agent: Agent, bead: Bead) -> None:
             head=branch,
             base=target,
             title=bead.title,
-            body=f"{bead.body}\n\nSimulated work by {agent.name} for bead #{bead.pk}.",
+            body=f"{bead.body}\n\nSimulated work by {agent.name} for {bead_ref(bead.pk)}.",
         )
         fake_control(f"pulls/{ref.repo}/{ref.number}/checks", {"name": "ci"})
     except ScmError as error:

@@ -479,11 +479,12 @@ def _enqueue(
             {
                 "blocker": Blocker.QUEUED,
                 "blocker_detail": (
-                    f"position {entry.position} in the merge queue of {snapshot.base_ref} "
+                    f"in the merge queue of {snapshot.base_ref} "
                     f"({entry.state.lower().replace('_', ' ')})"
                     if entry is not None
                     else f"in the merge queue of {snapshot.base_ref}"
                 )[:200],
+                "queue_position": entry.position if entry is not None and entry.position else None,
                 "auto_merge_ready_since": None,
                 "last_error": "",
                 "last_error_kind": "",

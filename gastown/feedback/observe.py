@@ -34,6 +34,8 @@ OBSERVED_FIELDS = (
     "unresolved_threads",
     "blocking_threads",
     "requested_reviewers",
+    "approvals_missing",
+    "queue_position",
     "head_sha",
     "snapshot_at",
     "blocker",
@@ -99,6 +101,7 @@ class Observation:
     wait_ended: bool = False
     wait_ended_how: str = ""
     wait_started_at: datetime | None = None  # the ended wait's waiting_since
+    wait_reviewers: list[str] = field(default_factory=list)  # whom the ended wait was on
     rework: Rework | None = None
     notes: list[str] = field(default_factory=list)
     merge_commit_sha: str = ""  # the snapshot's, for a merged PR
@@ -254,7 +257,7 @@ def blocker_detail(
     entry = snapshot.queue_entry
     if blocker == Blocker.QUEUED and entry is not None:
         state = entry.state.lower().replace("_", " ")
-        return f"position {entry.position} in the merge queue of {snapshot.base_ref} ({state})"
+        return f"in the merge queue of {snapshot.base_ref} ({state})"
     request = snapshot.auto_merge
     if request is not None and blocker not in {Blocker.MERGED, Blocker.CLOSED}:
         who = request.enabled_by or "a deleted account"
@@ -263,6 +266,16 @@ def blocker_detail(
             f"enabled by {who}"
         )[:200]
     return ""
+
+
+def _small(count: int | None) -> int | None:
+    return None if count is None else min(count, 32_767)
+
+
+def queue_position(snapshot: PullRequestSnapshot) -> int | None:
+    """1 for the next PR the queue merges; None when not queued or unreadable (position 0)."""
+    entry = snapshot.queue_entry
+    return entry.position if entry is not None and entry.position > 0 else None
 
 
 def snapshot_fields(
@@ -279,6 +292,8 @@ def snapshot_fields(
         "unresolved_threads": snapshot.unresolved_threads,
         "blocking_threads": snapshot.blocking_threads,
         "requested_reviewers": list(snapshot.requested_reviewers),
+        "approvals_missing": _small(snapshot.approvals_missing),
+        "queue_position": queue_position(snapshot),
         "head_sha": snapshot.head_sha[:64],
         "snapshot_at": now,
         "blocker": blocker,
@@ -391,6 +406,7 @@ def observe(
         obs.wait_ended = not terminal
         obs.wait_started_at = waiting_since
         obs.wait_ended_how = _ended_how(blocker, snapshot)
+        obs.wait_reviewers = list(mr.requested_reviewers or [])
         waiting_since = None
     fields["waiting_since"] = waiting_since
 
@@ -481,7 +497,13 @@ def edge_events(mr: MergeRequest, obs: Observation, *, now: datetime) -> list[Te
     events = []
     if obs.wait_ended:
         events.append(
-            wait_ended_event(mr, how=obs.wait_ended_how, started_at=obs.wait_started_at, now=now)
+            wait_ended_event(
+                mr,
+                how=obs.wait_ended_how,
+                started_at=obs.wait_started_at,
+                now=now,
+                reviewers=obs.wait_reviewers,
+            )
         )
     if obs.wait_began:
         events.append(wait_began_event(mr, now=now))

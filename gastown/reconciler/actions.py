@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from beads.models import bead_ref
+
 
 @dataclass(frozen=True)
 class Action:
@@ -25,7 +27,7 @@ class DispatchPolecat(Action):
 
     def describe(self) -> str:
         who = f"agent {self.agent_id}" if self.agent_id else "a new polecat"
-        return f"dispatch bead #{self.bead_id} to {who}"
+        return f"dispatch {bead_ref(self.bead_id)} to {who}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class DispatchRefinery(Action):
 
     def describe(self) -> str:
         extra = " and open its PR" if self.open_pr else ""
-        return f"hand MR bead #{self.bead_id} to the refinery for review{extra}"
+        return f"hand MR {bead_ref(self.bead_id)} to the refinery for review{extra}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class WatchMergeRequest(Action):
 
     def describe(self) -> str:
         extra = " and open its PR" if self.open_pr else ""
-        return f"watch MR bead #{self.bead_id} (no code review){extra}"
+        return f"watch MR {bead_ref(self.bead_id)} (no code review){extra}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class FailBead(Action):
     message: str
 
     def describe(self) -> str:
-        return f"fail bead #{self.bead_id} ({self.code}): {self.message}"
+        return f"fail {bead_ref(self.bead_id)} ({self.code}): {self.message}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class ReopenBead(Action):
     note: str
 
     def describe(self) -> str:
-        return f"reopen bead #{self.bead_id}: {self.note}"
+        return f"reopen {bead_ref(self.bead_id)}: {self.note}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class CloseBead(Action):
     note: str
 
     def describe(self) -> str:
-        return f"close bead #{self.bead_id}: {self.note}"
+        return f"close {bead_ref(self.bead_id)}: {self.note}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class UnhookAgent(Action):
     note: str
 
     def describe(self) -> str:
-        return f"unhook agent {self.agent_id} from bead #{self.bead_id}: {self.note}"
+        return f"unhook agent {self.agent_id} from {bead_ref(self.bead_id)}: {self.note}"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from beads.merge_requests import (
     merge_request_transition,
     merge_request_write,
 )
-from beads.models import BeadEventKind, MergeRequest, MergeRequestState
+from beads.models import BeadEventKind, MergeRequest, MergeRequestState, bead_ref
 from beads.services import bead_event_record, escalation_raise
 from gastown.logs import log_context
 from gastown.models import Agent, AgentStatus, Convoy, Town
@@ -75,7 +75,7 @@ def open_pull_request(*, town: Town, mr_id: int, now: datetime) -> None:
             head=mr.branch,
             base=mr.target_branch,
             title=mr.bead.title,
-            body=mr.bead.body or f"Opened by gastown for bead #{mr.bead_id}.",
+            body=mr.bead.body or f"Opened by gastown for {bead_ref(mr.bead_id)}.",
         )
     except ScmError as exc:
         with transaction.atomic():

@@ -23,6 +23,7 @@ from beads.models import (
     BeadType,
     MergeRequest,
     MergeRequestState,
+    bead_ref,
 )
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
@@ -149,12 +150,12 @@ def _mr_bead_verdict(s: TownSnapshot, bead_id: int) -> tuple[str, Verdict]:
     """What to call an MR bead in the escalation, and its verdict."""
     mr = next((m for m in s.merge_requests if m.bead_id == bead_id and m.is_active), None)
     if mr is None:
-        return f"MR bead #{bead_id}", Verdict(
+        return f"MR {bead_ref(bead_id)}", Verdict(
             why=f"its bead is {s.beads[bead_id].status} but it has no live merge request "
             "(none, or one that is merged or failed); a row written outside the services. "
             "Create its merge request, or fail the bead."
         )
-    return f"merge request #{mr.pk}", Verdict(why=merge_request_stall(s, mr))
+    return f"MR {bead_ref(mr.bead_id)}", Verdict(why=merge_request_stall(s, mr))
 
 
 def _convoy_verdict(s: TownSnapshot, convoy_id: int) -> Verdict:
@@ -200,13 +201,15 @@ def rule_x_watchdog(s: TownSnapshot, planned: list[a.Action]) -> Iterator[a.Acti
             title = f"Stalled: {what} will not move by itself"
         else:
             verdict = _issue_verdict(s, bead_id)
-            title = f"Stalled: bead #{bead_id} {bead.title}"
+            title = f"Stalled: {bead_ref(bead_id)} {bead.title}"
         if verdict.why:
             yield a.RaiseEscalation(
                 rule="X",
                 key=key,
                 title=title[:300],
-                body=f"Bead #{bead_id} ({bead.type}, {bead.status}) will not move: {verdict.why}",
+                body=(
+                    f"{bead_ref(bead_id)} ({bead.type}, {bead.status}) will not move: {verdict.why}"
+                ),
                 rig_id=bead.rig_id,
             )
     for convoy in s.convoys:

@@ -44,27 +44,43 @@ def telemetry_event(mr: MergeRequest, name: str, **fields: Any) -> TelemetryEven
     )
 
 
+def _reviewers(names: object) -> list[str]:
+    return [n for n in names if isinstance(n, str) and n] if isinstance(names, list) else []
+
+
 def wait_began_event(mr: MergeRequest, *, now: datetime) -> TelemetryEvent:
+    """`data["reviewers"]`: whom the PR waits on, as its snapshot names them (empty when
+    it names nobody: a rule wants "someone"); the Telemetry page charts waits per reviewer."""
     return telemetry_event(
         mr,
         "pr.awaiting_approval_detected",
         label=mr.review_decision,
         reason=mr.merge_state_status,
         duration_ms=duration_ms(mr.bead.created_at, now),
-        data={"pr_url": mr.pr_url},
+        data={"pr_url": mr.pr_url, "reviewers": _reviewers(mr.requested_reviewers)},
     )
 
 
 def wait_ended_event(
-    mr: MergeRequest, *, how: str, started_at: datetime | None, now: datetime
+    mr: MergeRequest,
+    *,
+    how: str,
+    started_at: datetime | None,
+    now: datetime,
+    reviewers: list[str] | None = None,
 ) -> TelemetryEvent:
+    """`reviewers`: whom the wait was on, when `mr` already holds a newer snapshot (an
+    approval takes the reviewer off GitHub's list); else the MR's requested reviewers."""
     return telemetry_event(
         mr,
         "pr.awaiting_approval_resolved",
         label=mr.review_decision,
         reason=how,
         duration_ms=duration_ms(started_at, now),
-        data={"pr_url": mr.pr_url},
+        data={
+            "pr_url": mr.pr_url,
+            "reviewers": _reviewers(mr.requested_reviewers if reviewers is None else reviewers),
+        },
     )
 
 

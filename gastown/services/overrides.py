@@ -60,7 +60,7 @@ from gastown.services.convoys import (
     convoy_suppression_end,
     convoy_transition,
 )
-from gastown.services.merge_requests import mr_fail
+from gastown.services.merge_requests import mr_fail, wait_ended_event
 
 
 class OverrideRefused(Exception):
@@ -83,10 +83,6 @@ def override_check_at_once(town_id: int) -> None:
     """Queue the feedback check an override promised, once its transaction commits (the
     one-minute schedule remains the safety net)."""
     transaction.on_commit(functools.partial(enqueue_feedback_check, town_id))
-
-
-def _ms(start: datetime | None, end: datetime) -> int | None:
-    return None if start is None else max(0, int((end - start).total_seconds() * 1000))
 
 
 def override_audit(
@@ -120,10 +116,6 @@ def override_audit(
         reason=reason,
         data=payload,
     )
-
-
-def _mr_convoy_id(mr: MergeRequest) -> int | None:
-    return mr.landing_convoy_id or mr.bead.convoy_id
 
 
 def _mr_audit(*, name: str, mr: MergeRequest, user: Any, reason: str, message: str) -> None:
@@ -225,17 +217,7 @@ def merge_request_clear_awaiting(
             merge_refusal_waits_on="",
             merge_hold_from=None,
         )
-        TelemetryEvent.objects.create(
-            name="pr.awaiting_approval_resolved",
-            town_id=mr.bead.town_id,
-            rig_id=mr.bead.rig_id,
-            bead=mr.bead,
-            convoy_id=_mr_convoy_id(mr),
-            label=mr.review_decision,
-            reason="cleared_by_user",
-            duration_ms=_ms(waiting_since, now),
-            data={"pr_url": mr.pr_url},
-        )
+        wait_ended_event(mr, how="cleared_by_user", started_at=waiting_since, now=now).save()
         _mr_audit(
             name="merge_request_clear_awaiting", mr=mr, user=user, reason=reason, message=message
         )

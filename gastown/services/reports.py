@@ -34,6 +34,7 @@ from beads.models import (
     MergeRequest,
     MergeRequestState,
     ReviewStatus,
+    bead_ref,
 )
 from beads.services import (
     bead_assign,
@@ -125,7 +126,7 @@ def _require_hooked(agent: Agent, bead: Bead) -> None:
         if agent.hooked_bead_id is None:
             held = "it holds no assignment"
         else:
-            held = f"its assignment is bead #{agent.hooked_bead_id}"
+            held = f"its assignment is {bead_ref(agent.hooked_bead_id)}"
         raise ReportRefused(
             f"Bead {bead.ref} is not assigned to agent {agent.name} ({held}).", field="bead"
         )
@@ -301,7 +302,7 @@ def agent_report_done(
                 bead=bead,
                 status=BeadStatus.IN_REVIEW,
                 actor=actor,
-                note=f"Done on {branch}: MR bead #{mr.bead_id}.",
+                note=f"Done on {branch}: MR {bead_ref(mr.bead_id)}.",
                 now=now,
                 data={"merge_request_id": mr.pk, "branch": branch, "pr_url": mr.pr_url},
             )
@@ -328,7 +329,8 @@ def _rework_done(
         rig = mr.bead.rig
         if rig is None:
             raise ReportRefused(
-                f"MR #{mr.pk} belongs to no rig, so no pull request can be attached to it.",
+                f"MR {bead_ref(mr.bead_id)} belongs to no rig, so no pull request can be "
+                "attached to it.",
                 field="bead",
             )
         _check_pr_repo(ref, rig)
@@ -491,7 +493,7 @@ def refinery_report_review(
             _require_hooked(agent, bead)
         if bead.is_terminal:
             raise ReportRefused(
-                f"MR bead #{bead.pk} is {bead.status}; a review no longer applies.",
+                f"MR {bead_ref(bead.pk)} is {bead.status}; a review no longer applies.",
                 field="merge_request",
             )
         status = ReviewStatus.PASSED if passed else ReviewStatus.CHANGES_REQUESTED

@@ -30,11 +30,13 @@ from scm.fake.state import (
     merge_queue_enabled,
     merge_state_status,
     mergeable,
+    opinionated_reviews,
     protection_applies,
     protection_violations,
     queue_position,
     ready_for_queue,
     review_decision,
+    reviews_required,
     settle,
 )
 from scm.graphql import graphql_cost
@@ -192,6 +194,48 @@ def _timeline(pull: FakePull):
     return items
 
 
+def _base_ref(repo: FakeRepo, pull: FakePull) -> dict[str, Any]:
+    """The PR's base branch and the protection on it a token may read: classic protection
+    as `refUpdateRule` (null when no rule asks for reviews), a ruleset's pull_request rule
+    in `rules` (https://docs.github.com/en/graphql/reference/objects#ref)."""
+    required = reviews_required(repo, pull) and repo.protection_visible
+    rule = None
+    if required and not repo.rulesets:
+        rule = {
+            "pattern": pull.base,
+            "requiredApprovingReviewCount": repo.required_approvals,
+            "requiresCodeOwnerReviews": repo.require_code_owner_review,
+            "requiresConversationResolution": repo.require_conversation_resolution,
+            "requiresLinearHistory": repo.require_linear_history,
+            "requiresSignatures": repo.require_signed_commits,
+            "requiredStatusCheckContexts": sorted(repo.required_checks),
+        }
+    rules = []
+    if required and repo.rulesets:
+        rules.append(
+            {
+                "id": f"RR_{repo.id}_pull_request",
+                "type": "PULL_REQUEST",
+                "parameters": {
+                    "__typename": "PullRequestParameters",
+                    "requiredApprovingReviewCount": repo.required_approvals,
+                    "requireCodeOwnerReview": repo.require_code_owner_review,
+                    "requireLastPushApproval": False,
+                    "dismissStaleReviewsOnPush": False,
+                    "requiredReviewThreadResolution": repo.require_conversation_resolution,
+                },
+            }
+        )
+    return {
+        "__typename": "Ref",
+        "id": f"REF_{repo.id}_{pull.base}",
+        "name": pull.base,
+        "prefix": "refs/heads/",
+        "refUpdateRule": rule,
+        "rules": lambda info, first=None, last=None, **_: _connection(rules, first, last),
+    }
+
+
 def _pull_node(repo: FakeRepo, pull: FakePull, web_url: str) -> dict[str, Any]:
     state = "MERGED" if pull.merged else "OPEN" if pull.state == "open" else "CLOSED"
     auto_merge = pull.auto_merge
@@ -234,9 +278,20 @@ def _pull_node(repo: FakeRepo, pull: FakePull, web_url: str) -> dict[str, Any]:
             "contexts": lambda info, first=None, last=None, **_: _connection(contexts, first, last),
         }
 
+    def latest_opinionated_reviews(
+        info: Any, first: int | None = None, last: int | None = None, **_: Any
+    ) -> dict[str, Any]:
+        nodes = [
+            {"__typename": "PullRequestReview", "state": state, "author": _actor(login)}
+            for login, state in opinionated_reviews(pull)
+        ]
+        return _connection(nodes, first, last)
+
     return {
         "__typename": "PullRequest",
         "id": f"PR_{repo.id}_{pull.number}",
+        "baseRef": _base_ref(repo, pull),
+        "latestOpinionatedReviews": latest_opinionated_reviews,
         "number": pull.number,
         "title": pull.title,
         "url": f"{web_url}/{repo.full_name}/pull/{pull.number}",

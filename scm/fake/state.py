@@ -134,8 +134,12 @@ class FakeRepo:
     lock_branch: bool = False
     require_merge_queue: bool = False
     # Protection comes from rulesets (a refusal lists every violated rule) rather than
-    # classic branch protection (it names the first).
+    # classic branch protection (it names the first). GraphQL shows a ruleset's rules in
+    # the base ref's `rules`, classic protection in its `refUpdateRule`.
     rulesets: bool = False
+    # Whether the token may see the base branch's protection (refUpdateRule, rules): False
+    # gives neither, so the count of approvals required is unknown to it.
+    protection_visible: bool = True
     # The repository setting "Allow auto-merge" (off by default on GitHub; on here so tests
     # need not ask for it).
     allow_auto_merge: bool = True
@@ -157,6 +161,19 @@ def latest_reviews(pull: FakePull) -> dict[str, str]:
         if state in {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}:
             latest[login] = state
     return latest
+
+
+def opinionated_reviews(pull: FakePull) -> list[tuple[str, str]]:
+    """Each reviewer's latest approving, change-requesting or dismissed review, in the order
+    they last reviewed (PullRequest.latestOpinionatedReviews); every reviewer here may
+    write, so writersOnly changes nothing."""
+    return list(latest_reviews(pull).items())
+
+
+def reviews_required(repo: FakeRepo, pull: FakePull) -> bool:
+    return protection_applies(repo, pull) and bool(
+        repo.required_approvals or repo.require_code_owner_review
+    )
 
 
 def repo_options_from_json(data: dict[str, Any]) -> dict[str, Any]:

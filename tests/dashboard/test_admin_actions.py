@@ -81,6 +81,36 @@ def test_admin_action_reports_refusals_and_goes_on(admin_client, town):
     assert open_convoy.status == ConvoyStatus.OPEN
 
 
+def test_pausing_a_town_in_the_admin_is_a_warning_not_a_success(admin_client, town):
+    response = admin_client.post(
+        "/admin/gastown/town/",
+        {
+            "action": "override_town_pause",
+            helpers.ACTION_CHECKBOX_NAME: [town.pk],
+            "override_confirmed": "yes",
+            "reason": "release freeze",
+        },
+        follow=True,
+    )
+    [message] = list(response.context["messages"])
+    assert message.level_tag == "warning" and "is paused" in message.message
+    town.refresh_from_db()
+    assert town.paused
+
+    resumed = admin_client.post(
+        "/admin/gastown/town/",
+        {
+            "action": "override_town_resume",
+            helpers.ACTION_CHECKBOX_NAME: [town.pk],
+            "override_confirmed": "yes",
+            "reason": "freeze over",
+        },
+        follow=True,
+    )
+    [message] = list(resumed.context["messages"])
+    assert message.level_tag == "success"
+
+
 def test_admin_action_needs_the_override_permission(client, town):
     from django.contrib.auth.models import Permission
 

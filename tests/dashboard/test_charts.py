@@ -16,6 +16,7 @@ from gastown.dashboard.charts import (
     p90,
     wait_duration_charts,
 )
+from gastown.dashboard.selectors import NOBODY_NAMED
 from tests.factories import TelemetryEventFactory, TownFactory
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -142,6 +143,17 @@ def test_wait_durations_per_week_and_per_reviewer(django_assert_num_queries):
     assert series_of(weekly) == {"median": [0] * 6 + [75, 30], "p90": [0] * 6 + [90, 300]}
     assert [label for label, _values in per_reviewer["rows"]] == ["alice", NOT_RECORDED, "bob"]
     assert series_of(per_reviewer) == {"median": [35, 90, 60], "p90": [300, 90, 60]}
+
+
+@pytest.mark.django_db
+def test_a_wait_recorded_on_nobody_is_charted_as_nobody_named_not_as_unrecorded():
+    town = TownFactory()
+    resolved(town, at=NOW, minutes=30, reviewers=[])
+    resolved(town, at=NOW, minutes=60)
+    _weekly, per_reviewer = wait_duration_charts(town=town, now=NOW)
+    assert sorted(label for label, _values in per_reviewer["rows"]) == sorted(
+        [NOBODY_NAMED, NOT_RECORDED]
+    )
 
 
 @pytest.mark.django_db

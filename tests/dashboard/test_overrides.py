@@ -163,9 +163,21 @@ def test_clear_awaiting_clears_the_flag_and_records_the_resolved_wait(town, user
     assert resolved.reason == "cleared_by_user"
     assert resolved.duration_ms == 3 * 3600 * 1000
     assert resolved.label == "REVIEW_REQUIRED"
-    assert resolved.data == {"pr_url": PR}
+    assert resolved.data == {"pr_url": PR, "reviewers": []}
     assert resolved.bead_id == mr.bead_id
     assert len(override_events(mr.bead)) == 1
+
+
+def test_a_wait_ended_by_a_team_lead_records_whom_it_waited_on(town, user):
+    mr = waiting_mr(town, requested_reviewers=["alice", "core-team"])
+    merge_request_clear_awaiting(merge_request=mr, user=user, reason="approved on Slack", now=NOW)
+    resolved = TelemetryEvent.objects.get(name="pr.awaiting_approval_resolved")
+    assert resolved.data["reviewers"] == ["alice", "core-team"]
+
+    failed = waiting_mr(town, requested_reviewers=["bob"], pr_url=PR.replace("7", "8"))
+    merge_request_fail(merge_request=failed, user=user, reason="superseded", now=NOW)
+    ended = TelemetryEvent.objects.get(name="pr.awaiting_approval_resolved", reason="mr_failed")
+    assert ended.data["reviewers"] == ["bob"]
 
 
 def test_clear_awaiting_also_forgets_the_merge_refusal_that_parked_the_pr(town, user):

@@ -122,6 +122,50 @@ def test_overview_counts_the_things_a_team_lead_watches(lead_client, town, rig):
     assert "Token lacks repo scope" in content and "b1: 2" in content
 
 
+def test_a_failure_later_made_good_leaves_the_red_card(lead_client, town, rig):
+    """A failed MR whose issue a later MR merged, and a failed bead of a convoy that landed,
+    count as made good: the red card counts only failures whose work is still not done."""
+    now = timezone.now()
+    landed = ConvoyFactory(town=town, rig=rig, status=ConvoyStatus.LANDED, landed_at=now)
+    BeadFactory(
+        town=town, convoy=landed, status=BeadStatus.FAILED, closed_at=now - timedelta(hours=3)
+    )
+    issue = BeadFactory(town=town, rig=rig, status=BeadStatus.CLOSED, closed_at=now)
+    MergeRequestFactory(
+        bead__town=town,
+        bead__status=BeadStatus.FAILED,
+        bead__closed_at=now - timedelta(hours=2),
+        source=issue,
+    )
+    MergeRequestFactory(
+        bead__town=town,
+        bead__status=BeadStatus.CLOSED,
+        source=issue,
+        merged_at=now - timedelta(minutes=5),
+    )
+    standing = BeadFactory(town=town, title="Flaky deploy", status=BeadStatus.FAILED, closed_at=now)
+
+    response = lead_client.get("/towns/acme/")
+    o = response.context["o"]
+    assert o.failures_24h == 1
+    assert o.failures_made_good == 2
+    assert [b.pk for b in o.recent_failures] == [standing.pk]
+    assert (o.merged_24h, o.landed_24h) == (1, 1)
+    content = response.content.decode()
+    assert '<div class="card alert" id="failures-card">' in content
+    assert "2 more made good since" in content
+    assert "PR merged in the last 24 h" in content and "1 convoy landed" in content
+
+
+def test_no_red_card_once_every_failure_was_made_good(lead_client, town, rig):
+    now = timezone.now()
+    landed = ConvoyFactory(town=town, rig=rig, status=ConvoyStatus.LANDED, landed_at=now)
+    BeadFactory(town=town, convoy=landed, status=BeadStatus.FAILED, closed_at=now)
+    content = lead_client.get("/towns/acme/").content.decode()
+    assert '<div class="card" id="failures-card">' in content
+    assert "Nothing failed in the last 24 hours that is still to be done" in content
+
+
 def test_overview_says_workers_are_stale_when_the_last_tick_is_old(lead_client, town):
     ReconcilerTickFactory(town=town, started_at=timezone.now() - timedelta(minutes=10))
     response = lead_client.get("/towns/acme/")

@@ -117,7 +117,28 @@ def test_another_towns_waits_are_not_shown(lead_client, town, rig):
         ),
         ({"blocker": Blocker.CHECKS_FAILING, "failing_checks": ["lint"]}, "CI failing: lint"),
         ({"blocker": Blocker.CHECKS_PENDING}, "waiting on checks"),
+        (
+            {
+                "blocker": Blocker.HUMAN_REVIEW,
+                "requested_reviewers": ["alice"],
+                "approvals_missing": 1,
+            },
+            "needs 1 approval from alice",
+        ),
+        (
+            {
+                "blocker": Blocker.HUMAN_REVIEW,
+                "requested_reviewers": ["alice", "bob"],
+                "approvals_missing": 2,
+            },
+            "needs 2 approvals from alice or bob",
+        ),
+        (
+            {"blocker": Blocker.HUMAN_REVIEW, "requested_reviewers": [], "approvals_missing": 2},
+            "needs 2 approvals (no reviewer named)",
+        ),
         ({"blocker": Blocker.QUEUED}, "queued for merge"),
+        ({"blocker": Blocker.QUEUED, "queue_position": 3}, "queued for merge, position 3"),
         ({"blocker": Blocker.READY}, "ready to merge"),
         ({"blocker": Blocker.CONFLICT, "target_branch": "main"}, "conflicts with main"),
         ({"blocker": Blocker.NONE}, "waiting for the first check of its PR"),
@@ -250,3 +271,50 @@ def test_another_towns_convoy_is_not_found(lead_client, town):
 
     other = ConvoyFactory(town=TownFactory(slug="other"))
     assert lead_client.get(f"/towns/acme/convoys/{other.pk}/").status_code == 404
+
+
+def test_every_count_of_waiting_prs_agrees(lead_client, town, rig):
+    """The overview card, the Awaiting approval list, Waiting on whom and the per-reviewer
+    counts on the overview count the same PRs: live ones, and the failed landing MR a
+    suppression holds, never a merged or failed MR that kept its last snapshot."""
+    waiting(town, rig, number=1, reviewers=["alice", "bob"])
+    waiting(town, rig, number=2, reviewers=[])
+    waiting(
+        town,
+        rig,
+        number=3,
+        state=MergeRequestState.MERGED,
+        bead__status=BeadStatus.CLOSED,
+    )
+    waiting(
+        town,
+        rig,
+        number=4,
+        state=MergeRequestState.FAILED,
+        bead__status=BeadStatus.FAILED,
+    )
+    held = waiting(
+        town,
+        rig,
+        number=5,
+        state=MergeRequestState.FAILED,
+        bead__status=BeadStatus.FAILED,
+        reviewers=["carol"],
+    )
+    convoy = ConvoyFactory(
+        town=town,
+        rig=rig,
+        status=ConvoyStatus.LANDING,
+        respawn_suppressed_since=timezone.now(),
+        suppressed_landing_mr=held,
+    )
+    held.landing_convoy = convoy
+    held.save(update_fields=["landing_convoy"])
+
+    overview = lead_client.get("/towns/acme/").context["o"]
+    page = lead_client.get("/towns/acme/awaiting/").context["page"]
+    groups = lead_client.get("/towns/acme/waiting/").context["groups"]
+    in_groups = {w.mr.pk for g in groups for w in g.waits}
+    assert overview.awaiting_count == page.paginator.count == len(in_groups) == 3
+    assert {w.mr.pk for g in overview.reviewers for w in g.waits} == in_groups
+    assert sorted(g.who for g in groups) == ["alice", "bob", "carol", "nobody named"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from beads.models import Bead, BeadStatus, BeadType, Blocker, MergeAttempt
+from beads.sentences import merge_request_status
 from scm.client import GitHubClient
 from tests.feedback.conftest import (
     REPO,
@@ -35,7 +36,9 @@ def test_ready_pr_on_a_queue_branch_is_enqueued_not_merged(fake_github, queue_re
     assert [r.operation for r in fake_github.graphql_requests()][-1] == "EnqueuePullRequest"
     mr = reload(mr)
     assert mr.blocker == Blocker.QUEUED
-    assert mr.blocker_detail == "position 1 in the merge queue of main (awaiting checks)"
+    assert mr.blocker_detail == "in the merge queue of main (awaiting checks)"
+    assert mr.queue_position == 1
+    assert merge_request_status(merge_request=mr).text == "queued for merge, position 1"
     assert not mr.awaiting_approval and mr.waiting_since is None
     [attempt] = MergeAttempt.objects.filter(merge_request=mr)
     assert (attempt.method, attempt.outcome, attempt.head_sha) == ("queue", "enqueued", head)
@@ -55,11 +58,27 @@ def test_the_second_queued_pr_shows_its_position(fake_github, queue_repo, rig, c
     run(clock)
     clock.advance(minutes=1)
     run(clock)
-    details = sorted(reload(mr).blocker_detail for mr in (first, second))
+    details = sorted(
+        (reload(mr).queue_position, reload(mr).blocker_detail) for mr in (first, second)
+    )
     assert details == [
-        "position 1 in the merge queue of main (awaiting checks)",
-        "position 2 in the merge queue of main (queued)",
+        (1, "in the merge queue of main (awaiting checks)"),
+        (2, "in the merge queue of main (queued)"),
     ]
+    assert sorted(
+        merge_request_status(merge_request=reload(mr)).text for mr in (first, second)
+    ) == [
+        "queued for merge, position 1",
+        "queued for merge, position 2",
+    ]
+
+    # The head of the queue merges: the second moves up at the next check.
+    fake_github.advance_merge_queue(REPO, result="merge")
+    clock.advance(minutes=1)
+    run(clock)
+    moved = max((first, second), key=lambda mr: mr.pr_number)
+    assert reload(moved).queue_position == 1
+    assert merge_request_status(merge_request=reload(moved)).text == "queued for merge, position 1"
 
 
 def test_a_pr_the_queue_merges_closes_its_merge_request(fake_github, queue_repo, rig, clock):

@@ -107,6 +107,33 @@ def test_a_wait_without_a_review_decision_is_not_ended_by_checks_rerunning(
     assert resolved.duration_ms == int((clock.now - waiting_from).total_seconds() * 1000)
 
 
+def test_a_wait_records_whom_it_waits_on_when_it_begins_and_ends(fake_github, town, rig, clock):
+    """An approval takes the reviewer off GitHub's list: the wait's end still names whom it
+    waited on (the last snapshot before it ended), so the per-reviewer chart can count it."""
+    fake_github.create_repo(REPO, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    fake_github.request_review(REPO, mr.pr_number, login="alice", team="core")
+    run(clock)
+    [began] = events("pr.awaiting_approval_detected")
+    assert began.data["reviewers"] == ["alice", "core"]
+
+    clock.advance(minutes=5)
+    fake_github.approve(REPO, mr.pr_number, by="alice")
+    run(clock)
+    [ended] = events("pr.awaiting_approval_resolved")
+    assert ended.reason == "approved"
+    assert ended.data["reviewers"] == ["alice", "core"]
+    assert reload(mr).requested_reviewers == ["core"]
+
+
+def test_a_wait_on_nobody_named_records_an_empty_list(fake_github, town, rig, clock):
+    fake_github.create_repo(REPO, required_approvals=1)
+    make_mr(fake_github, rig)
+    run(clock)
+    [began] = events("pr.awaiting_approval_detected")
+    assert began.data["reviewers"] == []
+
+
 def test_a_failing_check_is_one_rework_even_with_a_refinery_review_in_between(
     fake_github, town, rig, clock
 ):

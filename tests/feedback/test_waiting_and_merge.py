@@ -43,7 +43,7 @@ def test_pr_waiting_on_approval_is_parked_for_hours_then_merged_once(fake_github
     assert len(detected) == 1
     assert detected[0].label == "REVIEW_REQUIRED"
     assert detected[0].reason == "BLOCKED"
-    assert detected[0].data == {"pr_url": mr.pr_url}
+    assert detected[0].data == {"pr_url": mr.pr_url, "reviewers": []}
     assert events("pr.awaiting_approval_resolved") == []
 
     fake_github.approve(REPO, mr.pr_number, by="alice")

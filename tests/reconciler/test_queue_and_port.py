@@ -37,7 +37,7 @@ def test_dry_run_plans_without_applying(clock):
     bead = BeadFactory()
     planned = dry_run(bead.town, now=clock.now)
     assert [p.kind for p in planned] == ["DispatchPolecat"]
-    assert "dispatch bead" in planned[0].describe()
+    assert f"dispatch bd-{bead.pk}" in planned[0].describe()
     bead.refresh_from_db()
     assert bead.status == BeadStatus.OPEN
     assert not ReconcilerTick.objects.exists()

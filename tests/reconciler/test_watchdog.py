@@ -42,7 +42,7 @@ def test_an_in_review_issue_without_a_merge_request_is_escalated_once(tick, cloc
     tick(bead.town)
     tick(bead.town)
     (escalation,) = _stall_escalations(bead.town)
-    assert escalation.title == f"Stalled: bead #{bead.pk} Add billing export"
+    assert escalation.title == f"Stalled: bd-{bead.pk} Add billing export"
     assert "in review but has no merge request" in escalation.body
     assert escalation.metadata["escalation_key"] == f"stalled:bead:{bead.pk}"
 
@@ -153,7 +153,7 @@ def test_an_mr_whose_bead_status_disagrees_with_its_state_is_escalated_once(tick
     settle(tick, clock, rig.town)
 
     [escalation] = stalled(rig.town)
-    assert f"merge request #{mr.pk}" in escalation.title
+    assert f"MR bd-{mr.bead_id}" in escalation.title
     assert "its bead is closed but the merge request is open" in escalation.body
 
 
@@ -166,7 +166,7 @@ def test_an_mr_bead_with_no_merge_request_is_escalated_once(tick, clock):
     settle(tick, clock, rig.town)
 
     [escalation] = stalled(rig.town)
-    assert f"MR bead #{bead.pk}" in escalation.title
+    assert f"MR bd-{bead.pk}" in escalation.title
     assert "no live merge request" in escalation.body
 
 
@@ -177,7 +177,7 @@ def test_an_mr_of_no_rig_is_escalated(tick, clock):
     settle(tick, clock, rig.town)
 
     [escalation] = stalled(rig.town)
-    assert f"merge request #{mr.pk}" in escalation.title
+    assert f"MR bd-{mr.bead_id}" in escalation.title
     assert "belongs to no rig" in escalation.body
 
 
@@ -188,7 +188,7 @@ def test_an_mr_in_progress_without_a_pr_or_an_agent_is_escalated(tick, clock):
     settle(tick, clock, rig.town)
 
     [escalation] = stalled(rig.town)
-    assert f"merge request #{mr.pk}" in escalation.title
+    assert f"MR bd-{mr.bead_id}" in escalation.title
     assert "without a pull request" in escalation.body
 
 
