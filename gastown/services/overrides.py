@@ -269,18 +269,10 @@ def bead_redispatch(*, bead: Bead, user: Any, reason: str = "", now: datetime | 
     """Reset a non-terminal bead's dispatch back-off and attempts; an in-progress issue goes
     back to open with its agent unhooked, so B1 dispatches it afresh."""
     now = now or timezone.now()
-    if bead.is_terminal:
-        raise OverrideRefused(
-            f"Bead {bead.ref} is {bead.status}; terminal beads are never reopened. "
-            "Create a new bead to retry the work."
-        )
-    if bead.type == BeadType.ESCALATION:
-        raise OverrideRefused("An escalation is for a person: there is nothing to dispatch.")
+    refusal = _bead_redispatch_refusal(bead)
+    if refusal:
+        raise OverrideRefused(refusal)
     mr = _merge_request_of(bead)
-    if mr is not None:
-        refusal = merge_request_refusal(merge_request=mr, transition="redispatch")
-        if refusal:
-            raise OverrideRefused(refusal)
     actor = Actor.for_user(user)
     parts = ["attempts and back-off reset"]
     with transaction.atomic():
@@ -571,11 +563,28 @@ def _merge_request_of(bead: Bead) -> MergeRequest | None:
     return mr
 
 
-def _bead_redispatchable(bead: Bead) -> bool:
-    if bead.is_terminal or bead.type == BeadType.ESCALATION:
-        return False
+def _bead_redispatch_refusal(bead: Bead) -> str:
+    """Why a re-dispatch would be refused ("" when it would not): the one rule the button
+    and the service share."""
+    if bead.is_terminal:
+        return (
+            f"Bead {bead.ref} is {bead.status}; terminal beads are never reopened. "
+            "Create a new bead to retry the work."
+        )
+    if bead.type == BeadType.ESCALATION:
+        return "An escalation is for a person: there is nothing to dispatch."
+    if bead.type == BeadType.ISSUE and bead.status == BeadStatus.IN_REVIEW:
+        # Its work is a merge request now; resetting the issue's attempts would do nothing.
+        return (
+            f"Bead {bead.ref} is in review: its merge request carries the work now. "
+            "Act on the merge request instead."
+        )
     mr = _merge_request_of(bead)
-    return mr is None or not merge_request_refusal(merge_request=mr, transition="redispatch")
+    return "" if mr is None else merge_request_refusal(merge_request=mr, transition="redispatch")
+
+
+def _bead_redispatchable(bead: Bead) -> bool:
+    return not _bead_redispatch_refusal(bead)
 
 
 OVERRIDES: dict[str, Override] = {
@@ -635,6 +644,7 @@ OVERRIDES: dict[str, Override] = {
             "to open and its agent is unhooked.",
             bead_redispatch,
             _bead_redispatchable,
+            refusal=_bead_redispatch_refusal,
         ),
         Override(
             "convoy_end_suppression",

@@ -9,6 +9,7 @@ import pytest
 from beads.models import BeadEvent, BeadStatus, BeadType, Blocker, MergeAttempt
 from gastown.models import AgentStatus, ConvoyStatus, TelemetryEvent
 from gastown.services.overrides import (
+    OVERRIDES,
     OverrideRefused,
     bead_redispatch,
     convoy_close,
@@ -288,6 +289,18 @@ def test_redispatch_is_refused_for_an_escalation(town, user):
     bead = BeadFactory(town=town, type=BeadType.ESCALATION)
     with pytest.raises(OverrideRefused, match="escalation"):
         bead_redispatch(bead=bead, user=user)
+
+
+def test_redispatch_is_neither_offered_nor_run_on_an_issue_in_review(town, user):
+    # Its work is the merge request now: resetting the issue's attempts would do nothing.
+    bead = BeadFactory(town=town, status=BeadStatus.IN_REVIEW, dispatch_attempts=2)
+    override = OVERRIDES["bead_redispatch"]
+    assert not override.available(bead)
+    assert "in review" in override.refusal_for(bead)
+    with pytest.raises(OverrideRefused, match="merge request carries the work"):
+        bead_redispatch(bead=bead, user=user)
+    bead.refresh_from_db()
+    assert bead.status == BeadStatus.IN_REVIEW and bead.dispatch_attempts == 2
 
 
 def test_end_suppression_clears_it_and_records_how_long_it_lasted(town, user):
