@@ -245,9 +245,9 @@ def test_rest_hooks_are_modelled_on_github_and_list_their_deliveries(fake_github
     assert call("GET", f"/repos/{REPO}/hooks")[1] == []
 
 
-def test_deliveries_record_what_the_receiver_answered(fake_github, receiver):
+def test_deliveries_record_what_the_receiver_answered(fake_github, receiver, monkeypatch):
     fake_github.create_repo(REPO)
-    fake_github.hooks.timeout = 0.5
+    monkeypatch.setattr(fake_github.hooks, "timeout", 0.5)
     hook = fake_github.add_hook(receiver.url, secret=SECRET)
     unreachable = fake_github.add_hook(f"http://127.0.0.1:{free_port()}/hook", events=["*"])
     _delivered(fake_github)
