@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import sys
 import threading
 import time
 import urllib.error
@@ -18,7 +20,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 REPO = "octo/app"
 SECRET = "hook-secret"
@@ -316,3 +318,43 @@ def test_reset_forgets_hooks_and_their_deliveries(fake_github, receiver):
     _delivered(fake_github)
     fake_github.reset()
     assert fake_github.deliveries() == [] and fake_github.hooks.hooks == {}
+
+
+def test_fake_github_command_delivers_to_hook_url_signed_with_the_webhook_secret(
+    spawn, receiver, tmp_path
+):
+    """What scripts/run starts: `fake_github --hook-url` signs with GITHUB_WEBHOOK_SECRET."""
+    port = free_port()
+    env = {**os.environ, "GITHUB_WEBHOOK_SECRET": SECRET, "SECRET_KEY": "x"}
+    env["DJANGO_SETTINGS_MODULE"] = "gastown.settings"
+    args = [sys.executable, "manage.py", "fake_github", "--port", str(port), "--repo", REPO]
+    spawn([*args, "--hook-url", receiver.url], env=env, log=tmp_path / "fake.log")
+    root = f"http://127.0.0.1:{port}/_fake"
+
+    def control(path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            f"{root}/{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def started() -> bool:
+        try:
+            with urllib.request.urlopen(f"{root}/health", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    wait_for(started, seconds=60, what="the fake GitHub")
+    number = control(f"repos/{REPO}/pulls", {"head": "feature"})["number"]
+    control(f"pulls/{REPO}/{number}/approve", {"by": "alice"})
+    wait_for(lambda: len(receiver.requests) >= 3, seconds=15, what="three deliveries")
+
+    assert [event for event, _, _ in receiver.events()] == [
+        "ping",
+        "pull_request",
+        "pull_request_review",
+    ]
+    for headers, body in receiver.requests:
+        expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Hub-Signature-256"] == f"sha256={expected}"
