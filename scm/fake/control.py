@@ -10,14 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from scm.fake.apps import FakeApps
 from scm.fake.faults import Fault
+from scm.fake.hooks import FakeDelivery, FakeHook, FakeHooks
 from scm.fake.rest import Reply
 from scm.fake.state import (
+    PASSING_CONCLUSIONS,
     FakeAutoMerge,
     FakeCheck,
     FakePull,
     FakeRepo,
     FakeState,
     FakeThread,
+    merge_group_ended,
+    merge_group_started,
     merge_queue_enabled,
     new_sha,
     now,
@@ -25,13 +29,21 @@ from scm.fake.state import (
     repo_options_from_json,
     settle,
 )
+from scm.fake.state import close as _close
 from scm.fake.state import dequeue as _dequeue
 from scm.fake.state import enqueue as _enqueue
 from scm.fake.state import merge as _merge
 from scm.fake.state import merge_state_status as _merge_state_status
 from scm.fake.state import mergeable as _mergeable
 from scm.fake.state import review_decision as _review_decision
-from scm.fake.webhooks import label_payload, merge_group_payload
+from scm.fake.webhooks import (
+    check_run_payload,
+    check_suite_payload,
+    label_payload,
+    pull_request_payload,
+    review_payload,
+    status_payload,
+)
 
 if TYPE_CHECKING:
     from scm.fake.server import RequestRecord
@@ -49,6 +61,7 @@ class FakeControl:
     """What a test (or the human-reviewer command) can do to the fake's GitHub."""
 
     state: FakeState
+    hooks: FakeHooks
     faults: list[Fault]
     requests: list[RequestRecord]
     web_url: str
@@ -118,6 +131,10 @@ class FakeControl:
             pull.reviews.append((by, "APPROVED"))
             if by in pull.requested_reviewers:
                 pull.requested_reviewers.remove(by)
+            fake_repo = self._repo(repo)
+            fake_repo.emit(
+                "pull_request_review", review_payload(fake_repo, pull, state="approved", by=by)
+            )
 
     def request_changes(
         self, repo: str, number: int, *, by: str = "alice", body: str = "Please fix."
@@ -127,6 +144,11 @@ class FakeControl:
             pull.reviews.append((by, "CHANGES_REQUESTED"))
             if body:
                 pull.threads.append(FakeThread(path="README.md", body=body, author=by))
+            fake_repo = self._repo(repo)
+            fake_repo.emit(
+                "pull_request_review",
+                review_payload(fake_repo, pull, state="changes_requested", by=by),
+            )
 
     def request_review(
         self, repo: str, number: int, *, login: str | None = None, team: str | None = None
@@ -153,15 +175,28 @@ class FakeControl:
         `conclusion`). required=True/False adds/removes it from branch protection."""
         with self.state.lock:
             pull = self._touch(repo, number)
-            pull.checks[name] = FakeCheck(
+            fake_repo = self._repo(repo)
+            check = pull.checks[name] = FakeCheck(
                 name=name, kind=kind, status=status, conclusion=conclusion
             )
             if required is not None:
-                required_checks = self._repo(repo).required_checks
                 if required:
-                    required_checks.add(name)
+                    fake_repo.required_checks.add(name)
                 else:
-                    required_checks.discard(name)
+                    fake_repo.required_checks.discard(name)
+            if kind == "status":
+                fake_repo.emit("status", status_payload(fake_repo, pull, check))
+                return
+            fake_repo.emit("check_run", check_run_payload(fake_repo, pull, check))
+            runs = [c for c in pull.checks.values() if c.kind == "check_run"]
+            if check.status == "completed" and all(c.status == "completed" for c in runs):
+                passing = all((c.conclusion or "") in PASSING_CONCLUSIONS for c in runs)
+                fake_repo.emit(
+                    "check_suite",
+                    check_suite_payload(
+                        fake_repo, pull, conclusion="success" if passing else "failure"
+                    ),
+                )
 
     def add_thread(
         self,
@@ -198,23 +233,40 @@ class FakeControl:
         """A new commit on the head branch: new head SHA, checks start over."""
         with self.state.lock:
             pull = self._touch(repo, number)
+            before = pull.head_sha
             pull.head_sha = sha or new_sha(f"push-{repo}-{number}")
-            self._repo(repo).branches[pull.head] = pull.head_sha
+            fake_repo = self._repo(repo)
+            fake_repo.branches[pull.head] = pull.head_sha
             if not keep_checks:
                 pull.checks.clear()
+            fake_repo.emit(
+                "pull_request",
+                pull_request_payload(
+                    "synchronize",
+                    fake_repo,
+                    pull,
+                    sender=pull.author,
+                    before=before,
+                    after=pull.head_sha,
+                ),
+            )
             return pull.head_sha
 
-    def close(self, repo: str, number: int) -> None:
+    def close(self, repo: str, number: int, *, by: str = "alice") -> None:
         with self.state.lock:
-            self._touch(repo, number).state = "closed"
+            _close(self._repo(repo), self._touch(repo, number), by=by)
 
-    def merge_externally(self, repo: str, number: int) -> None:
+    def merge_externally(self, repo: str, number: int, *, by: str = "alice") -> None:
         """Someone merged it on GitHub."""
         with self.state.lock:
             pull = self._touch(repo, number)
             pull.state = "closed"
             pull.merged = True
             pull.merge_commit_sha = new_sha(f"external-{repo}-{number}")
+            fake_repo = self._repo(repo)
+            fake_repo.emit(
+                "pull_request", pull_request_payload("closed", fake_repo, pull, sender=by)
+            )
 
     # --- labels, auto-merge and the merge queue -----------------------------------------
 
@@ -225,9 +277,10 @@ class FakeControl:
             if name not in {n for n, _ in pull.labels}:
                 pull.labels.append((name, by))
                 pull.label_events.append((name, by, now()))
-            return label_payload(
-                "labeled", self._repo(repo), pull, label=name, sender=by, web_url=self.web_url
-            )
+            fake_repo = self._repo(repo)
+            payload = label_payload("labeled", fake_repo, pull, label=name, sender=by)
+            fake_repo.emit("pull_request", payload)
+            return payload
 
     def remove_label(
         self, repo: str, number: int, name: str, *, by: str = "alice"
@@ -236,9 +289,10 @@ class FakeControl:
         with self.state.lock:
             pull = self._touch(repo, number)
             pull.labels = [(n, who) for n, who in pull.labels if n != name]
-            return label_payload(
-                "unlabeled", self._repo(repo), pull, label=name, sender=by, web_url=self.web_url
-            )
+            fake_repo = self._repo(repo)
+            payload = label_payload("unlabeled", fake_repo, pull, label=name, sender=by)
+            fake_repo.emit("pull_request", payload)
+            return payload
 
     def enable_auto_merge(
         self, repo: str, number: int, *, by: str = "alice", method: str = "SQUASH"
@@ -287,40 +341,15 @@ class FakeControl:
                 raise ValueError(f"the merge queue of {repo}:{base} is empty")
             entry = queue[0]
             pull = self._touch(repo, entry.number)
-            base_sha = fake_repo.branches[base]
-            payloads = []
-            if result == "merge":
-                queue.pop(0)
-                _merge(fake_repo, pull, "merge")
-                reason = "merged"
-            else:
-                _dequeue(fake_repo, pull, ADVANCE_RESULTS[result])
-                reason = "invalidated"
-            payloads.append(
-                merge_group_payload(
-                    "destroyed",
-                    fake_repo,
-                    base=base,
-                    base_sha=base_sha,
-                    head_sha=new_sha("merge-group"),
-                    number=entry.number,
-                    reason=reason,
-                    web_url=self.web_url,
+            if result != "merge":
+                return _dequeue(
+                    fake_repo, pull, ADVANCE_RESULTS[result], group_reason="invalidated"
                 )
-            )
-            if queue:
-                queue[0].state = "AWAITING_CHECKS"
-                payloads.append(
-                    merge_group_payload(
-                        "checks_requested",
-                        fake_repo,
-                        base=base,
-                        base_sha=fake_repo.branches[base],
-                        head_sha=new_sha("merge-group"),
-                        number=queue[0].number,
-                        web_url=self.web_url,
-                    )
-                )
+            payloads = [merge_group_ended(fake_repo, pull, reason="merged")]
+            queue.pop(0)
+            _merge(fake_repo, pull, "merge", by="github-merge-queue[bot]")
+            if started := merge_group_started(fake_repo, base):
+                payloads.append(started)
             return payloads
 
     def describe(self, repo: str, number: int) -> dict[str, Any]:
@@ -350,6 +379,42 @@ class FakeControl:
                 else [pull.auto_merge.enabled_by, pull.auto_merge.method],
                 "merge_queue_position": (queue_position(fake_repo, pull) or (None,))[0],
             }
+
+    # --- webhooks -----------------------------------------------------------------------
+
+    def add_hook(
+        self,
+        url: str,
+        *,
+        secret: str = "",
+        events: list[str] | None = None,
+        content_type: str = "json",
+        repo: str | None = None,
+    ) -> FakeHook:
+        """A webhook for `repo` (as POST /repos/{owner}/{repo}/hooks makes), or for every
+        repository; events default to every one ("*")."""
+        repository_id = None
+        if repo is not None:
+            fake_repo = self._repo(repo)
+            repo, repository_id = fake_repo.full_name, fake_repo.id
+        return self.hooks.add(
+            url,
+            secret=secret,
+            events=events or ["*"],
+            content_type=content_type,
+            repo=repo,
+            repository_id=repository_id,
+        )
+
+    def deliveries(self, hook_id: int | None = None) -> list[FakeDelivery]:
+        """Recent deliveries, newest first."""
+        return self.hooks.recent(hook_id)
+
+    def wait_for_deliveries(self, timeout: float = 15.0) -> list[FakeDelivery]:
+        """Once every queued delivery was sent (or given up on): the recent deliveries."""
+        if not self.hooks.wait_idle(timeout):
+            raise TimeoutError(f"webhook deliveries still queued after {timeout} s")
+        return self.hooks.recent()
 
     # --- GitHub Apps --------------------------------------------------------------------
 
@@ -414,11 +479,13 @@ class ControlApi:
     def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
         data: dict[str, Any] = body if isinstance(body, dict) else {}
         try:
-            return self._dispatch(method, path, data)
+            return self._dispatch(method, path, query, data)
         except (KeyError, TypeError, ValueError) as error:
             return Reply(400, {"error": str(error)})
 
-    def _dispatch(self, method: str, path: str, data: dict[str, Any]) -> Reply:
+    def _dispatch(
+        self, method: str, path: str, query: dict[str, str], data: dict[str, Any]
+    ) -> Reply:
         fake = self.fake
         if path == "/_fake/health":
             return Reply(200, {"ok": True})
@@ -437,6 +504,25 @@ class ControlApi:
             if method == "POST":
                 fault = fake.add_fault(data.pop("kind"), **data)
                 return Reply(201, dataclasses.asdict(fault))
+        if path == "/_fake/hooks":
+            if method == "GET":
+                return Reply(200, [h.as_json("") for h in fake.hooks.hooks.values()])
+            if method == "POST":
+                hook = fake.add_hook(
+                    data["url"],
+                    secret=data.get("secret", ""),
+                    events=data.get("events"),
+                    content_type=data.get("content_type", "json"),
+                    repo=data.get("repo"),
+                )
+                return Reply(201, hook.as_json(""))
+        hook_path = re.fullmatch(r"/_fake/hooks/(?P<id>[0-9]+)", path)
+        if hook_path and method == "DELETE":
+            fake.hooks.remove(int(hook_path["id"]))
+            return Reply(200, {"ok": True})
+        if path == "/_fake/deliveries" and method == "GET":
+            hook_id = int(query["hook"]) if query.get("hook") else None
+            return Reply(200, [d.as_json() for d in fake.deliveries(hook_id)])
         if path == "/_fake/requests" and method == "GET":
             return Reply(200, [dataclasses.asdict(r) for r in list(fake.requests)])
         if path == "/_fake/apps" and method == "POST":

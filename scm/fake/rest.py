@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from scm.fake.hooks import CONTENT_TYPES, FakeHooks
 from scm.fake.state import (
     RULESET_PREFIX,
     FakePull,
     FakeRepo,
     FakeState,
+    close,
     merge,
     merge_state_status,
     new_sha,
     now,
     protection_violations,
 )
+from scm.fake.webhooks import pull_request_payload
 
 DOCS = "https://docs.github.com/rest"
 MERGE_DOCS = f"{DOCS}/pulls/pulls#merge-a-pull-request"
@@ -57,6 +60,7 @@ class RestApi:
         self.web_url = web_url
         repo = r"/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)"
         pull = repo + r"/pulls/(?P<number>[0-9]+)"
+        hook = repo + r"/hooks/(?P<hook_id>[0-9]+)"
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
             ("GET", re.compile(r"/rate_limit"), self.rate_limit),
             ("GET", re.compile(repo), self.get_repo),
@@ -72,6 +76,13 @@ class RestApi:
             ("GET", re.compile(repo + r"/git/refs/heads/(?P<branch>.+)"), self.get_ref),
             ("POST", re.compile(repo + r"/git/refs"), self.create_ref),
             ("DELETE", re.compile(repo + r"/git/refs/heads/(?P<branch>.+)"), self.delete_ref),
+            ("GET", re.compile(repo + r"/hooks"), self.list_hooks),
+            ("POST", re.compile(repo + r"/hooks"), self.create_hook),
+            ("GET", re.compile(hook), self.get_hook),
+            ("PATCH", re.compile(hook), self.update_hook),
+            ("DELETE", re.compile(hook), self.delete_hook),
+            ("GET", re.compile(hook + r"/deliveries"), self.list_deliveries),
+            ("GET", re.compile(hook + r"/deliveries/(?P<delivery>[0-9]+)"), self.get_delivery),
         ]
 
     def dispatch(
@@ -295,9 +306,16 @@ class RestApi:
                 },
             )
         pull.behind = False
+        before = pull.head_sha
         pull.head_sha = new_sha(f"update-{repo.full_name}-{pull.number}")
         repo.branches[pull.head] = pull.head_sha
         pull.updated_at = now()
+        repo.emit(
+            "pull_request",
+            pull_request_payload(
+                "synchronize", repo, pull, sender="web-flow", before=before, after=pull.head_sha
+            ),
+        )
         return Reply(
             202,
             {
@@ -446,6 +464,102 @@ class RestApi:
         del repo.branches[branch]
         for pull in repo.pulls.values():
             if pull.head == branch and pull.state == "open":
-                pull.state = "closed"
-                pull.updated_at = now()
+                close(repo, pull, by="web-flow")
         return Reply(204, None)
+
+    # --- repository webhooks (https://docs.github.com/en/rest/repos/webhooks) ------------
+
+    @property
+    def hooks(self) -> FakeHooks:
+        return self.state.hooks
+
+    def _repo_hook(self, owner: str, name: str, hook_id: str) -> Any:
+        repo = self._repo(owner, name)
+        hook = self.hooks.hooks.get(int(hook_id))
+        if repo is None or hook is None or (hook.repo or "").lower() != repo.full_name.lower():
+            return None
+        return hook
+
+    def list_hooks(self, owner: str, name: str, **_: Any) -> Reply:
+        repo = self._repo(owner, name)
+        if repo is None:
+            return not_found()
+        mine = repo.full_name.lower()
+        hooks = [h for h in self.hooks.hooks.values() if (h.repo or "").lower() == mine]
+        return Reply(200, [h.as_json(self.base_url()) for h in hooks])
+
+    def create_hook(self, owner: str, name: str, body: dict[str, Any], **_: Any) -> Reply:
+        repo = self._repo(owner, name)
+        if repo is None:
+            return not_found()
+        config = body.get("config")
+        events = body.get("events", ["push"])
+        problem = None
+        if not isinstance(config, dict) or not isinstance(config.get("url"), str):
+            problem = ("config", "missing_field")
+        elif config.get("content_type", "form") not in CONTENT_TYPES:
+            problem = ("content_type", "invalid")
+        elif not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            problem = ("events", "invalid")
+        if problem is None:
+            assert isinstance(config, dict)
+            try:
+                hook = self.hooks.add(
+                    config["url"],
+                    secret=str(config.get("secret") or ""),
+                    events=events,
+                    # GitHub's default content type for a hook made over the API is form.
+                    content_type=config.get("content_type", "form"),
+                    active=bool(body.get("active", True)),
+                    repo=repo.full_name,
+                    repository_id=repo.id,
+                )
+            except ValueError:
+                problem = ("url", "invalid")
+            else:
+                return Reply(201, hook.as_json(self.base_url()))
+        return Reply(
+            422,
+            {
+                "message": "Validation Failed",
+                "errors": [{"resource": "Hook", "field": problem[0], "code": problem[1]}],
+                "documentation_url": f"{DOCS}/repos/webhooks#create-a-repository-webhook",
+            },
+        )
+
+    def get_hook(self, owner: str, name: str, hook_id: str, **_: Any) -> Reply:
+        hook = self._repo_hook(owner, name, hook_id)
+        return Reply(200, hook.as_json(self.base_url())) if hook else not_found()
+
+    def update_hook(
+        self, owner: str, name: str, hook_id: str, body: dict[str, Any], **_: Any
+    ) -> Reply:
+        hook = self._repo_hook(owner, name, hook_id)
+        if hook is None:
+            return not_found()
+        changes: dict[str, Any] = {k: body[k] for k in ("active", "events") if k in body}
+        config = body.get("config") or {}
+        changes.update({k: config[k] for k in ("url", "secret", "content_type") if k in config})
+        try:
+            hook = self.hooks.update(hook.id, **changes)
+        except (TypeError, ValueError):
+            return Reply(422, {"message": "Validation Failed", "documentation_url": DOCS})
+        return Reply(200, hook.as_json(self.base_url()))
+
+    def delete_hook(self, owner: str, name: str, hook_id: str, **_: Any) -> Reply:
+        hook = self._repo_hook(owner, name, hook_id)
+        if hook is None:
+            return not_found()
+        self.hooks.remove(hook.id)
+        return Reply(204, None)
+
+    def list_deliveries(self, owner: str, name: str, hook_id: str, **_: Any) -> Reply:
+        hook = self._repo_hook(owner, name, hook_id)
+        if hook is None:
+            return not_found()
+        return Reply(200, [d.summary() for d in self.hooks.recent(hook.id)])
+
+    def get_delivery(self, owner: str, name: str, hook_id: str, delivery: str, **_: Any) -> Reply:
+        hook = self._repo_hook(owner, name, hook_id)
+        found = [d for d in self.hooks.recent(hook.id) if d.id == int(delivery)] if hook else []
+        return Reply(200, found[0].as_json()) if found else not_found()

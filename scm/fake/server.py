@@ -51,8 +51,9 @@ class FakeGitHub(FakeControl):
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, web_url: str = "https://github.com"
     ) -> None:
-        self.state = FakeState()
         self.web_url = web_url.rstrip("/")
+        self.state = FakeState(web_url=self.web_url)
+        self.hooks = self.state.hooks
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
         self.tokens: set[str] | None = None  # None: any non-empty token is accepted
@@ -108,9 +109,11 @@ class FakeGitHub(FakeControl):
             self._server = None
 
     def reset(self) -> None:
-        """Forget everything: state, faults, the request log, tokens and budgets."""
+        """Forget everything: state, hooks and deliveries, faults, the request log, tokens
+        and budgets."""
         with self._lock:
             self.state.reset()
+            self.hooks.reset()
             self.faults.clear()
             self.requests.clear()
             self.tokens = None

@@ -9,9 +9,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from scm.fake.hooks import FakeHooks
+from scm.fake.webhooks import merge_group_payload, pull_request_payload
 
 MERGE_METHODS = ("merge", "squash", "rebase")
 PASSING_CONCLUSIONS = {"success", "neutral", "skipped"}
@@ -117,6 +121,10 @@ class FakePull:
     updated_at: datetime = field(default_factory=now)
 
 
+def _no_hooks(event: str, payload: dict[str, Any]) -> None:
+    pass
+
+
 @dataclass
 class FakeRepo:
     owner: str
@@ -149,6 +157,11 @@ class FakeRepo:
     branches: dict[str, str] = field(default_factory=dict)
     pulls: dict[int, FakePull] = field(default_factory=dict)
     next_number: int = 1
+    web_url: str = "https://github.com"
+    # Where the webhook events GitHub would send go (FakeState.emit: the fake's hooks).
+    emit: Callable[[str, dict[str, Any]], None] = field(
+        default=_no_hooks, repr=False, compare=False
+    )
 
     @property
     def full_name(self) -> str:
@@ -316,7 +329,7 @@ def ready_for_queue(repo: FakeRepo, pull: FakePull) -> list[str]:
     return [v for v in protection_violations(repo, pull, "squash") if v != MERGE_QUEUE_REQUIRED]
 
 
-def merge(repo: FakeRepo, pull: FakePull, method: str) -> str:
+def merge(repo: FakeRepo, pull: FakePull, method: str, *, by: str = "web-flow") -> str:
     """Land the pull request on its base; the merge commit's SHA."""
     merge_sha = new_sha(f"merge-{repo.full_name}-{pull.number}")
     pull.merged = True
@@ -326,7 +339,50 @@ def merge(repo: FakeRepo, pull: FakePull, method: str) -> str:
     pull.auto_merge = None
     pull.updated_at = now()
     repo.branches[pull.base] = merge_sha
+    repo.emit("pull_request", pull_request_payload("closed", repo, pull, sender=by))
     return merge_sha
+
+
+def close(repo: FakeRepo, pull: FakePull, *, by: str = "alice") -> None:
+    """Closed without merging."""
+    pull.state = "closed"
+    pull.updated_at = now()
+    repo.emit("pull_request", pull_request_payload("closed", repo, pull, sender=by))
+
+
+def merge_group_started(repo: FakeRepo, base: str) -> dict[str, Any] | None:
+    """The head entry of the queue of `base` runs its merge group's checks (GitHub's
+    `checks_requested`); None for an empty queue."""
+    queue = repo.merge_queues.get(base) or []
+    if not queue:
+        return None
+    queue[0].state = "AWAITING_CHECKS"
+    payload = merge_group_payload(
+        "checks_requested",
+        repo,
+        base=base,
+        base_sha=repo.branches[base],
+        head_sha=new_sha("merge-group"),
+        number=queue[0].number,
+    )
+    repo.emit("merge_group", payload)
+    return payload
+
+
+def merge_group_ended(repo: FakeRepo, pull: FakePull, *, reason: str) -> dict[str, Any]:
+    """The merge group of `pull` (the head of its queue) is gone: merged, invalidated or
+    dequeued (GitHub's `destroyed`)."""
+    payload = merge_group_payload(
+        "destroyed",
+        repo,
+        base=pull.base,
+        base_sha=repo.branches[pull.base],
+        head_sha=new_sha("merge-group"),
+        number=pull.number,
+        reason=reason,
+    )
+    repo.emit("merge_group", payload)
+    return payload
 
 
 def enqueue(repo: FakeRepo, pull: FakePull, *, by: str) -> FakeQueueEntry:
@@ -336,19 +392,29 @@ def enqueue(repo: FakeRepo, pull: FakePull, *, by: str) -> FakeQueueEntry:
     queue = repo.merge_queues.setdefault(pull.base, [])
     entry = FakeQueueEntry(number=pull.number, head_sha=pull.head_sha, enqueuer=by)
     queue.append(entry)
-    queue[0].state = "AWAITING_CHECKS"  # the head of the queue runs its merge group's checks
     pull.updated_at = now()
+    if len(queue) == 1:  # the head of the queue runs its merge group's checks
+        merge_group_started(repo, pull.base)
     return entry
 
 
-def dequeue(repo: FakeRepo, pull: FakePull, reason: str) -> None:
+def dequeue(
+    repo: FakeRepo, pull: FakePull, reason: str, *, group_reason: str = "dequeued"
+) -> list[dict[str, Any]]:
+    """Take the pull request out of its queue; the merge_group payloads this sends (its
+    group `destroyed` if it was the head, then `checks_requested` for the next head)."""
     queue = repo.merge_queues.get(pull.base, [])
+    was_head = bool(queue) and queue[0].number == pull.number
     queue[:] = [e for e in queue if e.number != pull.number]
-    if queue:
-        queue[0].state = "AWAITING_CHECKS"
     pull.queue_removals.append(FakeQueueRemoval(reason=reason, head_sha=pull.head_sha))
     pull.auto_merge = None
     pull.updated_at = now()
+    if not was_head:
+        return []
+    payloads = [merge_group_ended(repo, pull, reason=group_reason)]
+    if started := merge_group_started(repo, pull.base):
+        payloads.append(started)
+    return payloads
 
 
 def settle(repo: FakeRepo) -> None:
@@ -367,7 +433,7 @@ def settle(repo: FakeRepo) -> None:
         if merge_queue_enabled(repo, pull):
             enqueue(repo, pull, by=pull.auto_merge.enabled_by)
         elif not protection_violations(repo, pull, pull.auto_merge.method.lower()):
-            merge(repo, pull, pull.auto_merge.method.lower())
+            merge(repo, pull, pull.auto_merge.method.lower(), by=pull.auto_merge.enabled_by)
 
 
 def mergeable(pull: FakePull) -> str:
@@ -379,10 +445,16 @@ def mergeable(pull: FakePull) -> str:
 class FakeState:
     """All of the fake's data, behind one lock (the server answers on many threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, web_url: str = "https://github.com") -> None:
         self.lock = threading.RLock()
         self.repos: dict[str, FakeRepo] = {}
         self._repo_ids = itertools.count(1000)
+        self.web_url = web_url
+        self.hooks = FakeHooks()
+
+    def emit(self, event: str, payload: dict[str, Any]) -> None:
+        """A webhook event happened (scm/fake/webhooks.py builds its payload)."""
+        self.hooks.emit(event, payload)
 
     def reset(self) -> None:
         with self.lock:
@@ -393,7 +465,13 @@ class FakeState:
 
     def add_repo(self, owner: str, name: str, **options: object) -> FakeRepo:
         with self.lock:
-            repo = FakeRepo(owner=owner, name=name, id=next(self._repo_ids))
+            repo = FakeRepo(
+                owner=owner,
+                name=name,
+                id=next(self._repo_ids),
+                web_url=self.web_url,
+                emit=self.emit,
+            )
             for key, value in options.items():
                 if not hasattr(repo, key):
                     raise TypeError(f"unknown repo option {key!r}")
@@ -436,4 +514,6 @@ class FakeState:
                 requested_reviewers=sorted(repo.code_owners),
             )
             repo.pulls[number] = pull
+            opened = pull_request_payload("opened", repo, pull, sender=pull.author)
+            repo.emit("pull_request", opened)
             return pull

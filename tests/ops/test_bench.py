@@ -33,7 +33,9 @@ ROWS = (
 @pytest.mark.django_db(transaction=True)
 def test_bench_prints_every_row_of_the_table():
     out = StringIO()
-    call_command("bench", "--active", "20,40", "--prs", "3", "--runs", "1", stdout=out)
+    call_command(
+        "bench", "--active", "20,40", "--prs", "3", "--runs", "1", "--merge-runs", "0", stdout=out
+    )
     lines = out.getvalue().splitlines()
     table = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
     assert set(ROWS) <= set(table)

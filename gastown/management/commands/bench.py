@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from gastown.feedback.checks import check_prs
 from gastown.management.bench_seed import SeededTown, make_due, seed_feedback_town, seed_town
+from gastown.management.merge_latency import measure as measure_merge_latency
 from gastown.reconciler.tick import reconcile_town
 from scm.client import GitHubClient
 from scm.credentials import Credential
@@ -78,12 +79,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--quick",
             action="store_true",
-            help="A CI-sized run: 200 active beads, 50 PRs, 3 runs.",
+            help="A CI-sized run: 200 active beads, 50 PRs, 3 runs, 1 approval each way.",
+        )
+        parser.add_argument(
+            "--merge-runs",
+            type=int,
+            default=3,
+            help="PRs approved with, and as many without, a webhook (0: skip the measure; "
+            "each run without one takes up to two minutes).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        merge_runs = options["merge_runs"]
         if options["quick"]:
-            sizes, prs, runs = [200], 50, 3
+            sizes, prs, runs, merge_runs = [200], 50, 3, min(merge_runs, 1)
         else:
             sizes = [int(x) for x in options["active"].split(",") if x.strip()]
             prs, runs = options["prs"], options["runs"]
@@ -111,6 +120,8 @@ class Command(BaseCommand):
         rows.extend(self._feedback(prs, runs))
         assert seeded is not None
         rows.extend(self._pages(seeded, runs))
+        if merge_runs > 0:
+            rows.extend(self._approval_to_merge(merge_runs))
         self._print(rows)
 
     # --- measures --------------------------------------------------------------------------
@@ -214,6 +225,27 @@ class Command(BaseCommand):
                 ms, queries = _median_run(runs, get)
                 note = "" if set(status) == {200} else f"HTTP {sorted(set(status))}"
                 rows.append(Row(name, size, ms, queries, note))
+        return rows
+
+    def _approval_to_merge(self, runs: int) -> list[Row]:
+        measured = measure_merge_latency(
+            webhook_runs=runs, polling_runs=runs, log=self.stderr.write
+        )
+        rows = []
+        for name, seconds, target in (
+            ("approval to merge, with a webhook", measured.webhook, "target 5 s"),
+            ("approval to merge, without", measured.polling, f"target {POLL_SECONDS} s poll"),
+        ):
+            merged = [s for s in seconds if s is not None]
+            note = (
+                f"median {statistics.median(merged):.1f} s, max {max(merged):.1f} s ({target})"
+                if merged
+                else f"no merge ({target})"
+            )
+            if len(merged) < len(seconds):
+                note += f"; {len(seconds) - len(merged)} of {len(seconds)} not merged in time"
+            ms = statistics.median(merged) * 1000 if merged else None
+            rows.append(Row(name, f"{len(seconds)} PRs", ms, None, note))
         return rows
 
     def _print(self, rows: list[Row]) -> None:

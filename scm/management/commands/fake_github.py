@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from scm.fake.server import FakeGitHub
@@ -25,6 +26,11 @@ class Command(BaseCommand):
             help='Create a repository at start, e.g. octo/app or \'{"repo": "octo/app", '
             '"required_approvals": 1, "required_checks": ["ci"]}\' (repeatable).',
         )
+        parser.add_argument(
+            "--hook-url",
+            help="Deliver every repository's webhooks here (e.g. http://127.0.0.1:8000"
+            "/webhooks/github), signed with GITHUB_WEBHOOK_SECRET, as GitHub does.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         fake = FakeGitHub(host=options["host"], port=options["port"], web_url=options["web_url"])
@@ -34,6 +40,9 @@ class Command(BaseCommand):
             data = repo_options_from_json(data)
             fake.create_repo(name, **data)
         fake.start()
+        if options["hook_url"]:
+            fake.add_hook(options["hook_url"], secret=settings.GITHUB_WEBHOOK_SECRET)
+            self.stdout.write(f"Webhooks go to {options['hook_url']}.")
         self.stdout.write(
             f"Fake GitHub on {fake.url} (set GITHUB_API_URL={fake.url}); control API under "
             f"{fake.url}/_fake/. Ctrl-C to stop."
