@@ -16,7 +16,7 @@ from gastown.logs import log_context
 from gastown.models import FeedbackCheckRun, ReconcilerTick, TelemetryEvent, Town, WebhookDelivery
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
-from gastown.reconciler.effects import notify_escalations, run_side_effects
+from gastown.reconciler.effects import notify_escalations, run_intents, run_side_effects
 from gastown.reconciler.load import load_snapshot
 from gastown.reconciler.rules import plan
 
@@ -105,6 +105,7 @@ def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
             duration_ms=result.duration_ms,
             actions=result.actions_by_kind,
         )
+    run_intents(town, now)
     run_side_effects(town, effects, now)
     notify_escalations(town, now)
     return result

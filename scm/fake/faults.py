@@ -12,13 +12,22 @@ FAULT_KINDS = frozenset(
         "forbidden",  # 403 naming the permission in X-Accepted-GitHub-Permissions
         "rate_limit",  # 403 (or `status` 429) with X-RateLimit-Remaining 0 and a reset,
         # or with `retry_after`, a secondary limit
-        "slow",  # wait `delay` seconds, then answer normally
+        "slow",  # wait `delay` seconds, then perform the request and answer: a client that
+        # gave up (or died) meanwhile still has its request performed
+        "hold",  # perform the request, then withhold the answer for `delay` seconds (0: until
+        # the faults are cleared, at most HOLD_MAX): the work is done on GitHub while the
+        # client waits; kill the client then to crash it inside a side effect (the record in
+        # the request log says `held` meanwhile; docs/architecture.md, "Side effects and crashes")
         "malformed",  # 200 with a body that is not JSON
         "graphql_errors",  # GraphQL: null the given aliases (or all) and add `errors`
         "graphql_timeout",  # GraphQL: 200 with no data and GitHub's time-out message
         "rewrite_enum",  # replace every `field` value in the JSON answer with `value`
     }
 )
+
+
+#: The longest a `hold` fault withholds an answer when no `delay` is given.
+HOLD_MAX = 60.0
 
 
 @dataclass
