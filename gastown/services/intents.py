@@ -16,12 +16,14 @@ from datetime import datetime, timedelta
 
 from django.db.models import F, Q
 
-from gastown.models import SideEffectIntent, Town
+from gastown.models import IntentKind, SideEffectIntent, Town
 
 #: How long a started intent belongs to the process that started it: past the longest call an
 #: effect makes (two GitHub requests of 10 s, a runtime notification of 5 s).
 INTENT_LEASE = timedelta(minutes=2)
 MAX_INTENT_ATTEMPTS = 3
+#: The calls the feedback check makes itself (gastown/feedback/merge.py).
+CHECK_CALLS = (IntentKind.MERGE, IntentKind.ENQUEUE)
 
 
 def intent_record(
@@ -50,25 +52,65 @@ def intent_record(
         # A new attempt replaces the earlier ones nobody finished (one waiting for its PR, or
         # left by a killed process): only the newest is ever sent.
         earlier.filter(finished_at__isnull=True).update(finished_at=now, outcome="superseded")
-    last = earlier.order_by("-pk").values_list("key", flat=True).first()
-    number = int(last.removeprefix(prefix)) + 1 if last else 1  # pruned ones were earlier
     return SideEffectIntent.objects.create(
-        town=town,
+        town_id=town.pk,
         kind=kind,
         target_id=target_id,
         bead_id=bead_id,
-        key=f"{prefix}{number}",
+        key=_next_key(prefix),
         created_at=now,
     )
+
+
+def _next_key(prefix: str) -> str:
+    last = (
+        SideEffectIntent.objects.filter(key__startswith=prefix)
+        .order_by("-pk")
+        .values_list("key", flat=True)
+        .first()
+    )
+    return (
+        f"{prefix}{int(last.removeprefix(prefix)) + 1 if last else 1}"  # pruned ones were earlier
+    )
+
+
+def intent_begin(
+    *, town_id: int, kind: str, target_id: int, subject: str, now: datetime
+) -> SideEffectIntent:
+    """A call its caller makes now (a merge, an enqueue: the feedback check claimed the MR
+    first), recorded started before it is sent."""
+    return SideEffectIntent.objects.create(
+        town_id=town_id,
+        kind=kind,
+        target_id=target_id,
+        key=_next_key(f"{kind}:{subject}:"),
+        created_at=now,
+        started_at=now,
+        attempts=1,
+    )
+
+
+def intents_unanswered(*, kinds: tuple[str, ...], target_id: int, now: datetime) -> bool:
+    """Whether a call of these kinds on this target may still be in flight: started within
+    the lease, never finished. Older ones are closed as `no_answer` (their process died; the
+    caller reads the target again before any new call)."""
+    unfinished = SideEffectIntent.objects.filter(
+        kind__in=kinds, target_id=target_id, finished_at__isnull=True
+    )
+    unfinished.filter(started_at__lte=now - INTENT_LEASE).update(
+        finished_at=now, outcome="no_answer", last_error="the process stopped inside the call"
+    )
+    return unfinished.filter(started_at__gt=now - INTENT_LEASE).exists()
 
 
 def intents_due(*, town: Town, now: datetime) -> list[SideEffectIntent]:
     """The town's unfinished intents nobody runs: never started, or started by a process
     whose lease has passed (it died inside the call, or its answer never came)."""
     return list(
-        SideEffectIntent.objects.filter(town=town, finished_at__isnull=True).filter(
-            Q(started_at__isnull=True) | Q(started_at__lte=now - INTENT_LEASE)
-        )
+        SideEffectIntent.objects.filter(town=town, finished_at__isnull=True)
+        .filter(Q(started_at__isnull=True) | Q(started_at__lte=now - INTENT_LEASE))
+        # The feedback check's own calls are never repeated blindly: it reads the PR first.
+        .exclude(kind__in=CHECK_CALLS)
     )
 
 
@@ -107,14 +149,3 @@ def intent_defer(*, intent: SideEffectIntent) -> None:
 def intent_exhausted(intent: SideEffectIntent) -> bool:
     """Started MAX_INTENT_ATTEMPTS times and never finished: each run died inside the call."""
     return intent.started_at is not None and intent.attempts >= MAX_INTENT_ATTEMPTS
-
-
-def intents_in_flight(*, kind: str, target_id: int, now: datetime) -> bool:
-    """Whether a call of this kind on this target may still be in flight (started within
-    the lease and not finished)."""
-    return SideEffectIntent.objects.filter(
-        kind=kind,
-        target_id=target_id,
-        finished_at__isnull=True,
-        started_at__gt=now - INTENT_LEASE,
-    ).exists()

@@ -177,7 +177,7 @@ class RestApi:
         # `head` is "user:ref-name" or "organization:ref-name"
         # (https://docs.github.com/en/rest/pulls/pulls#list-pull-requests): the fake's PRs
         # come from branches of their own repository, so the owner is the repository's.
-        head_owner, _, head_ref = head.rpartition(":") if head else ("", "", "")
+        head_owner, _colon, head_ref = head.rpartition(":") if head else ("", "", "")
         owner_of_heads = repo.full_name.split("/", 1)[0].lower()
         for pull in sorted(repo.pulls.values(), key=lambda p: -p.number):
             if state != "all" and pull.state != state:
