@@ -31,6 +31,7 @@ from gastown.services.convoys import convoy_feature_branch_created, convoy_featu
 from gastown.services.dispatch import dispatch_failed, dispatch_notify
 from gastown.services.github import github_client_for
 from gastown.services.intents import (
+    CHECK_CALLS,
     intent_claim,
     intent_defer,
     intent_exhausted,
@@ -66,6 +67,16 @@ def run_intents(town: Town, now: datetime) -> None:
     refinery's notification). One that raises stays started: it is offered again after its
     lease, and given up after MAX_INTENT_ATTEMPTS."""
     for intent in intents_due(town=town, now=now):
+        if intent.kind in CHECK_CALLS:
+            # A merge or enqueue whose process died: never repeated from here; the feedback
+            # check reads the PR before any new call (gastown/feedback/merge.py).
+            intent_finish(
+                intent=intent,
+                now=now,
+                outcome="no_answer",
+                error="the process stopped inside the call",
+            )
+            continue
         exhausted = intent_exhausted(intent)
         if not intent_claim(intent=intent, now=now):
             continue  # another worker runs it
@@ -93,7 +104,7 @@ def _run_intent(town: Town, intent: SideEffectIntent, now: datetime) -> str:
     if intent.kind == IntentKind.DISPATCH:
         assert intent.bead_id is not None
         return _notify(agent_id=intent.target_id, bead_id=intent.bead_id, key=intent.key, now=now)
-    return SKIPPED  # merge and enqueue intents are the feedback check's (gastown/feedback/merge.py)
+    return SKIPPED
 
 
 def _abandon(town: Town, intent: SideEffectIntent, now: datetime) -> None:

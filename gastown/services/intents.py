@@ -107,10 +107,9 @@ def intents_due(*, town: Town, now: datetime) -> list[SideEffectIntent]:
     """The town's unfinished intents nobody runs: never started, or started by a process
     whose lease has passed (it died inside the call, or its answer never came)."""
     return list(
-        SideEffectIntent.objects.filter(town=town, finished_at__isnull=True)
-        .filter(Q(started_at__isnull=True) | Q(started_at__lte=now - INTENT_LEASE))
-        # The feedback check's own calls are never repeated blindly: it reads the PR first.
-        .exclude(kind__in=CHECK_CALLS)
+        SideEffectIntent.objects.filter(town=town, finished_at__isnull=True).filter(
+            Q(started_at__isnull=True) | Q(started_at__lte=now - INTENT_LEASE)
+        )
     )
 
 

@@ -35,6 +35,7 @@ class Fault:
     kind: str
     method: str | None = None  # None: any method
     path: str | None = None  # a regex searched in the path; None: any path
+    operation: str | None = None  # a GraphQL operation's name (EnqueuePullRequest); None: any
     times: int | None = 1  # how many matching requests; None: until cleared
     status: int = 500
     delay: float = 0.0
@@ -53,8 +54,10 @@ class Fault:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, operation: str | None = None) -> bool:
         if self.method and self.method.upper() != method:
+            return False
+        if self.operation and self.operation != operation:
             return False
         return not (self.path and not re.search(self.path, path))
 

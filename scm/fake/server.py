@@ -133,10 +133,10 @@ class FakeGitHub(FakeControl):
 
     # --- requests -----------------------------------------------------------------------
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, operation: str | None = None) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if not fault.spent and fault.matches(method, path):
+                if not fault.spent and fault.matches(method, path, operation):
                     fault.hits += 1
                     return fault
         return None
@@ -219,7 +219,7 @@ class FakeGitHub(FakeControl):
         if path == "/graphql" and isinstance(payload, dict):
             record.operation, record.aliases = _describe(str(payload.get("query", "")))
 
-        fault = self._take_fault(method, path)
+        fault = self._take_fault(method, path, record.operation)
         if fault is not None:
             if fault.kind == "slow":
                 time.sleep(fault.delay)
