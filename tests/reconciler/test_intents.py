@@ -213,3 +213,25 @@ def test_a_landing_mr_without_a_pr_and_without_an_agent_is_escalated(tick, clock
     tick(rig.town)
     escalation = Bead.objects.get(type="escalation")
     assert "in progress without a pull request" in escalation.body
+
+
+def test_finished_intents_are_pruned_after_a_week_and_unfinished_ones_kept(
+    tick, clock, fake_github, runtime
+):
+    from datetime import timedelta
+
+    from gastown.reconciler.tick import prune
+
+    rig, _ = landing_setup(fake_github)
+    tick(rig.town)
+    pending = SideEffectIntent.objects.create(
+        town=rig.town,
+        kind=IntentKind.OPEN_PR,
+        target_id=0,
+        key="open_pr:mr:0:1",
+        created_at=clock.now,
+    )
+    prune(clock.now + timedelta(days=6))
+    assert SideEffectIntent.objects.count() == 3
+    prune(clock.now + timedelta(days=8))
+    assert list(SideEffectIntent.objects.all()) == [pending]
