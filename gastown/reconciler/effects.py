@@ -103,7 +103,7 @@ def _run_intent(town: Town, intent: SideEffectIntent, now: datetime) -> str:
         return create_feature_branch(town=town, convoy_id=intent.target_id, now=now)
     if intent.kind == IntentKind.DISPATCH:
         assert intent.bead_id is not None
-        return _notify(agent_id=intent.target_id, bead_id=intent.bead_id, key=intent.key, now=now)
+        return _notify(intent, now=now)
     return SKIPPED
 
 
@@ -128,18 +128,25 @@ def _abandon(town: Town, intent: SideEffectIntent, now: datetime) -> None:
     intent_finish(intent=intent, now=now, outcome="abandoned", error=message)
 
 
-def _notify(*, agent_id: int, bead_id: int, key: str, now: datetime) -> str:
+def _notify(intent: SideEffectIntent, *, now: datetime) -> str:
     """Tell the agent, with the intent's key: a runtime that got it before the process died
-    knows the repeat (services.dispatch). A refinery hooked to an MR without its PR waits
-    for the PR: nothing to review yet."""
-    hooked = Agent.objects.filter(pk=agent_id, hooked_bead_id=bead_id).exists()
-    if not hooked:
+    knows the repeat (services.dispatch), and an agent heard from since the dispatch was
+    decided evidently got it (no repeat at all). A refinery hooked to an MR without its PR
+    waits for the PR: nothing to review yet."""
+    assert intent.bead_id is not None
+    agent = Agent.objects.filter(pk=intent.target_id, hooked_bead_id=intent.bead_id).first()
+    if agent is None:
         return SKIPPED  # unhooked meanwhile (its PR could not be opened, a report, a rule)
-    mr = MergeRequest.objects.filter(bead_id=bead_id).only("pr_url").first()
-    bead_type = Bead.objects.filter(pk=bead_id).values_list("type", flat=True).first()
-    if bead_type == BeadType.MERGE_REQUEST and (mr is None or not mr.pr_url):
+    bead_type = Bead.objects.filter(pk=intent.bead_id).values_list("type", flat=True).first()
+    if bead_type == BeadType.MERGE_REQUEST and not (
+        MergeRequest.objects.filter(bead_id=intent.bead_id).exclude(pr_url="").exists()
+    ):
         return DEFERRED
-    return DONE if dispatch_notify(agent_id=agent_id, bead_id=bead_id, now=now, key=key) else FAILED
+    repeat = intent.attempts > 1
+    if repeat and agent.last_activity_at and agent.last_activity_at >= intent.created_at:
+        return "heard_from"
+    told = dispatch_notify(agent_id=agent.pk, bead_id=intent.bead_id, now=now, key=intent.key)
+    return DONE if told else FAILED
 
 
 def notify_escalations(town: Town, now: datetime) -> None:

@@ -235,3 +235,20 @@ def test_finished_intents_are_pruned_after_a_week_and_unfinished_ones_kept(
     assert SideEffectIntent.objects.count() == 3
     prune(clock.now + timedelta(days=8))
     assert list(SideEffectIntent.objects.all()) == [pending]
+
+
+def test_a_dispatch_whose_agent_was_heard_from_is_not_sent_again(tick, clock, fake_github, runtime):
+    from gastown.services.reports import agent_heartbeat
+
+    rig = RigFactory(repo=REPO)
+    Bead.objects.create(town=rig.town, rig=rig, title="Fix it", created_by="test")
+    decide_only(rig.town, clock.now)
+    dispatch = SideEffectIntent.objects.get(kind=IntentKind.DISPATCH)
+    assert intent_claim(intent=dispatch, now=clock.now)
+    # The runtime got it before the process died: its agent reports in.
+    agent_heartbeat(agent=Agent.objects.get(pk=dispatch.target_id), now=clock.now)
+    clock.advance(seconds=INTENT_LEASE.total_seconds())
+    tick(rig.town)
+    assert runtime.received == []
+    dispatch.refresh_from_db()
+    assert dispatch.outcome == "heard_from"
