@@ -26,6 +26,7 @@ from gastown.models import (
     NotificationSent,
     ReconcilerTick,
     Rig,
+    SideEffectIntent,
     TelemetryEvent,
     Town,
     WebhookDelivery,
@@ -572,6 +573,18 @@ class ApiTokenAdmin(TownScopedAdmin):
 
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} token(s).")
+
+
+@admin.register(SideEffectIntent)
+class SideEffectIntentAdmin(ViewOnlyAdmin):
+    """What was sent, or is about to be, to GitHub and the agents (docs/architecture.md,
+    "Side effects and crashes"): an unfinished row past its lease is re-run by the next tick."""
+
+    list_display = ("key", "town", "kind", "created_at", "started_at", "finished_at", "outcome")
+    list_select_related = ("town",)
+    list_filter = ("kind", "outcome")
+    search_fields = ("key",)
+    date_hierarchy = "created_at"
 
 
 @admin.register(WebhookDelivery)

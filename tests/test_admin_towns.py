@@ -20,8 +20,10 @@ from gastown.models import (
     ApiToken,
     Convoy,
     ConvoyStatus,
+    IntentKind,
     NotificationSent,
     Rig,
+    SideEffectIntent,
     TelemetryEvent,
     Town,
     WebhookDelivery,
@@ -96,6 +98,13 @@ def _world(slug: str) -> World:
             "gastown.notificationsent": NotificationSent.objects.create(
                 town=town, key=f"escalation:{slug}", channel="email"
             ),
+            "gastown.sideeffectintent": SideEffectIntent.objects.create(
+                town=town,
+                kind=IntentKind.OPEN_PR,
+                target_id=mr.pk,
+                key=f"open_pr:mr:{mr.pk}:1",
+                created_at=timezone.now(),
+            ),
         }
     )
 
@@ -114,6 +123,7 @@ LABELS = [
     "beads.beaddependency",
     "beads.beadevent",
     "gastown.notificationsent",
+    "gastown.sideeffectintent",
 ]
 
 

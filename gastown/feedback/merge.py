@@ -50,8 +50,9 @@ from gastown.feedback.observe import (
     standing_refusal,
 )
 from gastown.logs import mr_log_context
-from gastown.models import Convoy, EffectiveSettings, TelemetryEvent
+from gastown.models import Convoy, EffectiveSettings, IntentKind, SideEffectIntent, TelemetryEvent
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
+from gastown.services.intents import CHECK_CALLS, intent_begin, intent_finish, intents_unanswered
 from gastown.services.merge_requests import (
     mr_close_merged,
     telemetry_event,
@@ -198,6 +199,12 @@ def merge_attempt(
     now: datetime,
     summary: CheckSummary,
 ) -> None:
+    if intents_unanswered(kinds=CHECK_CALLS, target_id=mr.pk, now=now):
+        # A merge or enqueue sent by a process that died (or still waits for its answer)
+        # within the lease: it may be merging now. After the lease the fresh check below
+        # reads the PR before any new call (docs/architecture.md, "Side effects and crashes").
+        log.info("no merge of %s: an earlier call may still be in flight", mr.pr_name)
+        return
     retry = held_by_refusal(mr)
     if not (_claim_retry(mr, now=now) if retry else _claim(mr, now=now)):
         return
@@ -247,7 +254,9 @@ def merge_attempt(
         # The base takes changes only through its merge queue: enqueue, never merge.
         _enqueue(mr, client=client, snapshot=snapshot, now=now, summary=summary)
         return
+    intent = _intend(mr, IntentKind.MERGE, now=now)
     outcome = client.merge(ref, head_sha=snapshot.head_sha, methods=settings.merge_methods)
+    intent_finish(intent=intent, now=now, outcome=outcome.kind)
     if outcome.refusal == Refusal.MERGE_QUEUE_REQUIRED:
         # A queue GraphQL did not show (a ruleset's): GitHub wants the PR enqueued.
         _enqueue(mr, client=client, snapshot=snapshot, now=now, summary=summary)
@@ -261,6 +270,14 @@ def merge_attempt(
         return
     summary.merge_refused += 1
     _refused(mr, outcome, snapshot=snapshot, now=now)
+
+
+def _intend(mr: MergeRequest, kind: str, *, now: datetime) -> SideEffectIntent:
+    """The call about to be sent, recorded first: a process killed before the answer leaves
+    it unfinished, and no pass calls again until its lease passed and the PR was read."""
+    return intent_begin(
+        town_id=mr.bead.town_id, kind=kind, target_id=mr.pk, subject=f"mr:{mr.pk}", now=now
+    )
 
 
 def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: datetime) -> None:
@@ -452,7 +469,9 @@ def _enqueue(
     merges it from there (or drops it: observe.queue_drop). Every call is a MergeAttempt row
     (method "queue"); a refusal is final for this head, like a refused merge."""
     ref = PullRequestRef(snapshot.repo, snapshot.number)
+    intent = _intend(mr, IntentKind.ENQUEUE, now=now)
     write = client.enqueue(ref, expected_head_sha=snapshot.head_sha, node_id=snapshot.node_id)
+    intent_finish(intent=intent, now=now, outcome=write.kind)
     if write.kind in {"head_moved", "transient"}:
         # Look again first: the head moved, or a 5xx may hide an enqueue that happened.
         summary.merge_refused += 1

@@ -6,6 +6,7 @@ from gastown.models.events import (
     ReconcilerTick,
     TelemetryEvent,
 )
+from gastown.models.intents import IntentKind, SideEffectIntent
 from gastown.models.notifications import NotificationChannel, NotificationSent
 from gastown.models.towns import (
     EffectiveSettings,
@@ -25,12 +26,14 @@ __all__ = [
     "ConvoyStatus",
     "EffectiveSettings",
     "FeedbackCheckRun",
+    "IntentKind",
     "MergeMethod",
     "MergeMode",
     "NotificationChannel",
     "NotificationSent",
     "ReconcilerTick",
     "Rig",
+    "SideEffectIntent",
     "TelemetryEvent",
     "Town",
     "TownPermission",

@@ -33,7 +33,7 @@ from beads.services import (
     merge_request_create,
 )
 from gastown.logs import log_context
-from gastown.models import Agent, AgentRole, AgentStatus, Convoy, Town
+from gastown.models import Agent, AgentRole, AgentStatus, Convoy, IntentKind, Town
 from gastown.models.convoys import ConvoyStatus
 from gastown.reconciler import actions as a
 from gastown.services.convoys import (
@@ -43,6 +43,7 @@ from gastown.services.convoys import (
     convoy_suppression_end,
     convoy_transition,
 )
+from gastown.services.intents import intent_record
 from gastown.services.telemetry import duration_ms, telemetry_record
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ RECONCILER = Actor.reconciler()
 
 @dataclass(frozen=True)
 class SideEffect:
-    kind: str  # notify_dispatch, open_pr, create_branch
+    """What runs after commit and may be lost without harm (asking for a feedback check: the
+    schedule asks again). Effects outside that must not be lost or doubled are intents
+    (gastown.services.intents; docs/architecture.md, "Side effects and crashes")."""
+
+    kind: str  # feedback_check
     target_id: int
     bead_id: int | None = None
 
@@ -156,7 +161,31 @@ def _dispatch_polecat(town: Town, action: a.DispatchPolecat, now: datetime) -> l
         note=f"dispatched to {agent.name} (attempt {bead.dispatch_attempts})",
     )
     _hook(agent, bead, now, f"hooked to {agent.name}")
-    return [SideEffect("notify_dispatch", agent.pk, bead.pk)]
+    _intend_dispatch(town, agent, bead, now)
+    return []
+
+
+def _intend_dispatch(town: Town, agent: Agent, bead: Bead, now: datetime) -> None:
+    intent_record(
+        town=town,
+        kind=IntentKind.DISPATCH,
+        target_id=agent.pk,
+        subject=f"bead:{bead.pk}",
+        bead_id=bead.pk,
+        now=now,
+        reuse_unfinished=False,
+    )
+
+
+def _intend_open_pr(town: Town, mr_id: int, bead: Bead, now: datetime) -> None:
+    intent_record(
+        town=town,
+        kind=IntentKind.OPEN_PR,
+        target_id=mr_id,
+        subject=f"mr:{mr_id}",
+        bead_id=bead.pk,
+        now=now,
+    )
 
 
 def _dispatch_refinery(town: Town, action: a.DispatchRefinery, now: datetime) -> list[SideEffect]:
@@ -183,10 +212,11 @@ def _dispatch_refinery(town: Town, action: a.DispatchRefinery, now: datetime) ->
         Agent.objects.filter(pk=agent.pk).update(
             last_dispatch_at=now, dispatch_attempts=F("dispatch_attempts") + 1
         )
-    effects = [SideEffect("notify_dispatch", agent.pk, bead.pk)]
+    # The PR first: the refinery's notification waits for it (effects.run_intents).
     if action.open_pr:
-        effects.insert(0, SideEffect("open_pr", action.mr_id, bead.pk))
-    return effects
+        _intend_open_pr(town, action.mr_id, bead, now)
+    _intend_dispatch(town, agent, bead, now)
+    return []
 
 
 def _watch(town: Town, action: a.WatchMergeRequest, now: datetime) -> list[SideEffect]:
@@ -203,7 +233,9 @@ def _watch(town: Town, action: a.WatchMergeRequest, now: datetime) -> list[SideE
         now=now,
         note="watched (code review off)",
     )
-    return [SideEffect("open_pr", action.mr_id, bead.pk)] if action.open_pr else []
+    if action.open_pr:
+        _intend_open_pr(town, action.mr_id, bead, now)
+    return []
 
 
 def _unhook_agents_of(bead: Bead, now: datetime, note: str) -> None:
@@ -345,7 +377,14 @@ def _set_convoy(convoy: Convoy, now: datetime, note: str, *, status: str, **fiel
 def _convoy_start(town: Town, action: a.ConvoyStart, now: datetime) -> list[SideEffect]:
     convoy = _convoy(action.convoy_id, ConvoyStatus.OPEN)
     convoy_feature_branch_assign(convoy=convoy)
-    return [SideEffect("create_branch", convoy.pk)]
+    intent_record(
+        town=town,
+        kind=IntentKind.CREATE_BRANCH,
+        target_id=convoy.pk,
+        subject=f"convoy:{convoy.pk}",
+        now=now,
+    )
+    return []
 
 
 def _convoy_ready(town: Town, action: a.ConvoyReadyToLand, now: datetime) -> list[SideEffect]:

@@ -334,7 +334,9 @@ def rule_r5_r6_r7_refinery(s: TownSnapshot) -> Iterator[a.Action]:
                     bead_id=mr.bead_id,
                     rig_id=mr.bead.rig_id,  # type: ignore[arg-type]
                     agent_id=agent.pk,
-                    open_pr=False,
+                    # Its PR was never recorded (the opening died or failed): open or adopt
+                    # it first; the refinery hears of the MR once it has one.
+                    open_pr=not mr.pr_url,
                 )
 
     for rig_id in s.rigs:

@@ -13,10 +13,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from gastown.logs import log_context
-from gastown.models import FeedbackCheckRun, ReconcilerTick, TelemetryEvent, Town, WebhookDelivery
+from gastown.models import (
+    FeedbackCheckRun,
+    ReconcilerTick,
+    SideEffectIntent,
+    TelemetryEvent,
+    Town,
+    WebhookDelivery,
+)
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
-from gastown.reconciler.effects import notify_escalations, run_side_effects
+from gastown.reconciler.effects import notify_escalations, run_intents, run_side_effects
 from gastown.reconciler.load import load_snapshot
 from gastown.reconciler.rules import plan
 
@@ -105,6 +112,7 @@ def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
             duration_ms=result.duration_ms,
             actions=result.actions_by_kind,
         )
+    run_intents(town, now)
     run_side_effects(town, effects, now)
     notify_escalations(town, now)
     return result
@@ -116,9 +124,9 @@ def dry_run(town: Town, now: datetime | None = None) -> list[a.Action]:
 
 
 def prune(now: datetime) -> None:
-    """GC (domain.md §3): processed events and webhook deliveries after 7 days, ticks and feedback
-    check records after a day, telemetry after 90, except the override audit and convoy
-    transitions."""
+    """GC (domain.md §3): processed events, webhook deliveries and finished side-effect
+    intents after 7 days, ticks and feedback check records after a day, telemetry after 90,
+    except the override audit and convoy transitions."""
     ReconcilerTick.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
     FeedbackCheckRun.objects.filter(started_at__lt=now - TICK_HISTORY).delete()
     # override.* rows (services.overrides.override_audit) are the only record of a town pause
@@ -129,6 +137,10 @@ def prune(now: datetime) -> None:
     ).exclude(name="convoy.transition").delete()
     # A redelivery older than a week is not going to come: its id need not be remembered.
     WebhookDelivery.objects.filter(received_at__lt=now - DELIVERY_HISTORY).delete()
+    # A finished side effect is not run again; a week of them tells what was sent.
+    SideEffectIntent.objects.filter(
+        finished_at__isnull=False, finished_at__lt=now - DELIVERY_HISTORY
+    ).delete()
     # The bead audit (BeadEvent) is never pruned: it is the record of what happened.
 
 

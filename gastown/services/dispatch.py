@@ -7,6 +7,11 @@ as "sha256=<hex>", the same shape GitHub uses for webhooks. A refused or failed 
 is a failed dispatch: the bead goes back to `open` (its attempt stays counted) and the
 circuit breaker counts it. Without a runtime the agent becomes `working` when it fetches its
 assignment through the API.
+
+Every notification carries its dispatch's key (`dispatch_id` in the body, and the
+X-Gastown-Dispatch-Id header), one per bead attempt: a process that died before the
+runtime's answer sends the same key again on the next tick, and the runtime acts on a key
+once (docs/architecture.md, "Side effects and crashes").
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def dispatch_payload(agent: Agent, bead: Bead) -> dict[str, object]:
+def dispatch_payload(agent: Agent, bead: Bead, key: str = "") -> dict[str, object]:
     payload: dict[str, object] = {
+        "dispatch_id": key,
         "town": agent.town.slug,
         "agent": {"name": agent.name, "role": agent.role},
         "bead": {
@@ -74,9 +80,9 @@ def dispatch_payload(agent: Agent, bead: Bead) -> dict[str, object]:
     return payload
 
 
-def notify_runtime(agent: Agent, bead: Bead) -> str:
+def notify_runtime(agent: Agent, bead: Bead, key: str = "") -> str:
     """POST the signed notification; returns "" on success, else what went wrong."""
-    body = json.dumps(dispatch_payload(agent, bead), sort_keys=True).encode()
+    body = json.dumps(dispatch_payload(agent, bead, key), sort_keys=True).encode()
     request = urllib.request.Request(
         settings.AGENT_RUNTIME_URL,
         data=body,
@@ -85,6 +91,7 @@ def notify_runtime(agent: Agent, bead: Bead) -> str:
             "Content-Type": "application/json",
             "X-Gastown-Signature": sign(body, settings.AGENT_RUNTIME_SECRET),
             "X-Gastown-Event": "dispatch",
+            "X-Gastown-Dispatch-Id": key,
         },
     )
     try:
@@ -110,8 +117,11 @@ def dispatch_register_local_agents(handler: Callable[..., None]) -> None:
     _local_agents = handler
 
 
-def dispatch_notify(*, agent_id: int, bead_id: int, now: datetime | None = None) -> bool:
-    """Run after the dispatch committed. Returns whether the agent was told."""
+def dispatch_notify(
+    *, agent_id: int, bead_id: int, now: datetime | None = None, key: str = ""
+) -> bool:
+    """Run after the dispatch committed (the intent `key`). Returns whether the agent was
+    told."""
     now = now or timezone.now()
     agent = Agent.objects.select_related("town", "rig").filter(pk=agent_id).first()
     bead = Bead.objects.select_related("convoy").filter(pk=bead_id).first()
@@ -119,7 +129,7 @@ def dispatch_notify(*, agent_id: int, bead_id: int, now: datetime | None = None)
         return False
     error = ""
     if settings.AGENT_RUNTIME_URL:
-        error = notify_runtime(agent, bead)
+        error = notify_runtime(agent, bead, key)
     elif settings.GASTOWN_SIMULATED_AGENTS and _local_agents is not None:
         _local_agents(agent_id=agent.pk, bead_id=bead.pk)
     if error:
@@ -131,7 +141,7 @@ def dispatch_notify(*, agent_id: int, bead_id: int, now: datetime | None = None)
         rig_id=agent.rig_id,
         bead_id=bead.pk,
         label=agent.role,
-        data={"agent": agent.name},
+        data={"agent": agent.name, "dispatch_id": key},
     )
     return True
 

@@ -201,6 +201,15 @@ def agent_fetch_assignment(*, agent: Agent, now: datetime | None = None) -> Bead
             if agent.hooked_bead_id
             else None
         )
+        if (
+            bead is not None
+            and bead.type == BeadType.MERGE_REQUEST
+            and not MergeRequest.objects.filter(bead=bead).exclude(pr_url="").exists()
+        ):
+            # The refinery's MR has no PR yet: nothing to review until the reconciler opens
+            # (or adopts) it and notifies the refinery (docs/architecture.md, "Side effects
+            # and crashes").
+            bead = None
         if bead is not None and not settings.AGENT_RUNTIME_URL:
             _mark_alive(agent=agent, now=now)
             if bead.type == BeadType.ISSUE and bead.status == BeadStatus.OPEN:
@@ -494,6 +503,14 @@ def refinery_report_review(
         if bead.is_terminal:
             raise ReportRefused(
                 f"MR {bead_ref(bead.pk)} is {bead.status}; a review no longer applies.",
+                field="merge_request",
+            )
+        if not MergeRequest.objects.filter(pk=mr.pk).exclude(pr_url="").exists():
+            # Its PR is not recorded yet (being opened, or the opening died): a review of no
+            # PR would let auto-merge trust a verdict on code nobody saw.
+            raise ReportRefused(
+                f"Merge request #{mr.pk} has no pull request yet; review it once its PR is "
+                "opened (its dispatch carries the PR's URL).",
                 field="merge_request",
             )
         status = ReviewStatus.PASSED if passed else ReviewStatus.CHANGES_REQUESTED

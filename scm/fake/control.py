@@ -67,6 +67,7 @@ class FakeControl:
     web_url: str
     apps: FakeApps
     _lock: threading.Lock
+    _release: threading.Event
 
     # --- repositories and branches ------------------------------------------------------
 
@@ -447,8 +448,15 @@ class FakeControl:
         return fault
 
     def clear_faults(self) -> None:
+        """Remove the faults and send the answers `hold` faults withhold."""
         with self._lock:
             self.faults.clear()
+            self._release.set()
+            self._release = threading.Event()
+
+    def held_requests(self) -> list[RequestRecord]:
+        """The requests performed whose answers a `hold` fault withholds now."""
+        return [r for r in list(self.requests) if r.held]
 
     def clear_requests(self) -> None:
         with self._lock:

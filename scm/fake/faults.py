@@ -12,7 +12,12 @@ FAULT_KINDS = frozenset(
         "forbidden",  # 403 naming the permission in X-Accepted-GitHub-Permissions
         "rate_limit",  # 403 (or `status` 429) with X-RateLimit-Remaining 0 and a reset,
         # or with `retry_after`, a secondary limit
-        "slow",  # wait `delay` seconds, then answer normally
+        "slow",  # wait `delay` seconds, then perform the request and answer: a client that
+        # gave up (or died) meanwhile still has its request performed
+        "hold",  # perform the request, then withhold the answer for `delay` seconds (0: until
+        # the faults are cleared, at most HOLD_MAX): the work is done on GitHub while the
+        # client waits; kill the client then to crash it inside a side effect (the record in
+        # the request log says `held` meanwhile; docs/architecture.md, "Side effects and crashes")
         "malformed",  # 200 with a body that is not JSON
         "graphql_errors",  # GraphQL: null the given aliases (or all) and add `errors`
         "graphql_timeout",  # GraphQL: 200 with no data and GitHub's time-out message
@@ -21,11 +26,16 @@ FAULT_KINDS = frozenset(
 )
 
 
+#: The longest a `hold` fault withholds an answer when no `delay` is given.
+HOLD_MAX = 60.0
+
+
 @dataclass
 class Fault:
     kind: str
     method: str | None = None  # None: any method
     path: str | None = None  # a regex searched in the path; None: any path
+    operation: str | None = None  # a GraphQL operation's name (EnqueuePullRequest); None: any
     times: int | None = 1  # how many matching requests; None: until cleared
     status: int = 500
     delay: float = 0.0
@@ -44,8 +54,10 @@ class Fault:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, operation: str | None = None) -> bool:
         if self.method and self.method.upper() != method:
+            return False
+        if self.operation and self.operation != operation:
             return False
         return not (self.path and not re.search(self.path, path))
 

@@ -185,10 +185,15 @@ class RestApi:
         head = query.get("head")
         base = query.get("base")
         pulls = []
+        # `head` is "user:ref-name" or "organization:ref-name"
+        # (https://docs.github.com/en/rest/pulls/pulls#list-pull-requests): the fake's PRs
+        # come from branches of their own repository, so the owner is the repository's.
+        head_owner, _colon, head_ref = head.rpartition(":") if head else ("", "", "")
+        owner_of_heads = repo.full_name.split("/", 1)[0].lower()
         for pull in sorted(repo.pulls.values(), key=lambda p: -p.number):
             if state != "all" and pull.state != state:
                 continue
-            if head and head.split(":", 1)[-1] != pull.head:
+            if head and (head_ref != pull.head or head_owner.lower() not in ("", owner_of_heads)):
                 continue
             if base and base != pull.base:
                 continue

@@ -22,7 +22,7 @@ from graphql import OperationDefinitionNode, parse
 
 from scm.fake.apps import USER, FakeApps, Principal
 from scm.fake.control import ControlApi, FakeControl
-from scm.fake.faults import Fault, rewrite
+from scm.fake.faults import HOLD_MAX, Fault, rewrite
 from scm.fake.graphql_exec import execute_graphql
 from scm.fake.rest import Reply, RestApi, not_found
 from scm.fake.state import FakeState, settle
@@ -45,6 +45,8 @@ class RequestRecord:
     cost: int = 0  # GraphQL points charged
     url_path: str = ""  # the path as sent (with a GitHub Enterprise prefix, if any)
     principal: str = ""  # "user", "installation:ID" or "app:ID"
+    held: bool = False  # performed, its answer withheld by a `hold` fault (status still 0)
+    hold_seconds: float = 0.0
 
 
 class FakeGitHub(FakeControl):
@@ -63,6 +65,8 @@ class FakeGitHub(FakeControl):
         self.reset_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
         self.apps = FakeApps()
         self._lock = threading.Lock()
+        # Set when the faults are cleared: the answers `hold` faults withhold go out.
+        self._release = threading.Event()
         self._host = host
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -115,6 +119,8 @@ class FakeGitHub(FakeControl):
             self.state.reset()
             self.hooks.reset()
             self.faults.clear()
+            self._release.set()
+            self._release = threading.Event()
             self.requests.clear()
             self.tokens = None
             self.logins.clear()
@@ -130,10 +136,10 @@ class FakeGitHub(FakeControl):
 
     # --- requests -----------------------------------------------------------------------
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, operation: str | None = None) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if not fault.spent and fault.matches(method, path):
+                if not fault.spent and fault.matches(method, path, operation):
                     fault.hits += 1
                     return fault
         return None
@@ -192,6 +198,12 @@ class FakeGitHub(FakeControl):
         with self._lock:
             self.requests.append(record)
         status, out_headers, body = self._handle_api(method, path, query, headers, raw, record)
+        if record.hold_seconds:
+            with self._lock:
+                release = self._release
+            record.held = True
+            release.wait(record.hold_seconds)
+            record.held = False
         record.status = status
         return status, out_headers, body
 
@@ -210,10 +222,12 @@ class FakeGitHub(FakeControl):
         if path == "/graphql" and isinstance(payload, dict):
             record.operation, record.aliases = _describe(str(payload.get("query", "")))
 
-        fault = self._take_fault(method, path)
+        fault = self._take_fault(method, path, record.operation)
         if fault is not None:
             if fault.kind == "slow":
                 time.sleep(fault.delay)
+            elif fault.kind == "hold":
+                record.hold_seconds = fault.delay or HOLD_MAX
             else:
                 early = self._fault_reply(fault, rate_headers)
                 if early is not None:

@@ -4,6 +4,7 @@ import pytest
 
 from scm.errors import ScmError
 from scm.types import PullRequestRef
+from tests.processes import wait_for
 
 REPO = "octo/app"
 
@@ -106,3 +107,44 @@ def test_branch_answer_with_an_odd_shape_is_invalid_response(
     with pytest.raises(ScmError) as caught:
         github_client.create_branch(REPO, branch="convoy-10", from_branch="main")
     assert caught.value.kind == "invalid_response"
+
+
+def test_open_prs_are_listed_by_head_owner_and_branch_and_base(fake_github, github_client):
+    fake_github.create_repo(REPO)
+    fake_github.create_branch(REPO, "release")
+    wanted = fake_github.create_pr(REPO, head="convoy-5", base="main")
+    fake_github.create_pr(REPO, head="convoy-5", base="release")
+    fake_github.create_pr(REPO, head="convoy-6", base="main")
+
+    def listed(**query):
+        _, pulls = github_client._call("GET", f"/repos/{REPO}/pulls", parameters=query)
+        return [pull["number"] for pull in pulls]
+
+    assert listed(state="open", head="octo:convoy-5", base="main") == [wanted.number]
+    # Another owner's branch of the same name (a fork's) is not this PR's head.
+    assert listed(state="open", head="someone-else:convoy-5", base="main") == []
+    fake_github.close(REPO, wanted.number)
+    assert listed(state="open", head="octo:convoy-5", base="main") == []
+
+
+def test_a_hold_fault_performs_the_request_and_withholds_the_answer(fake_github):
+    from scm.client import GitHubClient
+    from scm.credentials import resolve_token
+
+    fake_github.create_repo(REPO)
+    fake_github.create_branch(REPO, "convoy-7")
+    fake_github.add_fault("hold", method="POST", path=r"/pulls$")
+    impatient = GitHubClient(resolve_token(None), api_url=fake_github.url, timeout=0.3)
+    with pytest.raises(ScmError) as raised:
+        impatient.open_pull_request(REPO, head="convoy-7", base="main", title="x")
+    assert raised.value.kind == "transient"
+    # GitHub opened it; the answer is still held.
+    assert [p.head for p in fake_github.state.repo(REPO).pulls.values()] == ["convoy-7"]
+    (held,) = fake_github.held_requests()
+    assert (held.method, held.status) == ("POST", 0)
+    fake_github.clear_faults()  # the held answer goes out
+    wait_for(lambda: held.status == 201, seconds=5, what="the held answer")
+    assert fake_github.held_requests() == []
+    # The repeat adopts the PR the lost answer was about.
+    ref = impatient.open_pull_request(REPO, head="convoy-7", base="main", title="x")
+    assert ref.number == 1 and len(fake_github.state.repo(REPO).pulls) == 1
