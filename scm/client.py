@@ -21,6 +21,7 @@ Why PyGithub is built the way it is below:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -269,23 +270,27 @@ class GitHubClient:
             else:
                 error = ScmError("unrecognized_url", f"{ref} cannot be asked about: {problem}")
                 results[ref] = SnapshotResult(ref, error=error)
-        for batch in self._batched(askable):
+        for batch in self._batched(askable, documents.snapshot_document):
             self._fetch_batch(batch, results, retry=True)
         if thread_classifier is not None:
             self._classify_threads(results, thread_classifier)
         return results
 
-    def _batched(self, refs: Sequence[PullRequestRef]) -> Iterable[list[PullRequestRef]]:
-        """Batches of BATCH_SIZE; with an App, one owner's PRs per batch (one installation
+    def _batched(
+        self, refs: Sequence[PullRequestRef], build: documents.DocumentBuilder
+    ) -> Iterable[list[PullRequestRef]]:
+        """Batches of the size that costs the fewest points per PR for this kind of document
+        (documents.batch_size); with an App, one owner's PRs per batch (one installation
         token per request)."""
+        size = documents.batch_size(build)
         if self.installations is None:
-            yield from documents.batched(refs)
+            yield from documents.batched(refs, size)
             return
         by_owner: dict[str, list[PullRequestRef]] = {}
         for ref in refs:
             by_owner.setdefault(ref.owner.lower(), []).append(ref)
         for group in by_owner.values():
-            yield from documents.batched(group)
+            yield from documents.batched(group, size)
 
     def _fetch_batch(
         self,
@@ -399,7 +404,7 @@ class GitHubClient:
             for ref, result in results.items()
             if result.snapshot is not None and result.snapshot.unresolved_threads > 0
         ]
-        for batch in self._batched(wanted):
+        for batch in self._batched(wanted, documents.threads_document):
             document = documents.threads_document(batch)
             try:
                 data, _ = self._graphql(document)
@@ -591,7 +596,7 @@ class GitHubClient:
         """Timeline nodes per PR; a PR GitHub could not answer for is left out."""
         found: dict[PullRequestRef, list[dict[str, Any]]] = {}
         askable = [ref for ref in dict.fromkeys(refs) if ref_problem(ref) is None]
-        for batch in self._batched(askable):
+        for batch in self._batched(askable, _TIMELINE_BUILDERS[kind]):
             document = documents.timeline_document(batch, kind)
             data, _ = self._graphql(document)
             for alias, ref in document.aliases.items():
@@ -718,6 +723,13 @@ class GitHubClient:
                 return False
             raise translate(error, source=self._source) from None
         return True
+
+
+#: One builder per kind, made once: batch_size caches by builder.
+_TIMELINE_BUILDERS: dict[tuple[str, str, int], documents.DocumentBuilder] = {
+    kind: functools.partial(documents.timeline_document, kind=kind)
+    for kind in (documents.LABELED_EVENTS, documents.QUEUE_REMOVALS)
+}
 
 
 def _timeline_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from scm.fake.state import (
     review_decision,
     settle,
 )
-from scm.graphql import graphql_cost
+from scm.graphql import charged_points, graphql_cost
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "schema.graphql"
 
@@ -404,7 +404,7 @@ def execute_graphql(
     errors = validation_errors(query)
     if errors:
         return {"errors": [_format(e) for e in errors]}, 0
-    cost = max(1, round(graphql_cost(query, variables)))
+    cost = charged_points(graphql_cost(query, variables))
     rate = {
         "cost": cost,
         "limit": 5000,
