@@ -197,7 +197,7 @@ class GitHubClient:
             limit.update_from_headers(error.headers or {}, resource=resource)
             translated = translate(error, source=self._source)
             if isinstance(translated, CredentialError) and translated.reset_at is not None:
-                limit.hold(resource, translated.reset_at)
+                limit.hold(resource, translated.reset_at, secondary=translated.secondary)
             if error.status == 401 and self.installations and self._installation_id:
                 # Expired or revoked: the next request asks for the installation afresh.
                 self.installations.forget(self._installation_id)

@@ -230,13 +230,18 @@ def town_pause(
     else:
         until = now + max(settings.poll_interval, CREDENTIAL_PAUSE)
     source = error.source or "the town's token, then GITHUB_TOKEN"
+    kind = "secondary_rate_limited" if error.secondary else error.kind
     what = {
         "no_token": "No GitHub token is configured.",
         "unauthorized": "GitHub rejects the token (wrong, expired or revoked).",
         "forbidden": "The token lacks a permission.",
-        "rate_limited": "The token's GitHub rate limit is spent.",
+        "rate_limited": "The token's hourly GitHub rate limit is spent.",
+        "secondary_rate_limited": (
+            "GitHub's secondary rate limit stopped the token (too many requests in a short "
+            "time); its hourly budget is not spent."
+        ),
         "token_unreadable": "The town's stored GitHub token cannot be decrypted.",
-    }.get(error.kind, "GitHub refused the token.")
+    }.get(kind, "GitHub refused the token.")
     if error.kind == "token_unreadable":
         needed = (
             " SECRET_KEY probably changed since it was saved. Put the old key in "
@@ -245,6 +250,8 @@ def town_pause(
         )
     elif error.permission:
         needed = f" Missing permission: {error.permission}."
+    elif error.kind == "rate_limited":
+        needed = ""
     else:
         needed = " It needs read access to pull requests, checks and contents (write to merge)."
     body = (
@@ -264,10 +271,10 @@ def town_pause(
             )
         escalation_raise(
             town=town,
-            key=f"github:{error.kind}",
+            key=f"github:{kind}",
             title=f"GitHub checks paused for {town.name}: {what}",
             body=body,
-            data={"github_error_kind": error.kind, "token_source": source},
+            data={"github_error_kind": kind, "token_source": source},
         )
     log.warning(
         "town %s: GitHub checks paused until %s (%s, token from %s)",
