@@ -94,6 +94,8 @@ def test_rate_limit_raises_with_reset_time_and_then_makes_no_call(
     with pytest.raises(CredentialError) as held:
         github_client.fetch_snapshots(prs)
     assert len(fake_github.requests) == calls  # waits for the reset without asking
+    assert not held.value.secondary
+    assert "hourly graphql rate limit" in held.value.message
 
 
 def test_spent_graphql_budget_stops_further_calls(fake_github, github_client, prs):
