@@ -141,6 +141,7 @@ class GitHubClient:
         self._installation_id: int | None = None
         self._source = credential.source
         self.requests_made = 0
+        self.not_modified = 0  # conditional requests GitHub answered 304 (free)
 
     @property
     def graphql_url(self) -> str:
@@ -180,6 +181,7 @@ class GitHubClient:
         input: Any = None,
         parameters: dict[str, Any] | None = None,
         repo: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], Any]:
         """One HTTP request; GitHub's errors come out as GithubException or ScmError.
         `repo` says whose installation answers (REST paths under /repos/ say it already)."""
@@ -190,8 +192,8 @@ class GitHubClient:
         limit.raise_if_spent(self._source, resource=resource)
         self.requests_made += 1
         try:
-            headers, data = self._requester.requestJsonAndCheck(
-                verb, url, parameters=parameters, input=input
+            answer_headers, data = self._requester.requestJsonAndCheck(
+                verb, url, parameters=parameters, headers=headers, input=input
             )
         except GithubException as error:
             limit.update_from_headers(error.headers or {}, resource=resource)
@@ -204,8 +206,8 @@ class GitHubClient:
             raise
         except Exception as error:
             raise translate(error, source=self._source) from None
-        limit.update_from_headers(headers, resource=resource)
-        return headers, data
+        limit.update_from_headers(answer_headers, resource=resource)
+        return answer_headers, data
 
     def _call(self, verb: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], Any]:
         """Like _request, with every GitHub error translated to ours."""
@@ -275,6 +277,25 @@ class GitHubClient:
         if thread_classifier is not None:
             self._classify_threads(results, thread_classifier)
         return results
+
+    def pull_request_changed(self, ref: PullRequestRef, etag: str) -> tuple[bool, str]:
+        """Whether the PR's REST representation changed since the answer tagged `etag`: a
+        conditional GET of /pulls/{number} (If-None-Match). GitHub answers 304 when nothing
+        changed, and a 304 to an authorised request does not count against the rate limit
+        (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate).
+        Returns (False, etag) on a 304, else (True, the new ETag, "" when GitHub sent none);
+        with no `etag`, an ordinary GET that only learns the tag. It sees a review, a
+        requested reviewer, a label, a push, a draft flag and the mergeable state, not
+        check runs themselves: the caller still reads the whole snapshot now and then."""
+        conditional = {"If-None-Match": etag} if etag else None
+        answer_headers, data = self._call(
+            "GET", f"/repos/{ref.repo}/pulls/{ref.number}", headers=conditional
+        )
+        new = next((str(v) for k, v in (answer_headers or {}).items() if k.lower() == "etag"), "")
+        if data is None and etag:
+            self.not_modified += 1
+            return False, new or etag
+        return True, new
 
     def _batched(
         self, refs: Sequence[PullRequestRef], build: documents.DocumentBuilder
