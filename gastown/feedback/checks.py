@@ -490,8 +490,10 @@ class _TownCheck:
         GitHub is asked whether the PR's REST representation changed since its ETag. A 304
         costs no rate limit and the stored snapshot stands (last_successful_check_at moves);
         anything else, an error included, is read in full. PRs that wait on a person and are
-        read in full without an ETag get one here too, read before the snapshot so that a
-        change in between makes the next answer a 200, never a wrong 304.
+        read in full anyway (a webhook, the hourly full read, a first read) are asked too,
+        with their ETag when they have one: a 304 keeps it for free, a 200 renews it. It is
+        read before the snapshot, so a change in between makes the next answer a 200, never
+        a wrong 304.
 
         Returns the number of REST requests made and the MRs still to read in full."""
         to_read: list[MergeRequest] = []
@@ -512,9 +514,9 @@ class _TownCheck:
                 continue
             asked += 1
             try:
-                changed, etag = self.client.pull_request_changed(
-                    ref, mr.pr_etag if mr.pk in conditional else ""
-                )
+                # The stored ETag even when the PR is read in full anyway: a 304 keeps it
+                # for free, where a plain GET would cost a request of the hourly limit.
+                changed, etag = self.client.pull_request_changed(ref, mr.pr_etag)
             except CredentialError:
                 raise
             except ScmError as error:
