@@ -76,8 +76,8 @@ class Command(BaseCommand):
         self.stdout.write(f"PRs polled:                {count} ({errors} errors)")
         self.stdout.write(
             f"GraphQL (ours):            {graphql_requests} requests, {points} points charged "
-            f"(estimate {estimate:.2f} before GitHub rounds each document; "
-            f"{estimate / count:.3f} per PR), {graphql_seconds:.2f}s"
+            f"({points / count:.3f} per PR; {estimate:.2f} before GitHub rounds each "
+            f"document), {graphql_seconds:.2f}s"
         )
         self.stdout.write(
             f"REST baseline (per PR):    {rest_requests} requests "
