@@ -159,6 +159,17 @@ def test_an_unchanged_waiting_pr_is_confirmed_with_a_free_304_and_no_graphql(
     record = FeedbackCheckRun.objects.latest("pk")
     assert (record.conditional_requests, record.not_modified, record.graphql_points) == (1, 1, 0)
 
+    # The bead page says the snapshot was confirmed since it was read.
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    admin = get_user_model().objects.create_superuser("boss", "", None)
+    client = Client()
+    client.force_login(admin)
+    page = client.get(reverse("dashboard:bead", args=[town.slug, mr.bead_id]))
+    assert page.status_code == 200
+    assert "confirmed unchanged" in page.content.decode()
+
 
 def test_a_changed_waiting_pr_is_read_in_full_after_the_conditional_request(
     fake_github, town, rig, clock
