@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -237,6 +238,37 @@ WAITING_BLOCKERS = frozenset(
     }
 )
 
+#: Blockers whose next change can only come from a person or a push: a review, a label, a
+#: push of new commits, a draft marked ready. Each of those sends GitHub a webhook (which
+#: makes the PR due at once) and changes the PR's REST representation (which a conditional
+#: request sees for free), so these PRs are re-read only at the safety-net interval
+#: (docs/domain.md §4, "Cadence"). Everything else (checks running, GitHub still computing
+#: mergeability, ready to merge, in the merge queue, never read) can change by itself and is
+#: re-read at the poll interval.
+SAFETY_NET_BLOCKERS = frozenset(
+    {
+        Blocker.HUMAN_REVIEW,
+        Blocker.HELD_BY_LABEL,
+        Blocker.CHANGES_REQUESTED,
+        Blocker.CHECKS_FAILING,
+        Blocker.CONFLICT,
+        Blocker.DRAFT,
+        Blocker.THREADS,
+    }
+)
+
+
+def check_interval(
+    blocker: str, *, failing: bool, poll_interval: timedelta, safety_net: timedelta
+) -> timedelta:
+    """How long after its last check a PR is due again (a webhook or a re-check makes it due
+    at once whatever this says). A PR whose last check failed is asked again at the poll
+    interval: what it waits on is not known."""
+    if blocker in SAFETY_NET_BLOCKERS and not failing:
+        return max(poll_interval, safety_net)
+    return poll_interval
+
+
 #: What GitHub reports first while a reviewer is still awaited (a push re-ran the checks, a
 #: thread opened): the wait on the human goes on underneath.
 _WAIT_MASKING = frozenset({Blocker.CHECKS_PENDING, Blocker.CHECKS_FAILING, Blocker.THREADS})
@@ -352,7 +384,12 @@ class MergeRequest(models.Model):
         null=True, blank=True, help_text="Set by a webhook or a re-check: due at once."
     )
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    # The last check that GitHub answered: a full read (snapshot_at) or a conditional
+    # request answered 304, which confirms the PR did not change since pr_etag was read.
     last_successful_check_at = models.DateTimeField(null=True, blank=True)
+    # The ETag of the PR's REST representation, read just before the stored snapshot: a PR
+    # that waits on a person is asked "changed since?" with it (feedback/checks.py).
+    pr_etag = models.CharField(max_length=200, blank=True, default="")
     consecutive_transient_failures = models.PositiveIntegerField(default=0)
     consecutive_malformed_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")

@@ -168,6 +168,18 @@ class GastownCollector:
             "GraphQL points the PR checks spent in the last hour, per token.",
             ["token"],
         )
+        budget = _gauge(
+            "gastown_github_graphql_points_budget_per_hour",
+            "GraphQL points per hour the PR checks may spend per token "
+            "(GASTOWN_GITHUB_POINTS_PER_HOUR, shared by the towns using it).",
+            ["token"],
+        )
+        conditional = _gauge(
+            "gastown_github_conditional_requests_last_hour",
+            "Safety-net REST reads of PRs in the last hour, per token, by GitHub's answer "
+            "(not_modified: a 304, free; ok: a 200, the PR changed or its ETag was learnt).",
+            ["token", "answer"],
+        )
         remaining = _gauge(
             "gastown_github_rate_limit_remaining",
             "The token's remaining GitHub budget as GitHub last told it (until its reset).",
@@ -188,6 +200,8 @@ class GastownCollector:
                 errors=Sum("errors"),
                 requests=Sum("github_requests"),
                 points=Sum("graphql_points"),
+                conditional=Sum("conditional_requests"),
+                not_modified=Sum("not_modified"),
             )
             .order_by()
         )
@@ -196,12 +210,18 @@ class GastownCollector:
             per_town[row["town_id"], "errors"] += row["errors"] or 0
             per_token[row["token"], "requests"] += row["requests"] or 0
             per_token[row["token"], "points"] += row["points"] or 0
+            per_token[row["token"], "conditional"] += row["conditional"] or 0
+            per_token[row["token"], "not_modified"] += row["not_modified"] or 0
         for pk, town in slug.items():
             checked.add_metric([town], per_town[pk, "checked"])
             errors.add_metric([town], per_town[pk, "errors"])
         for token in sorted({token for token, _ in per_token}):
             requests.add_metric([token], per_token[token, "requests"])
             points.add_metric([token], per_token[token, "points"])
+            budget.add_metric([token], settings.GASTOWN_GITHUB_POINTS_PER_HOUR)
+            unchanged = per_token[token, "not_modified"]
+            conditional.add_metric([token, "not_modified"], unchanged)
+            conditional.add_metric([token, "ok"], per_token[token, "conditional"] - unchanged)
 
         # The newest budget per token and resource, in one query: the newest record of each
         # token that heard about GraphQL, and the newest that heard about REST.
@@ -232,7 +252,7 @@ class GastownCollector:
             remaining.add_metric([token, resource], left)
             if at is not None:
                 reset.add_metric([token, resource], at.timestamp())
-        yield from (checked, errors, requests, points, remaining, reset)
+        yield from (checked, errors, requests, points, budget, conditional, remaining, reset)
 
     def _merge_requests(self, slug: dict[int, str], now: datetime) -> Iterator[Metric]:
         by_blocker = _gauge(

@@ -40,6 +40,15 @@ try:
     GITHUB_API_URL = env_url("GITHUB_API_URL", "https://api.github.com")
     GITHUB_WEB_URL = env_url("GITHUB_WEB_URL", "https://github.com")
     GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET")
+    # A PR that waits on a person (a reviewer, a hold label, a push) is re-read this often
+    # as a safety net; a webhook makes it due at once. Without webhooks, every PR is read
+    # at its poll interval (0).
+    GASTOWN_SAFETY_NET_SECONDS = env_int(
+        "GASTOWN_SAFETY_NET_SECONDS", 600 if GITHUB_WEBHOOK_SECRET else 0, minimum=0
+    )
+    # GraphQL points per hour one GitHub token may spend on PR checks, shared by the towns
+    # that use it (GitHub gives 5,000; the rest is kept for merges and other callers).
+    GASTOWN_GITHUB_POINTS_PER_HOUR = env_int("GASTOWN_GITHUB_POINTS_PER_HOUR", 4500, minimum=1)
     AGENT_RUNTIME_URL = env_str("AGENT_RUNTIME_URL") and env_url("AGENT_RUNTIME_URL", "")
     AGENT_RUNTIME_SECRET = env_str("AGENT_RUNTIME_SECRET")
     # The built-in simulated agents answer dispatches (the demo turns this on).

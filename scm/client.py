@@ -22,6 +22,7 @@ Why PyGithub is built the way it is below:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -141,6 +142,7 @@ class GitHubClient:
         self._installation_id: int | None = None
         self._source = credential.source
         self.requests_made = 0
+        self.not_modified = 0  # conditional requests GitHub answered 304 (free)
 
     @property
     def graphql_url(self) -> str:
@@ -180,6 +182,7 @@ class GitHubClient:
         input: Any = None,
         parameters: dict[str, Any] | None = None,
         repo: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], Any]:
         """One HTTP request; GitHub's errors come out as GithubException or ScmError.
         `repo` says whose installation answers (REST paths under /repos/ say it already)."""
@@ -190,22 +193,22 @@ class GitHubClient:
         limit.raise_if_spent(self._source, resource=resource)
         self.requests_made += 1
         try:
-            headers, data = self._requester.requestJsonAndCheck(
-                verb, url, parameters=parameters, input=input
+            answer_headers, data = self._requester.requestJsonAndCheck(
+                verb, url, parameters=parameters, headers=headers, input=input
             )
         except GithubException as error:
             limit.update_from_headers(error.headers or {}, resource=resource)
             translated = translate(error, source=self._source)
             if isinstance(translated, CredentialError) and translated.reset_at is not None:
-                limit.hold(resource, translated.reset_at)
+                limit.hold(resource, translated.reset_at, secondary=translated.secondary)
             if error.status == 401 and self.installations and self._installation_id:
                 # Expired or revoked: the next request asks for the installation afresh.
                 self.installations.forget(self._installation_id)
             raise
         except Exception as error:
             raise translate(error, source=self._source) from None
-        limit.update_from_headers(headers, resource=resource)
-        return headers, data
+        limit.update_from_headers(answer_headers, resource=resource)
+        return answer_headers, data
 
     def _call(self, verb: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], Any]:
         """Like _request, with every GitHub error translated to ours."""
@@ -270,24 +273,47 @@ class GitHubClient:
             else:
                 error = ScmError("unrecognized_url", f"{ref} cannot be asked about: {problem}")
                 results[ref] = SnapshotResult(ref, error=error)
-        for batch in self._batched(askable):
+        for batch in self._batched(askable, documents.snapshot_document):
             self._fetch_batch(batch, results, retry=True)
         if thread_classifier is not None:
             self._classify_threads(results, thread_classifier)
         self._count_approvals(results)
         return results
 
-    def _batched(self, refs: Sequence[PullRequestRef]) -> Iterable[list[PullRequestRef]]:
-        """Batches of BATCH_SIZE; with an App, one owner's PRs per batch (one installation
+    def pull_request_changed(self, ref: PullRequestRef, etag: str) -> tuple[bool, str]:
+        """Whether the PR's REST representation changed since the answer tagged `etag`: a
+        conditional GET of /pulls/{number} (If-None-Match). GitHub answers 304 when nothing
+        changed, and a 304 to an authorised request does not count against the rate limit
+        (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate).
+        Returns (False, etag) on a 304, else (True, the new ETag, "" when GitHub sent none);
+        with no `etag`, an ordinary GET that only learns the tag. It sees a review, a
+        requested reviewer, a label, a push, a draft flag and the mergeable state, not
+        check runs themselves: the caller still reads the whole snapshot now and then."""
+        conditional = {"If-None-Match": etag} if etag else None
+        answer_headers, data = self._call(
+            "GET", f"/repos/{ref.repo}/pulls/{ref.number}", headers=conditional
+        )
+        new = next((str(v) for k, v in (answer_headers or {}).items() if k.lower() == "etag"), "")
+        if data is None and etag:
+            self.not_modified += 1
+            return False, new or etag
+        return True, new
+
+    def _batched(
+        self, refs: Sequence[PullRequestRef], build: documents.DocumentBuilder
+    ) -> Iterable[list[PullRequestRef]]:
+        """Batches of the size that costs the fewest points per PR for this kind of document
+        (documents.batch_size); with an App, one owner's PRs per batch (one installation
         token per request)."""
+        size = documents.batch_size(build)
         if self.installations is None:
-            yield from documents.batched(refs)
+            yield from documents.batched(refs, size)
             return
         by_owner: dict[str, list[PullRequestRef]] = {}
         for ref in refs:
             by_owner.setdefault(ref.owner.lower(), []).append(ref)
         for group in by_owner.values():
-            yield from documents.batched(group)
+            yield from documents.batched(group, size)
 
     def _fetch_batch(
         self,
@@ -401,7 +427,7 @@ class GitHubClient:
             for ref, result in results.items()
             if result.snapshot is not None and result.snapshot.unresolved_threads > 0
         ]
-        for batch in self._batched(wanted):
+        for batch in self._batched(wanted, documents.threads_document):
             document = documents.threads_document(batch)
             try:
                 data, _ = self._graphql(document)
@@ -429,7 +455,7 @@ class GitHubClient:
             for ref, result in results.items()
             if result.snapshot is not None and result.snapshot.approvals_count_open
         ]
-        for batch in self._batched(wanted):
+        for batch in self._batched(wanted, documents.approvals_document):
             document = documents.approvals_document(batch)
             try:
                 data, _ = self._graphql(document)
@@ -629,7 +655,7 @@ class GitHubClient:
         """Timeline nodes per PR; a PR GitHub could not answer for is left out."""
         found: dict[PullRequestRef, list[dict[str, Any]]] = {}
         askable = [ref for ref in dict.fromkeys(refs) if ref_problem(ref) is None]
-        for batch in self._batched(askable):
+        for batch in self._batched(askable, _TIMELINE_BUILDERS[kind]):
             document = documents.timeline_document(batch, kind)
             data, _ = self._graphql(document)
             for alias, ref in document.aliases.items():
@@ -756,6 +782,13 @@ class GitHubClient:
                 return False
             raise translate(error, source=self._source) from None
         return True
+
+
+#: One builder per kind, made once: batch_size caches by builder.
+_TIMELINE_BUILDERS: dict[tuple[str, str, int], documents.DocumentBuilder] = {
+    kind: functools.partial(documents.timeline_document, kind=kind)
+    for kind in (documents.LABELED_EVENTS, documents.QUEUE_REMOVALS)
+}
 
 
 def _timeline_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:

@@ -43,7 +43,9 @@ class CredentialError(ScmError):
 
     `source` names where the token came from ("town token", "GITHUB_TOKEN") when known;
     `permission` is the permission GitHub says is missing (403); `reset_at` is when the
-    rate-limit budget comes back (rate_limited).
+    rate-limit budget comes back (rate_limited). `secondary` says a rate_limited error is
+    GitHub's secondary rate limit (too many requests in a short time: Retry-After, or a
+    403/429 while the hourly budget still has points left), not a spent hourly budget.
     """
 
     KINDS = frozenset({"no_token", "unauthorized", "forbidden", "rate_limited"})
@@ -56,8 +58,10 @@ class CredentialError(ScmError):
         source: str | None = None,
         permission: str | None = None,
         reset_at: datetime | None = None,
+        secondary: bool = False,
     ) -> None:
         super().__init__(kind, message)
         self.source = source
         self.permission = permission
         self.reset_at = reset_at
+        self.secondary = secondary

@@ -81,12 +81,24 @@ def translate(error: Exception, *, source: str | None = None) -> ScmError:
             )
         ):
             reset_at = _reset_at(headers)
+            remaining = _header(headers, "x-ratelimit-remaining")
+            if remaining == "0" and _header(headers, "retry-after") is None:
+                return CredentialError(
+                    "rate_limited",
+                    f"GitHub's hourly rate limit for {token} is spent until "
+                    f"{reset_at:%Y-%m-%d %H:%M:%S} UTC ({message or status}).",
+                    source=source,
+                    reset_at=reset_at,
+                )
+            left = f" (it has {remaining} left)" if remaining and remaining.isdigit() else ""
             return CredentialError(
                 "rate_limited",
-                f"GitHub's rate limit for {token} is spent until {reset_at:%Y-%m-%d %H:%M:%S} UTC "
-                f"({message or status}).",
+                f"GitHub's secondary rate limit stopped {token}: too many requests in a short "
+                f"time, not the hourly budget{left}. Asking again after "
+                f"{reset_at:%Y-%m-%d %H:%M:%S} UTC ({message or status}).",
                 source=source,
                 reset_at=reset_at,
+                secondary=True,
             )
         if status == 403:
             permission = _header(headers, "x-accepted-github-permissions")
@@ -121,6 +133,7 @@ class Budget:
 
     remaining: int | None = None
     reset_at: datetime | None = None
+    secondary: bool = False  # held by a secondary rate limit, not a spent budget
 
 
 class RateLimit:
@@ -137,6 +150,8 @@ class RateLimit:
     def update_from_headers(self, headers: dict[str, Any], *, resource: str) -> None:
         """`resource` is what the request was for; X-RateLimit-Resource wins when given."""
         budget = self.budget(_header(headers, "x-ratelimit-resource") or resource)
+        if budget.secondary:
+            return  # a secondary hold lasts its Retry-After, whatever the budget says
         remaining = _header(headers, "x-ratelimit-remaining")
         reset = _header(headers, "x-ratelimit-reset")
         if remaining and remaining.isdigit():
@@ -158,10 +173,10 @@ class RateLimit:
             with contextlib.suppress(ValueError):
                 budget.reset_at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
 
-    def hold(self, resource: str, until: datetime) -> None:
+    def hold(self, resource: str, until: datetime, *, secondary: bool = False) -> None:
         """No call on `resource` until `until` (a rate limit GitHub announced by refusing)."""
         budget = self.budget(resource)
-        budget.remaining, budget.reset_at = 0, until
+        budget.remaining, budget.reset_at, budget.secondary = 0, until, secondary
 
     def raise_if_spent(self, source: str | None, *, resource: str) -> None:
         """Before a request: no call is made on a spent budget until its reset."""
@@ -169,14 +184,25 @@ class RateLimit:
         if budget.remaining != 0 or budget.reset_at is None:
             return
         if budget.reset_at <= datetime.now(UTC):
-            budget.remaining = None
+            budget.remaining, budget.secondary = None, False
             return
+        if budget.secondary:
+            message = (
+                f"GitHub's secondary rate limit stopped the {source or 'token'} ({resource}): "
+                f"too many requests in a short time, not the hourly budget. Asking again after "
+                f"{budget.reset_at:%Y-%m-%d %H:%M:%S} UTC."
+            )
+        else:
+            message = (
+                f"GitHub's hourly {resource} rate limit for the {source or 'token'} is spent "
+                f"until {budget.reset_at:%Y-%m-%d %H:%M:%S} UTC."
+            )
         raise CredentialError(
             "rate_limited",
-            f"GitHub's {resource} rate limit for the {source or 'token'} is spent until "
-            f"{budget.reset_at:%Y-%m-%d %H:%M:%S} UTC.",
+            message,
             source=source,
             reset_at=budget.reset_at,
+            secondary=budget.secondary,
         )
 
 

@@ -2,22 +2,26 @@
 
 Cost (https://docs.github.com/en/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api):
 each connection costs one request per parent node GitHub must visit, i.e. the product of the
-`first`/`last` limits of the connections above it; the sum over connections divided by 100 is
-the charge (at least 1 point per document). The snapshot document asks each pull request for
-four connections with no connection above them (labels, review requests, review threads,
-the status-check rollup's contexts), so a batch of 50 PRs costs 200 requests = 2 points,
-about 0.04 points per PR check. Merge queue entry, auto-merge request and the base branch's
+`first`/`last` limits of the connections above it; the sum over connections divided by 100,
+rounded to the nearest whole number, is the charge (at least 1 point per document). The
+snapshot document asks each pull request for four connections with no connection above them
+(labels, review requests, review threads, the status-check rollup's contexts): 4 requests per
+PR. Because GitHub rounds, the batch size is chosen from that cost (`batch_size`), not fixed:
+37 PRs are 148 requests = 1.48, charged 1 point (0.027 points per PR), where 50 PRs were 200
+requests = 2 points (0.040). Merge queue entry, auto-merge request and the base branch's
 protection (`baseRef.refUpdateRule`) are single objects: free. Limits *inside* a connection
 would multiply: that is why thread comments are asked for in a second document, only for PRs
 that have unresolved threads; and the approvals given (and a ruleset's required count) in
 a third, only for PRs waiting on a review whose count the snapshot does not settle (two
-connections per PR: at most 1 point per batch).
+connections per PR, batched by the same rule).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +39,8 @@ from graphql import (
 
 from scm.types import PullRequestRef
 
-BATCH_SIZE = 50
+#: The most PRs one document asks about: GitHub answers big documents slowly and times out.
+MAX_BATCH_SIZE = 100
 CONTEXTS_LIMIT = 50
 REVIEW_REQUESTS_LIMIT = 10
 THREADS_LIMIT = 100
@@ -244,7 +249,8 @@ def aliases_named_in(message: str, document: Document) -> set[str]:
 
 
 def snapshot_document(refs: Sequence[PullRequestRef]) -> Document:
-    """The lean document for up to BATCH_SIZE pull requests (aliases pr0, pr1, ...)."""
+    """The lean document for a batch of pull requests (aliases pr0, pr1, ...); see
+    batch_size for how many."""
     declarations, variables, aliases = _variables(refs)
     body = "".join(_SNAPSHOT_ALIAS.format(alias=f"pr{i}", i=i) for i in range(len(refs)))
     query = (
@@ -309,11 +315,42 @@ def all_documents() -> list[Document]:
     ]
 
 
-def batched(
-    refs: Sequence[PullRequestRef], size: int = BATCH_SIZE
-) -> Iterable[list[PullRequestRef]]:
+def batched(refs: Sequence[PullRequestRef], size: int) -> Iterable[list[PullRequestRef]]:
     for start in range(0, len(refs), size):
         yield list(refs[start : start + size])
+
+
+def charged_points(estimate: float) -> int:
+    """What GitHub charges for a document of `estimate` points (graphql_cost): rounded to the
+    nearest whole number, halves up, and at least 1."""
+    return max(1, math.floor(estimate + 0.5))
+
+
+DocumentBuilder = Callable[[Sequence[PullRequestRef]], Document]
+
+
+@functools.cache
+def batch_size(build: DocumentBuilder) -> int:
+    """The number of PRs per document of this kind that gets the most PRs per charged point
+    (the largest such number on a tie: fewer requests). The cost of a document is a fixed
+    part plus the same amount per PR, so two documents tell it; a field added to the
+    fragment changes the answer by itself."""
+    one = graphql_cost(build([PullRequestRef("octo/cost", 1)]).query)
+    two = graphql_cost(
+        build([PullRequestRef("octo/cost", 1), PullRequestRef("octo/cost", 2)]).query
+    )
+    per_pr, fixed = two - one, 2 * one - two
+    return max(
+        range(1, MAX_BATCH_SIZE + 1),
+        key=lambda n: (n / charged_points(fixed + n * per_pr), n),
+    )
+
+
+def points_per_pr(build: DocumentBuilder) -> float:
+    """Points one PR costs in a full batch of this kind of document."""
+    size = batch_size(build)
+    refs = [PullRequestRef("octo/cost", n) for n in range(1, size + 1)]
+    return charged_points(graphql_cost(build(refs).query)) / size
 
 
 def graphql_cost(query: str, variables: Mapping[str, Any] | None = None) -> float:

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from beads.audit import Actor
-from beads.models import BeadStatus, Blocker, MergeRequest
+from beads.models import SAFETY_NET_BLOCKERS, BeadStatus, Blocker, MergeRequest
 from beads.services import (
     bead_set_status,
     escalation_open,
@@ -30,8 +30,9 @@ from beads.services import (
     rework_request,
 )
 from gastown.feedback import merge as auto_merge
+from gastown.feedback.budget import pass_budget
 from gastown.feedback.observe import OBSERVED_FIELDS, Observation, edge_events, observe
-from gastown.feedback.selectors import due_for_check
+from gastown.feedback.selectors import any_due, due_for_check, may_ask_conditionally
 from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
 from gastown.scheduling import enqueue_tick
@@ -61,6 +62,8 @@ OUTAGE_BACK_OFF_MIN = timedelta(minutes=1)
 OUTAGE_BACK_OFF_MAX = timedelta(minutes=30)
 OUTAGE_KEY = "github:outage"
 
+LEARN_ETAG_BLOCKERS = SAFETY_NET_BLOCKERS | {Blocker.NONE}
+
 _FAILED_AT_ONCE = {"unrecognized_url": "unrecognized_url", "not_found": "pr_not_found"}
 
 
@@ -80,6 +83,8 @@ class CheckSummary:
     merged: int = 0
     merge_refused: int = 0
     github_requests: int = 0
+    not_modified: int = 0  # PRs GitHub confirmed unchanged with a 304 (no GraphQL read)
+    over_budget: int = 0  # towns whose token budget allowed no read this pass
     town_errors: list[str] = field(default_factory=list)
 
     def moves(self) -> tuple[int, ...]:
@@ -91,8 +96,11 @@ class CheckSummary:
             f"{self.checked} checked ({self.changed} changed), {self.errors} errors, "
             f"{self.failed} failed, {self.closed} closed, {self.reworks} rework, "
             f"{self.branch_updates} branch updates, {self.merged}/{self.merge_attempts} merged, "
-            f"{self.merge_refused} refused, {self.github_requests} GitHub requests"
+            f"{self.merge_refused} refused, {self.github_requests} GitHub requests "
+            f"({self.not_modified} not modified)"
         )
+        if self.over_budget:
+            line += f"; {self.over_budget} towns waiting for their token's budget"
         if self.town_errors:
             line += f"; paused: {'; '.join(self.town_errors)}"
         return line
@@ -139,29 +147,49 @@ def _check_town(
     if town.github_blocked_until is not None and town.github_blocked_until > now:
         summary.towns_paused += 1
         return
-    due, shortest, settings_by_rig = due_for_check(town=town, now=now)
-    if not due:
-        return
-    mrs = _claim(due, now=now, shortest=shortest)
-    summary.due += len(mrs)
-    if not mrs:
+    # Cheap before the budget: most passes of a quiet town find nothing due.
+    if not any_due(town=town, now=now):
         return
     try:
         credential = town_credential(town)
     except CredentialError as error:
-        town_pause(town, error, now=now, claimed=mrs, summary=summary)
+        due, shortest, _ = due_for_check(town=town, now=now)
+        claimed = _claim(due, now=now, shortest=shortest)
+        summary.due += len(claimed)
+        town_pause(town, error, now=now, claimed=claimed, summary=summary)
+        return
+    token = token_label(town, credential)
+    budget = pass_budget(town=town, token=token, now=now)
+    due, shortest, settings_by_rig = due_for_check(
+        town=town, now=now, limit=budget.reads, conditional_limit=budget.conditional
+    )
+    summary.over_budget += bool(budget.reads == 0 and budget.conditional == 0)
+    if not due:
+        return
+    conditional = {
+        mr.pk
+        for mr in due
+        if may_ask_conditionally(
+            mr, now=now, settings=settings_by_rig.get(mr.bead.rig_id) or settings_by_rig[None]
+        )
+    }
+    mrs = _claim(due, now=now, shortest=shortest)
+    summary.due += len(mrs)
+    if not mrs:
         return
     client = factory(credential)
     started = time.monotonic()
     checked, errors = summary.checked, summary.errors
+    asked = 0
     try:
         check = _TownCheck(town, client, now=now, summary=summary, settings=settings_by_rig)
         try:
-            check.run(mrs)
+            asked = check.run(mrs, conditional=conditional)
         except CredentialError as error:
             town_pause(town, error, now=now, claimed=mrs, summary=summary)
     finally:
         summary.github_requests += client.requests_made
+        summary.not_modified += client.not_modified
         client.close()
         graphql, core = client.rate_limit.budget("graphql"), client.rate_limit.budget("core")
         FeedbackCheckRun.objects.create(
@@ -171,6 +199,8 @@ def _check_town(
             checked=summary.checked - checked,
             errors=summary.errors - errors,
             github_requests=client.requests_made,
+            conditional_requests=asked,
+            not_modified=client.not_modified,
             graphql_points=client.rate_limit.points_spent,
             token=token_label(town, credential),
             graphql_remaining=graphql.remaining,
@@ -230,13 +260,18 @@ def town_pause(
     else:
         until = now + max(settings.poll_interval, CREDENTIAL_PAUSE)
     source = error.source or "the town's token, then GITHUB_TOKEN"
+    kind = "secondary_rate_limited" if error.secondary else error.kind
     what = {
         "no_token": "No GitHub token is configured.",
         "unauthorized": "GitHub rejects the token (wrong, expired or revoked).",
         "forbidden": "The token lacks a permission.",
-        "rate_limited": "The token's GitHub rate limit is spent.",
+        "rate_limited": "The token's hourly GitHub rate limit is spent.",
+        "secondary_rate_limited": (
+            "GitHub's secondary rate limit stopped the token (too many requests in a short "
+            "time); its hourly budget is not spent."
+        ),
         "token_unreadable": "The town's stored GitHub token cannot be decrypted.",
-    }.get(error.kind, "GitHub refused the token.")
+    }.get(kind, "GitHub refused the token.")
     if error.kind == "token_unreadable":
         needed = (
             " SECRET_KEY probably changed since it was saved. Put the old key in "
@@ -245,6 +280,8 @@ def town_pause(
         )
     elif error.permission:
         needed = f" Missing permission: {error.permission}."
+    elif error.kind == "rate_limited":
+        needed = ""
     else:
         needed = " It needs read access to pull requests, checks and contents (write to merge)."
     body = (
@@ -264,10 +301,10 @@ def town_pause(
             )
         escalation_raise(
             town=town,
-            key=f"github:{error.kind}",
+            key=f"github:{kind}",
             title=f"GitHub checks paused for {town.name}: {what}",
             body=body,
-            data={"github_error_kind": error.kind, "token_source": source},
+            data={"github_error_kind": kind, "token_source": source},
         )
     log.warning(
         "town %s: GitHub checks paused until %s (%s, token from %s)",
@@ -346,7 +383,10 @@ class _TownCheck:
     def settings_for(self, mr: MergeRequest) -> EffectiveSettings:
         return self._settings.get(mr.bead.rig_id) or self._settings[None]
 
-    def run(self, mrs: list[MergeRequest]) -> None:
+    def run(
+        self, mrs: list[MergeRequest], *, conditional: set[int] | frozenset[int] = frozenset()
+    ) -> int:
+        """Check the claimed MRs; returns how many conditional requests it made."""
         refs: dict[int, PullRequestRef] = {}
         url_errors: dict[int, ScmError] = {}
         for mr in mrs:
@@ -354,6 +394,8 @@ class _TownCheck:
                 refs[mr.pk] = _ref(mr)
             except ScmError as error:
                 url_errors[mr.pk] = error
+        asked, mrs = self._confirm_unchanged(mrs, refs, conditional)
+        refs = {mr.pk: refs[mr.pk] for mr in mrs if mr.pk in refs}
         results = self.client.fetch_snapshots(list(refs.values())) if refs else {}
         snapshots = [
             (mr, result.snapshot)
@@ -436,6 +478,66 @@ class _TownCheck:
             now=self.now,
             settings_for=self.settings_for,
         )
+        return asked
+
+    def _confirm_unchanged(
+        self,
+        mrs: list[MergeRequest],
+        refs: dict[int, PullRequestRef],
+        conditional: set[int] | frozenset[int],
+    ) -> tuple[int, list[MergeRequest]]:
+        """Safety-net checks of PRs that wait on a person (docs/domain.md §4, "Cadence"):
+        GitHub is asked whether the PR's REST representation changed since its ETag. A 304
+        costs no rate limit and the stored snapshot stands (last_successful_check_at moves);
+        anything else, an error included, is read in full. PRs that wait on a person and are
+        read in full anyway (a webhook, the hourly full read, a first read) are asked too,
+        with their ETag when they have one: a 304 keeps it for free, a 200 renews it. It is
+        read before the snapshot, so a change in between makes the next answer a 200, never
+        a wrong 304.
+
+        Returns the number of REST requests made and the MRs still to read in full."""
+        to_read: list[MergeRequest] = []
+        confirmed: list[int] = []
+        new_etags: dict[int, str] = {}
+        asked = 0
+        for mr in mrs:
+            ref = refs.get(mr.pk)
+            # The ETag is learnt for PRs that wait on a person, and on a PR's first read
+            # (most PRs wait on a reviewer from the start).
+            wanted = mr.pk in conditional or (
+                ref is not None
+                and mr.blocker in LEARN_ETAG_BLOCKERS
+                and self.settings_for(mr).safety_net > self.settings_for(mr).poll_interval
+            )
+            if ref is None or not wanted:
+                to_read.append(mr)
+                continue
+            asked += 1
+            try:
+                # The stored ETag even when the PR is read in full anyway: a 304 keeps it
+                # for free, where a plain GET would cost a request of the hourly limit.
+                changed, etag = self.client.pull_request_changed(ref, mr.pr_etag)
+            except CredentialError:
+                raise
+            except ScmError as error:
+                log.info("conditional read of %s failed (%s): reading it in full", ref, error)
+                to_read.append(mr)
+                continue
+            if changed or mr.pk not in conditional:
+                to_read.append(mr)
+            else:
+                confirmed.append(mr.pk)
+            if etag != mr.pr_etag:
+                new_etags[mr.pk] = etag
+        if confirmed:
+            MergeRequest.objects.filter(pk__in=confirmed).update(last_successful_check_at=self.now)
+        if new_etags:
+            changed_rows = [mr for mr in mrs if mr.pk in new_etags]
+            for mr in changed_rows:
+                mr.pr_etag = new_etags[mr.pk]
+            MergeRequest.objects.bulk_update(changed_rows, ["pr_etag"])
+        self.summary.checked += len(confirmed)
+        return asked, to_read
 
     def _resume_town(self) -> None:
         town = self.town

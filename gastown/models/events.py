@@ -74,6 +74,12 @@ class FeedbackCheckRun(models.Model):
     checked = models.PositiveIntegerField(default=0, help_text="PR snapshots stored.")
     errors = models.PositiveIntegerField(default=0, help_text="Per-PR errors.")
     github_requests = models.PositiveIntegerField(default=0)
+    conditional_requests = models.PositiveIntegerField(
+        default=0, help_text="Safety-net REST reads of a PR (If-None-Match when its ETag is known)."
+    )
+    not_modified = models.PositiveIntegerField(
+        default=0, help_text="Conditional reads GitHub answered 304 (free: nothing changed)."
+    )
     graphql_points = models.PositiveIntegerField(
         default=0, help_text="GraphQL points spent (GitHub's rateLimit.cost, summed)."
     )

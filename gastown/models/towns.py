@@ -95,6 +95,9 @@ class EffectiveSettings:
     hold_label: str = ""
     require_label: str = ""
     delete_head_branch: bool = False
+    # Deployment-wide (GASTOWN_SAFETY_NET_SECONDS): how often a PR that waits on a person is
+    # re-read without a webhook (beads.models.check_interval; docs/domain.md §4).
+    safety_net: timedelta = timedelta(0)
 
 
 class Town(models.Model):
@@ -313,6 +316,7 @@ class Town(models.Model):
             landing_cooldown_max=timedelta(seconds=self.landing_cooldown_max_seconds),
             breaker_threshold=self.breaker_threshold,
             breaker_window=timedelta(minutes=self.breaker_window_minutes),
+            safety_net=timedelta(seconds=settings.GASTOWN_SAFETY_NET_SECONDS),
         )
 
 

@@ -20,6 +20,7 @@ from beads.models import (
     MergeRequest,
     MergeRequestState,
     ReviewStatus,
+    check_interval,
     human_wait_goes_on,
 )
 from gastown.models import AgentRole, AgentStatus, Convoy, EffectiveSettings, MergeMode
@@ -207,7 +208,13 @@ def mr_is_due(s: TownSnapshot, mr: MergeRequest) -> bool:
         return False
     if mr.check_requested_at is not None or mr.last_checked_at is None:
         return True
-    return s.now - mr.last_checked_at >= s.settings_for(mr.bead.rig_id).poll_interval
+    settings = s.settings_for(mr.bead.rig_id)
+    return s.now - mr.last_checked_at >= check_interval(
+        mr.blocker,
+        failing=bool(mr.consecutive_transient_failures or mr.consecutive_malformed_failures),
+        poll_interval=settings.poll_interval,
+        safety_net=settings.safety_net,
+    )
 
 
 def rule_r1_due(s: TownSnapshot) -> Iterator[a.Action]:

@@ -39,7 +39,7 @@ from scm.fake.state import (
     reviews_required,
     settle,
 )
-from scm.graphql import graphql_cost
+from scm.graphql import charged_points, graphql_cost
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "schema.graphql"
 
@@ -459,7 +459,7 @@ def execute_graphql(
     errors = validation_errors(query)
     if errors:
         return {"errors": [_format(e) for e in errors]}, 0
-    cost = max(1, round(graphql_cost(query, variables)))
+    cost = charged_points(graphql_cost(query, variables))
     rate = {
         "cost": cost,
         "limit": 5000,

@@ -8,6 +8,7 @@ processes (the demo's worker, `manage.py fake_review`). Tests use the Python met
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -284,14 +285,21 @@ class FakeGitHub(FakeControl):
                 answer = rewrite(answer, fault.field, fault.value)
             return _reply(Reply(200, answer), self._rate_headers(resource, principal))
 
-        budget = self.budget(principal)
-        with self._lock:
-            budget["core"] = max(0, budget["core"] - 1)
         reply = self.rest.dispatch(method, path, query, payload, 0)
         if reply is None:
             reply = Reply(
                 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
             )
+        if method == "GET" and reply.status == 200:
+            etag = entity_tag(reply.body)
+            if etag_matches(headers.get("if-none-match", ""), etag):
+                # Not counted against the primary rate limit: an authorised conditional
+                # request answered 304.
+                return 304, {**self._rate_headers(resource, principal), "ETag": etag}, b""
+            reply = Reply(200, reply.body, {**(reply.headers or {}), "ETag": etag})
+        budget = self.budget(principal)
+        with self._lock:
+            budget["core"] = max(0, budget["core"] - 1)
         if fault is not None and fault.kind == "rewrite_enum":
             reply = Reply(
                 reply.status, rewrite(reply.body, fault.field, fault.value), reply.headers
@@ -417,6 +425,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("fake GitHub: " + format, *args)
+
+
+def entity_tag(body: Any) -> str:
+    """A weak ETag of a REST answer: the same representation, the same tag, as GitHub's
+    (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate)."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return f'W/"{digest[:40]}"'
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 §13.1.2): "*", or any listed tag equal to
+    `etag` once the W/ prefixes are set aside."""
+    listed = [tag.strip() for tag in if_none_match.split(",") if tag.strip()]
+    return "*" in listed or etag.removeprefix("W/") in {t.removeprefix("W/") for t in listed}
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -172,6 +172,37 @@ def test_rate_limit_pauses_the_town_and_resumes_after_the_reset(
     assert town.github_blocked_until is None
 
 
+@pytest.mark.parametrize("status", [403, 429])
+def test_secondary_rate_limit_is_escalated_as_such_not_as_a_spent_budget(
+    fake_github, watch_only, rig, clock, status
+):
+    fake_github.create_repo(REPO)
+    mr = make_mr(fake_github, rig)
+    fake_github.add_fault("rate_limit", path="/graphql", status=status, retry_after=90, times=1)
+
+    run(clock)
+    town = Town.objects.get(pk=watch_only.pk)
+    assert timedelta(seconds=80) < town.github_blocked_until - clock.now < timedelta(seconds=100)
+    assert "secondary rate limit" in town.github_error
+    assert "spent" not in town.github_error
+    assert escalations("github:rate_limited") == []
+    [escalation] = escalations("github:secondary_rate_limited")
+    assert "secondary rate limit" in escalation.title
+    assert "hourly budget is not spent" in escalation.title
+    assert "spent" not in escalation.body.replace("is not spent", "")
+    assert reload(mr).blocker == ""
+
+
+def test_spent_hourly_budget_is_escalated_as_spent(fake_github, watch_only, rig, clock):
+    fake_github.create_repo(REPO)
+    make_mr(fake_github, rig)
+    fake_github.add_fault("rate_limit", path="/graphql", reset_in=600, times=1)
+    run(clock)
+    [escalation] = escalations("github:rate_limited")
+    assert "hourly GitHub rate limit is spent" in escalation.title
+    assert "secondary" not in escalation.body
+
+
 def _passes(clock, minutes, **kwargs) -> None:
     """A pass a minute, as the schedule runs them."""
     for _ in range(minutes):
@@ -288,10 +319,10 @@ def test_a_whole_answer_fault_on_one_batch_keeps_the_other_batches_snapshots(
 
     summary = run(clock)
 
-    assert summary.checked == 10
+    assert summary.checked == 23  # 37 in the first document, 23 in the second
     assert summary.failed == 0
-    assert sum(reload(mr).blocker == Blocker.READY for mr in mrs) == 10
-    assert sum(reload(mr).check_requested_at is not None for mr in mrs) == 50
+    assert sum(reload(mr).blocker == Blocker.READY for mr in mrs) == 23
+    assert sum(reload(mr).check_requested_at is not None for mr in mrs) == 37
     assert len(escalations("github:outage")) == 1
 
 

@@ -11,6 +11,7 @@ from django.core.management import call_command
 ROWS = (
     "reconciler tick (snapshot + plan)",
     "feedback pass",
+    "feedback hour (a pass a minute)",
     "PRs one token keeps fresh",
     "dashboard: towns",
     "dashboard: overview",
@@ -43,8 +44,11 @@ def test_bench_prints_every_row_of_the_table():
     ticks = [line for line in lines if "reconciler tick (" in line]
     assert len(ticks) == 2
     assert "20 active / 200 closed" in ticks[0] and "40 active / 400 closed" in ticks[1]
-    for name in ROWS[3:]:
+    for name in ROWS[4:]:
         cells = [c.strip() for c in table[name].split("|")[1:-1]]
         assert cells[2] and cells[3].isdigit(), name
         assert cells[4] == "", f"{name}: {cells[4]}"
     assert "3 PRs" in table["feedback pass"] and "points/PR" in table["feedback pass"]
+    hour = table["feedback hour (a pass a minute)"]
+    assert "3 PRs, 33% running checks" in hour and "304)" in hour
+    assert "if all had running checks" in table["PRs one token keeps fresh"]

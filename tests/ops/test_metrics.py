@@ -327,3 +327,26 @@ def test_tokens_are_labelled_by_where_they_came_from_never_by_value(settings, mo
     shared = TownFactory(slug="shared")
     labels = [token_label(t, resolve_token(town_token(t))) for t in (own, by_env, shared)]
     assert labels == ["town:own", "env:ACME_GH_TOKEN", "GITHUB_TOKEN"]
+
+
+def test_points_spent_per_hour_per_token_sum_the_towns_sharing_it(settings):
+    settings.GASTOWN_GITHUB_POINTS_PER_HOUR = 4500
+    acme, beta = TownFactory(slug="acme"), TownFactory(slug="beta")
+    FeedbackCheckRunFactory(town=acme, started_at=ago(minutes=70), graphql_points=50)
+    FeedbackCheckRunFactory(
+        town=acme,
+        started_at=ago(minutes=30),
+        graphql_points=30,
+        conditional_requests=10,
+        not_modified=9,
+    )
+    FeedbackCheckRunFactory(
+        town=beta, started_at=ago(minutes=2), graphql_points=12, conditional_requests=5
+    )
+    samples = scrape()
+    token = "GITHUB_TOKEN"
+    assert value(samples, "gastown_github_graphql_points_used_last_hour", token=token) == 42
+    assert value(samples, "gastown_github_graphql_points_budget_per_hour", token=token) == 4500
+    conditional = "gastown_github_conditional_requests_last_hour"
+    assert value(samples, conditional, token=token, answer="not_modified") == 9
+    assert value(samples, conditional, token=token, answer="ok") == 6

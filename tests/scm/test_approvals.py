@@ -1,7 +1,7 @@
 """How many approvals a PR still needs: branch protection's or a ruleset's required count,
 less the approvals given, through the real client against the fake GitHub over HTTP."""
 
-from scm.graphql import BATCH_SIZE, approvals_document, graphql_cost
+from scm.graphql import approvals_document, batch_size, charged_points, graphql_cost
 from scm.types import PullRequestRef
 
 REPO = "octo/app"
@@ -104,7 +104,7 @@ def test_the_approvals_document_is_asked_only_for_prs_whose_count_is_open(
     assert (snapshots.aliases, approvals.aliases) == (3, 2)
 
 
-def test_the_approvals_document_costs_at_most_one_point_per_batch():
-    refs = [PullRequestRef("octo/app", n) for n in range(1, BATCH_SIZE + 1)]
+def test_the_approvals_document_costs_one_point_per_batch():
+    refs = [PullRequestRef("octo/app", n) for n in range(1, batch_size(approvals_document) + 1)]
     document = approvals_document(refs)
-    assert graphql_cost(document.query) <= 1
+    assert charged_points(graphql_cost(document.query)) == 1

@@ -91,9 +91,11 @@ def test_rate_limit_raises_with_reset_time_and_then_makes_no_call(
     assert caught.value.reset_at > datetime.now(UTC)
 
     calls = len(fake_github.requests)
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as held:
         github_client.fetch_snapshots(prs)
     assert len(fake_github.requests) == calls  # waits for the reset without asking
+    assert not held.value.secondary
+    assert "hourly graphql rate limit" in held.value.message
 
 
 def test_spent_graphql_budget_stops_further_calls(fake_github, github_client, prs):
@@ -195,13 +197,17 @@ def test_secondary_rate_limit_waits_retry_after_not_the_hourly_reset(
     with pytest.raises(CredentialError) as caught:
         github_client.fetch_snapshots(prs)
     assert caught.value.kind == "rate_limited"
+    assert caught.value.secondary
+    assert "secondary rate limit" in caught.value.message
+    assert "spent" not in caught.value.message
     assert before + timedelta(seconds=25) <= caught.value.reset_at
     assert caught.value.reset_at <= datetime.now(UTC) + timedelta(seconds=35)
 
     calls = len(fake_github.requests)
-    with pytest.raises(CredentialError):
+    with pytest.raises(CredentialError) as held:
         github_client.fetch_snapshots(prs)
     assert len(fake_github.requests) == calls  # held for Retry-After without asking
+    assert "secondary rate limit" in held.value.message
 
 
 def test_secondary_rate_limit_without_retry_after_waits_a_minute_not_the_hourly_reset():
@@ -217,6 +223,9 @@ def test_secondary_rate_limit_without_retry_after_waits_a_minute_not_the_hourly_
     )
     translated = translate(error, source="GITHUB_TOKEN")
     assert translated.kind == "rate_limited"
+    assert translated.secondary
+    assert "secondary rate limit" in translated.message
+    assert "4321 left" in translated.message
     assert translated.reset_at <= datetime.now(UTC) + timedelta(seconds=61)
 
     spent = GithubException(
@@ -225,6 +234,8 @@ def test_secondary_rate_limit_without_retry_after_waits_a_minute_not_the_hourly_
         headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(hourly_reset)},
     )
     assert translate(spent).reset_at == datetime.fromtimestamp(hourly_reset, UTC)
+    assert not translate(spent).secondary
+    assert "hourly rate limit" in translate(spent).message
 
 
 def test_spent_graphql_budget_does_not_refuse_a_rest_merge(fake_github, github_client, prs):

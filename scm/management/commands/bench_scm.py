@@ -11,7 +11,7 @@ from github import Auth, Github
 from scm.client import GitHubClient
 from scm.credentials import GitHubCredential
 from scm.fake.server import FakeGitHub
-from scm.graphql import batched, graphql_cost, snapshot_document
+from scm.graphql import batch_size, batched, graphql_cost, snapshot_document
 from scm.types import PullRequestRef
 
 
@@ -44,7 +44,10 @@ class Command(BaseCommand):
             points = sum(r.cost for r in fake.graphql_requests())
             estimate = sum(
                 graphql_cost(d.query, d.variables)
-                for d in (snapshot_document(batch) for batch in batched(refs))
+                for d in (
+                    snapshot_document(batch)
+                    for batch in batched(refs, batch_size(snapshot_document))
+                )
             )
             errors = sum(1 for r in results.values() if r.error)
 
@@ -73,8 +76,8 @@ class Command(BaseCommand):
         self.stdout.write(f"PRs polled:                {count} ({errors} errors)")
         self.stdout.write(
             f"GraphQL (ours):            {graphql_requests} requests, {points} points charged "
-            f"(estimate {estimate:.2f} before GitHub rounds each document; "
-            f"{estimate / count:.3f} per PR), {graphql_seconds:.2f}s"
+            f"({points / count:.3f} per PR; {estimate:.2f} before GitHub rounds each "
+            f"document), {graphql_seconds:.2f}s"
         )
         self.stdout.write(
             f"REST baseline (per PR):    {rest_requests} requests "
