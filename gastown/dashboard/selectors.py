@@ -595,4 +595,9 @@ def telemetry_names(*, town: Town | None) -> list[str]:
 
 
 def tick_list(*, town: Town) -> QuerySet[ReconcilerTick]:
-    return ReconcilerTick.objects.filter(town=town).order_by("-started_at", "-id")
+    return ReconcilerTick.objects.filter(town=town).order_by("-started_at", "-id").defer("plan")
+
+
+def tick_last(*, town: Town) -> ReconcilerTick | None:
+    """The town's latest tick with what it planned (one probe of `tick_town_started`)."""
+    return ReconcilerTick.objects.filter(town=town).order_by("-started_at", "-id").first()

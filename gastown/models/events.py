@@ -47,6 +47,11 @@ class ReconcilerTick(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
     actions = models.JSONField(default=dict, blank=True, help_text="Action count by kind.")
+    planned = models.PositiveIntegerField(default=0, help_text="Actions the rules planned.")
+    # What the tick decided, so the dashboard shows it without re-running the rules (README,
+    # "Performance"): [{"kind", "text", "applied"}] for the first PLAN_KEPT planned actions;
+    # "applied": false is one the apply step skipped (stale, raced, refused).
+    plan = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True, default="")
 
     class Meta:
@@ -59,6 +64,11 @@ class ReconcilerTick(models.Model):
     @property
     def action_total(self) -> int:
         return sum(int(v) for v in self.actions.values())
+
+    @property
+    def skipped(self) -> int:
+        """Planned actions the apply step did not apply."""
+        return max(0, self.planned - self.action_total)
 
 
 class FeedbackCheckRun(models.Model):

@@ -27,6 +27,8 @@ DELIVERY_HISTORY = timedelta(days=7)
 TELEMETRY_HISTORY = timedelta(days=90)
 # Not every tick needs to prune; one in this many does (the deletes use indexed scans).
 PRUNE_EVERY = 20
+# Planned actions kept on a tick's record for the dashboard; the counts cover them all.
+PLAN_KEPT = 100
 
 
 @dataclass
@@ -41,6 +43,14 @@ class TickResult:
     @property
     def actions_by_kind(self) -> dict[str, int]:
         return dict(Counter(action.kind for action in self.applied))
+
+    def plan_record(self) -> list[dict[str, object]]:
+        """The first PLAN_KEPT planned actions as the tick's record keeps them."""
+        applied = {id(x) for x in self.applied}
+        return [
+            {"kind": x.kind, "text": x.describe(), "applied": id(x) in applied}
+            for x in self.planned[:PLAN_KEPT]
+        ]
 
     @property
     def active(self) -> bool:
@@ -104,6 +114,8 @@ def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
             started_at=now,
             duration_ms=result.duration_ms,
             actions=result.actions_by_kind,
+            planned=len(result.planned),
+            plan=result.plan_record(),
         )
     run_side_effects(town, effects, now)
     notify_escalations(town, now)
