@@ -20,11 +20,10 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
@@ -281,32 +280,14 @@ def town_convoy_choices(*, town: Town) -> list[Convoy]:
 
 
 def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
+    """The town's convoys, newest first; `convoy_list_counts` adds the counts to one page."""
     convoys = Convoy.objects.filter(town=town)
     if status == "active":
         convoys = convoys.filter(status__in=["open", "ready_to_land", "landing"])
     elif status:
         convoys = convoys.filter(status=status)
-    issue = Q(beads__type=BeadType.ISSUE)
-    # Its PRs (the beads' and the landing one) waiting on people now: a subquery, so the
-    # join the bead counts use is not multiplied by merge requests.
-    waiting = (
-        MergeRequest.objects.filter(
-            Q(source__convoy=OuterRef("pk")) | Q(landing_convoy=OuterRef("pk")),
-            blocker=Blocker.HUMAN_REVIEW,
-            state__in=ACTIVE_MR_STATES,
-        )
-        .order_by()
-        .values("blocker")
-        .annotate(n=Count("pk"))
-        .values("n")[:1]
-    )
     return (
         convoys.select_related("rig", "suppressed_landing_mr", "suppressed_landing_mr__bead")
-        .annotate(
-            waiting_count=Coalesce(Subquery(waiting, output_field=IntegerField()), 0),
-            issues_total=Count("beads", filter=issue),
-            issues_closed=Count("beads", filter=issue & Q(beads__status=BeadStatus.CLOSED)),
-        )
         .prefetch_related(
             Prefetch(
                 "landing_merge_requests",
@@ -321,6 +302,36 @@ def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
         )
         .order_by("-created_at", "-pk")
     )
+
+
+def convoy_list_counts(convoys: Sequence[Convoy]) -> None:
+    """Attach `issues_total`, `issues_closed` and `waiting_count` (its PRs, the beads' and
+    the landing one, waiting on people now) to one page of convoys, in two queries. Counted
+    for the page only: as annotations of the list they ran for every convoy of the town
+    before the pager cut (README, "Performance")."""
+    ids = [c.pk for c in convoys]
+    issues = (
+        Bead.objects.filter(convoy_id__in=ids, type=BeadType.ISSUE)
+        .order_by()
+        .values("convoy_id")
+        .annotate(total=Count("pk"), closed=Count("pk", filter=Q(status=BeadStatus.CLOSED)))
+    )
+    by_convoy = {row["convoy_id"]: row for row in issues}
+    waiting_mrs = MergeRequest.objects.filter(
+        blocker=Blocker.HUMAN_REVIEW, state__in=ACTIVE_MR_STATES
+    ).order_by()
+    # Two arms of a union, each on its own index (the source bead's convoy, the landing
+    # convoy), where one OR across the join read every merge request.
+    arms = waiting_mrs.filter(source__convoy_id__in=ids).values_list("pk", "source__convoy_id")
+    landing = waiting_mrs.filter(landing_convoy_id__in=ids).values_list("pk", "landing_convoy_id")
+    waiting: dict[int, set[int]] = {}
+    for mr_id, convoy_id in arms.union(landing):
+        waiting.setdefault(convoy_id, set()).add(mr_id)
+    for convoy in convoys:
+        row = by_convoy.get(convoy.pk, {})
+        convoy.issues_total = row.get("total", 0)  # type: ignore[attr-defined]
+        convoy.issues_closed = row.get("closed", 0)  # type: ignore[attr-defined]
+        convoy.waiting_count = len(waiting.get(convoy.pk, ()))  # type: ignore[attr-defined]
 
 
 @dataclass

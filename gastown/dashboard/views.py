@@ -173,6 +173,7 @@ def convoy_list(request: HttpRequest, slug: str) -> HttpResponse:
     if status not in {"", "active", *ConvoyStatus.values}:
         status = "active"
     page = _page(request, selectors.convoy_list(town=town, status=status))
+    selectors.convoy_list_counts(list(page.object_list))
     for convoy in page.object_list:
         convoy.landing_mr = convoy.active_landing[0] if convoy.active_landing else None
     _buttons(request, "convoy", page.object_list)
