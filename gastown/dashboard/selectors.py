@@ -11,19 +11,14 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import (
-    Case,
     Count,
     Exists,
-    IntegerField,
     Min,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Value,
-    When,
 )
-from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
@@ -37,8 +32,10 @@ from beads.models import (
     Blocker,
     MergeRequest,
 )
+from gastown.dashboard.charts import wait_weeks_first
 from gastown.models import Convoy, ReconcilerTick, Rig, TelemetryEvent, Town
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
+from gastown.services.telemetry import ALL_WAITS, TelemetryDays, telemetry_days
 
 #: The newest tick younger than this means the workers are running.
 WORKERS_ALIVE_WINDOW = timedelta(minutes=2)
@@ -488,19 +485,6 @@ def bead_children(*, bead: Bead) -> list[Bead]:
 # --- telemetry --------------------------------------------------------------------------
 
 
-def _day_counts(events: QuerySet[TelemetryEvent], names: list[str]) -> dict[str, dict[date, int]]:
-    rows = (
-        events.filter(name__in=names)
-        .annotate(day=TruncDate("created_at"))
-        .values("name", "day")
-        .annotate(n=Count("id"))
-    )
-    out: dict[str, dict[date, int]] = {name: {} for name in names}
-    for row in rows:
-        out[row["name"]][row["day"]] = row["n"]
-    return out
-
-
 #: Wait-duration buckets (upper bound in ms, label).
 WAIT_BUCKETS: list[tuple[int | None, str]] = [
     (15 * 60_000, "< 15 min"),
@@ -517,6 +501,7 @@ class TelemetryCharts:
     days: list[date]
     per_day: dict[str, list[int]]
     wait_buckets: list[tuple[str, int]]
+    data: TelemetryDays  # what the per-week and per-reviewer wait charts read too
 
 
 CHART_NAMES = [
@@ -528,32 +513,33 @@ CHART_NAMES = [
 ]
 
 
-def telemetry_charts(*, town: Town, days: int = 14, now: datetime | None = None) -> TelemetryCharts:
-    now = now or timezone.now()
-    first = start_of_day(now) - timedelta(days=days - 1)
-    events = TelemetryEvent.objects.filter(town=town, created_at__gte=first)
-    counts = _day_counts(events, CHART_NAMES)
-    day_list = [(first + timedelta(days=i)).date() for i in range(days)]
-    per_day = {name: [counts[name].get(d, 0) for d in day_list] for name in CHART_NAMES}
-    whens = []
-    lower = 0
+def _bucket(ms: int) -> int:
     for index, (upper, _label) in enumerate(WAIT_BUCKETS):
-        if upper is None:
-            whens.append(When(duration_ms__gte=lower, then=Value(index)))
-        else:
-            whens.append(When(duration_ms__gte=lower, duration_ms__lt=upper, then=Value(index)))
-            lower = upper
-    bucket_rows = (
-        events.filter(name="pr.awaiting_approval_resolved", duration_ms__isnull=False)
-        .annotate(bucket=Case(*whens, output_field=IntegerField()))
-        .values("bucket")
-        .annotate(n=Count("id"))
+        if upper is None or ms < upper:
+            return index
+    return len(WAIT_BUCKETS) - 1
+
+
+def telemetry_charts(*, town: Town, days: int = 14, now: datetime | None = None) -> TelemetryCharts:
+    """The per-day counts and the wait buckets of the last `days` days, and the waits of the
+    last eight weeks, from the daily rollup and today's events (a fixed number of queries)."""
+    now = now or timezone.now()
+    first = timezone.localdate(now) - timedelta(days=days - 1)
+    data = telemetry_days(
+        town_id=town.pk, first=min(first, wait_weeks_first(now)), names=CHART_NAMES, now=now
     )
-    by_bucket = {row["bucket"]: row["n"] for row in bucket_rows}
+    day_list = [first + timedelta(days=i) for i in range(days)]
+    per_day = {name: [data.counts[name].get(d, 0) for d in day_list] for name in CHART_NAMES}
+    by_bucket = [0] * len(WAIT_BUCKETS)
+    for day, durations in data.waits.get(ALL_WAITS, {}).items():
+        if day >= first:
+            for ms in durations:
+                by_bucket[_bucket(ms)] += 1
     return TelemetryCharts(
         days=day_list,
         per_day=per_day,
-        wait_buckets=[(label, by_bucket.get(i, 0)) for i, (_u, label) in enumerate(WAIT_BUCKETS)],
+        wait_buckets=[(label, by_bucket[i]) for i, (_u, label) in enumerate(WAIT_BUCKETS)],
+        data=data,
     )
 
 

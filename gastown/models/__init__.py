@@ -4,7 +4,10 @@ from gastown.models.convoys import Convoy, ConvoyStatus
 from gastown.models.events import (
     FeedbackCheckRun,
     ReconcilerTick,
+    TelemetryDay,
     TelemetryEvent,
+    TelemetryRollup,
+    TelemetryWaitDay,
 )
 from gastown.models.notifications import NotificationChannel, NotificationSent
 from gastown.models.towns import (
@@ -31,7 +34,10 @@ __all__ = [
     "NotificationSent",
     "ReconcilerTick",
     "Rig",
+    "TelemetryDay",
     "TelemetryEvent",
+    "TelemetryRollup",
+    "TelemetryWaitDay",
     "Town",
     "TownPermission",
     "WebhookDelivery",

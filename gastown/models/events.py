@@ -102,3 +102,55 @@ class FeedbackCheckRun(models.Model):
 
     def __str__(self) -> str:
         return f"feedback check {self.town_id} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TelemetryDay(models.Model):
+    """How many events of one name a town recorded on one closed day (in TIME_ZONE): the
+    telemetry page's charts read these instead of counting up to a million events (README,
+    "Performance"). Written only by `services.telemetry.telemetry_rollup`."""
+
+    town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    name = models.CharField(max_length=80)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["town", "day", "name"], name="telemetryday_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name}: {self.count}"
+
+
+class TelemetryWaitDay(models.Model):
+    """The durations (ms, ascending) of the waits on a human a town saw resolved on one
+    closed day, once per reviewer the PR waited on, and once in all under reviewer "" (no
+    GitHub login is empty): medians and p90s need every value, not a sum."""
+
+    town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    reviewer = models.CharField(max_length=200, blank=True)
+    durations = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["town", "day", "reviewer"], name="telemetrywaitday_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reviewer or 'all'}: {len(self.durations)} waits"
+
+
+class TelemetryRollup(models.Model):
+    """How far a town's telemetry is rolled up: every day up to `through`, in `time_zone`
+    (a changed TIME_ZONE rolls the days up again). Days after it are counted live."""
+
+    town = models.OneToOneField("gastown.Town", on_delete=models.CASCADE, related_name="+")
+    through = models.DateField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"telemetry of {self.town_id} rolled up through {self.through}"

@@ -13,12 +13,21 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from gastown.logs import log_context
-from gastown.models import FeedbackCheckRun, ReconcilerTick, TelemetryEvent, Town, WebhookDelivery
+from gastown.models import (
+    FeedbackCheckRun,
+    ReconcilerTick,
+    TelemetryDay,
+    TelemetryEvent,
+    TelemetryWaitDay,
+    Town,
+    WebhookDelivery,
+)
 from gastown.reconciler import actions as a
 from gastown.reconciler.apply import SideEffect, apply_actions
 from gastown.reconciler.effects import notify_escalations, run_side_effects
 from gastown.reconciler.load import load_snapshot
 from gastown.reconciler.rules import plan
+from gastown.services.telemetry import telemetry_rollup
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +148,9 @@ def prune(now: datetime) -> None:
     TelemetryEvent.objects.filter(created_at__lt=now - TELEMETRY_HISTORY).exclude(
         name__startswith="override."
     ).exclude(name="convoy.transition").delete()
+    oldest_day = timezone.localdate(now - TELEMETRY_HISTORY)
+    TelemetryDay.objects.filter(day__lt=oldest_day).delete()
+    TelemetryWaitDay.objects.filter(day__lt=oldest_day).delete()
     # A redelivery older than a week is not going to come: its id need not be remembered.
     WebhookDelivery.objects.filter(received_at__lt=now - DELIVERY_HISTORY).delete()
     # The bead audit (BeadEvent) is never pruned: it is the record of what happened.
@@ -169,4 +181,6 @@ def reconcile_towns(
             enqueue_tick(town.pk, delay_seconds=settings.GASTOWN_ACTIVE_TICK_SECONDS)
     if not dry_run and (now or timezone.now()).minute % PRUNE_EVERY == 0:
         prune(now or timezone.now())
+        # Closed days into the telemetry rollup the dashboard reads (README, "Performance").
+        telemetry_rollup(now=now)
     return TownsResult(ticks=ticks)

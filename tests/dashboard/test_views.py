@@ -211,6 +211,20 @@ def test_telemetry_charts_and_filters(lead_client, town, rig):
     assert b"No telemetry event matches" in future.content
 
 
+def test_telemetry_pages_newest_first_without_counting(lead_client, town):
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=town, name="pr.merged", label=f"n{i}") for i in range(51)
+    )
+    first = lead_client.get("/towns/acme/telemetry/?name=pr.merged")
+    assert len(first.context["page"].object_list) == 50
+    assert b"Older" in first.content and b"Newer" not in first.content
+    second = lead_client.get("/towns/acme/telemetry/?name=pr.merged&page=2")
+    assert len(second.context["page"].object_list) == 1
+    assert b"Newer" in second.content and b"Older" not in second.content
+    assert b"name=pr.merged&amp;page=1" in second.content
+    assert lead_client.get("/towns/acme/telemetry/?page=x").context["page"].number == 1
+
+
 def test_telemetry_rejects_a_backwards_date_range(lead_client):
     response = lead_client.get("/towns/acme/telemetry/?since=2026-02-02&until=2026-01-01")
     assert b"The start date is after the end date" in response.content
