@@ -25,6 +25,7 @@ from django.utils import timezone
 from gastown.feedback.checks import check_prs
 from gastown.management.bench_seed import SeededTown, make_due, seed_feedback_town, seed_town
 from gastown.reconciler.tick import reconcile_town
+from gastown.services.telemetry import telemetry_rollup
 from scm.client import GitHubClient
 from scm.credentials import Credential
 from scm.fake.server import FakeGitHub
@@ -179,6 +180,8 @@ class Command(BaseCommand):
             user = user_model.objects.create_superuser("bench-admin", "", None)
         size = f"{seeded.active + seeded.closed} beads / {seeded.telemetry} telemetry"
         slug = seeded.town.slug
+        # The closed days rolled up, as the reconciler's housekeeping keeps them.
+        telemetry_rollup(town_ids=[seeded.town.pk])
         pages = [
             ("dashboard: towns", reverse("dashboard:towns")),
             ("dashboard: overview", reverse("dashboard:overview", args=[slug])),
