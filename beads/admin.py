@@ -334,7 +334,8 @@ class MergeRequestInline(TownScoped, admin.StackedInline):
 #: A term matching more beads than this is "common": the page walks the newest beads
 #: instead of collecting the matches, and the count stops here (README, "Performance").
 SEARCH_CAP = 1000
-_BEAD_REF = re.compile(r"^(?:bd-|#)(\d{1,18})$", re.IGNORECASE)
+# A bead is bd-N (never #N, which reads as a PR number: docs/domain.md).
+_BEAD_REF = re.compile(r"^bd-(\d{1,18})$", re.IGNORECASE)
 
 
 def _term_q(term: str) -> Q:
@@ -459,7 +460,7 @@ class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        """Every term must match (as Django's search does). `bd-N` or `#N` is the bead's id
+        """Every term must match (as Django's search does). `bd-N` is the bead's id
         (a bare number also matches its id); a rare term filters by the ids its indexed arms
         found; a common one (more than SEARCH_CAP beads) filters the newest-first walk of the
         `bead_created` index, which finds a page of matches in the first rows it reads."""

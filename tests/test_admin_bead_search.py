@@ -44,7 +44,7 @@ def beads():
 def test_bd_reference_finds_that_bead_only(admin_client, beads):
     pay = beads["pay"]
     assert found(admin_client, f"bd-{pay.pk}") == {pay.pk}
-    assert found(admin_client, f"#{pay.pk}") == {pay.pk}
+    assert found(admin_client, f"BD-{pay.pk}") == {pay.pk}
     assert found(admin_client, "bd-999999") == set()
 
 
@@ -53,6 +53,7 @@ def test_words_match_title_pr_branch_and_assignee(admin_client, beads):
     assert found(admin_client, "button") == {ids["pay"], ids["login"]}
     assert found(admin_client, "BUTTON slow pay") == {ids["pay"]}
     assert found(admin_client, "pull/9911") == {ids["mr"]}
+    assert found(admin_client, "#9911") == set()  # a PR number, not a bead: no bead says so
     assert found(admin_client, "quokka") == {ids["mr"]}
     assert found(admin_client, "zebra") == {ids["pay"]}
     assert found(admin_client, '"is slow"') == {ids["pay"], ids["login"]}
