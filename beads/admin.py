@@ -338,33 +338,48 @@ SEARCH_CAP = 1000
 _BEAD_REF = re.compile(r"^bd-(\d{1,18})$", re.IGNORECASE)
 
 
-def _term_q(term: str) -> Q:
-    """A bead matches a term by its title, its MR's PR URL or branch, or its assignee's
-    name. Subqueries, not joins: each arm reads its own table's index."""
+def _at_most_cap(values: QuerySet[Any]) -> list[int] | None:
+    rows = list(values.order_by()[: SEARCH_CAP + 1])
+    return None if len(rows) > SEARCH_CAP else rows
+
+
+def _term_q(term: str) -> tuple[Q, bool]:
+    """A bead matches a term by its title, its MR's PR URL or branch, or its assignee's name:
+    three arms, each read on its own table's index (trigram indexes on PostgreSQL, migration
+    beads.0013) with a LIMIT that stops a common one early. An arm with at most SEARCH_CAP
+    beads becomes their ids; a longer one stays a condition (the term is common), for the
+    newest-first walk of the `bead_created` index to test row by row."""
     mrs = MergeRequest.objects.filter(Q(pr_url__icontains=term) | Q(branch__icontains=term))
-    return (
-        Q(title__icontains=term)
-        | Q(pk__in=mrs.values("bead_id"))
-        | Q(assignee__in=Agent.objects.filter(name__icontains=term).values("pk"))
-    )
-
-
-def _term_ids(term: str) -> list[int] | None:
-    """The beads matching a term, when at most SEARCH_CAP do (None: more). Each arm of the
-    UNION ALL is served by its own index (trigram indexes on PostgreSQL, migration
-    beads.0013) and the LIMIT stops a common term early."""
-    arms = Bead.objects.filter(title__icontains=term).order_by().values_list("pk")
-    arms = arms.union(
-        MergeRequest.objects.filter(Q(pr_url__icontains=term) | Q(branch__icontains=term))
-        .order_by()
-        .values_list("bead_id"),
-        Bead.objects.filter(assignee__in=Agent.objects.filter(name__icontains=term).values("pk"))
-        .order_by()
-        .values_list("pk"),
-        all=True,
-    )
-    rows = list(arms.order_by()[: SEARCH_CAP + 1])
-    return None if len(rows) > SEARCH_CAP else sorted({pk for (pk,) in rows})
+    agents = Agent.objects.filter(name__icontains=term).values("pk")
+    arms = [
+        (Bead.objects.filter(title__icontains=term).values_list("pk", flat=True), "title"),
+        (mrs.values_list("bead_id", flat=True), "mr"),
+        (Bead.objects.filter(assignee__in=agents).values_list("pk", flat=True), "assignee"),
+    ]
+    condition_of = {
+        "title": Q(title__icontains=term),
+        "mr": Q(pk__in=mrs.values("bead_id")),
+        "assignee": Q(assignee__in=agents),
+    }
+    if len(term) < 3:
+        # A trigram index cannot serve it: only the title (every bead's first rows) is read.
+        arms, condition_of = arms[:1], {"title": condition_of["title"]}
+    ids: set[int] = set()
+    conditions: list[Q] = []
+    for matches, arm in arms:
+        found = _at_most_cap(matches)
+        if found is None:
+            conditions.append(condition_of[arm])
+        else:
+            ids.update(found)
+    common = bool(conditions) or len(ids) > SEARCH_CAP
+    if len(ids) > SEARCH_CAP:  # short arms, many beads in all: the walk tests them too
+        conditions = list(condition_of.values())
+        ids = set()
+    q = Q(pk__in=sorted(ids))
+    for condition in conditions:
+        q |= condition
+    return q, common
 
 
 class CappedCountPaginator(Paginator):
@@ -396,7 +411,10 @@ class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
     # Searched by get_search_results below (bd-N, then these by indexed subqueries); the
     # rig's repository is the rig filter.
     search_fields = ("title", "merge_request__pr_url", "merge_request__branch", "assignee__name")
-    search_help_text = "bd-N, or words of the title, PR URL, branch or assignee."
+    search_help_text = (
+        "bd-N, or words of the title, PR URL, branch or assignee (words under three letters: "
+        "of the title)."
+    )
     list_select_related = ("town", "rig", "convoy", "assignee", "merge_request")
     autocomplete_fields = ("town", "rig", "convoy", "parent", "assignee")
     inlines = (MergeRequestInline,)
@@ -472,14 +490,11 @@ class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
             if ref:
                 queryset = queryset.filter(pk=int(ref[1]))
                 continue
-            # A bare number is that bead too, besides the beads whose words contain it.
-            number = [int(bit)] if bit.isdigit() and len(bit) <= 18 else []
-            ids = _term_ids(bit)
-            if ids is None:
-                common = True
-                queryset = queryset.filter(_term_q(bit) | Q(pk__in=number))
-            else:
-                queryset = queryset.filter(pk__in=[*ids, *number])
+            term, is_common = _term_q(bit)
+            if bit.isdigit() and len(bit) <= 18:  # a bare number is that bead too
+                term |= Q(pk=int(bit))
+            common = common or is_common
+            queryset = queryset.filter(term)
         request.bead_search_common = common  # type: ignore[attr-defined]
         return queryset, False
 

@@ -58,6 +58,7 @@ def test_words_match_title_pr_branch_and_assignee(admin_client, beads):
     assert found(admin_client, "zebra") == {ids["pay"]}
     assert found(admin_client, '"is slow"') == {ids["pay"], ids["login"]}
     assert found(admin_client, "button quokka") == set()
+    assert found(admin_client, "99") == set()  # under three letters: the title only
 
 
 def test_a_bare_number_is_the_bead_and_the_words_containing_it(admin_client, beads):

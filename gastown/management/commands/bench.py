@@ -103,9 +103,11 @@ class Command(BaseCommand):
                 f"in {time.monotonic() - started:.1f}s"
             )
             if connection.vendor == "postgresql":
-                # A town's tables have statistics; freshly bulk-loaded ones have none yet.
+                # A town's tables have statistics; freshly bulk-loaded ones have none yet. And
+                # GIN (trigram) indexes keep bulk-loaded rows in a pending list that every
+                # search reads until a vacuum merges it (autovacuum does, in production).
                 with connection.cursor() as cursor:
-                    cursor.execute("ANALYZE")
+                    cursor.execute("VACUUM ANALYZE")
             rows.append(self._tick(seeded_town, runs))
             if largest:
                 seeded = seeded_town
