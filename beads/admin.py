@@ -8,20 +8,24 @@ loading and saving the page is not overwritten, and each edit is recorded as a b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import smart_split, unescape_string_literal
 
 from beads.audit import Actor
 from beads.merge_requests import merge_request_write
@@ -46,6 +50,7 @@ from beads.services import (
 )
 from gastown.admin import LargeTableAdmin, TownScoped, TownScopedAdmin
 from gastown.dashboard.admin_actions import override_admin_action, override_admin_actions
+from gastown.models import Agent
 from gastown.services.merge_requests import wait_ended_event
 from scm.errors import ScmError
 from scm.urls import parse_pr_url
@@ -326,6 +331,68 @@ class MergeRequestInline(TownScoped, admin.StackedInline):
         return _status_text(obj)
 
 
+# --- bead search ------------------------------------------------------------------------
+
+#: A term matching more beads than this is "common": the page walks the newest beads
+#: instead of collecting the matches, and the count stops here (README, "Performance").
+SEARCH_CAP = 1000
+# A bead is bd-N (never #N, which reads as a PR number: docs/domain.md).
+_BEAD_REF = re.compile(r"^bd-(\d{1,18})$", re.IGNORECASE)
+
+
+def _at_most_cap(values: QuerySet[Any]) -> list[int] | None:
+    rows = list(values.order_by()[: SEARCH_CAP + 1])
+    return None if len(rows) > SEARCH_CAP else rows
+
+
+def _term_q(term: str) -> tuple[Q, bool]:
+    """A bead matches a term by its title, its MR's PR URL or branch, or its assignee's name:
+    three arms, each read on its own table's index (trigram indexes on PostgreSQL, migration
+    beads.0013) with a LIMIT that stops a common one early. An arm with at most SEARCH_CAP
+    beads becomes their ids; a longer one stays a condition (the term is common), for the
+    newest-first walk of the `bead_created` index to test row by row."""
+    mrs = MergeRequest.objects.filter(Q(pr_url__icontains=term) | Q(branch__icontains=term))
+    agents = Agent.objects.filter(name__icontains=term).values("pk")
+    arms = [
+        (Bead.objects.filter(title__icontains=term).values_list("pk", flat=True), "title"),
+        (mrs.values_list("bead_id", flat=True), "mr"),
+        (Bead.objects.filter(assignee__in=agents).values_list("pk", flat=True), "assignee"),
+    ]
+    condition_of = {
+        "title": Q(title__icontains=term),
+        "mr": Q(pk__in=mrs.values("bead_id")),
+        "assignee": Q(assignee__in=agents),
+    }
+    if len(term) < 3:
+        # A trigram index cannot serve it: only the title (every bead's first rows) is read.
+        arms, condition_of = arms[:1], {"title": condition_of["title"]}
+    ids: set[int] = set()
+    conditions: list[Q] = []
+    for matches, arm in arms:
+        found = _at_most_cap(matches)
+        if found is None:
+            conditions.append(condition_of[arm])
+        else:
+            ids.update(found)
+    common = bool(conditions) or len(ids) > SEARCH_CAP
+    if len(ids) > SEARCH_CAP:  # short arms, many beads in all: the walk tests them too
+        conditions = list(condition_of.values())
+        ids = set()
+    q = Q(pk__in=sorted(ids))
+    for condition in conditions:
+        q |= condition
+    return q, common
+
+
+class CappedCountPaginator(Paginator):
+    """Counts a common search's matches up to SEARCH_CAP (its exact count read every bead)."""
+
+    @cached_property
+    def count(self) -> int:
+        matches: QuerySet[Any] = self.object_list  # type: ignore[assignment]
+        return matches.order_by().values("pk")[:SEARCH_CAP].count()
+
+
 @admin.register(Bead)
 class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
     list_display = (
@@ -343,12 +410,12 @@ class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
     )
     list_display_links = ("id", "title")
     list_filter = ("type", "status", "priority", "town", "rig")
-    search_fields = (
-        "title",
-        "merge_request__pr_url",
-        "merge_request__branch",
-        "rig__repo",
-        "assignee__name",
+    # Searched by get_search_results below (bd-N, then these by indexed subqueries); the
+    # rig's repository is the rig filter.
+    search_fields = ("title", "merge_request__pr_url", "merge_request__branch", "assignee__name")
+    search_help_text = (
+        "bd-N, or words of the title, PR URL, branch or assignee (words under three letters: "
+        "of the title)."
     )
     list_select_related = ("town", "rig", "convoy", "assignee", "merge_request")
     autocomplete_fields = ("town", "rig", "convoy", "parent", "assignee")
@@ -409,6 +476,34 @@ class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
         "closed_at",
         "recent_events",
     )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """Every term must match (as Django's search does). `bd-N` is the bead's id
+        (a bare number also matches its id); a rare term filters by the ids its indexed arms
+        found; a common one (more than SEARCH_CAP beads) filters the newest-first walk of the
+        `bead_created` index, which finds a page of matches in the first rows it reads."""
+        common = False
+        for bit in smart_split(search_term):
+            if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
+                bit = unescape_string_literal(bit)
+            ref = _BEAD_REF.match(bit)
+            if ref:
+                queryset = queryset.filter(pk=int(ref[1]))
+                continue
+            term, is_common = _term_q(bit)
+            if bit.isdigit() and len(bit) <= 18:  # a bare number is that bead too
+                term |= Q(pk=int(bit))
+            common = common or is_common
+            queryset = queryset.filter(term)
+        request.bead_search_common = common  # type: ignore[attr-defined]
+        return queryset, False
+
+    def get_paginator(self, request: HttpRequest, queryset: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(request, "bead_search_common", False):
+            return CappedCountPaginator(queryset, *args, **kwargs)
+        return super().get_paginator(request, queryset, *args, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = tuple(super().get_readonly_fields(request, obj))

@@ -508,6 +508,7 @@ class ReconcilerTickAdmin(ViewOnlyAdmin):
         "started_at",
         "town",
         "duration_ms",
+        "planned",
         "action_total",
         "short_error",
     )
@@ -515,6 +516,10 @@ class ReconcilerTickAdmin(ViewOnlyAdmin):
     search_fields = ("error",)
     date_hierarchy = "started_at"
     list_select_related = ("town",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # The list shows counts; a tick's plan (up to 100 actions) is read on its own page.
+        return super().get_queryset(request).defer("plan")
 
     @admin.display(description="actions")
     def action_total(self, obj: ReconcilerTick) -> int:

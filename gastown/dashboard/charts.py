@@ -14,13 +14,15 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from gastown.models import TelemetryEvent, Town
+from gastown.models import Town
+from gastown.services.telemetry import ALL_WAITS, NOT_RECORDED, TelemetryDays, telemetry_days
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,6 @@ def chart_card(
 
 # --- how long PRs waited on a human ------------------------------------------------------
 
-NOT_RECORDED = "(not recorded)"  # a wait that ended before events named its reviewers
-NOBODY_NAMED = "nobody named"  # a wait on no requested reviewer (a rule, a code owner team)
 TOP_REVIEWERS = 6
 
 
@@ -195,30 +195,32 @@ def _unit(ms_values: Sequence[float]) -> tuple[str, Callable[[float], int]]:
     return "hours", lambda ms: round(ms / 3_600_000)
 
 
-def wait_duration_charts(*, town: Town, now: datetime, weeks: int = 8) -> list[dict[str, Any]]:
+def wait_weeks_first(now: datetime, weeks: int = 8) -> date:
+    """The Monday (local) starting the first of the last `weeks` weeks."""
+    today = timezone.localdate(now)
+    return today - timedelta(days=today.weekday(), weeks=weeks - 1)
+
+
+def wait_duration_charts(
+    *, town: Town, now: datetime, weeks: int = 8, days: TelemetryDays | None = None
+) -> list[dict[str, Any]]:
     """Median and p90 of resolved waits per week, and per reviewer the PR waited on, from the
     `pr.awaiting_approval_resolved` telemetry (its duration; its data's `reviewers`, when the
-    event recorded them). One query, whatever the number of events."""
-    monday = (now - timedelta(days=now.weekday())).date()
-    first_week = monday - timedelta(weeks=weeks - 1)
-    rows = TelemetryEvent.objects.filter(
-        town=town,
-        name="pr.awaiting_approval_resolved",
-        created_at__gte=datetime.combine(first_week, time.min, tzinfo=UTC),
-        duration_ms__isnull=False,
-    ).values_list("created_at", "duration_ms", "data")
+    event recorded them) as the daily rollup keeps it (`days`, read when not given: a fixed
+    number of queries, whatever the number of events)."""
+    first_week = wait_weeks_first(now, weeks)
+    if days is None:
+        days = telemetry_days(town_id=town.pk, first=first_week, names=[], now=now)
     by_week: dict[date, list[int]] = defaultdict(list)
     by_reviewer: dict[str, list[int]] = defaultdict(list)
-    for created_at, ms, data in rows:
-        if ms is None:  # excluded by the query; says so to the type checker
-            continue
-        day = created_at.date()
-        by_week[day - timedelta(days=day.weekday())].append(ms)
-        reviewers = data.get("reviewers") if isinstance(data, dict) else None
-        if not isinstance(reviewers, list):
-            reviewers = [NOT_RECORDED]
-        for reviewer in dict.fromkeys(reviewers) or [NOBODY_NAMED]:
-            by_reviewer[str(reviewer)].append(ms)
+    for reviewer, per_day in days.waits.items():
+        for day, durations in per_day.items():
+            if day < first_week:
+                continue
+            if reviewer == ALL_WAITS:
+                by_week[day - timedelta(days=day.weekday())].extend(durations)
+            else:
+                by_reviewer[reviewer].extend(durations)
     week_list = [first_week + timedelta(weeks=i) for i in range(weeks)]
     week_stats = [
         (statistics.median(by_week[w]), p90(by_week[w])) if by_week[w] else (0, 0)
@@ -249,4 +251,13 @@ def wait_duration_charts(*, town: Town, now: datetime, weeks: int = 8) -> list[d
     ]
 
 
-__all__ = ["Series", "axis_ticks", "bar_chart", "chart_card", "p90", "wait_duration_charts"]
+__all__ = [
+    "NOT_RECORDED",
+    "Series",
+    "axis_ticks",
+    "bar_chart",
+    "chart_card",
+    "p90",
+    "wait_duration_charts",
+    "wait_weeks_first",
+]

@@ -11,20 +11,14 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import (
-    Case,
     Count,
     Exists,
-    IntegerField,
     Min,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
-    Value,
-    When,
 )
-from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
 from django.utils import timezone
 
@@ -38,9 +32,10 @@ from beads.models import (
     Blocker,
     MergeRequest,
 )
-from gastown.dashboard.charts import NOBODY_NAMED
+from gastown.dashboard.charts import wait_weeks_first
 from gastown.models import Convoy, ConvoyStatus, ReconcilerTick, Rig, TelemetryEvent, Town
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
+from gastown.services.telemetry import ALL_WAITS, NOBODY_NAMED, TelemetryDays, telemetry_days
 
 #: The newest tick younger than this means the workers are running.
 WORKERS_ALIVE_WINDOW = timedelta(minutes=2)
@@ -304,32 +299,14 @@ def town_convoy_choices(*, town: Town) -> list[Convoy]:
 
 
 def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
+    """The town's convoys, newest first; `convoy_list_counts` adds the counts to one page."""
     convoys = Convoy.objects.filter(town=town)
     if status == "active":
         convoys = convoys.filter(status__in=["open", "ready_to_land", "landing"])
     elif status:
         convoys = convoys.filter(status=status)
-    issue = Q(beads__type=BeadType.ISSUE)
-    # Its PRs (the beads' and the landing one) waiting on people now: a subquery, so the
-    # join the bead counts use is not multiplied by merge requests.
-    waiting = (
-        MergeRequest.objects.filter(
-            Q(source__convoy=OuterRef("pk")) | Q(landing_convoy=OuterRef("pk")),
-            blocker=Blocker.HUMAN_REVIEW,
-            state__in=ACTIVE_MR_STATES,
-        )
-        .order_by()
-        .values("blocker")
-        .annotate(n=Count("pk"))
-        .values("n")[:1]
-    )
     return (
         convoys.select_related("rig", "suppressed_landing_mr", "suppressed_landing_mr__bead")
-        .annotate(
-            waiting_count=Coalesce(Subquery(waiting, output_field=IntegerField()), 0),
-            issues_total=Count("beads", filter=issue),
-            issues_closed=Count("beads", filter=issue & Q(beads__status=BeadStatus.CLOSED)),
-        )
         .prefetch_related(
             Prefetch(
                 "landing_merge_requests",
@@ -344,6 +321,36 @@ def convoy_list(*, town: Town, status: str = "") -> QuerySet[Convoy]:
         )
         .order_by("-created_at", "-pk")
     )
+
+
+def convoy_list_counts(convoys: Sequence[Convoy]) -> None:
+    """Attach `issues_total`, `issues_closed` and `waiting_count` (its PRs, the beads' and
+    the landing one, waiting on people now) to one page of convoys, in two queries. Counted
+    for the page only: as annotations of the list they ran for every convoy of the town
+    before the pager cut (README, "Performance")."""
+    ids = [c.pk for c in convoys]
+    issues = (
+        Bead.objects.filter(convoy_id__in=ids, type=BeadType.ISSUE)
+        .order_by()
+        .values("convoy_id")
+        .annotate(total=Count("pk"), closed=Count("pk", filter=Q(status=BeadStatus.CLOSED)))
+    )
+    by_convoy = {row["convoy_id"]: row for row in issues}
+    waiting_mrs = MergeRequest.objects.filter(
+        blocker=Blocker.HUMAN_REVIEW, state__in=ACTIVE_MR_STATES
+    ).order_by()
+    # Two arms of a union, each on its own index (the source bead's convoy, the landing
+    # convoy), where one OR across the join read every merge request.
+    arms = waiting_mrs.filter(source__convoy_id__in=ids).values_list("pk", "source__convoy_id")
+    landing = waiting_mrs.filter(landing_convoy_id__in=ids).values_list("pk", "landing_convoy_id")
+    waiting: dict[int, set[int]] = {}
+    for mr_id, convoy_id in arms.union(landing):
+        waiting.setdefault(convoy_id, set()).add(mr_id)
+    for convoy in convoys:
+        row = by_convoy.get(convoy.pk, {})
+        convoy.issues_total = row.get("total", 0)  # type: ignore[attr-defined]
+        convoy.issues_closed = row.get("closed", 0)  # type: ignore[attr-defined]
+        convoy.waiting_count = len(waiting.get(convoy.pk, ()))  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -500,19 +507,6 @@ def bead_children(*, bead: Bead) -> list[Bead]:
 # --- telemetry --------------------------------------------------------------------------
 
 
-def _day_counts(events: QuerySet[TelemetryEvent], names: list[str]) -> dict[str, dict[date, int]]:
-    rows = (
-        events.filter(name__in=names)
-        .annotate(day=TruncDate("created_at"))
-        .values("name", "day")
-        .annotate(n=Count("id"))
-    )
-    out: dict[str, dict[date, int]] = {name: {} for name in names}
-    for row in rows:
-        out[row["name"]][row["day"]] = row["n"]
-    return out
-
-
 #: Wait-duration buckets (upper bound in ms, label).
 WAIT_BUCKETS: list[tuple[int | None, str]] = [
     (15 * 60_000, "< 15 min"),
@@ -529,6 +523,7 @@ class TelemetryCharts:
     days: list[date]
     per_day: dict[str, list[int]]
     wait_buckets: list[tuple[str, int]]
+    data: TelemetryDays  # what the per-week and per-reviewer wait charts read too
 
 
 CHART_NAMES = [
@@ -540,32 +535,33 @@ CHART_NAMES = [
 ]
 
 
-def telemetry_charts(*, town: Town, days: int = 14, now: datetime | None = None) -> TelemetryCharts:
-    now = now or timezone.now()
-    first = start_of_day(now) - timedelta(days=days - 1)
-    events = TelemetryEvent.objects.filter(town=town, created_at__gte=first)
-    counts = _day_counts(events, CHART_NAMES)
-    day_list = [(first + timedelta(days=i)).date() for i in range(days)]
-    per_day = {name: [counts[name].get(d, 0) for d in day_list] for name in CHART_NAMES}
-    whens = []
-    lower = 0
+def _bucket(ms: int) -> int:
     for index, (upper, _label) in enumerate(WAIT_BUCKETS):
-        if upper is None:
-            whens.append(When(duration_ms__gte=lower, then=Value(index)))
-        else:
-            whens.append(When(duration_ms__gte=lower, duration_ms__lt=upper, then=Value(index)))
-            lower = upper
-    bucket_rows = (
-        events.filter(name="pr.awaiting_approval_resolved", duration_ms__isnull=False)
-        .annotate(bucket=Case(*whens, output_field=IntegerField()))
-        .values("bucket")
-        .annotate(n=Count("id"))
+        if upper is None or ms < upper:
+            return index
+    return len(WAIT_BUCKETS) - 1
+
+
+def telemetry_charts(*, town: Town, days: int = 14, now: datetime | None = None) -> TelemetryCharts:
+    """The per-day counts and the wait buckets of the last `days` days, and the waits of the
+    last eight weeks, from the daily rollup and today's events (a fixed number of queries)."""
+    now = now or timezone.now()
+    first = timezone.localdate(now) - timedelta(days=days - 1)
+    data = telemetry_days(
+        town_id=town.pk, first=min(first, wait_weeks_first(now)), names=CHART_NAMES, now=now
     )
-    by_bucket = {row["bucket"]: row["n"] for row in bucket_rows}
+    day_list = [first + timedelta(days=i) for i in range(days)]
+    per_day = {name: [data.counts[name].get(d, 0) for d in day_list] for name in CHART_NAMES}
+    by_bucket = [0] * len(WAIT_BUCKETS)
+    for day, durations in data.waits.get(ALL_WAITS, {}).items():
+        if day >= first:
+            for ms in durations:
+                by_bucket[_bucket(ms)] += 1
     return TelemetryCharts(
         days=day_list,
         per_day=per_day,
-        wait_buckets=[(label, by_bucket.get(i, 0)) for i, (_u, label) in enumerate(WAIT_BUCKETS)],
+        wait_buckets=[(label, by_bucket[i]) for i, (_u, label) in enumerate(WAIT_BUCKETS)],
+        data=data,
     )
 
 
@@ -618,4 +614,9 @@ def telemetry_names(*, town: Town | None) -> list[str]:
 
 
 def tick_list(*, town: Town) -> QuerySet[ReconcilerTick]:
-    return ReconcilerTick.objects.filter(town=town).order_by("-started_at", "-id")
+    return ReconcilerTick.objects.filter(town=town).order_by("-started_at", "-id").defer("plan")
+
+
+def tick_last(*, town: Town) -> ReconcilerTick | None:
+    """The town's latest tick with what it planned (one probe of `tick_town_started`)."""
+    return ReconcilerTick.objects.filter(town=town).order_by("-started_at", "-id").first()

@@ -83,6 +83,34 @@ def _page(request: HttpRequest, items: Any, size: int = PAGE_SIZE) -> Page:
     return Paginator(items, size).get_page(request.GET.get("page"))
 
 
+class UncountedPage:
+    """A page of a list too long to count on every load (a town's telemetry, up to a million
+    events: README, "Performance"). One row past the page says whether an older page exists;
+    the page shows Newer and Older, not "page N of M"."""
+
+    def __init__(self, request: HttpRequest, items: Any, size: int = PAGE_SIZE) -> None:
+        try:
+            self.number = max(1, int(request.GET.get("page", 1)))
+        except ValueError:
+            self.number = 1
+        start = (self.number - 1) * size
+        rows = list(items[start : start + size + 1])
+        self.object_list = rows[:size]
+        self._more = len(rows) > size
+
+    def has_next(self) -> bool:
+        return self._more
+
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
 def _allowed_overrides(request: HttpRequest, target: str) -> list[Override]:
     return [o for o in OVERRIDES.values() if o.target == target and request.user.has_perm(o.perm)]
 
@@ -173,6 +201,7 @@ def convoy_list(request: HttpRequest, slug: str) -> HttpResponse:
     if status not in {"", "active", *ConvoyStatus.values}:
         status = "active"
     page = _page(request, selectors.convoy_list(town=town, status=status))
+    selectors.convoy_list_counts(list(page.object_list))
     for convoy in page.object_list:
         convoy.landing_mr = convoy.active_landing[0] if convoy.active_landing else None
     _buttons(request, "convoy", page.object_list)
@@ -213,7 +242,7 @@ def telemetry(request: HttpRequest, slug: str) -> HttpResponse:
     context = _town_context(request, town, "telemetry")
     form = TelemetryFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    page = _page(request, selectors.telemetry_list(town=town, **filters))
+    page = UncountedPage(request, selectors.telemetry_list(town=town, **filters))
     context.update(
         form=form,
         filters=filters,
@@ -246,7 +275,7 @@ def _charts(town: Town, now: Any) -> list[dict[str, Any]]:
             [Series("waits", [n for _label, n in data.wait_buckets], "s3")],
             axis="Waited",
         ),
-        *wait_duration_charts(town=town, now=now),
+        *wait_duration_charts(town=town, now=now, days=data.data),
         chart_card(
             "Suppressed landing respawns, per day",
             labels,
@@ -271,7 +300,11 @@ def reconciler(request: HttpRequest, slug: str) -> HttpResponse:
     context["page"] = _page(request, selectors.tick_list(town=town), size=30)
     context["query"] = _query_without_page(request)
     if not _is_htmx(request):
-        context["dry_run"] = _dry_run(town)
+        # The last tick's record says what the reconciler decided; the dry run re-reads the
+        # whole town (about a second at 10k active beads), so it runs only when asked.
+        context["last_tick"] = selectors.tick_last(town=town)
+        if request.GET.get("dry_run"):
+            context["dry_run"] = _dry_run(town)
     return _render(request, "dashboard/reconciler.html", context, partial="rows")
 
 

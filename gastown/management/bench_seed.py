@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -200,8 +201,11 @@ def _merge_requests(town: Town, sources: list[Bead], *, state: str, pr_repo: str
 
 
 def _telemetry(town: Town, rigs: list[Rig], count: int) -> None:
-    for start in range(0, count, BATCH * 5):
-        TelemetryEvent.objects.bulk_create(
+    """`count` events spread over the 90 days that prune keeps, a batch a day (created_at is
+    stamped on insert, so each batch is moved back afterwards)."""
+    now = timezone.now()
+    for batch, start in enumerate(range(0, count, BATCH * 5)):
+        created = TelemetryEvent.objects.bulk_create(
             (
                 TelemetryEvent(
                     town=town,
@@ -214,6 +218,11 @@ def _telemetry(town: Town, rigs: list[Rig], count: int) -> None:
             ),
             batch_size=BATCH,
         )
+        ids = [e.pk for e in created if e.pk is not None]
+        if ids:
+            TelemetryEvent.objects.filter(town=town, pk__gte=min(ids), pk__lte=max(ids)).update(
+                created_at=now - timedelta(days=batch % 90, minutes=batch)
+            )
 
 
 def seed_feedback_town(*, repo: str, pr_urls: list[str]) -> tuple[Town, list[int]]:

@@ -4,7 +4,10 @@ from gastown.models.convoys import Convoy, ConvoyStatus
 from gastown.models.events import (
     FeedbackCheckRun,
     ReconcilerTick,
+    TelemetryDay,
     TelemetryEvent,
+    TelemetryRollup,
+    TelemetryWaitDay,
 )
 from gastown.models.intents import IntentKind, SideEffectIntent
 from gastown.models.notifications import NotificationChannel, NotificationSent
@@ -34,7 +37,10 @@ __all__ = [
     "ReconcilerTick",
     "Rig",
     "SideEffectIntent",
+    "TelemetryDay",
     "TelemetryEvent",
+    "TelemetryRollup",
+    "TelemetryWaitDay",
     "Town",
     "TownPermission",
     "WebhookDelivery",

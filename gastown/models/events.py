@@ -47,6 +47,11 @@ class ReconcilerTick(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
     actions = models.JSONField(default=dict, blank=True, help_text="Action count by kind.")
+    planned = models.PositiveIntegerField(default=0, help_text="Actions the rules planned.")
+    # What the tick decided, so the dashboard shows it without re-running the rules (README,
+    # "Performance"): [{"kind", "text", "applied"}] for the first PLAN_KEPT planned actions;
+    # "applied": false is one the apply step skipped (stale, raced, refused).
+    plan = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True, default="")
 
     class Meta:
@@ -59,6 +64,11 @@ class ReconcilerTick(models.Model):
     @property
     def action_total(self) -> int:
         return sum(int(v) for v in self.actions.values())
+
+    @property
+    def skipped(self) -> int:
+        """Planned actions the apply step did not apply."""
+        return max(0, self.planned - self.action_total)
 
 
 class FeedbackCheckRun(models.Model):
@@ -98,3 +108,55 @@ class FeedbackCheckRun(models.Model):
 
     def __str__(self) -> str:
         return f"feedback check {self.town_id} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TelemetryDay(models.Model):
+    """How many events of one name a town recorded on one closed day (in TIME_ZONE): the
+    telemetry page's charts read these instead of counting up to a million events (README,
+    "Performance"). Written only by `services.telemetry.telemetry_rollup`."""
+
+    town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    name = models.CharField(max_length=80)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["town", "day", "name"], name="telemetryday_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name}: {self.count}"
+
+
+class TelemetryWaitDay(models.Model):
+    """The durations (ms, ascending) of the waits on a human a town saw resolved on one
+    closed day, once per reviewer the PR waited on, and once in all under reviewer "" (no
+    GitHub login is empty): medians and p90s need every value, not a sum."""
+
+    town = models.ForeignKey("gastown.Town", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    reviewer = models.CharField(max_length=200, blank=True)
+    durations = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["town", "day", "reviewer"], name="telemetrywaitday_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reviewer or 'all'}: {len(self.durations)} waits"
+
+
+class TelemetryRollup(models.Model):
+    """How far a town's telemetry is rolled up: every day up to `through`, in `time_zone`
+    (a changed TIME_ZONE rolls the days up again). Days after it are counted live."""
+
+    town = models.OneToOneField("gastown.Town", on_delete=models.CASCADE, related_name="+")
+    through = models.DateField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"telemetry of {self.town_id} rolled up through {self.through}"

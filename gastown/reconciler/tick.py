@@ -17,7 +17,9 @@ from gastown.models import (
     FeedbackCheckRun,
     ReconcilerTick,
     SideEffectIntent,
+    TelemetryDay,
     TelemetryEvent,
+    TelemetryWaitDay,
     Town,
     WebhookDelivery,
 )
@@ -26,6 +28,7 @@ from gastown.reconciler.apply import SideEffect, apply_actions
 from gastown.reconciler.effects import notify_escalations, run_intents, run_side_effects
 from gastown.reconciler.load import load_snapshot
 from gastown.reconciler.rules import plan
+from gastown.services.telemetry import telemetry_rollup
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ DELIVERY_HISTORY = timedelta(days=7)
 TELEMETRY_HISTORY = timedelta(days=90)
 # Not every tick needs to prune; one in this many does (the deletes use indexed scans).
 PRUNE_EVERY = 20
+# Planned actions kept on a tick's record for the dashboard; the counts cover them all.
+PLAN_KEPT = 100
 
 
 @dataclass
@@ -48,6 +53,14 @@ class TickResult:
     @property
     def actions_by_kind(self) -> dict[str, int]:
         return dict(Counter(action.kind for action in self.applied))
+
+    def plan_record(self) -> list[dict[str, object]]:
+        """The first PLAN_KEPT planned actions as the tick's record keeps them."""
+        applied = {id(x) for x in self.applied}
+        return [
+            {"kind": x.kind, "text": x.describe(), "applied": id(x) in applied}
+            for x in self.planned[:PLAN_KEPT]
+        ]
 
     @property
     def active(self) -> bool:
@@ -111,6 +124,8 @@ def _reconcile_town(town: Town, *, now: datetime, dry_run: bool) -> TickResult:
             started_at=now,
             duration_ms=result.duration_ms,
             actions=result.actions_by_kind,
+            planned=len(result.planned),
+            plan=result.plan_record(),
         )
     run_intents(town, now)
     run_side_effects(town, effects, now)
@@ -135,6 +150,9 @@ def prune(now: datetime) -> None:
     TelemetryEvent.objects.filter(created_at__lt=now - TELEMETRY_HISTORY).exclude(
         name__startswith="override."
     ).exclude(name="convoy.transition").delete()
+    oldest_day = timezone.localdate(now - TELEMETRY_HISTORY)
+    TelemetryDay.objects.filter(day__lt=oldest_day).delete()
+    TelemetryWaitDay.objects.filter(day__lt=oldest_day).delete()
     # A redelivery older than a week is not going to come: its id need not be remembered.
     WebhookDelivery.objects.filter(received_at__lt=now - DELIVERY_HISTORY).delete()
     # A finished side effect is not run again; a week of them tells what was sent.
@@ -169,4 +187,6 @@ def reconcile_towns(
             enqueue_tick(town.pk, delay_seconds=settings.GASTOWN_ACTIVE_TICK_SECONDS)
     if not dry_run and (now or timezone.now()).minute % PRUNE_EVERY == 0:
         prune(now or timezone.now())
+        # Closed days into the telemetry rollup the dashboard reads (README, "Performance").
+        telemetry_rollup(now=now)
     return TownsResult(ticks=ticks)

@@ -16,7 +16,7 @@ from gastown.dashboard.charts import (
     p90,
     wait_duration_charts,
 )
-from gastown.dashboard.selectors import NOBODY_NAMED
+from gastown.services.telemetry import NOBODY_NAMED, telemetry_rollup
 from tests.factories import TelemetryEventFactory, TownFactory
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -134,8 +134,12 @@ def test_wait_durations_per_week_and_per_reviewer(django_assert_num_queries):
     resolved(TownFactory(), at=this_week, minutes=777, reviewers=["dave"])  # another town
     TelemetryEventFactory(town=town, name="pr.awaiting_approval_detected", duration_ms=5)
 
-    with django_assert_num_queries(1):
+    # The rollup's state, then the rolled-up days (none yet) and the later days' events.
+    with django_assert_num_queries(3):
         weekly, per_reviewer = wait_duration_charts(town=town, now=NOW)
+    telemetry_rollup(now=NOW)
+    with django_assert_num_queries(3):
+        assert wait_duration_charts(town=town, now=NOW) == [weekly, per_reviewer]
 
     assert weekly["title"].endswith("(median and p90, minutes)")
     assert [label for label, _values in weekly["rows"]][-2:] == ["11-16", "11-23"]

@@ -255,6 +255,20 @@ def test_telemetry_charts_and_filters(lead_client, town, rig):
     assert b"No telemetry event matches" in future.content
 
 
+def test_telemetry_pages_newest_first_without_counting(lead_client, town):
+    TelemetryEvent.objects.bulk_create(
+        TelemetryEvent(town=town, name="pr.merged", label=f"n{i}") for i in range(51)
+    )
+    first = lead_client.get("/towns/acme/telemetry/?name=pr.merged")
+    assert len(first.context["page"].object_list) == 50
+    assert b"Older" in first.content and b"Newer" not in first.content
+    second = lead_client.get("/towns/acme/telemetry/?name=pr.merged&page=2")
+    assert len(second.context["page"].object_list) == 1
+    assert b"Newer" in second.content and b"Older" not in second.content
+    assert b"name=pr.merged&amp;page=1" in second.content
+    assert lead_client.get("/towns/acme/telemetry/?page=x").context["page"].number == 1
+
+
 def test_telemetry_rejects_a_backwards_date_range(lead_client):
     response = lead_client.get("/towns/acme/telemetry/?since=2026-02-02&until=2026-01-01")
     assert b"The start date is after the end date" in response.content
@@ -262,25 +276,62 @@ def test_telemetry_rejects_a_backwards_date_range(lead_client):
 
 def test_reconciler_page_says_when_the_dry_run_is_unavailable(lead_client, monkeypatch):
     monkeypatch.setitem(sys.modules, "gastown.reconciler", types.ModuleType("gastown.reconciler"))
-    response = lead_client.get("/towns/acme/reconciler/")
+    response = lead_client.get("/towns/acme/reconciler/?dry_run=1")
     assert response.status_code == 200
     assert b"Dry run unavailable" in response.content
 
 
-def test_reconciler_page_lists_the_dry_run_actions(lead_client, town, monkeypatch):
+def _fake_dry_run(monkeypatch, calls):
     class Action:
         kind = "dispatch"
 
         def describe(self):
             return "dispatch bead #4 to <polecat-1>"
 
+    def dry_run(town, now=None):
+        calls.append(town)
+        return [Action()]
+
     module = types.ModuleType("gastown.reconciler")
-    module.dry_run = lambda town, now=None: [Action()]  # type: ignore[attr-defined]
+    module.dry_run = dry_run  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "gastown.reconciler", module)
+
+
+def test_reconciler_page_lists_the_dry_run_actions_when_asked(lead_client, town, monkeypatch):
+    calls: list = []
+    _fake_dry_run(monkeypatch, calls)
     ReconcilerTickFactory(town=town, actions={"dispatch": 1})
-    content = lead_client.get("/towns/acme/reconciler/").content
+    content = lead_client.get("/towns/acme/reconciler/?dry_run=1").content
     assert b"dispatch bead #4 to &lt;polecat-1&gt;" in content
     assert b"dispatch: 1" in content
+    assert len(calls) == 1
+
+
+def test_reconciler_page_shows_the_last_tick_without_a_dry_run(lead_client, town, monkeypatch):
+    calls: list = []
+    _fake_dry_run(monkeypatch, calls)
+    now = timezone.now()
+    ReconcilerTickFactory(town=town, started_at=now - timedelta(minutes=1), planned=9)
+    ReconcilerTickFactory(
+        town=town,
+        started_at=now,
+        actions={"CloseBead": 1},
+        planned=2,
+        plan=[
+            {"kind": "CloseBead", "text": "close bd-7: <merged>", "applied": True},
+            {"kind": "CloseBead", "text": "close bd-8: merged", "applied": False},
+        ],
+    )
+    content = lead_client.get("/towns/acme/reconciler/").content.decode()
+    assert calls == []
+    assert "planned 2 actions and applied 1; 1 skipped" in content
+    assert "close bd-7: &lt;merged&gt;" in content
+    assert "Run a dry run now" in content
+
+
+def test_reconciler_page_without_ticks_says_so(lead_client):
+    content = lead_client.get("/towns/acme/reconciler/").content
+    assert b"No tick recorded yet." in content
 
 
 # --- safety -----------------------------------------------------------------------------

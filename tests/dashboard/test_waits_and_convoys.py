@@ -266,6 +266,19 @@ def test_convoy_list_says_how_many_prs_wait_on_people(lead_client, town, rig):
     assert "0 / 2" in content and "2 PRs waiting on people" in content
 
 
+def test_convoy_list_counts_each_convoys_own_waits_landing_included(lead_client, town, rig):
+    convoy = ConvoyFactory(town=town, rig=rig, title="Checkout", status=ConvoyStatus.LANDING)
+    other = ConvoyFactory(town=town, rig=rig, title="Search", status=ConvoyStatus.OPEN)
+    member = BeadFactory(town=town, rig=rig, convoy=convoy, status=BeadStatus.IN_REVIEW)
+    waiting(town, rig, number=1, source=member)
+    waiting(town, rig, number=2, landing_convoy=convoy)
+    BeadFactory(town=town, rig=rig, convoy=other, status=BeadStatus.CLOSED)
+    waiting(town, rig, number=3, blocker=Blocker.READY, waiting_since=None, landing_convoy=other)
+    rows = lead_client.get("/towns/acme/convoys/").context["page"].object_list
+    counts = {c.title: (c.waiting_count, c.issues_closed, c.issues_total) for c in rows}
+    assert counts == {"Checkout": (2, 0, 1), "Search": (0, 1, 1)}
+
+
 def test_another_towns_convoy_is_not_found(lead_client, town):
     from tests.factories import TownFactory
 
