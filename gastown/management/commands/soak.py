@@ -51,7 +51,15 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from beads.audit import Actor
-from beads.models import Bead, BeadEvent, BeadStatus, BeadType, MergeRequest, MergeRequestState
+from beads.models import (
+    Bead,
+    BeadEvent,
+    BeadStatus,
+    BeadType,
+    MergeRequest,
+    MergeRequestState,
+    Priority,
+)
 from beads.services import bead_create
 from gastown.models import (
     Convoy,
@@ -632,8 +640,14 @@ class Command(BaseCommand):
             )
             for b in range(CONVOY_BEADS):
                 if c * CONVOY_BEADS + b < in_convoys:
+                    # First in line, so the convoys land while the faults and kills last.
                     bead_create(
-                        town=town, rig=rig, convoy=convoy, title=f"C{c} work {b}", actor=actor
+                        town=town,
+                        rig=rig,
+                        convoy=convoy,
+                        title=f"C{c} work {b}",
+                        priority=Priority.HIGH,
+                        actor=actor,
                     )
         for i in range(opts.mrs - in_convoys):
             held = f" {HELD}" if rng.random() < opts.held_share else ""
