@@ -6,7 +6,13 @@ from datetime import datetime, timedelta
 
 from django.db.models import F, Q, QuerySet
 
-from beads.models import ACTIVE_MR_STATES, SAFETY_NET_BLOCKERS, MergeRequest, check_interval
+from beads.models import (
+    ACTIVE_MR_STATES,
+    SAFETY_NET_BLOCKERS,
+    MergeRequest,
+    check_interval,
+    due_after,
+)
 from gastown.models import Convoy, EffectiveSettings, Rig, Town
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 
@@ -104,8 +110,8 @@ def _candidates(
         .filter(
             Q(last_checked_at__isnull=True)
             | Q(check_requested_at__isnull=False)
-            | (~waits_on_a_person & Q(last_checked_at__lte=now - shortest))
-            | (waits_on_a_person & Q(last_checked_at__lte=now - safety_net))
+            | (~waits_on_a_person & Q(last_checked_at__lte=now - due_after(shortest)))
+            | (waits_on_a_person & Q(last_checked_at__lte=now - due_after(safety_net)))
         )
         .select_related("bead", "bead__rig", "merge_refusal")
         .order_by(
