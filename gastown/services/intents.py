@@ -18,9 +18,10 @@ from django.db.models import F, Q
 
 from gastown.models import IntentKind, SideEffectIntent, Town
 
-#: How long a started intent belongs to the process that started it: past the longest call an
-#: effect makes (two GitHub requests of 10 s, a runtime notification of 5 s).
-INTENT_LEASE = timedelta(minutes=2)
+#: How long a started intent belongs to the process that started it: twice the longest call
+#: an effect makes (two GitHub requests of 10 s, a runtime notification of 5 s). Short enough
+#: that work cut by a crash resumes within a tick or two of a minute.
+INTENT_LEASE = timedelta(minutes=1)
 MAX_INTENT_ATTEMPTS = 3
 #: The calls the feedback check makes itself (gastown/feedback/merge.py).
 CHECK_CALLS = (IntentKind.MERGE, IntentKind.ENQUEUE)

@@ -119,7 +119,7 @@ QUICK = {
     "fault_rate": 0.05,
     "kill_rate": 6.0,
     "landing_kills": 1.0,
-    "drain": 70.0,
+    "drain": 120.0,
     "outages": 2,
     "outage_seconds": 8.0,
 }
@@ -532,7 +532,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--quick",
             action="store_true",
-            help="CI size: 55 s of faults, 3 workers, 60 MRs, 3 convoys, 70 s of drain.",
+            help="CI size: 55 s of faults, 3 workers, 60 MRs, 3 convoys, 120 s of drain.",
         )
         parser.add_argument("--as-worker", type=int, metavar="TOWN_ID", help=_internal())
 
