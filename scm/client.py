@@ -328,7 +328,12 @@ class GitHubClient:
         except CredentialError:
             raise
         except ScmError as error:
-            # A 5xx, a time-out, a truncated body: about no PR in particular.
+            # A 5xx, a time-out, a truncated body: about no PR in particular. One such answer
+            # is often GitHub's moment, not an outage: the read is asked again once before the
+            # town backs off for it (a query changes nothing, so repeating it is safe).
+            if retry and error.kind in ("transient", "invalid_response"):
+                self._fetch_batch(batch, results, retry=False)
+                return
             whole = AnswerError(error.kind, error.message)
             for ref in batch:
                 results[ref] = SnapshotResult(ref, error=whole)

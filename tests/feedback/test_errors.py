@@ -241,8 +241,9 @@ def test_a_truncated_graphql_body_for_hours_fails_no_mr_and_raises_one_escalatio
     [escalation] = escalations("github:outage")
     assert "No merge request is failed" in escalation.body
     assert escalation.status == BeadStatus.OPEN
-    # Backed off while it lasted (1, 1, 2, 4, 8, 16, 30, 30... minutes), not asked every pass.
-    assert len(fake_github.graphql_requests()) == 11
+    # Backed off while it lasted (1, 1, 2, 4, 8, 16, 30, 30... minutes), not asked every pass:
+    # 11 passes, each asking once and again once.
+    assert len(fake_github.graphql_requests()) == 22
     town_row = Town.objects.get(pk=town.pk)
     assert town_row.github_blocked_until - clock.now <= timedelta(minutes=30)
     assert "invalid_response" in town_row.github_error
@@ -315,7 +316,8 @@ def test_a_whole_answer_fault_on_one_batch_keeps_the_other_batches_snapshots(
 ):
     fake_github.create_repo(REPO)
     mrs = [make_mr(fake_github, rig) for _ in range(60)]  # two GraphQL documents
-    fake_github.add_fault("status", path="/graphql", status=502, times=1)
+    # The first document fails, and so does its one repeat.
+    fake_github.add_fault("status", path="/graphql", status=502, times=2)
 
     summary = run(clock)
 

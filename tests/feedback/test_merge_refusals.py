@@ -187,7 +187,7 @@ def test_a_review_required_park_survives_a_502_between_polls(fake_github, town, 
     assert waiting_since == clock.now
 
     clock.advance(minutes=1)
-    fake_github.add_fault("status", path="/graphql", status=502, times=1)
+    fake_github.add_fault("status", path="/graphql", status=502, times=2)
     run(clock, client_factory=RuleAddedBeforeMerge)
     assert Town.objects.get(pk=town.pk).github_blocked_until is not None  # backing off
 

@@ -142,7 +142,7 @@ def test_fresh_pre_merge_check_answering_502_means_no_merge(fake_github, town, r
     # The pass's own check goes through (a no-op fault takes the first request); the fresh
     # check right before the merge gets a 502.
     fake_github.add_fault("slow", path="/graphql", delay=0, times=1)
-    fake_github.add_fault("status", path="/graphql", status=502, times=1)
+    fake_github.add_fault("status", path="/graphql", status=502, times=2)
 
     summary = run(clock)
 
@@ -226,7 +226,7 @@ def test_merge_now_skips_the_delay_but_not_the_fresh_check(fake_github, town, ri
     merge_request_merge_now(merge_request=reload(mr), user=lead, now=clock.now)
     clock.advance(minutes=1)
     fake_github.add_fault("slow", path="/graphql", delay=0, times=1)
-    fake_github.add_fault("status", path="/graphql", status=502, times=1)
+    fake_github.add_fault("status", path="/graphql", status=502, times=2)
     run(clock)
     assert fake_github.merge_calls(REPO, mr.pr_number) == []
     assert reload(mr).merge_requested_at is None  # the attempt was made (and failed closed)

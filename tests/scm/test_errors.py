@@ -109,22 +109,30 @@ def test_spent_graphql_budget_stops_further_calls(fake_github, github_client, pr
 
 
 def test_malformed_json_is_invalid_response_per_pr(fake_github, github_client, prs):
-    fake_github.add_fault("malformed", path="/graphql")
+    fake_github.add_fault("malformed", path="/graphql", times=2)
     results = github_client.fetch_snapshots(prs)
     assert {r.error.kind for r in results.values()} == {"invalid_response"}
 
 
 @pytest.mark.parametrize("status", [500, 502])
 def test_server_errors_are_transient(fake_github, github_client, prs, status):
-    fake_github.add_fault("status", status=status, path="/graphql")
+    fake_github.add_fault("status", status=status, path="/graphql", times=2)
     results = github_client.fetch_snapshots(prs)
     assert {r.error.kind for r in results.values()} == {"transient"}
-    assert len(fake_github.graphql_requests()) == 1  # not retried
+    assert len(fake_github.graphql_requests()) == 2  # asked again once, then given up
+
+
+def test_one_failed_answer_is_asked_again_once(fake_github, github_client, prs):
+    # GitHub's moment, not an outage: the read is repeated and its answer kept.
+    fake_github.add_fault("status", status=502, path="/graphql", times=1)
+    results = github_client.fetch_snapshots(prs)
+    assert all(r.snapshot is not None and r.error is None for r in results.values())
+    assert len(fake_github.graphql_requests()) == 2
 
 
 def test_timeout_is_transient(fake_github, prs):
     client = GitHubClient(resolve_token(None), api_url=fake_github.url, timeout=0.2)
-    fake_github.add_fault("slow", path="/graphql", delay=0.6)
+    fake_github.add_fault("slow", path="/graphql", delay=0.6, times=2)
     results = client.fetch_snapshots(prs)
     assert {r.error.kind for r in results.values()} == {"transient"}
 

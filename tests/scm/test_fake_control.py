@@ -40,13 +40,16 @@ def test_another_process_can_set_up_and_drive_a_pr_over_http(fake_github, github
 def test_faults_and_request_log_over_http(fake_github, github_client):
     fake_github.create_repo("octo/demo")
     pull = fake_github.create_pr("octo/demo")
-    _post(f"{fake_github.url}/_fake/faults", {"kind": "status", "status": 500, "path": "/graphql"})
+    _post(
+        f"{fake_github.url}/_fake/faults",
+        {"kind": "status", "status": 500, "path": "/graphql", "times": 2},
+    )
     ref = PullRequestRef("octo/demo", pull.number)
     assert github_client.fetch_snapshots([ref])[ref].error.kind == "transient"
 
     with urllib.request.urlopen(f"{fake_github.url}/_fake/requests", timeout=5) as response:
         log = json.loads(response.read())
-    assert [(r["method"], r["path"], r["status"]) for r in log] == [("POST", "/graphql", 500)]
+    assert [(r["method"], r["path"], r["status"]) for r in log] == [("POST", "/graphql", 500)] * 2
 
 
 def test_fake_review_command_approves_and_requests_changes(fake_github, github_client):
