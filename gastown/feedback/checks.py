@@ -61,6 +61,17 @@ CREDENTIAL_PAUSE = timedelta(minutes=5)
 OUTAGE_BACK_OFF_MIN = timedelta(minutes=1)
 OUTAGE_BACK_OFF_MAX = timedelta(minutes=30)
 OUTAGE_KEY = "github:outage"
+#: The escalations a good answer from GitHub settles: the outage, a spent or throttled budget,
+#: a token that failed (town_pause's keys): checks work again, so nothing is left to do.
+SETTLED_BY_A_GOOD_ANSWER = (
+    OUTAGE_KEY,
+    "github:rate_limited",
+    "github:secondary_rate_limited",
+    "github:no_token",
+    "github:unauthorized",
+    "github:forbidden",
+    "github:token_unreadable",
+)
 
 LEARN_ETAG_BLOCKERS = SAFETY_NET_BLOCKERS | {Blocker.NONE}
 
@@ -546,16 +557,18 @@ class _TownCheck:
                 github_blocked_until=None, github_error="", updated_at=self.now
             )
             town.github_blocked_until, town.github_error = None, ""
-            # The outage is over: its escalation closes, and the next outage backs off anew.
-            escalation = escalation_open(town=town, key=OUTAGE_KEY)
-            if escalation is not None:
-                bead_set_status(
-                    bead=escalation,
-                    status=BeadStatus.CLOSED,
-                    actor=Actor.reconciler(),
-                    note="GitHub answers again; PR checks resumed by themselves.",
-                    now=self.now,
-                )
+            # The outage (or pause) is over: its escalation closes, and the next one backs
+            # off anew.
+            for key in SETTLED_BY_A_GOOD_ANSWER:
+                escalation = escalation_open(town=town, key=key)
+                if escalation is not None:
+                    bead_set_status(
+                        bead=escalation,
+                        status=BeadStatus.CLOSED,
+                        actor=Actor.reconciler(),
+                        note="GitHub answers again; PR checks resumed by themselves.",
+                        now=self.now,
+                    )
             log.info("town %s: GitHub answers again; checks resumed", town.slug)
 
     def _store(

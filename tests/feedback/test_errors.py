@@ -170,6 +170,9 @@ def test_rate_limit_pauses_the_town_and_resumes_after_the_reset(
     assert mr.bead.status == BeadStatus.OPEN
     town.refresh_from_db()
     assert town.github_blocked_until is None
+    # It resolved itself: its escalation closes (a person has nothing left to do).
+    [escalation] = escalations("github:rate_limited")
+    assert escalation.status == BeadStatus.CLOSED
 
 
 @pytest.mark.parametrize("status", [403, 429])
