@@ -160,6 +160,9 @@ def measure(
             GITHUB_WEB_URL=fake.web_url,
             GITHUB_TOKEN="bench-token",
             GITHUB_WEBHOOK_SECRET=secret,
+            # As a deployment without webhooks polls: every PR at its poll interval, the
+            # safety net off (docs/domain.md §4, Cadence). The webhook half does not need it.
+            GASTOWN_SAFETY_NET_SECONDS="0",
             Q_BROKER="orm",
             Q_WORKERS="1",
             WEB_BIND=web,

@@ -139,11 +139,9 @@ def _table(out: str) -> dict[str, list[str]]:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_short_soak_keeps_every_invariant():
-    """Two workers, 15 s of faults and kills, then 75 s of drain (longer than the minute a
-    failed check backs the town off, so what was ready merges). No landing PR opening is killed
-    on purpose here (`--landing-kills=0`): until the landing MR adopts a PR it opened before
-    a crash, that kill leaves the landing stuck (the README's soak findings); `.ci/run`'s
-    `soak --quick` kills them and says so."""
+    """Two workers, 15 s of faults and kills, then 120 s of drain (longer than an intent's
+    one-minute lease and a check, so work cut by a kill resumes and what was ready merges).
+    Every landing PR opening during the faults is killed right after GitHub's 201."""
     assert connection.vendor == "postgresql"
     out = StringIO()
     args = [
@@ -153,8 +151,8 @@ def test_a_short_soak_keeps_every_invariant():
         "--convoys=2",
         "--fault-rate=0.1",
         "--kill-rate=15",
-        "--landing-kills=0",
-        "--drain=75",
+        "--landing-kills=1.0",
+        "--drain=120",
         "--outages=1",
         "--outage-seconds=3",
         "--seed=7",
