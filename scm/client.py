@@ -432,21 +432,9 @@ class GitHubClient:
             for ref, result in results.items()
             if result.snapshot is not None and result.snapshot.unresolved_threads > 0
         ]
-        for batch in self._batched(wanted, documents.threads_document):
-            document = documents.threads_document(batch)
-            try:
-                data, _ = self._graphql(document)
-            except CredentialError:
-                raise
-            except ScmError as error:
-                logger.warning("could not read review threads: %s", error)
-                continue
-            for alias, ref in document.aliases.items():
-                repository = data.get(alias)
-                node = repository.get("pullRequest") if isinstance(repository, dict) else None
-                snapshot = results[ref].snapshot
-                if not isinstance(node, dict) or snapshot is None:
-                    continue
+        for ref, node in self._follow_up(wanted, documents.threads_document, "read threads"):
+            snapshot = results[ref].snapshot
+            if snapshot is not None:
                 results[ref] = SnapshotResult(
                     ref, snapshot=_with_blocking(snapshot, node, classifier)
                 )
@@ -460,32 +448,41 @@ class GitHubClient:
             for ref, result in results.items()
             if result.snapshot is not None and result.snapshot.approvals_count_open
         ]
-        for batch in self._batched(wanted, documents.approvals_document):
-            document = documents.approvals_document(batch)
+        for ref, node in self._follow_up(wanted, documents.approvals_document, "count approvals"):
+            snapshot = results[ref].snapshot
+            if snapshot is None:
+                continue
+            by_rules, given = parse_approvals(node)
+            required = max(
+                (c for c in (snapshot.approvals_required, by_rules) if c is not None),
+                default=None,
+            )
+            results[ref] = SnapshotResult(
+                ref,
+                snapshot=dataclasses.replace(
+                    snapshot, approvals_required=required, approvals_given=given
+                ),
+            )
+
+    def _follow_up(
+        self, refs: Sequence[PullRequestRef], build: documents.DocumentBuilder, what: str
+    ) -> Iterable[tuple[PullRequestRef, dict[str, Any]]]:
+        """Each PR's node from a follow-up document about `refs` (in batches). A batch that
+        fails is logged and skipped: a follow-up only refines a snapshot already read."""
+        for batch in self._batched(refs, build):
+            document = build(batch)
             try:
                 data, _ = self._graphql(document)
             except CredentialError:
                 raise
             except ScmError as error:
-                logger.warning("could not count approvals: %s", error)
+                logger.warning("could not %s: %s", what, error)
                 continue
             for alias, ref in document.aliases.items():
                 repository = data.get(alias)
                 node = repository.get("pullRequest") if isinstance(repository, dict) else None
-                snapshot = results[ref].snapshot
-                if not isinstance(node, dict) or snapshot is None:
-                    continue
-                by_rules, given = parse_approvals(node)
-                required = max(
-                    (c for c in (snapshot.approvals_required, by_rules) if c is not None),
-                    default=None,
-                )
-                results[ref] = SnapshotResult(
-                    ref,
-                    snapshot=dataclasses.replace(
-                        snapshot, approvals_required=required, approvals_given=given
-                    ),
-                )
+                if isinstance(node, dict):
+                    yield ref, node
 
     # --- writes -------------------------------------------------------------------------
 
