@@ -55,8 +55,14 @@ def enqueue_tick(town_id: int, *, delay_seconds: int = 0) -> None:
         _enqueue("gastown.tasks.reconcile_town_task", town_id)
 
 
-def enqueue_feedback_check(town_id: int) -> None:
-    """Ask for a PR feedback check of one town at once (after a webhook or a re-check)."""
+def enqueue_feedback_check(town_id: int, *, delay_seconds: int = 0) -> None:
+    """Ask for a PR feedback check of one town at once (after a webhook or a re-check), or
+    after a delay (when its next PR falls due: the once-a-minute schedule alone, which
+    django-q2 wakes every 30 s, could leave a PR for a second interval)."""
     if not settings.GASTOWN_ENQUEUE_TASKS:
         return
-    _enqueue("gastown.tasks.check_prs_task", town_id)
+    if delay_seconds > 0:
+        # One timer per town whatever its delay: a queued one is already on its way.
+        _enqueue("gastown.tasks.check_prs_later_task", town_id, delay_seconds=delay_seconds)
+    else:
+        _enqueue("gastown.tasks.check_prs_task", town_id)

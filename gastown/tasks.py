@@ -26,3 +26,8 @@ def reconcile_all_task() -> str:
 
 def check_prs_task(town_id: int | None = None) -> str:
     return check_prs(town_ids=[town_id] if town_id else None).summary()
+
+
+def check_prs_later_task(town_id: int) -> str:
+    # Queued with a delay, spent in the queue (gastown.scheduling.enqueue_feedback_check).
+    return check_prs_task(town_id)

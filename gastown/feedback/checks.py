@@ -10,11 +10,13 @@ few queries as a pass over five, and repeated checks of an unchanged PR record n
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -32,10 +34,10 @@ from beads.services import (
 from gastown.feedback import merge as auto_merge
 from gastown.feedback.budget import pass_budget
 from gastown.feedback.observe import OBSERVED_FIELDS, Observation, edge_events, observe
-from gastown.feedback.selectors import any_due, due_for_check, may_ask_conditionally
+from gastown.feedback.selectors import any_due, due_for_check, may_ask_conditionally, next_due
 from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
-from gastown.scheduling import enqueue_tick
+from gastown.scheduling import MAX_TICK_DELAY_SECONDS, enqueue_feedback_check, enqueue_tick
 from gastown.services.github import town_credential
 from gastown.services.merge_requests import (
     mr_close_merged,
@@ -144,12 +146,35 @@ def check_prs(
                 # A merge, a failure, a new wait or rework: the reconciler acts on it now,
                 # not at its next scheduled visit.
                 enqueue_tick(town.pk)
+            _check_again_when_due(town)
         except Exception:
             # One town's surprise must not stop the others; the schedule comes back.
             with log_context(town=town.slug):
                 log.exception("feedback check of town %s failed", town.slug)
             summary.town_errors.append(f"{town.slug}: unexpected error (logged)")
     return summary
+
+
+#: How far ahead a pass arms the town's next check: the schedule's period.
+CHECK_AHEAD = timedelta(minutes=1)
+
+
+def _check_again_when_due(town: Town) -> None:
+    """Queue the town's next check for when its next PR falls due, if that is within the
+    schedule's period: the once-a-minute schedule alone (django-q2 wakes it every 30 s) left
+    an approved PR for a second poll interval now and then (README, "Performance").
+    A PR due now that this pass left (its budget) waits for the schedule: no busy loop."""
+    if not settings.GASTOWN_ENQUEUE_TASKS or (
+        town.github_blocked_until is not None and town.github_blocked_until > timezone.now()
+    ):
+        return
+    due = next_due(town=town)
+    if due is None:
+        return
+    wait = due - timezone.now()
+    if timedelta(0) < wait <= CHECK_AHEAD:
+        seconds = min(math.ceil(wait.total_seconds()), MAX_TICK_DELAY_SECONDS)
+        enqueue_feedback_check(town.pk, delay_seconds=seconds)
 
 
 def _check_town(

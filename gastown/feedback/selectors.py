@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Min, Q, QuerySet
 
 from beads.models import (
     ACTIVE_MR_STATES,
@@ -81,9 +81,48 @@ def any_due(*, town: Town, now: datetime) -> bool:
     return _candidates(town=town, now=now)[0].exists()
 
 
+def next_due(*, town: Town) -> datetime | None:
+    """When the town's next watched PR falls due by its cadence (None: it watches none). One
+    query; a webhook or a re-check makes a PR due sooner, and queues its own check."""
+    watched, shortest, safety_net, waits_on_a_person, _ = _watched(town=town)
+    first = watched.aggregate(
+        polled=Min("last_checked_at", filter=~waits_on_a_person),
+        netted=Min("last_checked_at", filter=waits_on_a_person),
+    )
+    moments = [
+        checked + due_after(interval)
+        for checked, interval in ((first["polled"], shortest), (first["netted"], safety_net))
+        if checked is not None
+    ]
+    return min(moments, default=None)
+
+
 def _candidates(
     *, town: Town, now: datetime
 ) -> tuple[QuerySet[MergeRequest], timedelta, dict[int | None, EffectiveSettings]]:
+    watched, shortest, safety_net, waits_on_a_person, settings_by_rig = _watched(town=town)
+    candidates = (
+        watched.filter(
+            Q(last_checked_at__isnull=True)
+            | Q(check_requested_at__isnull=False)
+            | (~waits_on_a_person & Q(last_checked_at__lte=now - due_after(shortest)))
+            | (waits_on_a_person & Q(last_checked_at__lte=now - due_after(safety_net)))
+        )
+        .select_related("bead", "bead__rig", "merge_refusal")
+        .order_by(
+            F("check_requested_at").asc(nulls_last=True),
+            F("last_checked_at").asc(nulls_first=True),
+            "pk",
+        )
+    )
+    return candidates, shortest, settings_by_rig
+
+
+def _watched(
+    *, town: Town
+) -> tuple[QuerySet[MergeRequest], timedelta, timedelta, Q, dict[int | None, EffectiveSettings]]:
+    """The town's MRs with a PR to watch, its shortest poll interval and safety net, what
+    waits on a person (read at the safety net), and each rig's settings."""
     rigs = list(Rig.objects.filter(town=town))
     settings_by_rig: dict[int | None, EffectiveSettings] = {None: town.effective(None)}
     for rig in rigs:
@@ -103,24 +142,12 @@ def _candidates(
         consecutive_transient_failures=0,
         consecutive_malformed_failures=0,
     )
-    candidates = (
+    watched = (
         MergeRequest.objects.filter(bead__town=town)
         .exclude(pr_url="")
         .filter(Q(state__in=ACTIVE_MR_STATES) | Q(pk__in=suppressed))
-        .filter(
-            Q(last_checked_at__isnull=True)
-            | Q(check_requested_at__isnull=False)
-            | (~waits_on_a_person & Q(last_checked_at__lte=now - due_after(shortest)))
-            | (waits_on_a_person & Q(last_checked_at__lte=now - due_after(safety_net)))
-        )
-        .select_related("bead", "bead__rig", "merge_refusal")
-        .order_by(
-            F("check_requested_at").asc(nulls_last=True),
-            F("last_checked_at").asc(nulls_first=True),
-            "pk",
-        )
     )
-    return candidates, shortest, settings_by_rig
+    return watched, shortest, safety_net, waits_on_a_person, settings_by_rig
 
 
 def is_due(mr: MergeRequest, *, now: datetime, settings: EffectiveSettings) -> bool:

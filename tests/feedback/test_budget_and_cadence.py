@@ -291,3 +291,45 @@ def test_github_s_own_count_spreads_what_is_left_to_its_reset(town, clock, remai
     # 4,500 points an hour: 75 a minute, two minutes saved up; 600 left for an hour: 10.
     assert budget.points == documents
     assert budget.reads == documents * 37
+
+
+def _timers(town_id: int) -> int:
+    from django_q.brokers import get_broker
+
+    return sum(
+        1
+        for task in get_broker().waiting_tasks()
+        if task.get("func") == "gastown.tasks.check_prs_later_task"
+        and tuple(task.get("args") or ()) == (town_id,)
+    )
+
+
+def test_a_pass_queues_the_towns_next_check_for_when_its_next_pr_falls_due(
+    fake_github, town, rig, clock, settings
+):
+    # The schedule alone (once a minute, woken every 30 s) left a PR for a second interval.
+    from django_q.brokers import get_broker
+
+    fake_github.create_repo(REPO, required_checks={"ci"})
+    mr = make_mr(fake_github, rig)
+    fake_github.set_check(REPO, mr.pr_number, "ci", None, status="in_progress")
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    get_broker().purge_queue()
+    run(clock)
+    assert reload(mr).blocker == Blocker.CHECKS_PENDING
+    assert _timers(town.pk) == 1
+    run(clock)  # nothing due: the timer already queued stands, no second one
+    assert _timers(town.pk) == 1
+
+
+def test_no_check_is_queued_for_a_pr_due_after_the_minute(fake_github, town, rig, clock, settings):
+    from django_q.brokers import get_broker
+
+    settings.GASTOWN_SAFETY_NET_SECONDS = 600
+    fake_github.create_repo(REPO, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    settings.GASTOWN_ENQUEUE_TASKS = True
+    get_broker().purge_queue()
+    run(clock)
+    assert reload(mr).blocker == Blocker.HUMAN_REVIEW  # read again at the safety net
+    assert _timers(town.pk) == 0
