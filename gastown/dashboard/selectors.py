@@ -4,7 +4,7 @@ number of beads, PRs or events in the town (tests/dashboard/test_queries.py hold
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import (
     Count,
     Exists,
+    F,
     Min,
     OuterRef,
     Prefetch,
@@ -132,13 +133,10 @@ def town_overview(*, town: Town, now: datetime | None = None) -> Overview:
         town=town, type=BeadType.ESCALATION, status__in=ACTIVE_STATUSES
     )
     last_tick = ReconcilerTick.objects.filter(town=town).order_by("-started_at").first()
-    reviewers = waits_by_reviewer(town=town, now=now)
-    oldest = {id(w.mr): w for group in reviewers for w in group.waits}
+    reviewers, oldest_waits = _overview_waits(town, now)
     return Overview(
         reviewers=reviewers,
-        oldest_waits=sorted(
-            oldest.values(), key=lambda w: -(w.waited or timedelta(0)).total_seconds()
-        )[:5],
+        oldest_waits=oldest_waits,
         bead_counts=bead_counts,
         statuses=list(BeadStatus.choices),
         awaiting_count=awaiting["n"],
@@ -215,7 +213,9 @@ WAITS_LIMIT = 500
 @dataclass
 class Wait:
     """One PR waiting on people: its MR (with bead, rig, convoy and agent loaded), how long,
-    and whether that is past the town's (or the rig's) human-wait threshold."""
+    and whether that is past the town's (or the rig's) human-wait threshold. The overview's
+    groups hold light ones (see `_overview_waits`): the MR's id, waiting_since and reviewers
+    only, no convoy or agent."""
 
     mr: MergeRequest
     convoy: Convoy | None
@@ -247,18 +247,51 @@ class ReviewerWaits:
         return max(self.waits, key=lambda w: w.waited or timedelta(0), default=None)
 
 
-def _wait(mr: MergeRequest, town: Town, now: datetime) -> Wait:
+def _timed_wait(
+    mr: MergeRequest,
+    now: datetime,
+    threshold: timedelta,
+    *,
+    convoy: Convoy | None = None,
+    agent_name: str = "",
+) -> Wait:
     waited = now - mr.waiting_since if mr.waiting_since else None
-    threshold = town.effective(mr.bead.rig).human_wait_escalation
-    source = mr.source
-    agent = (source.assignee if source is not None else None) or mr.bead.assignee
     return Wait(
         mr=mr,
-        convoy=mr.convoy,
-        agent_name=agent.name if agent is not None else "",
+        convoy=convoy,
+        agent_name=agent_name,
         waited=waited,
         threshold=threshold,
         overdue=waited is not None and waited >= threshold,
+    )
+
+
+def _wait(mr: MergeRequest, town: Town, now: datetime) -> Wait:
+    source = mr.source
+    agent = (source.assignee if source is not None else None) or mr.bead.assignee
+    threshold = town.effective(mr.bead.rig).human_wait_escalation
+    name = agent.name if agent is not None else ""
+    return _timed_wait(mr, now, threshold, convoy=mr.convoy, agent_name=name)
+
+
+def _waits_list(town: Town) -> QuerySet[MergeRequest]:
+    """The PRs awaiting approval with everything a wait's row shows, oldest first."""
+    return awaiting_approval_list(town=town).select_related(
+        "bead__assignee", "source", "source__assignee"
+    )
+
+
+def _by_reviewer(waits: Iterable[Wait]) -> list[ReviewerWaits]:
+    """The waits grouped by whom they wait on, the longest-kept person first (a PR asking
+    two reviewers is under both; one asking nobody by name under NOBODY_NAMED)."""
+    groups: dict[str, list[Wait]] = {}
+    for wait in waits:
+        names = [r for r in wait.mr.requested_reviewers or [] if isinstance(r, str) and r]
+        for who in dict.fromkeys(names) or [NOBODY_NAMED]:
+            groups.setdefault(who, []).append(wait)
+    return sorted(
+        (ReviewerWaits(who=who, waits=waits) for who, waits in groups.items()),
+        key=lambda g: (-(g.oldest.waited or timedelta(0)) if g.oldest else timedelta(0), g.who),
     )
 
 
@@ -266,19 +299,34 @@ def waits_by_reviewer(*, town: Town, now: datetime | None = None) -> list[Review
     """The PRs awaiting approval grouped by whom they wait on, the longest-kept person first
     (a PR asking two reviewers is under both). One query, whatever the number of PRs."""
     now = now or timezone.now()
-    mrs = awaiting_approval_list(town=town).select_related(
-        "bead__assignee", "source", "source__assignee"
-    )[:WAITS_LIMIT]
-    groups: dict[str, list[Wait]] = {}
-    for mr in mrs:
-        wait = _wait(mr, town, now)
-        names = [r for r in mr.requested_reviewers or [] if isinstance(r, str) and r]
-        for who in dict.fromkeys(names) or [NOBODY_NAMED]:
-            groups.setdefault(who, []).append(wait)
-    return sorted(
-        (ReviewerWaits(who=who, waits=waits) for who, waits in groups.items()),
-        key=lambda g: (-(g.oldest.waited or timedelta(0)) if g.oldest else timedelta(0), g.who),
+    return _by_reviewer(_wait(mr, town, now) for mr in _waits_list(town)[:WAITS_LIMIT])
+
+
+#: The overview lists this many of the oldest waits in full.
+OLDEST_WAITS = 5
+
+
+def _overview_waits(town: Town, now: datetime) -> tuple[list[ReviewerWaits], list[Wait]]:
+    """The overview's "waiting on whom": the same groups as `waits_by_reviewer` (the same
+    WAITS_LIMIT oldest PRs), built from light MRs (id, waiting_since, requested_reviewers and
+    the rig's threshold: no bead, convoy or agent, which the counts do not show), and the
+    OLDEST_WAITS longest waits loaded in full. Three queries, whatever the number of PRs."""
+    thresholds = {None: town.effective().human_wait_escalation} | {
+        rig.pk: town.effective(rig).human_wait_escalation for rig in town_rigs(town=town)
+    }
+    light = (
+        _awaiting_base(town)
+        .order_by("waiting_since", "pk")
+        .only("id", "waiting_since", "requested_reviewers")
+        .annotate(rig_id=F("bead__rig_id"))[:WAITS_LIMIT]
     )
+    waits = [_timed_wait(mr, now, thresholds[mr.rig_id]) for mr in light]
+    # Stable: equal waits keep the list's order (waiting_since, then id).
+    oldest = sorted(waits, key=lambda w: -(w.waited or timedelta(0)))[:OLDEST_WAITS]
+    ids = [w.mr.pk for w in oldest]
+    full = {mr.pk: _wait(mr, town, now) for mr in _waits_list(town).filter(pk__in=ids)}
+    # A PR that stopped waiting between the two reads is left out.
+    return _by_reviewer(waits), [full[pk] for pk in ids if pk in full]
 
 
 def town_rigs(*, town: Town) -> list[Rig]:

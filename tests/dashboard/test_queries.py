@@ -190,3 +190,61 @@ def test_telemetry_page_queries_do_not_grow_with_rolled_up_days(lead_client, tow
     small = count_queries(lead_client, "/towns/acme/telemetry/")
     add(500)
     assert count_queries(lead_client, "/towns/acme/telemetry/") == small
+
+
+def _waiting_prs(town, rigs, n: int, start: int) -> None:
+    """n PRs waiting on people, each from an issue an agent worked on, asking its own
+    reviewers, spread over the rigs (one with a threshold of its own)."""
+    from gastown.models import Agent
+
+    now = timezone.now()
+    agents = Agent.objects.bulk_create(
+        Agent(town=town, rig=rigs[i % 2], role="polecat", name=f"polecat-{start + i}")
+        for i in range(n)
+    )
+    issues = Bead.objects.bulk_create(
+        Bead(town=town, rig=rigs[i % 2], assignee=agents[i], title=f"Issue {start + i}")
+        for i in range(n)
+    )
+    mr_beads = Bead.objects.bulk_create(
+        Bead(
+            town=town,
+            rig=rigs[i % 2],
+            type=BeadType.MERGE_REQUEST,
+            status=BeadStatus.IN_PROGRESS,
+            title=f"MR {start + i}",
+        )
+        for i in range(n)
+    )
+    MergeRequest.objects.bulk_create(
+        MergeRequest(
+            bead=bead,
+            source=issues[i],
+            branch=f"b{start + i}",
+            target_branch="main",
+            pr_url=f"https://github.com/acme/web/pull/{start + i}",
+            blocker=Blocker.HUMAN_REVIEW,
+            requested_reviewers=[f"reviewer-{(start + i) % 7}", "acme/core"],
+            waiting_since=now - timedelta(hours=start + i),
+        )
+        for i, bead in enumerate(mr_beads)
+    )
+
+
+def test_overview_queries_do_not_grow_with_waiting_prs(lead_client, town, rig):
+    """The overview counts the waits per reviewer from light rows and loads only its five
+    oldest waits in full: 5 or 200 waiting PRs, the same queries."""
+    from tests.factories import RigFactory
+
+    rigs = [rig, RigFactory(town=town, name="api", repo="acme/api", human_wait_escalation_hours=2)]
+    _waiting_prs(town, rigs, 5, 0)
+    small = count_queries(lead_client, "/towns/acme/")
+    _waiting_prs(town, rigs, 195, 5)
+    with CaptureQueriesContext(connection) as captured:
+        overview = lead_client.get("/towns/acme/").context["o"]
+    assert len(captured) == small <= MAX_QUERIES
+    assert overview.awaiting_count == 200
+    assert sum(g.count for g in overview.reviewers if g.who != "acme/core") == 200
+    assert [w.agent_name for w in overview.oldest_waits] == [
+        f"polecat-{i}" for i in range(199, 194, -1)
+    ]

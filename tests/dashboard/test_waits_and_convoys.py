@@ -331,3 +331,47 @@ def test_every_count_of_waiting_prs_agrees(lead_client, town, rig):
     assert overview.awaiting_count == page.paginator.count == len(in_groups) == 3
     assert {w.mr.pk for g in overview.reviewers for w in g.waits} == in_groups
     assert sorted(g.who for g in groups) == ["alice", "bob", "carol", "nobody named"]
+
+
+def test_the_overview_groups_agree_with_waiting_on_whom(lead_client, town, rig):
+    """The overview counts from light rows; Waiting on whom builds every wait in full. Both
+    show the same people, counts, overdue counts (a rig's threshold and the town's) and
+    oldest waits; the overview's oldest waits carry the agent and the convoy."""
+    from tests.factories import RigFactory
+
+    town.human_wait_escalation_hours = 24
+    town.save()
+    strict = RigFactory(town=town, name="api", repo="acme/api", human_wait_escalation_hours=2)
+    convoy = ConvoyFactory(town=town, rig=rig, title="Faster sign-in")
+    agent = AgentFactory(town=town, rig=rig, name="polecat-9")
+    source = BeadFactory(town=town, rig=rig, convoy=convoy, assignee=agent)
+    waiting(town, rig, hours=30, number=1, reviewers=["alice", "bob"], source=source)
+    waiting(town, rig, hours=3, number=2, reviewers=["bob"])
+    waiting(town, strict, hours=3, number=3, reviewers=["bob", "carol"])
+    waiting(town, strict, hours=1, number=4, reviewers=[])
+    waiting(town, rig, hours=20, number=5, reviewers=["carol"], bead__rig=None)
+    waiting(town, rig, number=6, reviewers=["alice"], waiting_since=None)
+    for number in (7, 8):
+        waiting(town, rig, hours=10 + number, number=number, reviewers=["dave"])
+
+    def summary(groups):
+        return [(g.who, g.count, g.overdue, g.oldest.mr.pk) for g in groups]
+
+    overview = lead_client.get("/towns/acme/").context["o"]
+    groups = lead_client.get("/towns/acme/waiting/").context["groups"]
+    assert summary(overview.reviewers) == summary(groups)
+    assert [(g.who, g.overdue) for g in overview.reviewers][:3] == [
+        ("alice", 1),
+        ("bob", 2),
+        ("carol", 1),
+    ]
+    by_wait = sorted(
+        {w.mr.pk: w for g in groups for w in g.waits}.values(),
+        key=lambda w: -(w.waited or timedelta(0)),
+    )
+    assert [w.mr.pk for w in overview.oldest_waits] == [w.mr.pk for w in by_wait[:5]]
+    first = overview.oldest_waits[0]
+    assert (first.agent_name, first.convoy) == ("polecat-9", convoy)
+    content = lead_client.get("/towns/acme/").content.decode()
+    assert "polecat-9" in content
+    assert ">carol</a>: 2 PRs" in content
