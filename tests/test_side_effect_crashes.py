@@ -235,6 +235,29 @@ def test_killed_while_merging_the_next_check_sees_the_merge_and_sends_none(
     assert intent(state, "merge")["outcome"] == "no_answer"
 
 
+def test_killed_during_the_pre_merge_check_the_merge_goes_out_after_the_lease(
+    town, spawn, tmp_path, fake_github
+):
+    """The attempt was claimed (its timer moved ahead while in flight) and the process died
+    before its merge call: the next check after the lease merges, not minutes later."""
+    fake_github.create_repo(REPO)
+    fake_github.create_pr(REPO, head="polecat/ready")
+    town.step("setup_ready_pr")
+    # The pass's own read goes through; the fresh look right before the merge is held.
+    fake_github.add_fault("hold", method="POST", path=r"^/graphql$", after=1)
+    kill_inside(spawn, tmp_path, town.env, "check_prs", fake_github.held_requests)
+    fake_github.clear_faults()
+    assert fake_github.merge_calls(REPO, 1) == []
+
+    town.step("check", WITHIN_LEASE)  # the claim's window: no second attempt yet
+    assert fake_github.merge_calls(REPO, 1) == []
+    town.step("check", AFTER_LEASE)
+
+    state = town.show()
+    assert [m["state"] for m in state["merge_requests"]] == ["merged"]
+    assert len(fake_github.merge_calls(REPO, 1)) == 1
+
+
 def test_killed_while_enqueuing_the_next_check_sees_the_entry_and_sends_none(
     town, spawn, tmp_path, fake_github
 ):

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -52,7 +53,13 @@ from gastown.feedback.observe import (
 from gastown.logs import mr_log_context
 from gastown.models import Convoy, EffectiveSettings, IntentKind, SideEffectIntent, TelemetryEvent
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
-from gastown.services.intents import CHECK_CALLS, intent_begin, intent_finish, intents_unanswered
+from gastown.services.intents import (
+    CHECK_CALLS,
+    INTENT_LEASE,
+    intent_begin,
+    intent_finish,
+    intents_unanswered,
+)
 from gastown.services.merge_requests import (
     mr_close_merged,
     telemetry_event,
@@ -61,7 +68,7 @@ from gastown.services.merge_requests import (
 )
 from scm import blocker as scm_blocker
 from scm.client import GitHubClient
-from scm.errors import ScmError
+from scm.errors import CredentialError, ScmError
 from scm.types import (
     LabelEvent,
     MergeOutcome,
@@ -129,8 +136,11 @@ _FINAL_REFUSAL_HELP = {
 
 
 #: How far ahead a claimed attempt moves the auto-merge timer while its fresh check and merge
-#: call are in flight.
-IN_FLIGHT = timedelta(minutes=2)
+#: call are in flight: the intent lease, longer than both calls' time-outs. A process killed
+#: before its merge call leaves the timer there, so the attempt is claimed again one lease
+#: later (the merge call itself is guarded by its intent); one that fails by an exception
+#: gives the timer back at once (merge_attempt).
+IN_FLIGHT = INTENT_LEASE
 
 
 def _claim(mr: MergeRequest, *, now: datetime) -> bool:
@@ -208,6 +218,27 @@ def merge_attempt(
     retry = held_by_refusal(mr)
     if not (_claim_retry(mr, now=now) if retry else _claim(mr, now=now)):
         return
+    try:
+        _attempt_claimed(
+            mr, client=client, settings=settings, now=now, summary=summary, retry=retry
+        )
+    except Exception:
+        # A CredentialError (the town pauses) or a surprise: no merge call is in flight (the
+        # intents guard one that may be), so the timer the claim moved ahead is given back and
+        # the first ready observation after the pause tries again, not a lease later.
+        _save(mr, {"auto_merge_ready_since": None}, now=now)
+        raise
+
+
+def _attempt_claimed(
+    mr: MergeRequest,
+    *,
+    client: GitHubClient,
+    settings: EffectiveSettings,
+    now: datetime,
+    summary: CheckSummary,
+    retry: bool,
+) -> None:
     ref = mr.pr_ref
     if ref is None:  # the check that made it ready parsed it: changed meanwhile
         return
@@ -255,7 +286,8 @@ def merge_attempt(
         _enqueue(mr, client=client, snapshot=snapshot, now=now, summary=summary)
         return
     intent = _intend(mr, IntentKind.MERGE, now=now)
-    outcome = client.merge(ref, head_sha=snapshot.head_sha, methods=settings.merge_methods)
+    with _answered_if_refused(intent, now=now):
+        outcome = client.merge(ref, head_sha=snapshot.head_sha, methods=settings.merge_methods)
     intent_finish(intent=intent, now=now, outcome=outcome.kind)
     if outcome.refusal == Refusal.MERGE_QUEUE_REQUIRED:
         # A queue GraphQL did not show (a ruleset's): GitHub wants the PR enqueued.
@@ -278,6 +310,18 @@ def _intend(mr: MergeRequest, kind: str, *, now: datetime) -> SideEffectIntent:
     return intent_begin(
         town_id=mr.bead.town_id, kind=kind, target_id=mr.pk, subject=f"mr:{mr.pk}", now=now
     )
+
+
+@contextmanager
+def _answered_if_refused(intent: SideEffectIntent, *, now: datetime) -> Iterator[None]:
+    """GitHub refusing the token (a rate limit, a revoked token) answered the call: nothing
+    was done and nothing is in flight, so the intent is finished and does not hold the next
+    call for its lease."""
+    try:
+        yield
+    except CredentialError as error:
+        intent_finish(intent=intent, now=now, outcome=f"token: {error.kind}", error=error.message)
+        raise
 
 
 def _merged(mr: MergeRequest, outcome: MergeOutcome, *, head_sha: str, now: datetime) -> None:
@@ -470,7 +514,8 @@ def _enqueue(
     (method "queue"); a refusal is final for this head, like a refused merge."""
     ref = PullRequestRef(snapshot.repo, snapshot.number)
     intent = _intend(mr, IntentKind.ENQUEUE, now=now)
-    write = client.enqueue(ref, expected_head_sha=snapshot.head_sha, node_id=snapshot.node_id)
+    with _answered_if_refused(intent, now=now):
+        write = client.enqueue(ref, expected_head_sha=snapshot.head_sha, node_id=snapshot.node_id)
     intent_finish(intent=intent, now=now, outcome=write.kind)
     if write.kind in {"head_moved", "transient"}:
         # Look again first: the head moved, or a 5xx may hide an enqueue that happened.

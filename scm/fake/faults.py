@@ -37,6 +37,7 @@ class Fault:
     path: str | None = None  # a regex searched in the path; None: any path
     operation: str | None = None  # a GraphQL operation's name (EnqueuePullRequest); None: any
     times: int | None = 1  # how many matching requests; None: until cleared
+    after: int = 0  # how many matching requests are answered normally first
     status: int = 500
     delay: float = 0.0
     permission: str = "pull_requests=write"
@@ -49,6 +50,7 @@ class Fault:
     field: str = "mergeStateStatus"
     value: Any = "QUEUED_FOR_FUTURE"
     hits: int = 0
+    passed: int = 0  # matching requests let through (`after`)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:

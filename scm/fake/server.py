@@ -141,6 +141,9 @@ class FakeGitHub(FakeControl):
         with self._lock:
             for fault in self.faults:
                 if not fault.spent and fault.matches(method, path, operation):
+                    if fault.passed < fault.after:
+                        fault.passed += 1
+                        continue
                     fault.hits += 1
                     return fault
         return None

@@ -4,6 +4,8 @@ read before any new call. tests/test_side_effect_crashes.py kills real processes
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from gastown.models import IntentKind, SideEffectIntent
@@ -49,3 +51,24 @@ def test_no_enqueue_is_sent_while_an_earlier_one_may_be_in_flight(fake_github, r
     assert fake_github.merge_queue(REPO) == [mr.pr_number]
     enqueues = [r for r in fake_github.graphql_requests() if r.operation == "EnqueuePullRequest"]
     assert len(enqueues) == 1
+
+
+def test_a_merge_refused_for_the_token_goes_out_at_the_first_check_after_the_pause(
+    fake_github, repo, rig, clock
+):
+    """GitHub answered (a rate limit): nothing is in flight, so neither the intent nor the
+    claim's in-flight timer holds the merge once the town's pause is over."""
+    mr = make_mr(fake_github, rig)
+    fake_github.add_fault("rate_limit", method="PUT", path=r"/merge$", reset_in=20)
+    run(clock)
+    assert reload(mr).state == "open"
+    town = mr.bead.town
+    town.refresh_from_db()
+    assert town.github_blocked_until is not None
+    (refused,) = SideEffectIntent.objects.filter(kind=IntentKind.MERGE)
+    assert refused.outcome == "token: rate_limited"
+
+    clock.now = town.github_blocked_until + timedelta(seconds=1)
+    run(clock)
+    assert reload(mr).state == "merged"
+    assert len(fake_github.merge_calls(REPO, mr.pr_number)) == 2  # refused, then merged
