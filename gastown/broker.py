@@ -27,11 +27,12 @@ from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.signing import BadSignature, SignedPackage
 
-from gastown.scheduling import MAX_TICK_DELAY_SECONDS
+from gastown.scheduling import MAX_TASK_DELAY_SECONDS
 
 # The ORM broker tells a delayed row from a claimed one by how far ahead its lock is, so
-# Q_CLUSTER's retry - timeout must exceed the longest delay (a test checks).
-MAX_DELAY_SECONDS = MAX_TICK_DELAY_SECONDS
+# Q_CLUSTER's retry - timeout must exceed the longest delay, MAX_TASK_DELAY_SECONDS (a test
+# checks).
+
 # How many waiting tasks are looked at; past that the queue is in trouble anyway.
 WAITING_SCAN_LIMIT = 500
 
@@ -50,7 +51,7 @@ class _Delayable:
     _delay: timedelta = timedelta(0)
 
     def delayed(self, seconds: int) -> Any:
-        self._delay = timedelta(seconds=min(max(seconds, 0), MAX_DELAY_SECONDS))
+        self._delay = timedelta(seconds=min(max(seconds, 0), MAX_TASK_DELAY_SECONDS))
         return self
 
 
@@ -70,7 +71,7 @@ class OrmBroker(_Delayable, ORM):
         """Rows due now or within the longest delay are waiting; a row locked further ahead is
         running, and a running tick asking for the next one must not find itself. A claim
         whose retry time passed is due again (its worker died), so it counts."""
-        horizon = timezone.now() + timedelta(seconds=MAX_DELAY_SECONDS)
+        horizon = timezone.now() + timedelta(seconds=MAX_TASK_DELAY_SECONDS)
         rows = self.get_connection().filter(
             Q(lock__isnull=True) | Q(lock__lte=horizon), key=self.list_key
         )

@@ -17,8 +17,8 @@ from typing import Any
 from django.conf import settings
 
 log = logging.getLogger(__name__)
-# The longest delay a queued tick may ask for (gastown.broker).
-MAX_TICK_DELAY_SECONDS = 30
+# The longest delay a queued task (a tick, a feedback check) may ask for (gastown.broker).
+MAX_TASK_DELAY_SECONDS = 30
 
 
 def _already_queued(broker: Any, func: str, args: tuple[object, ...]) -> bool:

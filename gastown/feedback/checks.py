@@ -37,7 +37,7 @@ from gastown.feedback.observe import OBSERVED_FIELDS, Observation, edge_events, 
 from gastown.feedback.selectors import any_due, due_for_check, may_ask_conditionally, next_due
 from gastown.logs import log_context, mr_log_context
 from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
-from gastown.scheduling import MAX_TICK_DELAY_SECONDS, enqueue_feedback_check, enqueue_tick
+from gastown.scheduling import MAX_TASK_DELAY_SECONDS, enqueue_feedback_check, enqueue_tick
 from gastown.services.github import town_credential
 from gastown.services.merge_requests import (
     mr_close_merged,
@@ -173,7 +173,7 @@ def _check_again_when_due(town: Town) -> None:
         return
     wait = due - timezone.now()
     if timedelta(0) < wait <= CHECK_AHEAD:
-        seconds = min(math.ceil(wait.total_seconds()), MAX_TICK_DELAY_SECONDS)
+        seconds = min(math.ceil(wait.total_seconds()), MAX_TASK_DELAY_SECONDS)
         enqueue_feedback_check(town.pk, delay_seconds=seconds)
 
 

@@ -262,9 +262,9 @@ def test_a_claimed_row_stays_locked_past_the_longest_tick_delay():
     """The ORM broker tells a claimed row from a delayed one by how far ahead its lock is."""
     from django_q.conf import Conf
 
-    from gastown.scheduling import MAX_TICK_DELAY_SECONDS
+    from gastown.scheduling import MAX_TASK_DELAY_SECONDS
 
-    assert Conf.RETRY - Conf.TIMEOUT > MAX_TICK_DELAY_SECONDS
+    assert Conf.RETRY - Conf.TIMEOUT > MAX_TASK_DELAY_SECONDS
 
 
 @pytest.mark.broker("redis")
