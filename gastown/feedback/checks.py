@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from beads.audit import Actor
-from beads.models import SAFETY_NET_BLOCKERS, BeadStatus, Blocker, MergeRequest
+from beads.models import SAFETY_NET_BLOCKERS, BeadStatus, Blocker, MergeRequest, due_after
 from beads.services import (
     bead_set_status,
     escalation_open,
@@ -259,12 +259,14 @@ def token_label(town: Town, credential: Credential) -> str:
 
 def _claim(due: list[MergeRequest], *, now: datetime, shortest: timedelta) -> list[MergeRequest]:
     """Claim the due MRs with one conditional update (last_checked_at = now): a second
-    worker that read the same rows finds them no longer due and claims none of them."""
+    worker that read the same rows finds them no longer due and claims none of them. Due by
+    the selection's own rule (due_after: a PR is due a little early), or a PR found due
+    early would be left for a whole extra interval."""
     ids = [mr.pk for mr in due]
     with transaction.atomic():
         MergeRequest.objects.filter(pk__in=ids).filter(
             Q(last_checked_at__isnull=True)
-            | Q(last_checked_at__lte=now - shortest)
+            | Q(last_checked_at__lte=now - due_after(shortest))
             | Q(check_requested_at__isnull=False)
         ).update(last_checked_at=now, check_requested_at=None)
         claimed = set(

@@ -75,6 +75,22 @@ def test_without_webhooks_every_pr_is_read_at_the_poll_interval(fake_github, tow
     assert _due(town, clock) == {waiting.pk}
 
 
+def test_a_pr_due_early_is_read_by_the_pass_that_finds_it_due(fake_github, town, rig, clock):
+    """The claim agrees with the selection: a PR due DUE_EARLY of its interval early is
+    claimed and read, not left for a whole extra interval (approval to merge took two polls)."""
+    from django.conf import settings
+
+    settings.GASTOWN_SAFETY_NET_SECONDS = 0
+    fake_github.create_repo(REPO, required_approvals=1)
+    waiting = make_mr(fake_github, rig)
+    run(clock)
+    fake_github.approve(REPO, waiting.pr_number)
+    clock.advance(seconds=55)  # due at 54 s (a tenth early), not yet a whole minute
+    assert _due(town, clock) == {waiting.pk}
+    assert run(clock).checked == 1
+    assert reload(waiting).state == "merged"
+
+
 def test_the_reconciler_asks_for_a_check_only_when_one_is_due(fake_github, town, rig, clock):
     from gastown.reconciler.load import load_snapshot
     from gastown.reconciler.rules import mr_is_due
