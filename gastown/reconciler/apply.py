@@ -159,6 +159,7 @@ def _dispatch_polecat(town: Town, action: a.DispatchPolecat, now: datetime) -> l
         actor=RECONCILER,
         now=now,
         note=f"dispatched to {agent.name} (attempt {bead.dispatch_attempts})",
+        data={"agent": agent.name, "dispatch_attempt": bead.dispatch_attempts},
     )
     _hook(agent, bead, now, f"hooked to {agent.name}")
     _intend_dispatch(town, agent, bead, now)

@@ -87,7 +87,6 @@ SIDE_EFFECTS = {
     "merge": re.compile(r"^/repos/[^/]+/[^/]+/pulls/[0-9]+/merge$"),
 }
 _MERGE_PATH = re.compile(r"^/repos/([^/]+/[^/]+)/pulls/([0-9]+)/merge$", re.IGNORECASE)
-_DISPATCH_NOTE = re.compile(r"dispatched to (\S+) \(attempt ([0-9]+)\)")
 #: A PR ready this long must have merged by the end: a check that failed as a whole backs
 #: the town's checks off for a minute (gastown.feedback.checks), then one check merges it.
 SETTLE_SECONDS = 70
@@ -841,11 +840,9 @@ class Command(BaseCommand):
             Row("duplicate landing PRs (fake)", str(dup_landing_prs), "0", not dup_landing_prs)
         )
         attempts = Counter(
-            (event.bead_ref, m[2])
-            for event in BeadEvent.objects.filter(town=town, to_status="in_progress").only(
-                "bead_ref", "note"
-            )
-            if (m := _DISPATCH_NOTE.search(event.note))
+            BeadEvent.objects.filter(
+                town=town, to_status="in_progress", data__has_key="dispatch_attempt"
+            ).values_list("bead_ref", "data__dispatch_attempt")
         )
         dup_dispatch = sum(n - 1 for n in attempts.values())
         work_prs = Counter(p.head.split("-", 1)[0] for p in pulls if p.head.startswith("polecat/"))
