@@ -267,7 +267,8 @@ DUE_EARLY = 0.1
 
 
 def due_after(interval: timedelta) -> timedelta:
-    """How long after its last check a PR read every `interval` is due again."""
+    """How long after its last check a PR read every `interval` is due again: the one rule
+    the selection of due PRs and the check's claim of them share."""
     return interval * (1 - DUE_EARLY)
 
 
