@@ -344,7 +344,10 @@ def merge(repo: FakeRepo, pull: FakePull, method: str, *, by: str = "web-flow") 
 
 
 def close(repo: FakeRepo, pull: FakePull, *, by: str = "alice") -> None:
-    """Closed without merging."""
+    """Closed without merging. A queued pull request leaves its merge queue first (its
+    merge group `destroyed`, reason `dequeued`, if it was the head)."""
+    if queue_position(repo, pull) is not None:
+        dequeue(repo, pull, "The pull request was closed")
     pull.state = "closed"
     pull.updated_at = now()
     repo.emit("pull_request", pull_request_payload("closed", repo, pull, sender=by))

@@ -187,6 +187,29 @@ def test_the_merge_queue_sends_merge_group_events(fake_github, receiver):
     assert {event for event, _, _ in receiver.events()} == {"ping", "merge_group"}
 
 
+def test_closing_the_head_of_the_queue_destroys_its_merge_group(fake_github, receiver):
+    fake_github.create_repo(REPO, require_merge_queue=True)
+    fake_github.add_hook(receiver.url, secret=SECRET, events=["merge_group"])
+    first = fake_github.create_pr(REPO)
+    second = fake_github.create_pr(REPO)
+    fake_github.enqueue(REPO, first.number)
+    fake_github.enqueue(REPO, second.number)
+    fake_github.close(REPO, second.number)  # not the head: its group never started
+    fake_github.close(REPO, first.number)
+    _delivered(fake_github)
+
+    groups = [
+        (action, p.get("reason"), p["merge_group"]["head_ref"].rsplit("/", 1)[1].split("-")[1])
+        for event, action, p in receiver.events()
+        if event == "merge_group"
+    ]
+    assert groups == [
+        ("checks_requested", None, str(first.number)),
+        ("destroyed", "dequeued", str(first.number)),
+    ]
+    assert fake_github.merge_queue(REPO) == []
+
+
 def test_rest_hooks_are_modelled_on_github_and_list_their_deliveries(fake_github, receiver):
     fake_github.create_repo(REPO)
     token = {"Authorization": "token test-token", "Content-Type": "application/json"}

@@ -169,6 +169,17 @@ def test_push_to_a_queued_pr_takes_it_out_of_the_queue(queued_repo, github_clien
     assert github_client.queue_removals([ref])[ref].head_sha == pull.head_sha
 
 
+def test_closing_a_queued_pr_takes_it_out_of_the_queue(queued_repo, github_client):
+    first, first_ref = _ready_pr(queued_repo)
+    second, second_ref = _ready_pr(queued_repo)
+    github_client.enqueue(first_ref, expected_head_sha=first.head_sha)
+    github_client.enqueue(second_ref, expected_head_sha=second.head_sha)
+    queued_repo.close(REPO, first.number)
+    assert queued_repo.merge_queue(REPO) == [second.number]
+    assert _snapshot(github_client, second_ref).queue_entry.position == 1
+    assert github_client.queue_removals([first_ref])[first_ref] is not None
+
+
 def test_repository_merge_queue_lists_its_entries(queued_repo, github_client):
     from scm.fake.graphql_exec import execute_graphql, validation_errors
 
