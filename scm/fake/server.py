@@ -137,7 +137,10 @@ class FakeGitHub(FakeControl):
 
     # --- requests -----------------------------------------------------------------------
 
-    def _take_fault(self, method: str, path: str, operation: str | None = None) -> Fault | None:
+    def take_fault(self, method: str, path: str, operation: str | None = None) -> Fault | None:
+        """The fault this request gets (None: answered normally), consumed from the faults
+        added with add_fault. A subclass may choose faults of its own (the soak draws them
+        at random) and fall back on this."""
         with self._lock:
             for fault in self.faults:
                 if not fault.spent and fault.matches(method, path, operation):
@@ -226,7 +229,7 @@ class FakeGitHub(FakeControl):
         if path == "/graphql" and isinstance(payload, dict):
             record.operation, record.aliases = _describe(str(payload.get("query", "")))
 
-        fault = self._take_fault(method, path, record.operation)
+        fault = self.take_fault(method, path, record.operation)
         if fault is not None:
             if fault.kind == "slow":
                 time.sleep(fault.delay)

@@ -156,8 +156,8 @@ class SoakFake(FakeGitHub):
         self._server.handle_error = _quiet  # type: ignore[method-assign]
         return self
 
-    def _take_fault(self, method: str, path: str, operation: str | None = None) -> Fault | None:
-        fault = super()._take_fault(method, path, operation)
+    def take_fault(self, method: str, path: str, operation: str | None = None) -> Fault | None:
+        fault = super().take_fault(method, path, operation)
         if fault is not None or not self.faulting:
             return fault
         graphql = path == "/graphql"
