@@ -103,7 +103,7 @@ class Command(BaseCommand):
             type=int,
             default=3,
             help="PRs approved with, and as many without, a webhook (0: skip the measure; "
-            "each run without one takes up to two minutes).",
+            "each run without one takes up to a minute).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
