@@ -27,11 +27,9 @@ from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.signing import BadSignature, SignedPackage
 
-from gastown.scheduling import MAX_TASK_DELAY_SECONDS
-
 # The ORM broker tells a delayed row from a claimed one by how far ahead its lock is, so
-# Q_CLUSTER's retry - timeout must exceed the longest delay, MAX_TASK_DELAY_SECONDS (a test
-# checks).
+# Q_CLUSTER's retry - timeout must exceed the longest delay (a test checks).
+from gastown.scheduling import MAX_TASK_DELAY_SECONDS
 
 # How many waiting tasks are looked at; past that the queue is in trouble anyway.
 WAITING_SCAN_LIMIT = 500
