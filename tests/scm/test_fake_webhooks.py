@@ -161,51 +161,50 @@ def test_a_merge_through_the_api_is_delivered_as_a_merged_close(hooked, receiver
     )
 
 
-def test_the_merge_queue_sends_merge_group_events(fake_github, receiver):
+def _two_queued_prs(fake_github, receiver):
+    """Two PRs in the merge queue of a repository whose hook takes merge_group events."""
     fake_github.create_repo(REPO, require_merge_queue=True)
     fake_github.add_hook(receiver.url, secret=SECRET, events=["merge_group"])
     first = fake_github.create_pr(REPO)
     second = fake_github.create_pr(REPO)
     fake_github.enqueue(REPO, first.number)
     fake_github.enqueue(REPO, second.number)
-    fake_github.advance_merge_queue(REPO, result="merge")
-    fake_github.advance_merge_queue(REPO, result="fail_checks")
-    _delivered(fake_github)
+    return first.number, second.number
 
-    groups = [
-        (action, p.get("reason"), p["merge_group"]["head_ref"].rsplit("/", 1)[1].split("-")[1])
+
+def _merge_groups(fake_github, receiver) -> list[tuple[str, str | None, int]]:
+    """The merge_group deliveries: action, reason and the PR its head ref names."""
+    _delivered(fake_github)
+    return [
+        (action, p.get("reason"), int(p["merge_group"]["head_ref"].rsplit("/", 1)[1].split("-")[1]))
         for event, action, p in receiver.events()
         if event == "merge_group"
     ]
-    assert groups == [
-        ("checks_requested", None, str(first.number)),
-        ("destroyed", "merged", str(first.number)),
-        ("checks_requested", None, str(second.number)),
-        ("destroyed", "invalidated", str(second.number)),
+
+
+def test_the_merge_queue_sends_merge_group_events(fake_github, receiver):
+    first, second = _two_queued_prs(fake_github, receiver)
+    fake_github.advance_merge_queue(REPO, result="merge")
+    fake_github.advance_merge_queue(REPO, result="fail_checks")
+
+    assert _merge_groups(fake_github, receiver) == [
+        ("checks_requested", None, first),
+        ("destroyed", "merged", first),
+        ("checks_requested", None, second),
+        ("destroyed", "invalidated", second),
     ]
     # Only the subscribed events (and the ping) reach this hook.
     assert {event for event, _, _ in receiver.events()} == {"ping", "merge_group"}
 
 
 def test_closing_the_head_of_the_queue_destroys_its_merge_group(fake_github, receiver):
-    fake_github.create_repo(REPO, require_merge_queue=True)
-    fake_github.add_hook(receiver.url, secret=SECRET, events=["merge_group"])
-    first = fake_github.create_pr(REPO)
-    second = fake_github.create_pr(REPO)
-    fake_github.enqueue(REPO, first.number)
-    fake_github.enqueue(REPO, second.number)
-    fake_github.close(REPO, second.number)  # not the head: its group never started
-    fake_github.close(REPO, first.number)
-    _delivered(fake_github)
+    first, second = _two_queued_prs(fake_github, receiver)
+    fake_github.close(REPO, second)  # not the head: its group never started
+    fake_github.close(REPO, first)
 
-    groups = [
-        (action, p.get("reason"), p["merge_group"]["head_ref"].rsplit("/", 1)[1].split("-")[1])
-        for event, action, p in receiver.events()
-        if event == "merge_group"
-    ]
-    assert groups == [
-        ("checks_requested", None, str(first.number)),
-        ("destroyed", "dequeued", str(first.number)),
+    assert _merge_groups(fake_github, receiver) == [
+        ("checks_requested", None, first),
+        ("destroyed", "dequeued", first),
     ]
     assert fake_github.merge_queue(REPO) == []
 
