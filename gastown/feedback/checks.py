@@ -36,7 +36,7 @@ from gastown.feedback.budget import pass_budget
 from gastown.feedback.observe import OBSERVED_FIELDS, Observation, edge_events, observe
 from gastown.feedback.selectors import any_due, due_for_check, may_ask_conditionally, next_due
 from gastown.logs import log_context, mr_log_context
-from gastown.models import EffectiveSettings, FeedbackCheckRun, TelemetryEvent, Town
+from gastown.models import EffectiveSettings, FeedbackCheckRun, Rig, TelemetryEvent, Town
 from gastown.scheduling import MAX_TASK_DELAY_SECONDS, enqueue_feedback_check, enqueue_tick
 from gastown.services.github import town_credential
 from gastown.services.merge_requests import (
@@ -45,7 +45,7 @@ from gastown.services.merge_requests import (
     telemetry_event,
 )
 from scm.client import GitHubClient
-from scm.credentials import TOWN_APP, TOWN_TOKEN, Credential
+from scm.credentials import TOWN_TOKEN, Credential, GitHubAppCredential
 from scm.errors import AnswerError, CredentialError, ScmError
 from scm.types import PullRequestRef, SnapshotResult
 from scm.urls import parse_pr_url
@@ -247,9 +247,14 @@ def _check_town(
 
 
 def token_label(town: Town, credential: Credential) -> str:
-    """Which token a check used, for the metrics: never the token itself."""
-    if credential.source == TOWN_APP:
-        return f"app:{town.slug}"
+    """Which token a check used, for the metrics and the budget (towns with one label share
+    one budget): never the token itself. GitHub limits an App per installation, and an App
+    has one installation per account, so an App is labelled by the accounts of the town's
+    rigs: towns under one account share its budget."""
+    if isinstance(credential, GitHubAppCredential):
+        repos = Rig.objects.filter(town=town).values_list("repo", flat=True)
+        owners = sorted({repo.split("/", 1)[0].lower() for repo in repos})
+        return f"app:{credential.app_id}:{'+'.join(owners)}"[:120]
     if credential.source != TOWN_TOKEN:
         return credential.source
     if town.github_token_encrypted:

@@ -329,6 +329,24 @@ def test_tokens_are_labelled_by_where_they_came_from_never_by_value(settings, mo
     assert labels == ["town:own", "env:ACME_GH_TOKEN", "GITHUB_TOKEN"]
 
 
+def test_a_github_app_is_labelled_by_installation_account_shared_by_towns_on_it():
+    """GitHub limits an App per installation, and an App has one installation per account:
+    towns whose rigs live under one account share its budget; another account has its own."""
+    from scm.credentials import ENV_APP, TOWN_APP, GitHubAppCredential
+
+    app = GitHubAppCredential(app_id="42", private_key="-", source=TOWN_APP)
+    acme, acme_too, beta, mixed, bare = (TownFactory(slug=s) for s in "ab cd ef gh ij".split())
+    RigFactory(town=acme, repo="Acme/web")
+    RigFactory(town=acme_too, repo="acme/api")
+    RigFactory(town=beta, repo="beta/app")
+    RigFactory(town=mixed, repo="beta/lib")
+    RigFactory(town=mixed, repo="acme/lib")
+    labels = [token_label(t, app) for t in (acme, acme_too, beta, mixed, bare)]
+    assert labels == ["app:42:acme", "app:42:acme", "app:42:beta", "app:42:acme+beta", "app:42:"]
+    deployment = GitHubAppCredential(app_id="7", private_key="-", source=ENV_APP)
+    assert token_label(acme, deployment) == "app:7:acme"
+
+
 def test_points_spent_per_hour_per_token_sum_the_towns_sharing_it(settings):
     settings.GASTOWN_GITHUB_POINTS_PER_HOUR = 4500
     acme, beta = TownFactory(slug="acme"), TownFactory(slug="beta")
