@@ -10,12 +10,16 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 from gastown.dashboard.admin_actions import override_admin_actions
 from gastown.dashboard.selectors import telemetry_names, town_list_for_user
@@ -122,7 +126,16 @@ def _user_towns(request: HttpRequest) -> QuerySet[Any] | None:
 
 
 class TownScopedAdmin(TownScoped, admin.ModelAdmin):
-    pass
+    def action_checkbox(self, obj: Any) -> SafeString:
+        """Django's row checkbox, written directly: rendering its widget template for each
+        of a page's rows was a third of the bead list's time (README, "Performance")."""
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
 
 class ViewOnlyAdmin(TownScopedAdmin):

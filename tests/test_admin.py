@@ -820,3 +820,22 @@ def test_the_notification_webhook_is_saved_from_the_town_page(admin_client):
     admin_client.post(_url("gastown.town", "change", town.pk), data)
     town.refresh_from_db()
     assert town.notify_webhook_url == "https://hooks.example.com/T0/B0/secret"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BeadFactory(title='a <b> & "quoted" title'),
+        lambda: MergeRequestFactory(),
+        lambda: TownFactory(name="Town <i>"),
+    ],
+)
+def test_the_row_checkbox_is_django_s_markup_without_a_template_per_row(make):
+    """Each changelist row's action checkbox is written directly (rendering Django's widget
+    template per row was a third of the bead list's time): the same markup as Django's."""
+    from django.contrib.admin import ModelAdmin
+
+    obj = make()
+    model_admin = site._registry[type(obj)]
+    assert model_admin.action_checkbox(obj) == ModelAdmin.action_checkbox(model_admin, obj)
