@@ -335,7 +335,9 @@ def test_a_github_app_is_labelled_by_installation_account_shared_by_towns_on_it(
     from scm.credentials import ENV_APP, TOWN_APP, GitHubAppCredential
 
     app = GitHubAppCredential(app_id="42", private_key="-", source=TOWN_APP)
-    acme, acme_too, beta, mixed, bare = (TownFactory(slug=s) for s in "ab cd ef gh ij".split())
+    acme, acme_too, beta, mixed, bare = (
+        TownFactory(slug=s) for s in ["ab", "cd", "ef", "gh", "ij"]
+    )
     RigFactory(town=acme, repo="Acme/web")
     RigFactory(town=acme_too, repo="acme/api")
     RigFactory(town=beta, repo="beta/app")
