@@ -279,3 +279,20 @@ def test_a_new_agent_never_takes_a_name_already_used_in_the_town(tick, monkeypat
     assert agent.name == "polecat-" + "b" * 12
     taken.refresh_from_db()
     assert taken.hooked_bead is None
+
+
+def test_the_snapshot_finds_the_agent_hooked_to_each_bead():
+    """agent_hooked_to is indexed on first use (one scan of the agents, not one per bead):
+    the agent hooked to a bead (one at most), None for a bead nobody holds."""
+    from django.utils import timezone
+
+    from gastown.reconciler.load import load_snapshot
+
+    rig = RigFactory()
+    held, free = BeadFactory(rig=rig, town=rig.town), BeadFactory(rig=rig, town=rig.town)
+    holder = AgentFactory(town=rig.town, rig=rig, hooked_bead=held)
+    AgentFactory(town=rig.town, rig=rig, hooked_bead=None)
+    snapshot = load_snapshot(rig.town, timezone.now())
+    assert snapshot.agent_hooked_to(held.pk) == holder
+    assert snapshot.agent_hooked_to(free.pk) is None
+    assert snapshot.agent_hooked_to(held.pk) == holder  # answered from the index
