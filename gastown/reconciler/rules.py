@@ -496,7 +496,7 @@ def rule_c_landing(s: TownSnapshot) -> Iterator[a.Action]:
             if failed:
                 key = f"convoy-held:{convoy.pk}"
                 if key not in s.open_escalation_keys:
-                    names = ", ".join(f"#{b.pk} {b.title}" for b in failed[:5])
+                    names = ", ".join(str(b) for b in failed[:5])  # bd-N and title
                     yield a.RaiseEscalation(
                         rule="C",
                         key=key,

@@ -366,10 +366,14 @@ def test_review_and_merge_convoy_lands_when_every_bead_is_closed(fake_github):
 
 def test_failed_member_holds_the_convoy_with_one_escalation(fake_github):
     world = World(fake_github)
-    BeadFactory(town=world.town, rig=world.rig, convoy=world.convoy, status=BeadStatus.FAILED)
+    failed = BeadFactory(
+        town=world.town, rig=world.rig, convoy=world.convoy, status=BeadStatus.FAILED
+    )
     world.cycle(5, minutes=1)
     assert world.convoy_now().status == ConvoyStatus.OPEN
-    assert Bead.objects.filter(type="escalation", title__contains="failed bead").count() == 1
+    (escalation,) = Bead.objects.filter(type="escalation", title__contains="failed bead")
+    # Beads are named bd-N in what people read, never #N (a PR number).
+    assert f"Failed: bd-{failed.pk} {failed.title}." in escalation.body
     assert world.landing_mrs() == []
 
 
