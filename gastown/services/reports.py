@@ -361,7 +361,7 @@ def _rework_done(
         bead=mr.bead,
         kind=BeadEventKind.NOTE,
         actor=actor,
-        note=f"Rework #{bead.pk} pushed; the PR is due for a check.",
+        note=f"Rework {bead.ref} pushed; the PR is due for a check.",
         data={"rework_bead_id": bead.pk},
     )
     return mr

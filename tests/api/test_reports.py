@@ -184,6 +184,8 @@ def test_done_for_a_rework_bead_closes_it_and_makes_the_mr_due(rig):
     mr.refresh_from_db()
     assert rework.status == BeadStatus.CLOSED
     assert mr.check_requested_at == NOW
+    note = BeadEvent.objects.filter(bead_ref=mr.bead_id, data__has_key="rework_bead_id").get()
+    assert note.note == f"Rework bd-{rework.pk} pushed; the PR is due for a check."
     agent.refresh_from_db()
     assert agent.hooked_bead is None
 
