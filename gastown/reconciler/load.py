@@ -58,20 +58,34 @@ def load_snapshot(town: Town, now: datetime) -> TownSnapshot:
             ).values("pk"),
         )
     )
-    mr_rows = list(MergeRequest.objects.filter(pk__in=mr_ids).select_related("bead"))
+    mr_rows = list(MergeRequest.objects.filter(pk__in=mr_ids))
+    # An MR's bead is one instance per snapshot: most are live beads read above; the rest
+    # (terminal ones) in one query, not a second copy of every MR bead (README, "Performance").
+    missing = {mr.bead_id for mr in mr_rows} - beads.keys()
+    beads.update((b.pk, b) for b in Bead.objects.filter(pk__in=missing).defer(*UNREAD_BEAD_FIELDS))
+    for mr in mr_rows:
+        mr.bead = beads[mr.bead_id]
     merge_requests = [m for m in mr_rows if m.is_active or m.pk in held_mr_ids]
     mrs_by_source: dict[int, list[MergeRequest]] = defaultdict(list)
     landing_mrs: dict[int, list[MergeRequest]] = defaultdict(list)
     for mr in mr_rows:
-        beads.setdefault(mr.bead_id, mr.bead)
         if mr.source_id:
             mrs_by_source[mr.source_id].append(mr)
         if mr.landing_convoy_id:
             landing_mrs[mr.landing_convoy_id].append(mr)
 
+    # A convoy's live members are live beads read above; only its terminal ones are read
+    # here. Each list is in the beads' own order (newest first), as one query gave it.
+    convoy_set = set(convoy_ids)
+    members = [b for b in active_beads if b.convoy_id in convoy_set and b.type == BeadType.ISSUE]
+    members += (
+        Bead.objects.filter(convoy_id__in=convoy_ids, type=BeadType.ISSUE)
+        .exclude(status__in=ACTIVE_STATUSES)
+        .defer(*UNREAD_BEAD_FIELDS)
+    )
+    members.sort(key=lambda b: (b.created_at, b.pk), reverse=True)
     convoy_members: dict[int, list[Bead]] = defaultdict(list)
-    members = Bead.objects.filter(convoy_id__in=convoy_ids, type=BeadType.ISSUE)
-    for bead in members.defer(*UNREAD_BEAD_FIELDS):
+    for bead in members:
         convoy_members[bead.convoy_id].append(bead)  # type: ignore[index]
         beads.setdefault(bead.pk, bead)
 
