@@ -33,6 +33,7 @@ class TownSnapshot:
     dispatch_failures_recent: int
     settings_by_rig: dict[int | None, EffectiveSettings] = field(default_factory=dict)
     _hooked: dict[int, Agent] | None = field(default=None, repr=False, compare=False)
+    _live_mrs: dict[int, MergeRequest] | None = field(default=None, repr=False, compare=False)
 
     def settings_for(self, rig_id: int | None) -> EffectiveSettings:
         if rig_id not in self.settings_by_rig:
@@ -48,6 +49,13 @@ class TownSnapshot:
         if self._hooked is None:
             self._hooked = {a.hooked_bead_id: a for a in self.agents if a.hooked_bead_id}
         return self._hooked.get(bead_id)
+
+    def live_merge_request(self, bead_id: int) -> MergeRequest | None:
+        """The live merge request of an MR bead (one at most), indexed on first use like
+        agent_hooked_to: the watchdog asks it for every MR bead."""
+        if self._live_mrs is None:
+            self._live_mrs = {m.bead_id: m for m in self.merge_requests if m.is_active}
+        return self._live_mrs.get(bead_id)
 
     def is_unblocked(self, bead_id: int, terminal: dict[int, bool]) -> bool:
         return all(terminal.get(b, False) for b in self.blockers_of.get(bead_id, []))

@@ -148,7 +148,7 @@ def merge_request_stall(s: TownSnapshot, mr: MergeRequest) -> str:
 
 def _mr_bead_verdict(s: TownSnapshot, bead_id: int) -> tuple[str, Verdict]:
     """What to call an MR bead in the escalation, and its verdict."""
-    mr = next((m for m in s.merge_requests if m.bead_id == bead_id and m.is_active), None)
+    mr = s.live_merge_request(bead_id)
     if mr is None:
         return f"MR {bead_ref(bead_id)}", Verdict(
             why=f"its bead is {s.beads[bead_id].status} but it has no live merge request "

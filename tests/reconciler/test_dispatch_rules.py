@@ -296,3 +296,19 @@ def test_the_snapshot_finds_the_agent_hooked_to_each_bead():
     assert snapshot.agent_hooked_to(held.pk) == holder
     assert snapshot.agent_hooked_to(free.pk) is None
     assert snapshot.agent_hooked_to(held.pk) == holder  # answered from the index
+
+
+def test_the_snapshot_finds_the_live_merge_request_of_each_mr_bead():
+    """live_merge_request is indexed on first use, like agent_hooked_to: the watchdog asks
+    it for every MR bead, and a scan of the MRs each time made its rule quadratic."""
+    from django.utils import timezone
+
+    from gastown.reconciler.load import load_snapshot
+
+    rig = RigFactory()
+    live = MergeRequestFactory(bead__town=rig.town, bead__rig=rig)
+    merged = MergeRequestFactory(bead__town=rig.town, bead__rig=rig, state="merged")
+    snapshot = load_snapshot(rig.town, timezone.now())
+    assert snapshot.live_merge_request(live.bead_id) == live
+    assert snapshot.live_merge_request(merged.bead_id) is None
+    assert snapshot.live_merge_request(rig.pk + 10_000) is None
