@@ -183,13 +183,12 @@ def rule_x_watchdog(s: TownSnapshot, planned: list[a.Action]) -> Iterator[a.Acti
         return not fresh and key not in s.open_escalation_keys and key not in raised
 
     # A live merge request's bead counts even when its status says terminal (written by hand).
-    live_mr_beads = {mr.bead_id for mr in s.merge_requests if mr.is_active}
     for bead_id, bead in sorted(s.beads.items()):
         # A rule may plan an action on a merge request whose row contradicts itself; the
         # transition then refuses it, so for merge requests a planned action proves nothing.
         if bead_id in touched_beads and bead.type != BeadType.MERGE_REQUEST:
             continue
-        if bead.status in TERMINAL_STATUSES and bead_id not in live_mr_beads:
+        if bead.status in TERMINAL_STATUSES and s.live_merge_request(bead_id) is None:
             continue
         if bead.type == BeadType.ESCALATION:
             continue  # waits on a person by definition
