@@ -11,6 +11,30 @@ from dataclasses import dataclass
 
 from beads.models import Blocker, MergeRequest, MergeRequestState
 
+#: Failure codes (Bead.failure_code, Convoy.failure_reason) in plain words. A code this list
+#: does not know (written by another tool or a shell) reads with its underscores as spaces.
+FAILURE_WORDS: dict[str, str] = {
+    "agent_failed": "the agent could not finish it",
+    "dispatch_exhausted": "no agent finished it in its dispatch attempts",
+    "review_dispatch_exhausted": "its review could not be dispatched",
+    "orphaned_review": "nobody watched its PR for 30 minutes",
+    "pr_open_failed": "its pull request could not be opened",
+    "pr_closed": "its PR was closed without merging",
+    "pr_not_found": "its PR is not on GitHub",
+    "unrecognized_url": "its PR URL is not a GitHub pull request",
+    "github_unreachable": "GitHub did not answer about its PR",
+    "github_invalid_response": "GitHub's answers about its PR were unreadable",
+    "failed_by_user": "failed by a team lead",
+    "convoy_closed": "its convoy was closed",
+    "timed_out": "timed out",
+    "landing_mr_exhausted": "every landing attempt failed",
+}
+
+
+def failure_words(code: str) -> str:
+    """A failure code as people read it: "timed out", "its PR was closed without merging"."""
+    return FAILURE_WORDS.get(code, code.replace("_", " ").strip())
+
 
 def _people(names: object) -> str:
     listed = [n for n in names if isinstance(n, str) and n] if isinstance(names, list) else []
@@ -96,13 +120,14 @@ _TONES: dict[str, str] = {
 
 def merge_request_status(*, merge_request: MergeRequest) -> MergeRequestStatus:
     """What the MR is doing, in plain words: "needs approval from alice", "CI failing: lint",
-    "merged", "failed (pr_closed)"; with "checking now" while a requested check has not run."""
+    "merged", "failed: its PR was closed without merging"; with "checking now" while a
+    requested check has not run."""
     mr = merge_request
     if mr.state == MergeRequestState.MERGED:
         return MergeRequestStatus("merged", "done")
     if mr.state == MergeRequestState.FAILED:
         code = mr.bead.failure_code if mr.bead_id else ""
-        text = f"failed ({code})" if code else "failed"
+        text = f"failed: {failure_words(code)}" if code else "failed"
         # A failed landing MR a suppression holds still waits on its reviewer.
         if getattr(mr, "held", False) and mr.blocker == Blocker.HUMAN_REVIEW:
             text += f"; its PR still {_blocker_sentence(mr)}"

@@ -34,6 +34,7 @@ from beads.models import (
     MergeRequest,
 )
 from gastown.dashboard.charts import wait_weeks_first
+from gastown.dashboard.telemetry_words import telemetry_sentence
 from gastown.models import Convoy, ConvoyStatus, ReconcilerTick, Rig, TelemetryEvent, Town
 from gastown.models.convoys import TERMINAL_CONVOY_STATUSES
 from gastown.services.telemetry import ALL_WAITS, NOBODY_NAMED, TelemetryDays, telemetry_days
@@ -530,10 +531,16 @@ def bead_timeline(*, bead: Bead, limit: int = TIMELINE_LIMIT) -> list[TimelineEn
         TimelineEntry(
             at=event.created_at,
             source="telemetry",
-            title=event.name,
-            actor=event.label,
-            note=event.reason,
+            title=telemetry_sentence(
+                name=event.name, label=event.label, reason=event.reason, data=event.data
+            ),
+            actor="",
+            note="",
+            # What the sentence was made from, as recorded (domain.md §6), in the details.
             data={
+                "event": event.name,
+                **({"label": event.label} if event.label else {}),
+                **({"reason": event.reason} if event.reason else {}),
                 **({"duration_ms": event.duration_ms} if event.duration_ms is not None else {}),
                 **(event.data or {}),
             },

@@ -119,7 +119,7 @@ def test_overview_counts_the_things_a_team_lead_watches(lead_client, town, rig):
     assert o.suppressed_today == 1
     assert o.workers_alive is True
     content = lead_client.get("/towns/acme/").content.decode()
-    assert "Token lacks repo scope" in content and "b1: 2" in content
+    assert "Token lacks repo scope" in content and "b1</span>: 2" in content
 
 
 def test_a_failure_later_made_good_leaves_the_red_card(lead_client, town, rig):
@@ -224,11 +224,18 @@ def test_bead_page_shows_its_pr_and_one_timeline_newest_first(lead_client, town,
 def test_bead_timeline_reads_durations_and_keeps_raw_values_in_details(lead_client, town, rig):
     mr = waiting(town, rig)
     TelemetryEventFactory(
-        town=town, bead=mr.bead, name="pr.awaiting_approval_resolved", duration_ms=2_820_000
+        town=town,
+        bead=mr.bead,
+        name="pr.awaiting_approval_resolved",
+        label="APPROVED",
+        reason="approved",
+        duration_ms=2_820_000,
     )
     content = lead_client.get(f"/towns/acme/beads/{mr.bead_id}/").content.decode()
+    assert "<strong>Wait on a person ended: approved</strong>" in content
     assert "lasted 47 min" in content
     details = content[content.index("<summary>Details</summary>") :]
+    assert "event=pr.awaiting_approval_resolved, label=APPROVED, reason=approved" in details
     assert "duration_ms=2820000" in details
 
 
@@ -303,7 +310,7 @@ def test_reconciler_page_lists_the_dry_run_actions_when_asked(lead_client, town,
     ReconcilerTickFactory(town=town, actions={"dispatch": 1})
     content = lead_client.get("/towns/acme/reconciler/?dry_run=1").content
     assert b"dispatch bead #4 to &lt;polecat-1&gt;" in content
-    assert b"dispatch: 1" in content
+    assert b"dispatch</span>: 1" in content
     assert len(calls) == 1
 
 
@@ -327,6 +334,9 @@ def test_reconciler_page_shows_the_last_tick_without_a_dry_run(lead_client, town
     assert "planned 2 actions and applied 1; 1 skipped" in content
     assert "close bd-7: &lt;merged&gt;" in content
     assert "Run a dry run now" in content
+    # Kinds read as words, the class name (what the counts are keyed by) as the tooltip.
+    assert '<span title="CloseBead">close bead</span>: 1' in content
+    assert '<span title="CloseBead">close bead</span></span>' in content
 
 
 def test_reconciler_page_without_ticks_says_so(lead_client):

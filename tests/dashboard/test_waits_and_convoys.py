@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from beads.models import BeadStatus, Blocker, MergeRequestState
-from beads.sentences import merge_request_status
+from beads.sentences import failure_words, merge_request_status
 from gastown.models import ConvoyStatus, MergeMode
 from tests.factories import (
     AgentFactory,
@@ -157,7 +157,32 @@ def test_a_failed_mr_says_why():
         bead__status=BeadStatus.FAILED,
         bead__failure_code="pr_closed",
     )
-    assert merge_request_status(merge_request=mr).text == "failed (pr_closed)"
+    assert merge_request_status(merge_request=mr).text == (
+        "failed: its PR was closed without merging"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("timed_out", "timed out"),
+        ("failed_by_user", "failed by a team lead"),
+        # A code written by another tool or a shell reads as it is, without underscores.
+        ("lost_in_space", "lost in space"),
+    ],
+)
+def test_failure_codes_read_as_words(code, words):
+    assert failure_words(code) == words
+
+
+def test_failure_pages_show_words_with_the_code_as_tooltip(lead_client, town):
+    bead = BeadFactory(
+        town=town, status=BeadStatus.FAILED, failure_code="timed_out", closed_at=timezone.now()
+    )
+    content = lead_client.get(f"/towns/acme/beads/{bead.pk}/").content.decode()
+    assert '<span title="timed_out">timed out</span>' in content
+    overview = lead_client.get("/towns/acme/").content.decode()
+    assert '<span title="timed_out">timed out</span>' in overview
 
 
 def test_a_requested_check_shows_checking_now_until_it_runs():
@@ -230,13 +255,24 @@ def test_convoy_page_shows_beads_mrs_waits_attempts_suppression_and_timeline(
         landing_convoy=convoy,
         pr_url="https://github.com/acme/web/pull/40",
     )
+    BeadFactory(town=town, rig=rig, convoy=convoy, title="Done by hand", status="closed")
+    BeadFactory(town=town, rig=rig, convoy=convoy, title="Not started")
     TelemetryEventFactory(town=town, convoy=convoy, name="reconciler.respawn_suppressed")
-    TelemetryEventFactory(town=town, convoy=convoy, name="convoy.transition", label="landing")
+    TelemetryEventFactory(
+        town=town, convoy=convoy, name="convoy.transition", label="landing", reason="all closed"
+    )
     content = lead_client.get(f"/towns/acme/convoys/{convoy.pk}/").content.decode()
     assert "<h1>Checkout " in content
+    # A closed bead without an MR has none; an open one has none yet.
+    assert content.count(">none</span>") == 1 and content.count(">none yet</span>") == 1
+    # The timeline in words, the event's name as the tooltip.
+    assert '<strong title="convoy.transition">Convoy now landing: all closed</strong>' in content
     assert f"bd-{issue.pk} Pay button" in content
     assert ">acme/web#41</a>" in content and "needs approval from alice" in content
-    assert f">bd-{failed.bead_id}</a>" in content and "failed (orphaned_review)" in content
+    assert (
+        f">bd-{failed.bead_id}</a>" in content
+        and "failed: nobody watched its PR for 30 minutes" in content
+    )
     assert "attempt 3 not made" in content
     assert "Respawn suppressed: the PR waited on a person" in content
     assert "convoy.transition" in content

@@ -8,6 +8,7 @@ shown while they matter (under two minutes), then minutes, hours and days.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from django import template
@@ -18,7 +19,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from beads.models import MergeRequest, bead_ref
-from beads.sentences import merge_request_status
+from beads.sentences import failure_words, merge_request_status
+from gastown.dashboard.telemetry_words import telemetry_sentence
 from scm.errors import ScmError
 from scm.urls import parse_pr_url
 
@@ -120,6 +122,35 @@ def pr_name(url: object) -> str:
 def bead_ref_filter(pk: object) -> str:
     """A bead named as everywhere else, "bd-42", from its id."""
     return bead_ref(pk) if pk not in (None, "") else "—"
+
+
+@register.filter
+def action_kind(kind: object) -> SafeString | str:
+    """A reconciler action's kind in words ("request feedback check"), its class name as the
+    tooltip: the ticks' counts and plans are keyed by class name (reconciler.actions)."""
+    if not isinstance(kind, str) or not kind:
+        return ""
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).lower()
+    return format_html('<span title="{}">{}</span>', kind, words)
+
+
+@register.filter
+def telemetry_event(event: object) -> str:
+    """A TelemetryEvent as the timelines word it (dashboard.telemetry_words)."""
+    return telemetry_sentence(
+        name=getattr(event, "name", ""),
+        label=getattr(event, "label", ""),
+        reason=getattr(event, "reason", ""),
+        data=getattr(event, "data", None),
+    )
+
+
+@register.filter(name="failure")
+def failure_filter(code: object) -> SafeString | str:
+    """A failure code in plain words, the code itself as the tooltip (beads.sentences)."""
+    if not isinstance(code, str) or not code:
+        return "failed"
+    return format_html('<span title="{}">{}</span>', code, failure_words(code))
 
 
 @register.inclusion_tag("dashboard/_mr_status.html")
