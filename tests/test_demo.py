@@ -49,6 +49,10 @@ def test_demo_town_flows_to_waiting_prs_then_lands_after_approval(fake_github, s
         waiting = MergeRequest.objects.filter(source__convoy=sign_in, blocker="human_review")
         assert waiting.count() == 2
         assert not any(fake_github.merge_calls("demo/app", mr.pr_number) for mr in waiting)
+        # The Telemetry page counts the waits Awaiting approval lists: the three above and the
+        # PR of Search revamp's suppressed landing.
+        detected = TelemetryEvent.objects.filter(name="pr.awaiting_approval_detected")
+        assert detected.count() == 4
         # Who is waited on: the code owner GitHub asked for a review.
         assert {tuple(mr.requested_reviewers) for mr in [landing, *waiting]} == {("alice",)}
 

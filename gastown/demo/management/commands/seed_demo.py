@@ -31,6 +31,7 @@ from gastown.services.convoys import (
     convoy_transition,
 )
 from gastown.services.github import github_client_for
+from gastown.services.merge_requests import wait_began_event
 from scm.errors import ScmError
 from scm.fake.remote import fake_control
 
@@ -180,6 +181,9 @@ class Command(BaseCommand):
             last_checked_at=now,
             review_status="passed",
         )
+        # ... and the wait's telemetry it would have written, so the Telemetry page's count
+        # of waits matches Awaiting approval's list.
+        wait_began_event(mr, now=now).save()
         merge_request_transition(
             merge_request=mr,
             transition="fail",
