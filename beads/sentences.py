@@ -31,9 +31,14 @@ FAILURE_WORDS: dict[str, str] = {
 }
 
 
+def code_words(code: str) -> str:
+    """A code no list words, as people can read it: "lost_in_space" is "lost in space"."""
+    return code.replace("_", " ").strip()
+
+
 def failure_words(code: str) -> str:
     """A failure code as people read it: "timed out", "its PR was closed without merging"."""
-    return FAILURE_WORDS.get(code, code.replace("_", " ").strip())
+    return FAILURE_WORDS.get(code) or code_words(code)
 
 
 def _people(names: object) -> str:

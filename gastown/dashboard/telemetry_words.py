@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from beads.sentences import code_words as _words
 from beads.sentences import failure_words
 
 #: How a wait on a reviewer ended (`pr.awaiting_approval_resolved`'s reason), and how a
@@ -28,12 +29,8 @@ _ENDED: dict[str, str] = {
 }
 
 
-def _words(code: str) -> str:
-    return code.replace("_", " ").strip()
-
-
 def _ended(code: str) -> str:
-    return _ENDED.get(code, _words(code)) or "ended"
+    return _ENDED.get(code) or _words(code)
 
 
 def _with(text: str, detail: str) -> str:
@@ -41,7 +38,8 @@ def _with(text: str, detail: str) -> str:
 
 
 def _waiting(label: str, reason: str, data: dict[str, Any]) -> str:
-    reviewers = [r for r in data.get("reviewers") or [] if isinstance(r, str) and r]
+    listed = data.get("reviewers")
+    reviewers = [r for r in listed if isinstance(r, str) and r] if isinstance(listed, list) else []
     return (
         f"Started waiting on {', '.join(reviewers)}" if reviewers else "Started waiting on a person"
     )

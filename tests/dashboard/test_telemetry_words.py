@@ -15,8 +15,15 @@ from gastown.dashboard.telemetry_words import telemetry_sentence
             {"reviewers": ["alice", "acme/core"]},
             "Started waiting on alice, acme/core",
         ),
-        # Older events name no reviewers.
+        # Older events name no reviewers; a row written by hand may hold anything there.
         ("pr.awaiting_approval_detected", "", "BLOCKED", {}, "Started waiting on a person"),
+        (
+            "pr.awaiting_approval_detected",
+            "",
+            "",
+            {"reviewers": "alice"},
+            "Started waiting on a person",
+        ),
         (
             "pr.awaiting_approval_resolved",
             "APPROVED",
