@@ -23,6 +23,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
@@ -205,7 +206,7 @@ def _recent_events_table(bead_id: int | None) -> SafeString:
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
             (
-                f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                date_format(timezone.localtime(e.created_at), "DATETIME_FORMAT"),
                 e.get_kind_display(),
                 f"{e.from_status} → {e.to_status}" if e.to_status else "",
                 e.actor,
@@ -232,6 +233,13 @@ def _pr_link(url: str) -> SafeString | str:
             name = url
         return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', url, name)
     return url
+
+
+def _merge_request_of(bead: Bead) -> MergeRequest | None:
+    try:
+        return bead.merge_request
+    except MergeRequest.DoesNotExist:
+        return None
 
 
 def _status_text(mr: MergeRequest) -> str:
@@ -396,10 +404,10 @@ class CappedCountPaginator(Paginator):
 @admin.register(Bead)
 class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
     list_display = (
-        "id",
+        "ref",
         "title",
         "type",
-        "status",
+        "status_text",
         "priority",
         "town",
         "rig",
@@ -408,7 +416,7 @@ class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
         "pr",
         "created_at",
     )
-    list_display_links = ("id", "title")
+    list_display_links = ("ref", "title")
     list_filter = ("type", "status", "priority", "town", "rig")
     # Searched by get_search_results below (bd-N, then these by indexed subqueries); the
     # rig's repository is the rig filter.
@@ -551,13 +559,20 @@ class BeadAdmin(LargeTableAdmin, TownScopedAdmin):
             return False
         return super().has_change_permission(request, obj)
 
+    @admin.display(description="bead", ordering="id")
+    def ref(self, obj: Bead) -> str:
+        return obj.ref
+
+    @admin.display(description="status", ordering="status")
+    def status_text(self, obj: Bead) -> str:
+        """An MR bead reads as its MR does everywhere else (beads.sentences)."""
+        mr = _merge_request_of(obj)
+        return _status_text(mr) if mr is not None else obj.get_status_display()
+
     @admin.display(description="PR")
     def pr(self, obj: Bead) -> SafeString | str:
-        try:
-            mr = obj.merge_request
-        except MergeRequest.DoesNotExist:
-            return ""
-        return _pr_link(mr.pr_url)
+        mr = _merge_request_of(obj)
+        return _pr_link(mr.pr_url) if mr is not None else ""
 
     @admin.display(description="recent events")
     def recent_events(self, obj: Bead) -> SafeString:

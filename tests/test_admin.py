@@ -790,6 +790,24 @@ def test_merge_request_admin_groups_snapshot_decisions_and_audit_and_words_the_s
     assert f">{mr.pr_name}<" in changelist
 
 
+def test_bead_changelist_names_beads_bd_n_and_words_an_mrs_status_as_everywhere(
+    admin_client,
+):
+    mr = _merge_request()
+    MergeRequest.objects.filter(pk=mr.pk).update(
+        blocker="human_review", requested_reviewers=["alice"]
+    )
+    issue = BeadFactory(town=mr.bead.town, title="Plain issue")
+    changelist = admin_client.get(_url("beads.bead", "changelist")).content.decode()
+    # The MR bead's status is the MR's sentence, as on the dashboard and the MR admin.
+    assert "needs approval from alice" in changelist
+    assert f">bd-{mr.bead_id}</a>" in changelist and f">bd-{issue.pk}</a>" in changelist
+    assert ">Open</td>" in changelist  # an issue keeps its own status
+    # Both columns still sort: by id and by status.
+    assert admin_client.get(_url("beads.bead", "changelist") + "?o=1").status_code == 200
+    assert admin_client.get(_url("beads.bead", "changelist") + "?o=4").status_code == 200
+
+
 def test_town_admin_sets_the_notification_webhook(admin_client):
     town = _town()
     page = admin_client.get(_url("gastown.town", "change", town.pk)).content.decode()
