@@ -192,6 +192,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LANGUAGE_CODE = "en-us"
+# Moments read "2026-12-01 07:31:15 UTC" everywhere, the admin included (gastown/formats).
+FORMAT_MODULE_PATH = ["gastown.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -70,3 +70,18 @@ def test_prs_are_named_owner_repo_number_from_their_url():
     assert render("{{ u|pr_name }}", u="https://github.com/acme/api/pull/88/files") == "acme/api#88"
     assert render("{{ u|pr_name }}", u="not a url") == "PR"
     assert render("{{ u|pr_name }}", u=None) == "PR"
+
+
+@pytest.mark.django_db
+def test_the_admin_writes_a_moment_as_the_dashboards_tooltip_does(admin_client):
+    """One exact format (gastown/formats): Django's own for "en-us" drops the seconds."""
+    from beads.models import MergeRequest
+    from tests.factories import MergeRequestFactory
+
+    mr = MergeRequestFactory(pr_url="https://github.com/acme/web/pull/3")
+    MergeRequest.objects.filter(pk=mr.pk).update(
+        blocker="human_review", waiting_since=NOW - timedelta(seconds=95)
+    )
+    page = admin_client.get(f"/admin/beads/mergerequest/{mr.pk}/change/").content.decode()
+    assert "2026-11-30 11:58:25 UTC" in page
+    assert "Nov. 30, 2026" not in page

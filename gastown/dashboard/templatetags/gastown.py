@@ -15,6 +15,7 @@ from django import template
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -65,7 +66,7 @@ def _time(moment: datetime, text: str) -> SafeString:
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
         exact.isoformat().replace("+00:00", "Z"),
-        exact.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        date_format(timezone.localtime(moment), "DATETIME_FORMAT"),  # as in the admin
         text,
     )
 
