@@ -108,6 +108,15 @@ MR_BOOKKEEPING_FIELDS = (
 #: Shown, but read from another field of the row (MergeRequest's properties), never stored.
 _READ_FROM_OTHER_FIELDS = ("pr_repo", "pr_number", "awaiting_approval", "changes_requested")
 MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIELDS
+#: How an MR's read-only fields are grouped, on its own page and inline on its bead's.
+MR_GROUPS: tuple[tuple[str, Any], ...] = (
+    (
+        "What GitHub said (the last PR snapshot)",
+        {"fields": MR_SNAPSHOT_FIELDS, "classes": ("collapse",)},
+    ),
+    ("What gastown decided (blocker, review, merge)", {"fields": MR_DERIVED_FIELDS}),
+    ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS, "classes": ("collapse",)}),
+)
 #: What belongs to one PR and must not survive a change of the MR's PR URL.
 PR_STATE_FIELDS = (
     *(f for f in MR_SNAPSHOT_FIELDS if f not in _READ_FROM_OTHER_FIELDS),
@@ -318,15 +327,22 @@ class MergeRequestInline(TownScoped, admin.StackedInline):
     can_delete = False
     show_change_link = True
     autocomplete_fields = ("source", "landing_convoy")
-    fields = (
-        "source",
-        "landing_convoy",
-        "branch",
-        "target_branch",
-        "pr_link",
-        "pr_url",
-        "status_text",
-        *MR_READONLY_FIELDS,
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "source",
+                    "landing_convoy",
+                    "branch",
+                    "target_branch",
+                    "pr_link",
+                    "pr_url",
+                    "status_text",
+                )
+            },
+        ),
+        *MR_GROUPS,
     )
     readonly_fields = ("pr_link", "status_text", *MR_READONLY_FIELDS)
 
@@ -625,12 +641,7 @@ class MergeRequestAdmin(TownScopedAdmin):
                 )
             },
         ),
-        (
-            "What GitHub said (the last PR snapshot)",
-            {"fields": MR_SNAPSHOT_FIELDS, "classes": ("collapse",)},
-        ),
-        ("What gastown decided (blocker, review, merge)", {"fields": MR_DERIVED_FIELDS}),
-        ("Polling and outcome", {"fields": MR_BOOKKEEPING_FIELDS, "classes": ("collapse",)}),
+        *MR_GROUPS,
         ("Audit: merge calls and bead events", {"fields": ("merge_attempts", "bead_events")}),
     )
     readonly_fields = (

@@ -170,6 +170,9 @@ def test_bead_change_page_shows_its_merge_request_and_recent_events(admin_client
     assert "first look at the PR" in html
     assert "another bead&#x27;s event" not in html
     assert f"?bead_ref={mr.bead.pk}" in html
+    # Its MR's fields are grouped as on the MR's own page, not one flat list.
+    for heading in ("What GitHub said", "What gastown decided", "Polling and outcome"):
+        assert heading in html
 
 
 def test_bead_events_link_filters_the_audit_by_bead(admin_client):
