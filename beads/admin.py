@@ -59,9 +59,8 @@ from scm.urls import parse_pr_url
 #: How many audit events a bead or MR change page lists; the rest are one link away.
 RECENT_EVENTS = 20
 
+# The PR's repository and number are its link ("owner/repo#N") at the top of the page.
 MR_SNAPSHOT_FIELDS = (
-    "pr_repo",
-    "pr_number",
     "pr_state",
     "review_decision",
     "merge_state_status",
@@ -106,7 +105,7 @@ MR_BOOKKEEPING_FIELDS = (
     "updated_at",
 )
 #: Shown, but read from another field of the row (MergeRequest's properties), never stored.
-_READ_FROM_OTHER_FIELDS = ("pr_repo", "pr_number", "awaiting_approval", "changes_requested")
+_READ_FROM_OTHER_FIELDS = ("awaiting_approval", "changes_requested")
 MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIELDS
 #: How an MR's read-only fields are grouped, on its own page and inline on its bead's.
 MR_GROUPS: tuple[tuple[str, Any], ...] = (

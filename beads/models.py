@@ -360,10 +360,10 @@ class MergeRequest(models.Model):
     target_branch = models.CharField(max_length=200)
     # The one stored fact about which PR: its repository and number are read from it
     # (pr_ref), so a row written anywhere (a fixture, the shell) is checked like any other.
-    pr_url = models.URLField(max_length=500, blank=True, default="")
+    pr_url = models.URLField("PR URL", max_length=500, blank=True, default="")
 
     # The last observed PR snapshot.
-    pr_state = models.CharField(max_length=20, blank=True, default="")
+    pr_state = models.CharField("PR state", max_length=20, blank=True, default="")
     review_decision = models.CharField(max_length=30, blank=True, default="")
     merge_state_status = models.CharField(max_length=30, blank=True, default="")
     mergeable = models.CharField(max_length=20, blank=True, default="")
@@ -378,7 +378,7 @@ class MergeRequest(models.Model):
     approvals_missing = models.PositiveSmallIntegerField(null=True, blank=True)
     # The PR's place in its base branch's merge queue (1 is next); null when not queued.
     queue_position = models.PositiveIntegerField(null=True, blank=True)
-    head_sha = models.CharField(max_length=64, blank=True, default="")
+    head_sha = models.CharField("head SHA", max_length=64, blank=True, default="")
     snapshot_at = models.DateTimeField(null=True, blank=True)
 
     # Derived from the snapshot (domain.md §4).
@@ -443,7 +443,7 @@ class MergeRequest(models.Model):
         null=True, blank=True, help_text="A team lead pressed merge now (skips the delay)."
     )
     merged_at = models.DateTimeField(null=True, blank=True)
-    merge_commit_sha = models.CharField(max_length=64, blank=True, default="")
+    merge_commit_sha = models.CharField("merge commit SHA", max_length=64, blank=True, default="")
 
     # Optimistic concurrency: every write of what the feedback check reads and writes back
     # (the snapshot, the blocker, the wait, the timers and the standing refusal) adds one, so
@@ -593,7 +593,7 @@ class MergeAttempt(models.Model):
         MergeRequest, on_delete=models.CASCADE, related_name="merge_attempts"
     )
     created_at = models.DateTimeField(help_text="When the call was made.")
-    head_sha = models.CharField(max_length=64)
+    head_sha = models.CharField("head SHA", max_length=64)
     method = models.CharField(max_length=20, blank=True, default="")
     outcome = models.CharField(
         max_length=30,
@@ -602,7 +602,7 @@ class MergeAttempt(models.Model):
         "permanent (or wrong_base, never sent).",
     )
     message = models.TextField(blank=True, default="")
-    merge_commit_sha = models.CharField(max_length=64, blank=True, default="")
+    merge_commit_sha = models.CharField("merge commit SHA", max_length=64, blank=True, default="")
     refusal_kind = models.CharField(
         max_length=30, choices=MergeRefusalKind.choices, blank=True, default=""
     )
