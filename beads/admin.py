@@ -40,7 +40,7 @@ from beads.models import (
     MergeRequest,
     bead_ref,
 )
-from beads.sentences import merge_request_status
+from beads.sentences import merge_request_status, plural
 from beads.services import (
     StaleBeadError,
     TerminalBeadError,
@@ -296,12 +296,14 @@ def _move_beads(
         else:
             moved.append(bead.ref)
     if moved:
-        messages.success(request, f"{verb.capitalize()} {len(moved)} bead(s): {', '.join(moved)}.")
+        messages.success(
+            request, f"{verb.capitalize()} {plural(len(moved), 'bead')}: {', '.join(moved)}."
+        )
     if skipped:
         messages.warning(
             request,
-            f"Skipped {len(skipped)} terminal bead(s): {', '.join(skipped)}. A terminal bead "
-            "never changes status; create a new bead to retry the work.",
+            f"Skipped {plural(len(skipped), 'terminal bead')}: {', '.join(skipped)}. A terminal "
+            "bead never changes status; create a new bead to retry the work.",
         )
     for message in refused:
         messages.error(request, message)

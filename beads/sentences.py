@@ -50,7 +50,8 @@ def _people(names: object) -> str:
     return f"{', '.join(listed[:-1])} or {listed[-1]}"
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """ "1 approval", "2 approvals": for the words that take an s."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -62,7 +63,7 @@ def _blocker_sentence(mr: MergeRequest) -> str:
         # PullRequestSnapshot.approvals_missing); without it, the sentence has no number.
         count = mr.approvals_missing
         if count:
-            needed = _plural(count, "approval")
+            needed = plural(count, "approval")
             return f"needs {needed} from {who}" if who else f"needs {needed} (no reviewer named)"
         return f"needs approval from {who}" if who else "needs an approval (no reviewer named)"
     if blocker == Blocker.CHECKS_FAILING:
@@ -77,7 +78,7 @@ def _blocker_sentence(mr: MergeRequest) -> str:
     if blocker == Blocker.DRAFT:
         return "still a draft"
     if blocker == Blocker.THREADS:
-        return f"{_plural(mr.blocking_threads or 1, 'unresolved review thread')} to settle"
+        return f"{plural(mr.blocking_threads or 1, 'unresolved review thread')} to settle"
     if blocker == Blocker.BEHIND:
         return f"behind {mr.target_branch}, to be updated" if mr.target_branch else "behind"
     if blocker == Blocker.MERGE_QUEUE:

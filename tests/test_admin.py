@@ -323,7 +323,7 @@ def test_close_action_closes_open_beads_through_the_audited_service(admin_client
         "user:admin",
     )
     assert event.user is not None
-    assert "Closed 1 bead(s)" in html
+    assert "Closed 1 bead:" in html
 
 
 @pytest.mark.parametrize("action", ["close_beads"])
@@ -335,7 +335,7 @@ def test_bead_actions_refuse_terminal_beads(admin_client, action):
     failed.refresh_from_db()
     assert (closed.status, failed.status) == (BeadStatus.CLOSED, BeadStatus.FAILED)
     assert not BeadEvent.objects.filter(kind=BeadEventKind.STATUS).exists()
-    assert "Skipped 2 terminal bead(s)" in html
+    assert "Skipped 2 terminal beads:" in html
 
 
 def test_fail_merge_request_action_fails_the_mr_bead_and_frees_the_slot(admin_client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from beads.models import bead_ref
+from beads.sentences import plural
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class RequestFeedbackCheck(Action):
     due: int
 
     def describe(self) -> str:
-        return f"check {self.due} pull request(s) due for feedback"
+        return f"check {plural(self.due, 'pull request')} due for feedback"
 
 
 # Convoy landing (domain.md §5).
