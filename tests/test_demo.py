@@ -53,6 +53,7 @@ def test_demo_town_flows_to_waiting_prs_then_lands_after_approval(fake_github, s
         # PR of Search revamp's suppressed landing.
         detected = TelemetryEvent.objects.filter(name="pr.awaiting_approval_detected")
         assert detected.count() == 4
+        assert all(event.data["reviewers"] == ["alice"] for event in detected)
         # Who is waited on: the code owner GitHub asked for a review.
         assert {tuple(mr.requested_reviewers) for mr in [landing, *waiting]} == {("alice",)}
 

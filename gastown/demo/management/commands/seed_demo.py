@@ -175,6 +175,7 @@ class Command(BaseCommand):
             review_decision="REVIEW_REQUIRED",
             merge_state_status="BLOCKED",
             checks_state="passing",
+            requested_reviewers=["alice"],  # the repository's code owner
             blocker=Blocker.HUMAN_REVIEW,
             waiting_since=now,
             snapshot_at=now,
