@@ -107,6 +107,16 @@ MR_BOOKKEEPING_FIELDS = (
 #: Shown, but read from another field of the row (MergeRequest's properties), never stored.
 _READ_FROM_OTHER_FIELDS = ("awaiting_approval", "changes_requested")
 MR_READONLY_FIELDS = MR_SNAPSHOT_FIELDS + MR_DERIVED_FIELDS + MR_BOOKKEEPING_FIELDS
+#: What heads an MR's page and its inline on its bead's page (the rest is MR_GROUPS).
+MR_HEAD_FIELDS = (
+    "source",
+    "landing_convoy",
+    "branch",
+    "target_branch",
+    "pr_link",
+    "pr_url",
+    "status_text",
+)
 #: How an MR's read-only fields are grouped, on its own page and inline on its bead's.
 MR_GROUPS: tuple[tuple[str, Any], ...] = (
     (
@@ -328,23 +338,7 @@ class MergeRequestInline(TownScoped, admin.StackedInline):
     can_delete = False
     show_change_link = True
     autocomplete_fields = ("source", "landing_convoy")
-    fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "source",
-                    "landing_convoy",
-                    "branch",
-                    "target_branch",
-                    "pr_link",
-                    "pr_url",
-                    "status_text",
-                )
-            },
-        ),
-        *MR_GROUPS,
-    )
+    fieldsets = ((None, {"fields": MR_HEAD_FIELDS}), *MR_GROUPS)
     readonly_fields = ("pr_link", "status_text", *MR_READONLY_FIELDS)
 
     @admin.display(description="pull request")
@@ -627,21 +621,7 @@ class MergeRequestAdmin(TownScopedAdmin):
     autocomplete_fields = ("bead", "source", "landing_convoy")
     actions = override_admin_actions("merge_request")
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "bead",
-                    "source",
-                    "landing_convoy",
-                    "branch",
-                    "target_branch",
-                    "pr_link",
-                    "pr_url",
-                    "status_text",
-                )
-            },
-        ),
+        (None, {"fields": ("bead", *MR_HEAD_FIELDS)}),
         *MR_GROUPS,
         ("Audit: merge calls and bead events", {"fields": ("merge_attempts", "bead_events")}),
     )
