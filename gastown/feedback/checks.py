@@ -613,8 +613,10 @@ class _TownCheck:
         A changed MR is written only if its row still holds the version this pass read: another
         worker (a refused merge parking it, a second check claimed through a webhook) may
         have written it meanwhile, and a stale copy must not undo that (a second merge call,
-        a second wait detected). Those rows are skipped, with their telemetry and follow-up;
-        the next check sees the newer row. The rows are read once, locked, for all MRs.
+        a second wait detected). Those rows are skipped, with their telemetry and follow-up,
+        and asked again at once: the dropped read may be the newer one (a webhook's news, read
+        after a pass that read before it stored), so it must not wait for the PR's cadence,
+        ten minutes for one waiting on a person. The rows are read once, locked, for all MRs.
         Returns the observations stored (or unchanged)."""
         now = self.now
         to_write = {mr.pk: (mr, obs) for mr, obs in observed if obs.changed}
@@ -684,6 +686,9 @@ class _TownCheck:
                 )
             if events:
                 TelemetryEvent.objects.bulk_create(events)
+            if overtaken:
+                MergeRequest.objects.filter(pk__in=overtaken).update(check_requested_at=now)
+                transaction.on_commit(lambda: enqueue_feedback_check(self.town.pk))
         for mr, _ in observed:
             mr.last_successful_check_at = mr.snapshot_at = now
         return observed

@@ -32,6 +32,34 @@ def test_a_pass_whose_copy_is_older_than_the_rows_version_writes_nothing(
     assert (reload(mr).blocker, reload(mr).version) == ("human_review", 2)
 
 
+def test_a_read_dropped_as_stale_is_asked_again_at_once(
+    fake_github, town, rig, clock, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The dropped read may be the newer one (a webhook's news, read after another pass that
+    read before it stored): the PR is asked again at once, not at its cadence (a waiting
+    PR's is ten minutes), and a check is queued for it."""
+    fake_github.create_repo(REPO, required_approvals=1)
+    mr = make_mr(fake_github, rig)
+    real_observe = checks.observe
+    queued: list[int] = []
+
+    def observe_after_another_write(*args, **kwargs):
+        MergeRequest.objects.filter(pk=mr.pk).update(version=F("version") + 1)
+        return real_observe(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "observe", observe_after_another_write)
+    monkeypatch.setattr(checks, "enqueue_feedback_check", lambda town_id: queued.append(town_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run(clock).changed == 0
+    assert reload(mr).check_requested_at is not None
+    assert queued == [town.pk]
+
+    monkeypatch.setattr(checks, "observe", real_observe)
+    assert run(clock).changed == 1  # no time passed: asked for, so due
+    assert reload(mr).check_requested_at is None
+    assert reload(mr).blocker == "human_review"
+
+
 def test_every_stored_check_moves_the_version(fake_github, town, rig, clock):
     fake_github.create_repo(REPO, required_approvals=1)
     mr = make_mr(fake_github, rig)
