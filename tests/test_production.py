@@ -278,7 +278,6 @@ def test_production_processes_end_to_end(tmp_path, spawn, database, redis_queue)
 
         # GitHub tells gastown about the PR: the web process queues a check in Redis at once
         # (the scheduled one is a minute away), and the worker checks the PR on the fake GitHub.
-        asked = _one(conn, "SELECT now()")
         body = json.dumps(
             {
                 "action": "synchronize",
@@ -299,15 +298,20 @@ def test_production_processes_end_to_end(tmp_path, spawn, database, redis_queue)
             },
         )
         assert delivered.status_code in (200, 202), delivered.text
+        # The webhook's answer came after it asked for a check (check_requested_at): a pass
+        # that claims the PR after that clears it, and stores what it read (its snapshot and
+        # last successful check carry the time it claimed at). A pass may have started before
+        # the webhook and claimed after it, so its claim time says nothing here.
         wait_for(
             lambda: conn.execute(
-                "SELECT last_checked_at > %s FROM beads_mergerequest WHERE id = %s",
-                (asked, mr_id),
+                "SELECT check_requested_at IS NULL AND last_successful_check_at = last_checked_at"
+                " FROM beads_mergerequest WHERE id = %s",
+                (mr_id,),
             ).fetchone()[0],
             seconds=20,
             what="the worker's check of the PR",
         )
-        # The claim above moves last_checked_at first; the check's record follows its answer.
+        # The check's record follows its answer.
         wait_for(
             lambda: _one(conn, "SELECT count(*) FROM gastown_feedbackcheckrun WHERE checked > 0"),
             seconds=20,
