@@ -238,7 +238,7 @@ def _check_town(
             conditional_requests=asked,
             not_modified=client.not_modified,
             graphql_points=client.rate_limit.points_spent,
-            token=token_label(town, credential),
+            token=token,
             graphql_remaining=graphql.remaining,
             graphql_reset_at=graphql.reset_at,
             core_remaining=core.remaining,
